@@ -1,0 +1,1 @@
+"""Backends: turn a `StepGraph` into something that runs (KFP IR, local runs)."""

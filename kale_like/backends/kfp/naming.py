@@ -1,0 +1,47 @@
+"""Names in the generated DSL module: valid, readable, and never colliding."""
+
+from __future__ import annotations
+
+import keyword
+import re
+
+# Names the generated module itself uses at module level.
+MODULE_NAMES = frozenset({"dsl", "compiler", "kubernetes", "Input", "Output", "Dataset", "Metrics", "Model",
+                          "Artifact", "typing"})
+RESERVED_ARGUMENTS = frozenset({"metrics", "executor_input"})
+
+
+def python_identifier(name: str, taken: set[str]) -> str:
+    """A Python identifier for `name`, suffixed if it is a keyword or already taken."""
+    candidate = re.sub(r"\W", "_", name) or "_"
+    if candidate[0].isdigit():
+        candidate = "_" + candidate
+    base = candidate
+    counter = 1
+    while keyword.iskeyword(candidate) or candidate in taken or candidate in MODULE_NAMES:
+        candidate = f"{base}_{counter}" if counter > 1 else f"{base}_step"
+        counter += 1
+    taken.add(candidate)
+    return candidate
+
+
+def output_argument(variable: str, taken: set[str]) -> str:
+    """The component argument for an output variable (distinct from inputs of the same name)."""
+    candidate = variable
+    counter = 1
+    while candidate in taken or candidate in RESERVED_ARGUMENTS:
+        candidate = f"{variable}_out" if counter == 1 else f"{variable}_out{counter}"
+        counter += 1
+    taken.add(candidate)
+    return candidate
+
+
+def python_string(text: str) -> str:
+    """A readable literal for embedded code: a raw triple-quoted block when that is exact."""
+    safe = (
+        "'''" not in text
+        and text.endswith("\n")
+        and not any(ord(ch) < 32 and ch not in "\n\t" for ch in text)
+        and "\\\n" not in text
+    )
+    return f"r'''{text}'''" if safe else repr(text)

@@ -1,0 +1,1 @@
+"""Frontends: turn user source (notebooks, decorated functions) into a `StepGraph`."""

@@ -1,0 +1,190 @@
+"""What a piece of Python reads and defines, by libcst scope analysis.
+
+A notebook step's inputs are the names its code reads before (or without) binding them; its
+outputs are the names it binds. libcst's scope provider resolves every access against the
+assignments visible at that point, in source order, which is exactly notebook semantics:
+`x = x + 1` reads an outside `x`, and a function body may use a name bound later in the cell.
+"""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider, ScopeProvider
+
+# Names a notebook has without defining them; the step runtime provides the same ones.
+NOTEBOOK_NAMES = frozenset(dir(builtins)) | {"display", "__name__", "__file__", "get_ipython"}
+
+
+class CodeSyntaxError(ValueError):
+    """The code does not parse; `line`/`column` are 1-based within the code given."""
+
+    def __init__(self, message: str, line: int, column: int):
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
+
+
+@dataclass(frozen=True, slots=True)
+class CodeFacts:
+    """Names a code block binds, reads from outside, and may change in place.
+
+    `reads` maps each free name to the (line, column) of its first read, for error messages.
+    `touches` are read names the code may mutate without rebinding (`df["a"] = 1`,
+    `model.fit(...)`, or aliasing through `[a, b]`): a later reader must get this step's copy.
+    """
+
+    defines: frozenset[str]
+    reads: dict[str, tuple[int, int]]
+    touches: frozenset[str]
+    modules: frozenset[str]
+    star_import: bool
+
+
+def parse(code: str) -> cst.Module:
+    """Parse with libcst, turning its syntax error into a `CodeSyntaxError`."""
+    try:
+        return cst.parse_module(code)
+    except cst.ParserSyntaxError as error:
+        message = error.message.splitlines()[0] if error.message else "invalid syntax"
+        raise CodeSyntaxError(message, error.raw_line, error.raw_column + 1) from None
+    except (RecursionError, MemoryError):
+        raise CodeSyntaxError("code is too deeply nested to analyse", 1, 1) from None
+
+
+def analyze(code: str) -> CodeFacts:
+    """Scope-analyse one code block (a cell, or a group of cells run together)."""
+    module = parse(code)
+    return analyze_module(module)
+
+
+def analyze_module(module: cst.Module) -> CodeFacts:
+    """Scope-analyse an already parsed module."""
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    scopes = {scope for scope in wrapper.resolve(ScopeProvider).values() if scope is not None}
+    positions = wrapper.resolve(PositionProvider)
+    global_scope = next((s for s in scopes if isinstance(s, cst.metadata.GlobalScope)), None)
+    defines = frozenset(_top_name(a.name) for a in global_scope.assignments) if global_scope else frozenset()
+    reads: dict[str, tuple[int, int]] = {}
+    for scope in scopes:
+        for access in scope.accesses:
+            if access.referents or not isinstance(access.node, cst.Name):
+                continue
+            name = access.node.value
+            if name in NOTEBOOK_NAMES:
+                continue
+            where = positions[access.node].start
+            reads[name] = min(reads.get(name, (where.line, where.column + 1)), (where.line, where.column + 1))
+    collector = _Collector(positions)
+    module.visit(collector)
+    for name, where in collector.augmented.items():
+        if name not in reads and not _bound_before(global_scope, positions, name, where):
+            reads[name] = where
+    touches = frozenset(collector.touched & set(reads))
+    return CodeFacts(
+        defines=defines,
+        reads=dict(sorted(reads.items())),
+        touches=touches,
+        modules=frozenset(collector.modules),
+        star_import=collector.star_import,
+    )
+
+
+def top_level_statements(code: str) -> list[str]:
+    """Split code into its top-level statements, each as source (for pruning a prelude)."""
+    module = parse(code)
+    return [module.code_for_node(statement) for statement in module.body]
+
+
+def _top_name(dotted: str) -> str:
+    return dotted.split(".", 1)[0]
+
+
+def _bound_before(scope, positions, name: str, where: tuple[int, int]) -> bool:
+    if scope is None:
+        return False
+    for assignment in scope.assignments[name]:
+        node = getattr(assignment, "node", None)
+        if node is not None and node in positions:
+            start = positions[node].start
+            if (start.line, start.column + 1) < where:
+                return True
+    return False
+
+
+class _Collector(cst.CSTVisitor):
+    """Collects imports, augmented assignments and in-place mutation sites."""
+
+    def __init__(self, positions) -> None:
+        super().__init__()
+        self.positions = positions
+        self.modules: set[str] = set()
+        self.star_import = False
+        self.augmented: dict[str, tuple[int, int]] = {}
+        self.touched: set[str] = set()
+
+    def visit_Import(self, node: cst.Import) -> None:
+        for alias in node.names:
+            self.modules.add(_dotted(alias.name).split(".", 1)[0])
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        if node.relative or node.module is None:
+            return
+        self.modules.add(_dotted(node.module).split(".", 1)[0])
+        if isinstance(node.names, cst.ImportStar):
+            self.star_import = True
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        if isinstance(node.target, cst.Name):
+            start = self.positions[node.target].start
+            self.augmented.setdefault(node.target.value, (start.line, start.column + 1))
+        self._touch(node.target)
+
+    def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
+        self._touch(node.target)
+
+    def visit_Del(self, node: cst.Del) -> None:
+        self._touch(node.target)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if isinstance(node.func, cst.Attribute):
+            self._touch(node.func.value, through_attribute=True)
+
+    def visit_List(self, node: cst.List) -> None:
+        self._alias(node.elements)
+
+    def visit_Tuple(self, node: cst.Tuple) -> None:
+        self._alias(node.elements)
+
+    def visit_Set(self, node: cst.Set) -> None:
+        self._alias(node.elements)
+
+    def visit_Dict(self, node: cst.Dict) -> None:
+        self._alias([e for e in node.elements if isinstance(e, cst.DictElement)])
+
+    def _alias(self, elements) -> None:
+        for element in elements:
+            if isinstance(element.value, cst.Name):
+                self.touched.add(element.value.value)
+
+    def _touch(self, target: cst.BaseExpression, through_attribute: bool = False) -> None:
+        base = target
+        while isinstance(base, (cst.Subscript, cst.Attribute)):
+            base = base.value
+            through_attribute = True
+        if isinstance(base, cst.Name) and through_attribute:
+            self.touched.add(base.value)
+        elif isinstance(base, (cst.Tuple, cst.List)):
+            for element in base.elements:
+                self._touch(element.value)
+
+
+def _dotted(node: cst.BaseExpression) -> str:
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        return f"{_dotted(node.value)}.{node.attr.value}"
+    return ""

@@ -1,0 +1,156 @@
+"""Data dependencies between steps: who produces each name a step reads.
+
+Rules (documented in the README):
+- A step reads a name that it does not bind before reading it: that is an input.
+- The producer is the nearest earlier step (in notebook order) that holds the name: one that binds
+  it, or that received it and may have changed it in place (`df["a"] = ...`, `model.fit(...)`).
+  When the step has `prev:` parents, their ancestors are searched first, so parallel branches
+  declared with `prev:` stay parallel.
+- A name no step, import, function or parameter provides is an error at the place it is read.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+from kale_like.errors import KaleLikeError, SourceLocation
+
+
+@dataclass
+class StepSource:
+    """What the dependency pass needs to know about one step (frontend-internal, mutable)."""
+
+    name: str
+    order: int
+    location: SourceLocation
+    reads: dict[str, SourceLocation]
+    defines: frozenset[str]
+    touches: frozenset[str]
+    prev: list[tuple[str, SourceLocation]] = field(default_factory=list)
+    inputs: dict[str, str] = field(default_factory=dict)
+    parameters: set[str] = field(default_factory=set)
+    outputs: set[str] = field(default_factory=set)
+
+    @property
+    def exports(self) -> set[str]:
+        """Names a later step could take from this one."""
+        return set(self.defines) | (set(self.touches) & set(self.inputs))
+
+    def holds(self, name: str) -> bool:
+        return name in self.defines or name in self.inputs or name in self.parameters
+
+
+def resolve(steps: list[StepSource], parameters: set[str], allow_unknown: bool) -> list[KaleLikeError]:
+    """Fill each step's inputs/parameters and its producers' outputs; return the problems."""
+    errors: list[KaleLikeError] = []
+    by_name = {step.name: step for step in steps}
+    ancestors: dict[str, set[str]] = {}
+    for step in sorted(steps, key=lambda s: s.order):
+        parents = _check_prev(step, by_name, errors)
+        lineage = set(parents)
+        for parent in parents:
+            lineage |= ancestors.get(parent, set())
+        earlier = [s for s in steps if s.order < step.order]
+        for name, where in step.reads.items():
+            producer = _producer(name, earlier, lineage) if parents else _latest(name, earlier)
+            if producer is not None:
+                step.inputs[name] = producer.name
+                producer.outputs.add(name)
+                lineage |= {producer.name} | ancestors.get(producer.name, set())
+            elif name in parameters:
+                step.parameters.add(name)
+            elif not allow_unknown:
+                errors.append(_undefined(name, where, steps, step))
+        ancestors[step.name] = lineage
+    return errors
+
+
+def assign_metrics(
+    metrics: list[tuple[str, SourceLocation]], steps: list[StepSource]
+) -> tuple[dict[str, list[str]], list[KaleLikeError]]:
+    """Each metric is logged by the last step that holds the name."""
+    logged: dict[str, list[str]] = {}
+    errors = []
+    for name, where in metrics:
+        holders = [s for s in steps if s.holds(name)]
+        if not holders:
+            errors.append(
+                KaleLikeError(
+                    f"metric '{name}' is not a variable any step defines",
+                    where,
+                    "list in pipeline-metrics only names that step cells assign",
+                )
+            )
+            continue
+        owner = max(holders, key=lambda s: s.order)
+        logged.setdefault(owner.name, []).append(name)
+    return logged, errors
+
+
+def execution_order(steps: list[StepSource]) -> tuple[list[str], list[KaleLikeError]]:
+    """Topological order, notebook order among ready steps; a cycle is an error naming it."""
+    upstream = {s.name: set(s.inputs.values()) | {p for p, _ in s.prev} for s in steps}
+    order_of = {s.name: s.order for s in steps}
+    waiting = {name: len(parents & set(upstream)) for name, parents in upstream.items()}
+    ready = [(order_of[n], n) for n, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    result = []
+    while ready:
+        _, name = heapq.heappop(ready)
+        result.append(name)
+        for other, parents in upstream.items():
+            if name in parents:
+                waiting[other] -= 1
+                if waiting[other] == 0:
+                    heapq.heappush(ready, (order_of[other], other))
+    if len(result) == len(steps):
+        return result, []
+    stuck = sorted((s for s in steps if s.name not in result), key=lambda s: s.order)
+    names = " -> ".join(s.name for s in stuck)
+    return result, [
+        KaleLikeError(
+            f"the steps {names} depend on each other in a cycle",
+            stuck[0].location,
+            "a prev: tag must name a step that runs earlier; remove the one that closes the loop",
+        )
+    ]
+
+
+def _check_prev(step: StepSource, by_name: dict[str, StepSource], errors: list) -> list[str]:
+    parents = []
+    for parent, where in step.prev:
+        if parent == step.name:
+            errors.append(KaleLikeError(f"step '{step.name}' lists itself in prev:", where))
+        elif parent not in by_name:
+            known = ", ".join(sorted(by_name)) or "none"
+            errors.append(
+                KaleLikeError(
+                    f"prev:{parent} names a step that does not exist",
+                    where,
+                    f"steps in this notebook: {known}",
+                )
+            )
+        else:
+            parents.append(parent)
+    return parents
+
+
+def _producer(name: str, earlier: list[StepSource], lineage: set[str]) -> StepSource | None:
+    """Nearest ancestor holding the name; any earlier step when no ancestor does."""
+    in_lineage = [s for s in earlier if s.name in lineage]
+    return _latest(name, in_lineage) or _latest(name, earlier)
+
+
+def _latest(name: str, candidates: list[StepSource]) -> StepSource | None:
+    holders = [s for s in candidates if name in s.exports]
+    return max(holders, key=lambda s: s.order) if holders else None
+
+
+def _undefined(name: str, where: SourceLocation, steps: list[StepSource], reader: StepSource) -> KaleLikeError:
+    later = [s for s in steps if s.order > reader.order and name in s.defines]
+    if later:
+        hint = f"it is only assigned later, in step '{later[0].name}'; move that code above this step"
+    else:
+        hint = "assign it in an earlier step, import it in an 'imports' cell, or add it to 'pipeline-parameters'"
+    return KaleLikeError(f"name '{name}' is not defined by any earlier step, import, function or parameter", where, hint)

@@ -1,0 +1,61 @@
+"""IPython syntax in notebook cells: kept out of step code, with a warning, never a crash.
+
+A step runs as plain Python in a container, so `%magic`, `!shell` and `obj?` lines cannot run
+there. Each such line becomes `pass` at the same indentation (line numbers stay true for error
+messages). `%pip install X` / `!pip install X` are translated: X is added to the step's packages.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+_LINE_MAGIC = re.compile(r"^(?P<indent>\s*)(?:[%!]|\w+\s*=\s*[%!])")
+_HELP = re.compile(r"^\s*[\w.]+\s*\?{1,2}\s*$")
+_PIP = re.compile(r"^\s*[%!]\s*pip3?\s+install\s+(?P<args>.*)$")
+# Cell magics whose body is still Python.
+_PYTHON_CELL_MAGICS = ("%%time", "%%timeit", "%%capture", "%%prun")
+
+
+@dataclass(frozen=True, slots=True)
+class CleanedCode:
+    """Code with IPython syntax removed, the pip packages it asked for, and what was removed."""
+
+    code: str
+    packages: tuple[str, ...]
+    removed: tuple[tuple[int, str], ...]  # (1-based line, original text)
+
+
+def strip_magics(source: str) -> CleanedCode:
+    """Replace IPython-only lines with `pass`; keep everything else byte for byte."""
+    lines = source.split("\n")
+    removed: list[tuple[int, str]] = []
+    packages: list[str] = []
+    if lines and lines[0].lstrip().startswith("%%"):
+        magic = lines[0].split()[0]
+        removed.append((1, lines[0]))
+        if magic not in _PYTHON_CELL_MAGICS:
+            removed.extend((number, text) for number, text in enumerate(lines[1:], start=2) if text.strip())
+            return CleanedCode("\n" * (len(lines) - 1), (), tuple(removed))
+        lines[0] = ""
+    for index, text in enumerate(lines):
+        if index == 0 and text == "":
+            continue
+        pip = _PIP.match(text)
+        if pip:
+            packages.extend(_pip_requirements(pip.group("args")))
+        magic = _LINE_MAGIC.match(text)
+        if magic or _HELP.match(text):
+            indent = magic.group("indent") if magic else text[: len(text) - len(text.lstrip())]
+            removed.append((index + 1, text))
+            lines[index] = f"{indent}pass"
+    return CleanedCode("\n".join(lines), tuple(packages), tuple(removed))
+
+
+def _pip_requirements(args: str) -> list[str]:
+    try:
+        words = shlex.split(args)
+    except ValueError:
+        return []
+    return [w for w in words if not w.startswith("-") and "{" not in w and "$" not in w]

@@ -1,0 +1,341 @@
+"""Annotated notebook -> `StepGraph`.
+
+Reads the cells (nbformat), sorts them by tag into imports, functions, parameters, metrics and
+steps, scope-analyses each step's code (libcst), resolves which step produces each name a step
+reads, and returns an immutable graph. Every problem found is collected and raised together,
+each with the cell and line it comes from.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import libcst as cst
+
+from kale_like.errors import KaleLikeError, SourceLocation, raise_collected
+from kale_like.frontends import dependencies
+from kale_like.frontends.analysis import CodeSyntaxError, analyze, parse
+from kale_like.frontends.magics import strip_magics
+from kale_like.frontends.notebook_reader import RawCell, read_notebook
+from kale_like.frontends.packages import distributions_for
+from kale_like.frontends.prelude import Prelude
+from kale_like.frontends.settings import SettingsBuilder, pipeline_settings
+from kale_like.frontends.tags import Tag, parse_tag, unknown_tag_hint
+from kale_like.graph.model import CodeBlock, Parameter, Step, StepGraph
+
+SECTION_KINDS = ("imports", "functions", "pipeline-parameters", "pipeline-metrics", "skip", "step")
+
+
+@dataclass
+class _Section:
+    """A run of cells of one kind (a step, imports, ...) as the tags group them."""
+
+    kind: str
+    name: str = ""
+    cells: list[tuple[RawCell, str]] = field(default_factory=list)
+    tags: list[tuple[Tag, SourceLocation]] = field(default_factory=list)
+    packages: list[str] = field(default_factory=list)
+
+
+def notebook_to_graph(path: str | Path) -> StepGraph:
+    """Build the step graph of an annotated notebook (raises KaleLikeError on bad input)."""
+    notebook = read_notebook(path)
+    source = str(path)
+    errors: list[KaleLikeError] = []
+    warnings: list[str] = []
+    sections = _sections(notebook.cells, source, errors, warnings)
+    raise_collected(errors)
+    parameters = _parameters(sections, source, errors)
+    metrics = _metrics(sections, source, errors)
+    shared = [s for s in sections if s.kind in ("imports", "functions")]
+    prelude = Prelude.from_cells(
+        [cell for s in shared for cell in s.cells], source, errors, tuple(p for s in shared for p in s.packages)
+    )
+    steps = [s for s in sections if s.kind == "step"]
+    if not steps and not errors:
+        errors.append(
+            KaleLikeError(
+                "no step cells: nothing to turn into a pipeline",
+                SourceLocation(source),
+                "tag at least one code cell 'step:NAME' (e.g. step:load_data)",
+            )
+        )
+    raise_collected(errors)
+    settings, meta_warnings = pipeline_settings(notebook.metadata, Path(source).stem)
+    warnings.extend(meta_warnings)
+    drafts, code_of = _analyse_steps(steps, prelude, source, errors)
+    raise_collected(errors)
+    errors.extend(dependencies.resolve(drafts, {p.name for p in parameters}, prelude.star_import))
+    logged, metric_errors = dependencies.assign_metrics(metrics, drafts)
+    errors.extend(metric_errors)
+    order, order_errors = dependencies.execution_order(drafts)
+    errors.extend(order_errors)
+    raise_collected(errors)
+    defaults = SettingsBuilder.from_metadata(notebook.metadata, source, errors)
+    by_name = {d.name: d for d in drafts}
+    built = []
+    for name in order:
+        section = next(s for s in steps if s.name == name)
+        built.append(_build_step(section, by_name[name], code_of[name], prelude, logged, defaults, source, errors))
+    raise_collected(errors)
+    return StepGraph(
+        source=source,
+        settings=settings,
+        steps=tuple(built),
+        parameters=tuple(parameters),
+        metrics=tuple(name for name, _ in metrics),
+        warnings=tuple(warnings),
+    )
+
+
+def _sections(cells, source: str, errors: list, warnings: list) -> list[_Section]:
+    """Group cells by their tags; untagged cells continue the section above them."""
+    sections: list[_Section] = []
+    steps: dict[str, _Section] = {}
+    current: _Section | None = None
+    for cell in cells:
+        where = SourceLocation(source, cell.index)
+        tags = []
+        for raw in cell.tags:
+            tag = parse_tag(raw)
+            if tag is None:
+                errors.append(KaleLikeError(f"unknown tag '{raw}'", where, unknown_tag_hint(raw)))
+            else:
+                tags.append(tag)
+        kinds = [t for t in tags if t.kind in SECTION_KINDS]
+        if len({(t.kind, t.fields) for t in kinds}) > 1:
+            listed = ", ".join(t.raw for t in kinds)
+            errors.append(KaleLikeError(f"the cell has more than one cell kind: {listed}", where, "keep one"))
+            continue
+        cleaned = strip_magics(cell.source)
+        for line, text in cleaned.removed:
+            warnings.append(f"{SourceLocation(source, cell.index, line=line).render()}: IPython line left out: {text.strip()}")
+        if kinds:
+            kind = kinds[0]
+            if kind.kind == "step":
+                name = kind.get("name")
+                current = steps.get(name)
+                if current is None:
+                    current = steps[name] = _Section("step", name)
+                    sections.append(current)
+            else:
+                current = _Section(kind.kind)
+                sections.append(current)
+        elif current is None:
+            if cell.source.strip() or cell.tags:
+                errors.append(
+                    KaleLikeError(
+                        "this code cell has no tag and no tagged cell above it to continue",
+                        where,
+                        "tag it: imports, functions, pipeline-parameters, step:NAME or skip",
+                    )
+                )
+            continue
+        for tag in tags:
+            if tag.kind in SECTION_KINDS:
+                continue
+            if current.kind != "step":
+                errors.append(
+                    KaleLikeError(f"tag '{tag.raw}' only applies to step cells", where, "move it to a step:NAME cell")
+                )
+            else:
+                current.tags.append((tag, where))
+        if current.kind != "skip":
+            current.cells.append((cell, cleaned.code))
+            current.packages.extend(cleaned.packages)
+    return sections
+
+
+def _parameters(sections: list[_Section], source: str, errors: list) -> list[Parameter]:
+    result: dict[str, Parameter] = {}
+    for section in (s for s in sections if s.kind == "pipeline-parameters"):
+        for cell, code in section.cells:
+            for statement, line in _statements(cell, code, source, errors):
+                parameter = _parameter(statement, SourceLocation(source, cell.index, line=line), errors)
+                if parameter is not None:
+                    result[parameter.name] = parameter
+    return list(result.values())
+
+
+_TYPE_OF = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict"}
+
+
+def _parameter(statement: cst.BaseStatement, where: SourceLocation, errors: list) -> Parameter | None:
+    small = statement.body[0] if isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1 else None
+    target = value = annotation = None
+    if isinstance(small, cst.Assign) and len(small.targets) == 1:
+        target, value = small.targets[0].target, small.value
+    elif isinstance(small, cst.AnnAssign) and small.value is not None:
+        target, value, annotation = small.target, small.value, small.annotation.annotation
+    if not isinstance(target, cst.Name):
+        errors.append(
+            KaleLikeError(
+                "a pipeline-parameters cell may only hold 'NAME = value' lines",
+                where,
+                "move other code to a step cell",
+            )
+        )
+        return None
+    try:
+        default = ast.literal_eval(cst.Module([]).code_for_node(value).strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        errors.append(
+            KaleLikeError(
+                f"parameter '{target.value}' must be a literal value (a number, string, bool, list or dict)",
+                where,
+                "compute derived values in a step instead",
+            )
+        )
+        return None
+    type_name = _TYPE_OF.get(type(default))
+    if isinstance(default, tuple):
+        default, type_name = list(default), "list"
+    declared = annotation.value if isinstance(annotation, cst.Name) else None
+    if declared == "float" and type_name == "int":
+        default, type_name = float(default), "float"
+    if type_name is None or (declared and declared != type_name):
+        errors.append(
+            KaleLikeError(
+                f"parameter '{target.value}' has a value of type {type(default).__name__}",
+                where,
+                "pipeline parameters are int, float, str, bool, list or dict",
+            )
+        )
+        return None
+    return Parameter(target.value, type_name, default, where)
+
+
+def _metrics(sections: list[_Section], source: str, errors: list) -> list[tuple[str, SourceLocation]]:
+    result = []
+    for section in (s for s in sections if s.kind == "pipeline-metrics"):
+        for cell, code in section.cells:
+            for statement, line in _statements(cell, code, source, errors):
+                where = SourceLocation(source, cell.index, line=line)
+                name = _metric_name(statement)
+                if name is None:
+                    errors.append(
+                        KaleLikeError(
+                            "a pipeline-metrics cell may only hold 'print(name)' or 'name' lines",
+                            where,
+                            "compute the metric in a step and list its variable here",
+                        )
+                    )
+                elif name not in {n for n, _ in result}:
+                    result.append((name, where))
+    return result
+
+
+def _metric_name(statement: cst.BaseStatement) -> str | None:
+    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+        return None
+    small = statement.body[0]
+    if not isinstance(small, cst.Expr):
+        return None
+    value = small.value
+    if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value == "print":
+        if len(value.args) == 1 and value.args[0].keyword is None and value.args[0].star == "":
+            value = value.args[0].value
+    return value.value if isinstance(value, cst.Name) else None
+
+
+def _statements(cell: RawCell, code: str, source: str, errors: list):
+    """Top-level statements of a cell with their 1-based line numbers."""
+    try:
+        module = parse(code)
+    except CodeSyntaxError as error:
+        errors.append(_syntax_error(error, source, cell))
+        return []
+    wrapper = cst.MetadataWrapper(module, unsafe_skip_copy=True)
+    positions = wrapper.resolve(cst.metadata.PositionProvider)
+    return [(s, positions[s].start.line) for s in module.body if s in positions]
+
+
+def _syntax_error(error: CodeSyntaxError, source: str, cell: RawCell, line_offset: int = 0, step: str | None = None):
+    return KaleLikeError(
+        f"syntax error: {error.message}",
+        SourceLocation(source, cell.index, step, error.line - line_offset, error.column),
+        "fix the code so the cell runs in a notebook",
+    )
+
+
+def _analyse_steps(steps: list[_Section], prelude: Prelude, source: str, errors: list):
+    """Scope-analyse each step's joined cells; map read positions back to cells."""
+    drafts = []
+    code_of = {}
+    for section in steps:
+        blocks, offsets = [], []
+        line = 1
+        ok = True
+        for cell, code in section.cells:
+            try:
+                parse(code)
+            except CodeSyntaxError as error:
+                errors.append(_syntax_error(error, source, cell, step=section.name))
+                ok = False
+            offsets.append((line, cell))
+            blocks.append(code)
+            line += code.count("\n") + 1
+        first = section.cells[0][0] if section.cells else None
+        location = SourceLocation(source, first.index if first else None, section.name)
+        if not ok:
+            continue
+        facts = analyze("\n".join(blocks))
+        reads = {}
+        needed = prelude.external_reads(set(facts.reads), facts.defines)
+        for name in needed:
+            if name in facts.reads:
+                cell_line, cell = _cell_at(offsets, facts.reads[name][0])
+                reads[name] = SourceLocation(source, cell.index, section.name, cell_line, facts.reads[name][1])
+            else:
+                reads[name] = prelude.location_of_read(name) or location
+        prev = [(t.get("name"), w) for t, w in section.tags if t.kind == "prev"]
+        drafts.append(
+            dependencies.StepSource(
+                name=section.name,
+                order=first.index if first else 0,
+                location=location,
+                reads=reads,
+                defines=facts.defines,
+                touches=facts.touches,
+                prev=prev,
+            )
+        )
+        code_of[section.name] = (tuple(CodeBlock(code, SourceLocation(source, c.index, section.name)) for c, code in section.cells), facts)
+    return drafts, code_of
+
+
+def _cell_at(offsets, line: int):
+    start, cell = offsets[0]
+    for candidate_start, candidate in offsets:
+        if candidate_start <= line:
+            start, cell = candidate_start, candidate
+    return line - start + 1, cell
+
+
+def _build_step(section, draft, code_and_facts, prelude: Prelude, logged, defaults, source, errors) -> Step:
+    code, facts = code_and_facts
+    prelude_blocks, prelude_modules = prelude.blocks_for(set(facts.reads))
+    settings = defaults.with_tags(section.tags, errors)
+    packages = set(distributions_for(facts.modules | prelude_modules))
+    packages.update(section.packages)
+    packages.update(prelude.packages)
+    packages.update(settings.extra_packages)
+    return Step(
+        name=section.name,
+        code=code,
+        location=draft.location,
+        prelude=prelude_blocks,
+        inputs=tuple(sorted(draft.inputs.items())),
+        outputs=tuple(sorted(draft.outputs)),
+        parameters=tuple(sorted(draft.parameters)),
+        metrics=tuple(logged.get(section.name, ())),
+        packages=tuple(sorted(packages)),
+        after=tuple(dict.fromkeys(p for p, _ in draft.prev)),
+        settings=replace(settings, extra_packages=()),
+    )
+
+
+_VALID_PIPELINE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")

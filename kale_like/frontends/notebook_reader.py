@@ -1,0 +1,106 @@
+"""Reading a notebook file into plain cells, with a clear error for anything that is not one."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from kale_like.errors import KaleLikeError, SourceLocation
+
+
+@dataclass(frozen=True, slots=True)
+class RawCell:
+    """A code cell as the user sees it: its position among all cells, source and tags."""
+
+    index: int
+    source: str
+    tags: tuple[str, ...]
+    cell_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RawNotebook:
+    path: str
+    cells: tuple[RawCell, ...]
+    metadata: dict
+
+
+def read_notebook(path: str | Path) -> RawNotebook:
+    """Read a notebook of any nbformat version (older ones are upgraded to v4)."""
+    where = SourceLocation(str(path))
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise KaleLikeError("file not found", where, "check the path") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise KaleLikeError(f"cannot read the file: {error}", where) from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise KaleLikeError(
+            f"not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})",
+            where,
+            "a notebook is a JSON .ipynb file; was it saved completely?",
+        ) from None
+    if not isinstance(document, dict) or "cells" not in document and "worksheets" not in document:
+        raise KaleLikeError(
+            "this JSON file is not a Jupyter notebook (it has no 'cells')",
+            where,
+            "pass an .ipynb notebook or a .py file with @pipeline functions",
+        )
+    notebook = _as_v4(text, document.get("nbformat"), where)
+    return RawNotebook(str(path), tuple(_code_cells(notebook, where)), dict(notebook.get("metadata") or {}))
+
+
+def _as_v4(text: str, version: object, where: SourceLocation) -> dict:
+    """Let nbformat read the notebook, upgrading nbformat 3 (or older) to 4."""
+    import nbformat
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return nbformat.reads(text, as_version=4)
+    except Exception as error:  # nbformat raises many kinds for malformed input
+        raise KaleLikeError(
+            f"cannot read this nbformat {version} notebook as version 4: {error}",
+            where,
+            "open and re-save it in a current Jupyter",
+        ) from None
+
+
+def _code_cells(notebook: dict, where: SourceLocation) -> list[RawCell]:
+    cells = notebook.get("cells")
+    if not isinstance(cells, list):
+        raise KaleLikeError("the notebook's 'cells' is not a list", where)
+    result = []
+    for index, cell in enumerate(cells):
+        if not isinstance(cell, dict):
+            raise KaleLikeError(f"cell {index} is not a JSON object", where)
+        if cell.get("cell_type") != "code":
+            continue
+        result.append(
+            RawCell(
+                index=index,
+                source=_text(cell.get("source", ""), where, index),
+                tags=_tags(cell.get("metadata"), where, index),
+                cell_id=cell.get("id") if isinstance(cell.get("id"), str) else None,
+            )
+        )
+    return result
+
+
+def _text(source: object, where: SourceLocation, index: int) -> str:
+    if isinstance(source, str):
+        return source
+    if isinstance(source, list) and all(isinstance(line, str) for line in source):
+        return "".join(source)
+    raise KaleLikeError(f"cell {index}: 'source' must be text", where)
+
+
+def _tags(metadata: object, where: SourceLocation, index: int) -> tuple[str, ...]:
+    tags = (metadata or {}).get("tags", []) if isinstance(metadata, dict) else []
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise KaleLikeError(f"cell {index}: metadata 'tags' must be a list of strings", where)
+    return tuple(tags)

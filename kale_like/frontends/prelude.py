@@ -1,0 +1,109 @@
+"""The `imports` and `functions` cells, pruned per step to what that step uses.
+
+Kale prepends these cells whole to every step, so every step installs every package the notebook
+imports. Here each top-level statement is analysed once; a step carries only the definitions it
+reaches (transitively: a function calling another pulls it in) plus every statement that defines
+nothing (`np.random.seed(0)`, `warnings.filterwarnings(...)`), which runs for its side effect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kale_like.errors import KaleLikeError, SourceLocation
+from kale_like.frontends.analysis import CodeSyntaxError, analyze, parse
+from kale_like.graph.model import CodeBlock
+
+
+@dataclass(frozen=True, slots=True)
+class _Statement:
+    code: str
+    cell_index: int
+    line: int
+    defines: frozenset[str]
+    reads: dict[str, tuple[int, int]]
+    modules: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Prelude:
+    source: str
+    statements: tuple[_Statement, ...]
+    packages: tuple[str, ...]
+    star_import: bool
+
+    @classmethod
+    def from_cells(
+        cls, cells, source: str, errors: list[KaleLikeError], packages: tuple[str, ...] = ()
+    ) -> Prelude:
+        """Analyse each top-level statement of the imports/functions cells."""
+        statements = []
+        star = False
+        for cell, code in cells:
+            try:
+                module = parse(code)
+            except CodeSyntaxError as error:
+                errors.append(
+                    KaleLikeError(
+                        f"syntax error: {error.message}",
+                        SourceLocation(source, cell.index, None, error.line, error.column),
+                        "fix the code so the cell runs in a notebook",
+                    )
+                )
+                continue
+            line = 1
+            for node in module.body:
+                text = module.code_for_node(node)
+                facts = analyze(text)
+                star = star or facts.star_import
+                statements.append(
+                    _Statement(text, cell.index, line, facts.defines, facts.reads, facts.modules)
+                )
+                line += text.count("\n") if text.endswith("\n") else text.count("\n") + 1
+        return cls(source, tuple(statements), tuple(packages), star)
+
+    def _included(self, wanted: set[str]) -> list[_Statement]:
+        needed = set(wanted)
+        chosen: set[int] = set()
+        changed = True
+        while changed:
+            changed = False
+            for index, statement in enumerate(self.statements):
+                if index in chosen:
+                    continue
+                if not statement.defines or statement.defines & needed:
+                    chosen.add(index)
+                    needed |= set(statement.reads)
+                    changed = True
+        return [s for i, s in enumerate(self.statements) if i in chosen]
+
+    def external_reads(self, step_reads: set[str], step_defines: frozenset[str]) -> set[str]:
+        """Names the step needs from other steps or parameters, prelude included."""
+        included = self._included(step_reads)
+        defined = set().union(*(s.defines for s in self.statements)) if self.statements else set()
+        from_prelude = set().union(*(s.reads for s in included)) if included else set()
+        return (set(step_reads) - defined) | (from_prelude - defined - set(step_defines))
+
+    def location_of_read(self, name: str) -> SourceLocation | None:
+        for statement in self.statements:
+            if name in statement.reads:
+                line, column = statement.reads[name]
+                return SourceLocation(self.source, statement.cell_index, None, statement.line + line - 1, column)
+        return None
+
+    def blocks_for(self, step_reads: set[str]) -> tuple[tuple[CodeBlock, ...], frozenset[str]]:
+        """The prelude code a step carries, one block per cell, and the modules it imports."""
+        included = self._included(step_reads)
+        blocks: list[CodeBlock] = []
+        current_cell, parts = None, []
+        for statement in included + [None]:
+            if statement is None or statement.cell_index != current_cell:
+                if parts:
+                    code = "".join(parts)
+                    blocks.append(CodeBlock(code, SourceLocation(self.source, current_cell)))
+                if statement is None:
+                    break
+                current_cell, parts = statement.cell_index, []
+            parts.append(statement.code if statement.code.endswith("\n") else statement.code + "\n")
+        modules = frozenset().union(*(s.modules for s in included)) if included else frozenset()
+        return tuple(blocks), modules

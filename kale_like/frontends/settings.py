@@ -1,0 +1,130 @@
+"""Pipeline identity and per-step run settings, from notebook metadata and cell tags.
+
+Kale keeps pipeline settings in the notebook metadata `kubeflow_notebook`. Known keys are honoured;
+keys Kale no longer reads (like `docker_image`) or that kale_like does not support produce a
+warning, never a failure, so a Kale user's notebook works as it is.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from kale_like.errors import KaleLikeError, SourceLocation
+from kale_like.frontends.tags import GPU_RESOURCES, KNOWN_RESOURCES, Tag, parse_tag
+from kale_like.graph.model import PipelineSettings, Secret, StepSettings
+
+_HONOURED = {"pipeline_name", "experiment_name", "experiment", "pipeline_description", "base_image",
+             "enable_caching", "steps_defaults"}
+_IGNORED_IF_EMPTY = {"docker_image", "volumes", "katib_run", "katib_metadata", "snapshot_volumes",
+                     "autosnapshot", "storage_class_name", "volume_access_mode", "abs_working_dir"}
+
+
+def pipeline_name_from(text: str) -> str:
+    """A valid KFP pipeline name (lowercase letters, digits, dashes) made from any text."""
+    name = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return (name or "pipeline")[:128]
+
+
+def pipeline_settings(metadata: dict, stem: str) -> tuple[PipelineSettings, list[str]]:
+    """Pipeline identity and defaults from `kubeflow_notebook` metadata, with warnings."""
+    meta = metadata.get("kubeflow_notebook") or {}
+    warnings = []
+    if not isinstance(meta, dict):
+        return PipelineSettings(pipeline_name_from(stem)), ["notebook metadata 'kubeflow_notebook' is not an object; ignored"]
+    experiment = meta.get("experiment_name") or ""
+    if not experiment and isinstance(meta.get("experiment"), dict):
+        experiment = meta["experiment"].get("name") or ""
+    image = meta.get("base_image") or ""
+    for key in sorted(set(meta) - _HONOURED):
+        value = meta[key]
+        if key == "docker_image" and value and not image:
+            image = value
+            warnings.append("notebook metadata 'docker_image' is Kale's old key; used as base_image")
+        elif key in _IGNORED_IF_EMPTY and not value:
+            warnings.append(f"notebook metadata '{key}' is not used by kale_like; ignored")
+        else:
+            warnings.append(f"notebook metadata '{key}' is not supported by kale_like; ignored")
+    name = meta.get("pipeline_name") or pipeline_name_from(stem)
+    settings = PipelineSettings(
+        name=str(name),
+        description=str(meta.get("pipeline_description") or ""),
+        experiment=str(experiment),
+        cache=bool(meta.get("enable_caching", True)),
+    )
+    if image:
+        settings = replace(settings, image=str(image))
+    return settings, warnings
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsBuilder:
+    """Applies tags on top of defaults (the notebook's `steps_defaults`, then the step's tags)."""
+
+    defaults: StepSettings
+
+    @classmethod
+    def from_metadata(cls, metadata: dict, source: str, errors: list) -> SettingsBuilder:
+        meta = metadata.get("kubeflow_notebook") or {}
+        raw = meta.get("steps_defaults") or [] if isinstance(meta, dict) else []
+        where = SourceLocation(source)
+        tags = []
+        for text in raw if isinstance(raw, list) else []:
+            tag = parse_tag(str(text))
+            if tag is None:
+                errors.append(KaleLikeError(f"unknown tag '{text}' in notebook metadata steps_defaults", where))
+            else:
+                tags.append((tag, where))
+        return cls(_apply(StepSettings(), tags, errors))
+
+    def with_tags(self, tags: list[tuple[Tag, SourceLocation]], errors: list) -> StepSettings:
+        return _apply(self.defaults, tags, errors)
+
+
+def _apply(settings: StepSettings, tags: list[tuple[Tag, SourceLocation]], errors: list) -> StepSettings:
+    for tag, where in tags:
+        kind = tag.kind
+        if kind == "image":
+            settings = replace(settings, image=tag.get("image"))
+        elif kind in ("limit", "request"):
+            resource, value = tag.get("resource"), tag.get("value")
+            if resource not in KNOWN_RESOURCES and not resource.endswith(("/gpu", "/tpu")):
+                errors.append(
+                    KaleLikeError(
+                        f"unknown resource '{resource}' in '{tag.raw}'",
+                        where,
+                        "resources are " + ", ".join(KNOWN_RESOURCES),
+                    )
+                )
+                continue
+            problem = _resource_value_problem(resource, value)
+            if problem:
+                errors.append(KaleLikeError(f"{problem} in '{tag.raw}'", where))
+                continue
+            field = "limits" if kind == "limit" else "requests"
+            kept = tuple(item for item in getattr(settings, field) if item[0] != resource)
+            settings = replace(settings, **{field: kept + ((resource, value),)})
+        elif kind == "cache":
+            settings = replace(settings, cache=tag.get("state") == "enabled")
+        elif kind == "retries":
+            settings = replace(settings, retries=int(tag.get("count")))
+        elif kind == "secret":
+            secret = Secret(tag.get("secret"), tag.get("key"), tag.get("env"))
+            settings = replace(settings, secrets=settings.secrets + (secret,))
+        elif kind in ("annotation", "label", "env"):
+            field = {"annotation": "annotations", "label": "labels", "env": "env"}[kind]
+            item = (tag.get("key"), tag.get("value"))
+            settings = replace(settings, **{field: getattr(settings, field) + (item,)})
+        elif kind == "packages":
+            extra = tuple(p for p in tag.get("packages").split(",") if p)
+            settings = replace(settings, extra_packages=settings.extra_packages + extra)
+    return settings
+
+
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+
+
+def _resource_value_problem(resource: str, value: str) -> str:
+    if resource in GPU_RESOURCES or resource.endswith(("/gpu", "/tpu")):
+        return "" if value.isdigit() and int(value) > 0 else f"GPU count must be a positive integer, not '{value}'"
+    return "" if _QUANTITY.match(value) else f"'{value}' is not a Kubernetes quantity (e.g. 500m, 2, 1Gi)"

@@ -1,0 +1,109 @@
+"""The cell-tag grammar, defined once.
+
+Tags are ordinary Jupyter cell tags, compatible with Kubeflow Kale (2.x and the older `block:`
+dialect). `TAG_GRAMMAR` is the single definition: the parser below reads it, and `grammar_json`
+exports it for the JupyterLab panel so the two sides can never drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+NAME = r"[a-z_][a-z0-9_]*"
+KEY = r"[A-Za-z0-9_./-]+"
+
+# kind -> (regex with named groups, what it means). Order matters only for documentation.
+TAG_GRAMMAR: dict[str, tuple[str, str]] = {
+    "imports": (r"imports", "imports prepended to every step that uses them"),
+    "functions": (r"functions", "functions and classes available to every step"),
+    "pipeline-parameters": (r"pipeline-parameters", "NAME = literal lines become parameters"),
+    "pipeline-metrics": (r"pipeline-metrics", "print(name) lines become KFP metrics"),
+    "skip": (r"skip", "the cell is left out of the pipeline"),
+    "step": (rf"(?:step|block):(?P<name>{NAME})", "the cell starts (or continues) a step"),
+    "prev": (rf"prev:(?P<name>{NAME})", "the step runs after that earlier step"),
+    "image": (r"image:(?P<image>\S+)", "container image for the step"),
+    "limit": (rf"limit:(?P<resource>{KEY}):(?P<value>\S+)", "resource limit (cpu, memory, GPU)"),
+    "request": (rf"request:(?P<resource>{KEY}):(?P<value>\S+)", "resource request"),
+    "cache": (r"cache:(?P<state>enabled|disabled)", "KFP caching for the step"),
+    "retries": (r"retries:(?P<count>[0-9]+)", "retry a failed step up to N times"),
+    "secret": (
+        rf"secret:(?P<secret>{KEY}):(?P<key>{KEY}):(?P<env>[A-Za-z_][A-Za-z0-9_]*)",
+        "expose a Kubernetes secret key as an environment variable",
+    ),
+    "annotation": (rf"annotation:(?P<key>{KEY}):(?P<value>.*)", "pod annotation"),
+    "label": (rf"label:(?P<key>{KEY}):(?P<value>.*)", "pod label"),
+    "env": (r"env:(?P<key>[A-Za-z_][A-Za-z0-9_]*):(?P<value>.*)", "environment variable"),
+    "packages": (r"packages:(?P<packages>\S+)", "comma-separated extra pip packages"),
+    "report": (r"report:(?P<state>enabled|disabled)", "Kale's HTML report switch (ignored)"),
+}
+
+CELL_KINDS = ("imports", "functions", "pipeline-parameters", "pipeline-metrics", "skip", "step")
+GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
+KNOWN_RESOURCES = ("cpu", "memory") + GPU_RESOURCES
+
+_COMPILED = {kind: re.compile(rf"^{pattern}$") for kind, (pattern, _) in TAG_GRAMMAR.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    """One parsed tag: its kind and the named fields of its grammar row."""
+
+    raw: str
+    kind: str
+    fields: tuple[tuple[str, str], ...] = ()
+
+    def get(self, field: str) -> str:
+        return dict(self.fields)[field]
+
+
+def parse_tag(raw: str) -> Tag | None:
+    """Parse one tag; None when it matches no grammar row."""
+    text = raw.strip()
+    for kind, pattern in _COMPILED.items():
+        match = pattern.match(text)
+        if match:
+            return Tag(text, kind, tuple(sorted(match.groupdict().items())))
+    return None
+
+
+def unknown_tag_hint(raw: str) -> str:
+    """A suggestion for a tag that did not parse, naming the closest valid form."""
+    prefix = raw.split(":", 1)[0]
+    if prefix in ("step", "block", "prev"):
+        return f"step names are lowercase letters, digits and '_', e.g. '{prefix}:load_data'"
+    if prefix == "notebook":
+        return "notebook composition ('notebook:' cells) is not supported; call a @pipeline instead"
+    for kind, (pattern, meaning) in TAG_GRAMMAR.items():
+        if prefix == kind.split("-")[0] and ":" in pattern:
+            return f"'{kind}' tags look like {pattern_example(kind)} ({meaning})"
+    return "known tags: " + ", ".join(pattern_example(k) for k in TAG_GRAMMAR)
+
+
+def pattern_example(kind: str) -> str:
+    """A human example of each tag kind (used in messages and the README)."""
+    return {
+        "step": "step:NAME",
+        "prev": "prev:NAME",
+        "image": "image:REF",
+        "limit": "limit:RESOURCE:VALUE",
+        "request": "request:RESOURCE:VALUE",
+        "cache": "cache:enabled|disabled",
+        "retries": "retries:N",
+        "secret": "secret:SECRET:KEY:ENV",
+        "annotation": "annotation:KEY:VALUE",
+        "label": "label:KEY:VALUE",
+        "env": "env:NAME:VALUE",
+        "packages": "packages:PKG[,PKG...]",
+        "report": "report:enabled|disabled",
+    }.get(kind, kind)
+
+
+def grammar_json() -> str:
+    """The grammar as JSON, for the JupyterLab panel (generated, never hand-copied)."""
+    rows = [
+        {"kind": kind, "pattern": pattern, "example": pattern_example(kind), "meaning": meaning}
+        for kind, (pattern, meaning) in TAG_GRAMMAR.items()
+    ]
+    return json.dumps({"name": NAME, "cellKinds": list(CELL_KINDS), "tags": rows}, indent=2)

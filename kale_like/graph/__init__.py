@@ -1,0 +1,1 @@
+"""The step graph model shared by every frontend and backend."""

@@ -1,0 +1,1 @@
+"""Code that runs inside a step. Self-contained: it is embedded into every KFP component."""
