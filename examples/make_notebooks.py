@@ -171,6 +171,7 @@ WINE = (
             print(f"loaded {len(wine_df)} wines with {wine_df.shape[1] - 1} features")
             """,
             "step:load_data",
+            "packages:pandas",
         ),
         md("A quick look at the data (exploration only, skipped in the pipeline):"),
         code(

@@ -8,6 +8,7 @@ assignments visible at that point, in source order, which is exactly notebook se
 
 from __future__ import annotations
 
+import ast
 import builtins
 from dataclasses import dataclass
 
@@ -49,10 +50,22 @@ def parse(code: str) -> cst.Module:
     try:
         return cst.parse_module(code)
     except cst.ParserSyntaxError as error:
-        message = error.message.splitlines()[0] if error.message else "invalid syntax"
-        raise CodeSyntaxError(message, error.raw_line, error.raw_column + 1) from None
+        raise _python_syntax_error(code) or CodeSyntaxError(
+            "kale_like cannot analyse this syntax", error.raw_line, error.raw_column + 1
+        ) from None
     except (RecursionError, MemoryError):
         raise CodeSyntaxError("code is too deeply nested to analyse", 1, 1) from None
+
+
+def _python_syntax_error(code: str) -> CodeSyntaxError | None:
+    """Python's own message and position, which users know from their notebook."""
+    try:
+        compile(code, "<cell>", "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as error:
+        return CodeSyntaxError(error.msg, error.lineno or 1, error.offset or 1)
+    except (ValueError, RecursionError, MemoryError) as error:
+        return CodeSyntaxError(str(error) or "invalid source", 1, 1)
+    return None
 
 
 def analyze(code: str) -> CodeFacts:

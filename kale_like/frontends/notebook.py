@@ -9,7 +9,6 @@ each with the cell and line it comes from.
 from __future__ import annotations
 
 import ast
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -76,10 +75,11 @@ def notebook_to_graph(path: str | Path) -> StepGraph:
     raise_collected(errors)
     defaults = SettingsBuilder.from_metadata(notebook.metadata, source, errors)
     by_name = {d.name: d for d in drafts}
-    built = []
+    built: list[Step] = []
     for name in order:
         section = next(s for s in steps if s.name == name)
-        built.append(_build_step(section, by_name[name], code_of[name], prelude, logged, defaults, source, errors))
+        step = _build_step(section, by_name[name], code_of[name], prelude, logged, defaults, source, errors)
+        built.append(_with_producer_packages(step, built))
     raise_collected(errors)
     return StepGraph(
         source=source,
@@ -121,18 +121,19 @@ def _sections(cells, source: str, errors: list, warnings: list) -> list[_Section
                 if current is None:
                     current = steps[name] = _Section("step", name)
                     sections.append(current)
+            elif kind.kind == "skip":
+                _reject_settings_tags(tags, where, errors)
+                continue  # like Kale: untagged cells after a skip continue the section above it
             else:
                 current = _Section(kind.kind)
                 sections.append(current)
         elif current is None:
-            if cell.source.strip() or cell.tags:
-                errors.append(
-                    KaleLikeError(
-                        "this code cell has no tag and no tagged cell above it to continue",
-                        where,
-                        "tag it: imports, functions, pipeline-parameters, step:NAME or skip",
-                    )
+            if cell.source.strip():
+                warnings.append(
+                    f"{where.render()}: untagged cell before any tagged cell; left out "
+                    "(tag it imports, functions, pipeline-parameters or step:NAME to keep it)"
                 )
+            _reject_settings_tags(tags, where, errors)
             continue
         for tag in tags:
             if tag.kind in SECTION_KINDS:
@@ -143,10 +144,17 @@ def _sections(cells, source: str, errors: list, warnings: list) -> list[_Section
                 )
             else:
                 current.tags.append((tag, where))
-        if current.kind != "skip":
-            current.cells.append((cell, cleaned.code))
-            current.packages.extend(cleaned.packages)
+        current.cells.append((cell, cleaned.code))
+        current.packages.extend(cleaned.packages)
     return sections
+
+
+def _reject_settings_tags(tags: list[Tag], where: SourceLocation, errors: list) -> None:
+    for tag in tags:
+        if tag.kind not in SECTION_KINDS:
+            errors.append(
+                KaleLikeError(f"tag '{tag.raw}' only applies to step cells", where, "move it to a step:NAME cell")
+            )
 
 
 def _parameters(sections: list[_Section], source: str, errors: list) -> list[Parameter]:
@@ -338,4 +346,8 @@ def _build_step(section, draft, code_and_facts, prelude: Prelude, logged, defaul
     )
 
 
-_VALID_PIPELINE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
+def _with_producer_packages(step: Step, built: list[Step]) -> Step:
+    """A value made with a package (a pandas frame, a fitted model) needs it to be read back."""
+    producers = {p for _, p in step.inputs}
+    inherited = {package for other in built if other.name in producers for package in other.packages}
+    return replace(step, packages=tuple(sorted(set(step.packages) | inherited)))

@@ -97,6 +97,15 @@ def _apply(settings: StepSettings, tags: list[tuple[Tag, SourceLocation]], error
                     )
                 )
                 continue
+            if kind == "request" and resource not in ("cpu", "memory"):
+                errors.append(
+                    KaleLikeError(
+                        f"'{tag.raw}': only cpu and memory take requests",
+                        where,
+                        f"use limit:{resource}:{value} for accelerators",
+                    )
+                )
+                continue
             problem = _resource_value_problem(resource, value)
             if problem:
                 errors.append(KaleLikeError(f"{problem} in '{tag.raw}'", where))
