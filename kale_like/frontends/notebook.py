@@ -23,7 +23,7 @@ from kale_like.frontends.packages import distributions_for
 from kale_like.frontends.prelude import Prelude
 from kale_like.frontends.settings import SettingsBuilder, pipeline_settings
 from kale_like.frontends.tags import Tag, parse_tag, unknown_tag_hint
-from kale_like.graph.model import CodeBlock, Parameter, Step, StepGraph
+from kale_like.graph.model import CodeBlock, Input, Output, Parameter, Ref, Step, StepGraph
 
 SECTION_KINDS = ("imports", "functions", "pipeline-parameters", "pipeline-metrics", "skip", "step")
 
@@ -75,16 +75,17 @@ def notebook_to_graph(path: str | Path) -> StepGraph:
     raise_collected(errors)
     defaults = SettingsBuilder.from_metadata(notebook.metadata, source, errors)
     by_name = {d.name: d for d in drafts}
+    parameter_types = {p.name: p.type for p in parameters}
     built: list[Step] = []
     for name in order:
         section = next(s for s in steps if s.name == name)
-        step = _build_step(section, by_name[name], code_of[name], prelude, logged, defaults, source, errors)
+        step = _build_step(section, by_name[name], code_of[name], prelude, logged, defaults, parameter_types, errors)
         built.append(_with_producer_packages(step, built))
     raise_collected(errors)
     return StepGraph(
         source=source,
         settings=settings,
-        steps=tuple(built),
+        body=tuple(built),
         parameters=tuple(parameters),
         metrics=tuple(name for name, _ in metrics),
         warnings=tuple(warnings),
@@ -323,7 +324,7 @@ def _cell_at(offsets, line: int):
     return line - start + 1, cell
 
 
-def _build_step(section, draft, code_and_facts, prelude: Prelude, logged, defaults, source, errors) -> Step:
+def _build_step(section, draft, code_and_facts, prelude: Prelude, logged, defaults, parameter_types, errors) -> Step:
     code, facts = code_and_facts
     prelude_blocks, prelude_modules = prelude.blocks_for(set(facts.reads))
     settings = defaults.with_tags(section.tags, errors)
@@ -336,9 +337,11 @@ def _build_step(section, draft, code_and_facts, prelude: Prelude, logged, defaul
         code=code,
         location=draft.location,
         prelude=prelude_blocks,
-        inputs=tuple(sorted(draft.inputs.items())),
-        outputs=tuple(sorted(draft.outputs)),
-        parameters=tuple(sorted(draft.parameters)),
+        inputs=tuple(
+            [Input(p, Ref("parameter", p), parameter_types[p]) for p in sorted(draft.parameters)]
+            + [Input(name, Ref("task", producer, name)) for name, producer in sorted(draft.inputs.items())]
+        ),
+        outputs=tuple(Output(name) for name in sorted(draft.outputs)),
         metrics=tuple(logged.get(section.name, ())),
         packages=tuple(sorted(packages)),
         after=tuple(dict.fromkeys(p for p, _ in draft.prev)),
@@ -348,6 +351,6 @@ def _build_step(section, draft, code_and_facts, prelude: Prelude, logged, defaul
 
 def _with_producer_packages(step: Step, built: list[Step]) -> Step:
     """A value made with a package (a pandas frame, a fitted model) needs it to be read back."""
-    producers = {p for _, p in step.inputs}
+    producers = set(step.upstream)
     inherited = {package for other in built if other.name in producers for package in other.packages}
     return replace(step, packages=tuple(sorted(set(step.packages) | inherited)))

@@ -4,18 +4,23 @@ Frontends (notebook cells, decorated functions) build a `StepGraph`; backends (t
 the local executor) read it and never look at user source again. Nodes are frozen dataclasses:
 a graph is a value, changed only by building a new one (`dataclasses.replace`), so a backend can
 never see a half-updated graph. `to_json` gives the shape the JupyterLab panel draws.
+
+A pipeline body is a tree: `Step`s (one task each), `Loop`s (KFP ParallelFor) and `Condition`s
+(KFP If/Elif/Else) holding bodies of their own, and `PipelineCall`s of nested pipelines. Every
+value a step reads is an `Input` whose `Ref` says where it comes from.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from typing import Any, Union
 
 from kale_like.errors import SourceLocation
 
 PARAMETER_TYPES = ("int", "float", "str", "bool", "list", "dict")
+ANY = "any"  # a value of unknown type: travels as a serialised artifact
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +39,40 @@ class Parameter:
     type: str
     default: Any
     location: SourceLocation | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """Where a value comes from.
+
+    kind: `task` (output `output` of step/call `source`), `parameter` (pipeline parameter
+    `source`), `item` (the current item of loop `source`, or its field `output`), `constant`
+    (`value`), `collected` (every iteration's output `output` of `source`, as a list), `oneof`
+    (whichever of `options` ran).
+    """
+
+    kind: str
+    source: str = ""
+    output: str = ""
+    value: Any = None
+    options: tuple[Ref, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    """A named value a step (or nested pipeline) receives, and its type (`any`: an artifact)."""
+
+    name: str
+    ref: Ref
+    type: str = ANY
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """A named value a step hands on; a typed output travels as a KFP parameter."""
+
+    name: str
+    type: str = ANY
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,20 +102,20 @@ class StepSettings:
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One unit of work: code run in its own container, with named values in and out.
+    """One task: code run in its own container, with named values in and out.
 
-    `inputs` maps each variable the step reads from another step to that producer step;
-    `outputs` are the variables this step hands on (only those some later step or metric needs).
-    `prelude` is the imports/functions code this step needs, already pruned to what it uses.
+    The code runs top to bottom in one namespace holding the inputs (a notebook step's cells; or a
+    function definition followed by its call, whose result is bound to `result`). `outputs` are
+    the names it hands on; `prelude` is the imports/functions code it needs, pruned to what it uses.
     """
 
     name: str
     code: tuple[CodeBlock, ...]
     location: SourceLocation
     prelude: tuple[CodeBlock, ...] = ()
-    inputs: tuple[tuple[str, str], ...] = ()
-    outputs: tuple[str, ...] = ()
-    parameters: tuple[str, ...] = ()
+    inputs: tuple[Input, ...] = ()
+    outputs: tuple[Output, ...] = ()
+    result: str = ""
     metrics: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
@@ -92,16 +131,101 @@ class Step:
         return digest.hexdigest()
 
     @property
+    def parameters(self) -> tuple[str, ...]:
+        """Names of the pipeline parameters the step reads."""
+        return tuple(i.name for i in self.inputs if i.ref.kind == "parameter")
+
+    @property
     def upstream(self) -> tuple[str, ...]:
-        """Every step this one waits for: data producers and explicit `prev:` parents."""
-        names = dict.fromkeys(producer for _, producer in self.inputs)
+        """Every task this one waits for: producers of its inputs and explicit `prev:` parents."""
+        names = dict.fromkeys(p for i in self.inputs for p in producers(i.ref))
+        names.update(dict.fromkeys(self.after))
+        return tuple(names)
+
+    def output(self, name: str) -> Output:
+        for candidate in self.outputs:
+            if candidate.name == name:
+                return candidate
+        raise KeyError(name)
+
+
+@dataclass(frozen=True, slots=True)
+class Loop:
+    """A fan-out: `body` runs once per item of `items` (KFP ParallelFor)."""
+
+    id: str
+    items: Ref
+    item_type: str
+    body: tuple[Node, ...]
+    location: SourceLocation
+    parallelism: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Test:
+    """A branch condition: `op` over `operands`.
+
+    op: a comparison (`==`, `!=`, `<`, `<=`, `>`, `>=`) of two Refs, `truth` of one Ref,
+    `not` / `and` / `or` over nested Tests (in `tests`).
+    """
+
+    op: str
+    operands: tuple[Ref, ...] = ()
+    tests: tuple[Test, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    """One arm of an if/elif/else chain; `test` is None for `else`."""
+
+    test: Test | None
+    body: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """An if/elif/else chain (KFP If/Elif/Else)."""
+
+    id: str
+    branches: tuple[Branch, ...]
+    location: SourceLocation
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineCall:
+    """A nested pipeline used as one task."""
+
+    name: str
+    pipeline: str
+    inputs: tuple[Input, ...]
+    location: SourceLocation
+    outputs: tuple[Output, ...] = ()
+    after: tuple[str, ...] = ()
+
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        names = dict.fromkeys(p for i in self.inputs for p in producers(i.ref))
         names.update(dict.fromkeys(self.after))
         return tuple(names)
 
 
+Node = Union[Step, Loop, Condition, PipelineCall]
+
+
+@dataclass(frozen=True, slots=True)
+class SubPipeline:
+    """A pipeline called from another one: its own parameters, body and returned value."""
+
+    name: str
+    parameters: tuple[Parameter, ...]
+    body: tuple[Node, ...]
+    returns: Ref | None = None
+    return_type: str = ANY
+
+
 @dataclass(frozen=True, slots=True)
 class Edge:
-    """A dependency between two steps; `names` lists the variables it carries (may be empty)."""
+    """A dependency between two tasks; `names` lists the values it carries (may be empty)."""
 
     source: str
     target: str
@@ -122,14 +246,20 @@ class PipelineSettings:
 
 @dataclass(frozen=True, slots=True)
 class StepGraph:
-    """Steps in a valid execution order (notebook order where there is a choice)."""
+    """A pipeline: its body in execution order (notebook order where there is a choice)."""
 
     source: str
     settings: PipelineSettings
-    steps: tuple[Step, ...]
+    body: tuple[Node, ...]
     parameters: tuple[Parameter, ...] = ()
     metrics: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    subpipelines: tuple[SubPipeline, ...] = ()
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        """Every step of the main body, loops and branches included, in body order."""
+        return tuple(node for node in walk(self.body) if isinstance(node, Step))
 
     def step(self, name: str) -> Step:
         """The step called `name` (KeyError if there is none)."""
@@ -140,12 +270,15 @@ class StepGraph:
 
     @property
     def edges(self) -> tuple[Edge, ...]:
-        """Edges derived from the steps, so they can never disagree with them."""
+        """Edges derived from the tasks, so they can never disagree with them."""
         result = []
-        for target in self.steps:
+        for target in walk(self.body):
+            if not isinstance(target, (Step, PipelineCall)):
+                continue
             carried: dict[str, list[str]] = {}
-            for variable, producer in target.inputs:
-                carried.setdefault(producer, []).append(variable)
+            for value in target.inputs:
+                for producer in producers(value.ref):
+                    carried.setdefault(producer, []).append(value.name)
             for source in target.upstream:
                 result.append(Edge(source, target.name, tuple(carried.get(source, ()))))
         return tuple(result)
@@ -157,8 +290,46 @@ class StepGraph:
             "settings": asdict(self.settings),
             "parameters": [asdict(p) for p in self.parameters],
             "metrics": list(self.metrics),
-            "steps": [asdict(s) | {"code_hash": s.code_hash} for s in self.steps],
+            "body": [_node_json(node) for node in self.body],
+            "steps": [asdict(s) | {"code_hash": s.code_hash, "parameters": list(s.parameters)} for s in self.steps],
             "edges": [asdict(e) for e in self.edges],
+            "subpipelines": [asdict(p) for p in self.subpipelines],
             "warnings": list(self.warnings),
         }
         return json.dumps(document, indent=2, sort_keys=True, default=str)
+
+
+def producers(ref: Ref) -> tuple[str, ...]:
+    """Tasks a value comes from."""
+    if ref.kind in ("task", "collected"):
+        return (ref.source,)
+    if ref.kind == "oneof":
+        return tuple(p for option in ref.options for p in producers(option))
+    return ()
+
+
+def walk(body: tuple[Node, ...]):
+    """Every node of a body, depth first, in order."""
+    for node in body:
+        yield node
+        if isinstance(node, Loop):
+            yield from walk(node.body)
+        elif isinstance(node, Condition):
+            for branch in node.branches:
+                yield from walk(branch.body)
+
+
+def _node_json(node: Node) -> dict:
+    kind = type(node).__name__.lower()
+    if isinstance(node, Step):
+        return {"kind": kind, "name": node.name}
+    if isinstance(node, Loop):
+        return {"kind": kind, "id": node.id, "items": asdict(node.items), "parallelism": node.parallelism,
+                "body": [_node_json(n) for n in node.body]}
+    if isinstance(node, Condition):
+        return {"kind": kind, "id": node.id, "branches": [
+            {"test": asdict(b.test) if b.test else None, "body": [_node_json(n) for n in b.body]}
+            for b in node.branches]}
+    return {"kind": kind, "name": node.name, "pipeline": node.pipeline}
+
+

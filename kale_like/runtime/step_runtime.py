@@ -101,19 +101,48 @@ def _kl_load_value(path, mmap_threshold=64 * 1024 * 1024):
     raise FileNotFoundError(f"no stored value in {path}")
 
 
-def _kl_run_step(step, cells, values=None, inputs=None, outputs=None, metrics=None, metrics_artifact=None):
-    """Run a step's cells in one fresh namespace, as a notebook would, then store its outputs.
+def _kl_coerce(value, type_name):
+    """Give a parameter value its declared type (`int`, `list:int`, ...).
 
-    `cells` is a list of (label, code); `values` are plain values (parameters) and `inputs`
-    artifact objects or paths to load; `outputs` maps names to artifact objects or paths to
-    write; `metrics` names variables to log on `metrics_artifact`. Returns the namespace.
+    Values reach a step as JSON through KFP, where an int can arrive as 2.0 (KFP's local runner
+    does this to Collected ints) and a numpy scalar cannot travel at all.
+    """
+    outer, _, inner = (type_name or "any").partition(":")
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+        try:
+            value = value.item()
+        except (TypeError, ValueError):
+            pass
+    if outer == "int" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if outer == "float" and type(value) is int:
+        return float(value)
+    if outer == "bool" and isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if outer == "list" and isinstance(value, (list, tuple)):
+        return [_kl_coerce(item, inner) for item in value]
+    return value
+
+
+def _kl_run_step(step, cells, values=None, inputs=None, outputs=None, metrics=None, metrics_artifact=None,
+                 types=None, result=None):
+    """Run a step's code in one fresh namespace, as a notebook would, then store its outputs.
+
+    `cells` is a list of (label, code); `values` are plain values (parameters), coerced to
+    `types`; `inputs` are artifact objects or paths to load (a list of them for a collected
+    input); `outputs` maps names to artifact objects or paths to write; `metrics` names variables
+    to log on `metrics_artifact`. Returns the value of `result` (a typed output), if named.
     """
     import linecache
 
     namespace = {"__name__": "__main__", "display": _kl_display}
-    namespace.update(values or {})
+    for name, value in (values or {}).items():
+        namespace[name] = _kl_coerce(value, (types or {}).get(name))
     for name, artifact in (inputs or {}).items():
-        namespace[name] = _kl_load_value(getattr(artifact, "path", artifact))
+        if isinstance(artifact, (list, tuple)):
+            namespace[name] = [_kl_load_value(getattr(one, "path", one)) for one in artifact]
+        else:
+            namespace[name] = _kl_load_value(getattr(artifact, "path", artifact))
     for label, code in cells:
         filename = f"<{label}>"
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
@@ -133,7 +162,9 @@ def _kl_run_step(step, cells, values=None, inputs=None, outputs=None, metrics=No
             raise TypeError(f"metric {name!r} is a {type(value).__name__}; metrics must be numbers") from None
         if metrics_artifact is not None:
             metrics_artifact.log_metric(name, number)
-    return namespace
+    if result is not None:
+        return _kl_coerce(namespace[result[0]], result[1])
+    return None
 
 
 def _kl_display(*objects, **_options):

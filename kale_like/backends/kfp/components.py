@@ -1,0 +1,142 @@
+"""One step -> the source of one self-contained KFP lightweight component."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from kale_like.backends.kfp.naming import output_argument, python_string
+from kale_like.graph.model import ANY, Input, Step, StepGraph
+
+RUNTIME_MARKER = "# --- embedded runtime below: keep self-contained ---\n"
+ALWAYS_INSTALLED = ("cloudpickle",)  # the runtime's fallback serialiser
+SINGLE_OUTPUT_KEY = "Output"  # KFP's name for a component's one returned value
+
+
+def embedded_runtime() -> str:
+    """The runtime functions, as they will appear in each component (4-space indented)."""
+    text = (Path(__file__).parents[2] / "runtime" / "step_runtime.py").read_text(encoding="utf-8")
+    body = text.split(RUNTIME_MARKER, 1)[1].strip("\n")
+    return "\n".join(("    " + line) if line else "" for line in body.splitlines())
+
+
+def input_type(value: Input, output_type_of) -> tuple[str, str]:
+    """(kind, type) of a step input: kind is `parameter`, `artifact` or `artifacts` (a list)."""
+    ref = value.ref
+    if ref.kind == "collected":
+        element = output_type_of(ref.source, ref.output)
+        return ("artifacts", ANY) if element == ANY else ("parameter", f"list:{element}")
+    if ref.kind == "task":
+        produced = output_type_of(ref.source, ref.output)
+        return ("artifact", ANY) if produced == ANY else ("parameter", produced)
+    if ref.kind == "oneof":
+        produced = output_type_of(ref.options[0].source, ref.options[0].output)
+        return ("artifact", ANY) if produced == ANY else ("parameter", produced)
+    return "parameter", value.type
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentShape:
+    """How a step's values map to component arguments and KFP output keys."""
+
+    function: str
+    parameters: dict[str, str]  # variable -> declared type ("int", "list:int", ...)
+    artifacts: dict[str, str]  # variable -> argument
+    artifact_lists: dict[str, str]  # variable -> argument (collected artifacts)
+    outputs: dict[str, str]  # artifact output variable -> argument (= KFP output key)
+    typed_outputs: dict[str, str]  # parameter output variable -> type
+
+    def output_key(self, variable: str) -> str:
+        if variable in self.outputs:
+            return self.outputs[variable]
+        if len(self.typed_outputs) == 1:
+            return SINGLE_OUTPUT_KEY
+        return variable
+
+
+def component_shape(step: Step, function: str, output_type_of) -> ComponentShape:
+    parameters, artifacts, artifact_lists = {}, {}, {}
+    for value in step.inputs:
+        kind, type_name = input_type(value, output_type_of)
+        if kind == "parameter":
+            parameters[value.name] = type_name
+        elif kind == "artifact":
+            artifacts[value.name] = value.name
+        else:
+            artifact_lists[value.name] = value.name
+    taken = set(parameters) | set(artifacts) | set(artifact_lists)
+    outputs = {o.name: output_argument(o.name, taken) for o in step.outputs if o.type == ANY}
+    typed = {o.name: o.type for o in step.outputs if o.type != ANY}
+    return ComponentShape(function, parameters, artifacts, artifact_lists, outputs, typed)
+
+
+def annotation(type_name: str) -> str:
+    """The Python annotation KFP understands for one of our parameter types."""
+    return type_name.split(":", 1)[0]
+
+
+def component_source(graph: StepGraph, step: Step, shape: ComponentShape, runtime: str) -> str:
+    signature = [f"{name}: {annotation(t)}" for name, t in shape.parameters.items()]
+    signature += [f"{argument}: Input[Dataset]" for argument in shape.artifacts.values()]
+    signature += [f"{argument}: Input[List[Dataset]]" for argument in shape.artifact_lists.values()]
+    signature += [f"{argument}: Output[Dataset]" for argument in shape.outputs.values()]
+    if step.metrics:
+        signature.append("metrics: Output[Metrics]")
+    returns = ""
+    if len(shape.typed_outputs) == 1:
+        returns = f" -> {annotation(next(iter(shape.typed_outputs.values())))}"
+    elif shape.typed_outputs:
+        fields = ", ".join(f"({n!r}, {annotation(t)})" for n, t in shape.typed_outputs.items())
+        returns = f" -> NamedTuple('Outputs', [{fields}])"
+    packages = sorted(set(step.packages) | set(ALWAYS_INSTALLED))
+    image = step.settings.image or graph.settings.image
+    decorator = f"@dsl.component(base_image={image!r}, packages_to_install={packages!r}"
+    if graph.settings.pip_index_urls:
+        decorator += f", pip_index_urls={list(graph.settings.pip_index_urls)!r}"
+    decorator += ")"
+    body = [f'    """Step {step.name!r} ({_origin(step)})."""', runtime, ""] + _call(step, shape)
+    return f"{decorator}\ndef {shape.function}({', '.join(signature)}){returns}:\n" + "\n".join(body) + "\n"
+
+
+def _origin(step: Step) -> str:
+    cells = [str(b.location.cell_index) for b in step.code if b.location.cell_index is not None]
+    if cells:
+        return "notebook cell" + ("s " if len(cells) > 1 else " ") + ", ".join(cells)
+    return f"{Path(step.location.path).name}, line {step.location.line}"
+
+
+def _call(step: Step, shape: ComponentShape) -> list[str]:
+    cells = [(_label(b.location, "prelude"), b.code) for b in step.prelude]
+    cells += [(_label(b.location, step.name), b.code) for b in step.code]
+    cell_lines = "".join(f"            ({label!r}, {python_string(_ending(code))}),\n" for label, code in cells)
+    prefix = "    return _kl_run_step(" if shape.typed_outputs else "    _kl_run_step("
+    call = [prefix, f"        step={step.name!r},", "        cells=[\n" + cell_lines + "        ],"]
+    if shape.parameters:
+        call.append("        values={" + ", ".join(f"{n!r}: {n}" for n in shape.parameters) + "},")
+        typed = {n: t for n, t in shape.parameters.items() if t != ANY}
+        call.append(f"        types={typed!r},")
+    loaded = {**shape.artifacts, **shape.artifact_lists}
+    if loaded:
+        call.append("        inputs={" + ", ".join(f"{v!r}: {a}" for v, a in loaded.items()) + "},")
+    if shape.outputs:
+        call.append("        outputs={" + ", ".join(f"{v!r}: {a}" for v, a in shape.outputs.items()) + "},")
+    if step.metrics:
+        call.append(f"        metrics={list(step.metrics)!r},")
+        call.append("        metrics_artifact=metrics,")
+    if len(shape.typed_outputs) == 1:
+        name, type_name = next(iter(shape.typed_outputs.items()))
+        call.append(f"        result=({name!r}, {type_name!r}),")
+    call.append("    )")
+    return call
+
+
+def _label(location, what: str) -> str:
+    if location.cell_index is not None:
+        return f"cell {location.cell_index} ({what})"
+    if location.line is not None:
+        return f"{Path(location.path).name}:{location.line} ({what})"
+    return what
+
+
+def _ending(code: str) -> str:
+    return code if code.endswith("\n") else code + "\n"

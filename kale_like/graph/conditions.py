@@ -1,0 +1,171 @@
+"""Branch conditions reduced to what KFP evaluates correctly.
+
+KFP compiles `and` by dropping a clause, inverts `bool == 1`, quotes int-vs-string comparisons and
+cannot escape quotes in strings (measured on kfp 2.17). So a condition is only ever emitted as
+`channel <op> literal-of-the-channel's-type` (or channel <op> channel): `not` is pushed into the
+comparisons, truth tests become comparisons, literals are converted to the operand's type exactly
+as Python would compare them, and `and`/`or` become nested `If` blocks (see `exclusive_paths`).
+Anything whose Python meaning cannot be kept raises `ConditionError` for the frontend to report.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from kale_like.graph.model import ANY, Ref, Test
+
+COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
+_NEGATED = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+_FLIPPED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+class ConditionError(ValueError):
+    """A condition KFP cannot evaluate the way Python would."""
+
+
+def normalize(test: Test, type_of: Callable[[Ref], str], negate: bool = False) -> Test:
+    """Push `not` down, turn truth tests into comparisons, convert literals; keep and/or."""
+    if test.op == "not":
+        return normalize(test.tests[0], type_of, not negate)
+    if test.op in ("and", "or"):
+        op = test.op if not negate else ("or" if test.op == "and" else "and")
+        return Test(op, tests=tuple(normalize(t, type_of, negate) for t in test.tests))
+    if test.op == "truth":
+        return _comparison(_truth(test.operands[0], type_of), type_of, negate)
+    return _comparison(test, type_of, negate)
+
+
+def is_atom(test: Test) -> bool:
+    return test.op in COMPARISONS
+
+
+def dnf(test: Test) -> list[list[Test]]:
+    """Disjunctive normal form of a normalized test: a list of conjunctions of comparisons."""
+    if is_atom(test):
+        return [[test]]
+    parts = [dnf(t) for t in test.tests]
+    if test.op == "or":
+        return [conjunction for part in parts for conjunction in part]
+    result: list[list[Test]] = [[]]
+    for part in parts:
+        result = [left + right for left in result for right in part]
+    return result
+
+
+def negate(test: Test) -> Test:
+    """The negation of a normalized test (still normalized)."""
+    if is_atom(test):
+        return Test(_NEGATED[test.op], test.operands)
+    return Test("or" if test.op == "and" else "and", tests=tuple(negate(t) for t in test.tests))
+
+
+def exclusive_paths(tests: list[Test | None]) -> list[tuple[int, list[Test]]]:
+    """For an if/elif/else chain of normalized tests: (branch, conjunction) pairs, mutually exclusive.
+
+    Branch i runs when its test holds and no earlier one does. Each branch's condition is put in
+    disjunctive normal form whose terms are made exclusive (A or B = A, or (not A and B)), so a body
+    reached by several terms still runs at most once.
+    """
+    paths = []
+    earlier: list[Test] = []
+    for index, test in enumerate(tests):
+        parts = [negate(t) for t in earlier] + ([test] if test is not None else [])
+        whole = Test("and", tests=tuple(parts)) if parts else None
+        if whole is None:
+            paths.append((index, []))
+        else:
+            terms = dnf(whole)
+            seen: list[list[Test]] = []
+            for term in terms:
+                blocked = [negate(Test("and", tests=tuple(s))) for s in seen]
+                for conjunction in dnf(Test("and", tests=tuple(term + blocked))) if blocked else [term]:
+                    if _satisfiable(conjunction):
+                        paths.append((index, conjunction))
+                seen.append(term)
+        if test is not None:
+            earlier.append(test)
+    return paths
+
+
+def _satisfiable(conjunction: list[Test]) -> bool:
+    """Drop conjunctions holding an atom and its exact negation."""
+    atoms = {(t.op, t.operands) for t in conjunction}
+    return not any((_NEGATED[op], operands) in atoms for op, operands in atoms)
+
+
+def _truth(ref: Ref, type_of) -> Test:
+    kind = type_of(ref)
+    if kind == "bool":
+        return Test("==", (ref, Ref("constant", value=True)))
+    if kind in ("int", "float"):
+        return Test("!=", (ref, Ref("constant", value=0)))
+    if kind == "str":
+        return Test("!=", (ref, Ref("constant", value="")))
+    raise ConditionError(_untyped(kind, "a truth test"))
+
+
+def _comparison(test: Test, type_of, negate_it: bool) -> Test:
+    left, right = test.operands
+    op = test.op
+    if left.kind == "constant" and right.kind == "constant":
+        raise ConditionError("both sides of the comparison are constants; compare a step result or a parameter")
+    if left.kind == "constant":
+        left, right, op = right, left, _FLIPPED[op]
+    if negate_it:
+        op = _NEGATED[op]
+    kind = type_of(left)
+    if kind not in ("int", "float", "str", "bool"):
+        raise ConditionError(_untyped(kind, "a comparison"))
+    if right.kind != "constant":
+        other = type_of(right)
+        numeric = {"int", "float"}
+        if not (kind == other or (kind in numeric and other in numeric)):
+            raise ConditionError(f"cannot compare a {kind} with a {other} the way Python does in KFP")
+        if op not in ("==", "!=") and kind in ("str", "bool"):
+            raise ConditionError(f"KFP cannot order {kind} values; compare with == or !=")
+        return Test(op, (left, right))
+    return _with_literal(left, op, right.value, kind)
+
+
+def _with_literal(channel: Ref, op: str, value: object, kind: str) -> Test:
+    constant = lambda v: Ref("constant", value=v)  # noqa: E731
+    if kind == "bool":
+        if isinstance(value, str):
+            raise ConditionError(
+                f"comparing a bool with the string {value!r} is never true in Python; compare with True or False"
+            )
+        if type(value) in (int, float) and value in (0, 1):
+            value = bool(value)
+        if type(value) is not bool or op not in ("==", "!="):
+            raise ConditionError(f"a bool can only be compared with == or != to True or False, not {value!r}")
+        return Test(op, (channel, constant(value)))
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ConditionError(f"comparing a str with {value!r} is never true in Python; compare with a string")
+        if "'" in value or "\\" in value:
+            raise ConditionError("KFP cannot compare with a string holding ' or \\; choose a simpler value")
+        return Test(op, (channel, constant(value)))
+    if isinstance(value, str) or not isinstance(value, (int, float)):
+        raise ConditionError(f"comparing a {kind} with {value!r} is never true in Python; compare with a number")
+    if kind == "float":
+        return Test(op, (channel, constant(float(value))))
+    return _int_with_number(channel, op, value)
+
+
+def _int_with_number(channel: Ref, op: str, value: float | int) -> Test:
+    """`n > 0.5` on an int is `n >= 1`: rewrite so both sides are ints, as KFP requires."""
+    constant = lambda v: Ref("constant", value=v)  # noqa: E731
+    if isinstance(value, bool) or float(value).is_integer():
+        return Test(op, (channel, constant(int(value))))
+    if op in ("==", "!="):
+        raise ConditionError(f"an int is never equal to {value!r}; this test would always be {op == '!='}")
+    if op in (">", ">="):
+        return Test(">=", (channel, constant(math.ceil(value))))
+    return Test("<=", (channel, constant(math.floor(value))))
+
+
+def _untyped(kind: str, what: str) -> str:
+    if kind == ANY:
+        return f"{what} needs a typed value: annotate the step's return type (e.g. -> float)"
+    return f"KFP cannot use a {kind} in {what}; compare one of its values instead"
