@@ -6,3 +6,7 @@ The package is split by phase, each importing only the ones before it:
 """
 
 __version__ = "0.1.0"
+
+from kale_like.sdk import parallel, pipeline, step
+
+__all__ = ["__version__", "parallel", "pipeline", "step"]

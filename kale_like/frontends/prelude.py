@@ -18,7 +18,7 @@ from kale_like.graph.model import CodeBlock
 @dataclass(frozen=True, slots=True)
 class _Statement:
     code: str
-    cell_index: int
+    cell_index: int | None
     line: int
     defines: frozenset[str]
     reads: dict[str, tuple[int, int]]
@@ -37,8 +37,7 @@ class Prelude:
         cls, cells, source: str, errors: list[KaleLikeError], packages: tuple[str, ...] = ()
     ) -> Prelude:
         """Analyse each top-level statement of the imports/functions cells."""
-        statements = []
-        star = False
+        items = []
         for cell, code in cells:
             try:
                 module = parse(code)
@@ -54,12 +53,18 @@ class Prelude:
             line = 1
             for node in module.body:
                 text = module.code_for_node(node)
-                facts = analyze(text)
-                star = star or facts.star_import
-                statements.append(
-                    _Statement(text, cell.index, line, facts.defines, facts.reads, facts.modules)
-                )
+                items.append((text, cell.index, line))
                 line += text.count("\n") if text.endswith("\n") else text.count("\n") + 1
+        return cls.from_statements(items, source, packages)
+
+    @classmethod
+    def from_statements(cls, items, source: str, packages: tuple[str, ...] = ()) -> Prelude:
+        """From (code, cell index or None, first line) statements, e.g. a module's top level."""
+        statements = []
+        for text, cell_index, line in items:
+            facts = analyze(text)
+            statements.append(_Statement(text, cell_index, line, facts.defines, facts.reads, facts.modules))
+        star = any(analyze(text).star_import for text, _, _ in items if "*" in text)
         return cls(source, tuple(statements), tuple(packages), star)
 
     def _included(self, wanted: set[str]) -> list[_Statement]:

@@ -137,3 +137,38 @@ def _resource_value_problem(resource: str, value: str) -> str:
     if resource in GPU_RESOURCES or resource.endswith(("/gpu", "/tpu")):
         return "" if value.isdigit() and int(value) > 0 else f"GPU count must be a positive integer, not '{value}'"
     return "" if _QUANTITY.match(value) else f"'{value}' is not a Kubernetes quantity (e.g. 500m, 2, 1Gi)"
+
+
+def step_settings_from(settings: dict, where: SourceLocation, errors: list) -> StepSettings:
+    """`@step(...)` keyword settings, validated by the same rules as the cell tags."""
+    tags: list[str] = []
+    for key, value in settings.items():
+        if key in ("cpu", "memory"):
+            tags.append(f"limit:{key}:{value}")
+        elif key == "gpu":
+            tags.append(f"limit:{settings.get('gpu_type', 'nvidia.com/gpu')}:{value}")
+        elif key == "limits":
+            tags += [f"limit:{k}:{v}" for k, v in dict(value).items()]
+        elif key == "image":
+            tags.append(f"image:{value}")
+        elif key == "retries":
+            tags.append(f"retries:{value}")
+        elif key == "cache":
+            tags.append(f"cache:{'enabled' if value else 'disabled'}")
+        elif key == "packages":
+            tags.append("packages:" + ",".join(value if isinstance(value, (list, tuple)) else [value]))
+        elif key == "secrets":
+            for env, reference in dict(value).items():
+                secret, _, secret_key = str(reference).partition("/")
+                tags.append(f"secret:{secret}:{secret_key}:{env}")
+        elif key in ("env", "labels", "annotations"):
+            kind = {"env": "env", "labels": "label", "annotations": "annotation"}[key]
+            tags += [f"{kind}:{k}:{v}" for k, v in dict(value).items()]
+    parsed = []
+    for text in tags:
+        tag = parse_tag(text)
+        if tag is None:
+            errors.append(KaleLikeError(f"invalid step setting: {text}", where))
+        else:
+            parsed.append((tag, where))
+    return _apply(StepSettings(), parsed, errors)

@@ -125,17 +125,18 @@ def _kl_coerce(value, type_name):
 
 
 def _kl_run_step(step, cells, values=None, inputs=None, outputs=None, metrics=None, metrics_artifact=None,
-                 types=None, result=None):
+                 types=None, result=None, prelude=()):
     """Run a step's code in one fresh namespace, as a notebook would, then store its outputs.
 
-    `cells` is a list of (label, code); `values` are plain values (parameters), coerced to
+    `prelude` and `cells` are lists of (label, code), run before and after the inputs are
+    bound (so an input shadows a prelude name, as a later notebook cell would); `values` are plain values (parameters), coerced to
     `types`; `inputs` are artifact objects or paths to load (a list of them for a collected
     input); `outputs` maps names to artifact objects or paths to write; `metrics` names variables
     to log on `metrics_artifact`. Returns the value of `result` (a typed output), if named.
     """
-    import linecache
-
     namespace = {"__name__": "__main__", "display": _kl_display}
+    for label, code in prelude:
+        _kl_exec(label, code, namespace)
     for name, value in (values or {}).items():
         namespace[name] = _kl_coerce(value, (types or {}).get(name))
     for name, artifact in (inputs or {}).items():
@@ -144,9 +145,7 @@ def _kl_run_step(step, cells, values=None, inputs=None, outputs=None, metrics=No
         else:
             namespace[name] = _kl_load_value(getattr(artifact, "path", artifact))
     for label, code in cells:
-        filename = f"<{label}>"
-        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-        exec(compile(code, filename, "exec"), namespace)
+        _kl_exec(label, code, namespace)
     for name, artifact in (outputs or {}).items():
         if name not in namespace:
             raise NameError(f"step {step!r} did not define {name!r}, which a later step reads")
@@ -165,6 +164,14 @@ def _kl_run_step(step, cells, values=None, inputs=None, outputs=None, metrics=No
     if result is not None:
         return _kl_coerce(namespace[result[0]], result[1])
     return None
+
+
+def _kl_exec(label, code, namespace):
+    import linecache
+
+    filename = f"<{label}>"
+    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    exec(compile(code, filename, "exec"), namespace)
 
 
 def _kl_display(*objects, **_options):

@@ -23,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kale-like",
         description="Turn an annotated Jupyter notebook into a Kubeflow Pipelines v2 pipeline.",
     )
-    parser.add_argument("source", help="the notebook (.ipynb) to convert")
+    parser.add_argument("source", help="the notebook (.ipynb) or Python file (.py) to convert")
+    parser.add_argument("--pipeline", help="in a .py file with several @pipeline functions, the one to compile")
     parser.add_argument("--kfp", action="store_true", help="compile to KFP v2 IR YAML (and a DSL module)")
     parser.add_argument("-o", "--output", help="the YAML file to write (default: SOURCE with .yaml)")
     parser.add_argument("--dsl", help="where to write the KFP DSL module (default: OUTPUT with _kfp.py)")
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     source = Path(args.source)
-    graph = _load(source)
+    graph = _load(source, args.pipeline)
     graph = _apply_cli_overrides(graph, args)
     if not args.quiet:
         for warning in graph.warnings:
@@ -80,15 +81,19 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(source: Path):
+def _load(source: Path, pipeline: str | None = None):
     if source.suffix == ".ipynb":
         from kale_like.frontends.notebook import notebook_to_graph
 
         return notebook_to_graph(source)
+    if source.suffix == ".py":
+        from kale_like.frontends.functions import python_to_graph
+
+        return python_to_graph(source, pipeline)
     raise KaleLikeError(
         f"cannot read a '{source.suffix or 'extensionless'}' file",
         SourceLocation(str(source)),
-        "pass a Jupyter notebook (.ipynb)",
+        "pass a Jupyter notebook (.ipynb) or a Python file with a @pipeline function (.py)",
     )
 
 

@@ -106,11 +106,11 @@ def _origin(step: Step) -> str:
 
 
 def _call(step: Step, shape: ComponentShape) -> list[str]:
-    cells = [(_label(b.location, "prelude"), b.code) for b in step.prelude]
-    cells += [(_label(b.location, step.name), b.code) for b in step.code]
-    cell_lines = "".join(f"            ({label!r}, {python_string(_ending(code))}),\n" for label, code in cells)
     prefix = "    return _kl_run_step(" if shape.typed_outputs else "    _kl_run_step("
-    call = [prefix, f"        step={step.name!r},", "        cells=[\n" + cell_lines + "        ],"]
+    call = [prefix, f"        step={step.name!r},"]
+    if step.prelude:
+        call.append("        prelude=" + _blocks(step.prelude, "prelude") + ",")
+    call.append("        cells=" + _blocks(step.code, step.name) + ",")
     if shape.parameters:
         call.append("        values={" + ", ".join(f"{n!r}: {n}" for n in shape.parameters) + "},")
         typed = {n: t for n, t in shape.parameters.items() if t != ANY}
@@ -128,6 +128,13 @@ def _call(step: Step, shape: ComponentShape) -> list[str]:
         call.append(f"        result=({name!r}, {type_name!r}),")
     call.append("    )")
     return call
+
+
+def _blocks(blocks, what: str) -> str:
+    lines = "".join(
+        f"            ({_label(b.location, what)!r}, {python_string(_ending(b.code))}),\n" for b in blocks
+    )
+    return "[\n" + lines + "        ]"
 
 
 def _label(location, what: str) -> str:

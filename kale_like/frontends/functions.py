@@ -1,0 +1,96 @@
+"""A Python file of `@step` / `@pipeline` functions -> `StepGraph`."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from kale_like.errors import KaleLikeError, SourceLocation, raise_collected
+from kale_like.frontends.pipeline_function import ProgramState, compile_pipeline, subpipeline
+from kale_like.frontends.python_module import read_module
+from kale_like.frontends.settings import pipeline_name_from
+from kale_like.graph.model import (
+    Condition, Loop, Node, Output, PipelineCall, PipelineSettings, Step, StepGraph, SubPipeline,
+)
+
+
+def python_to_graph(path: str | Path, pipeline: str | None = None) -> StepGraph:
+    """Build the step graph of the pipeline function in a Python file (raises KaleLikeError)."""
+    errors: list[KaleLikeError] = []
+    module = read_module(path, errors)
+    raise_collected(errors)
+    main = _main_pipeline(module, pipeline)
+    state = ProgramState(module, errors)
+    compiled = compile_pipeline(state, module.pipelines[main])
+    raise_collected(errors)
+    subs = tuple(
+        _typed_sub(subpipeline(c), state.output_types)
+        for name, c in state.compiled.items() if name != main
+    )
+    settings = module.pipelines[main].settings
+    return StepGraph(
+        source=str(path),
+        settings=PipelineSettings(
+            name=str(settings.get("name") or pipeline_name_from(main)),
+            description=str(settings.get("description") or ""),
+            experiment=str(settings.get("experiment") or ""),
+        ),
+        body=_typed(compiled.body, state.output_types),
+        parameters=compiled.parameters,
+        warnings=tuple(state.warnings),
+        subpipelines=subs,
+    )
+
+
+def _main_pipeline(module, requested: str | None) -> str:
+    where = SourceLocation(module.path)
+    names = sorted(module.pipelines)
+    if requested is not None:
+        if requested not in module.pipelines:
+            raise KaleLikeError(f"no @pipeline function '{requested}'", where, f"pipelines here: {', '.join(names)}")
+        return requested
+    if not names:
+        raise KaleLikeError("no @pipeline function in this file", where,
+                            "decorate the function that calls your steps with @pipeline")
+    called = _called_pipelines(module)
+    roots = [n for n in names if n not in called]
+    if len(roots) == 1:
+        return roots[0]
+    raise KaleLikeError(f"several pipelines could be the main one: {', '.join(roots or names)}", where,
+                        "choose one with --pipeline NAME")
+
+
+def _called_pipelines(module) -> set[str]:
+    import libcst as cst
+
+    called = set()
+    for decorated in module.pipelines.values():
+        class Visitor(cst.CSTVisitor):
+            def visit_Call(self, node: cst.Call) -> None:
+                if isinstance(node.func, cst.Name) and node.func.value in module.pipelines:
+                    called.add(node.func.value)
+
+        decorated.node.body.visit(Visitor())
+    return called
+
+
+def _typed(body: tuple[Node, ...], types: dict) -> tuple[Node, ...]:
+    """Apply output types inferred from use (a result looped over is a list) to the steps."""
+    result = []
+    for node in body:
+        if isinstance(node, Step):
+            outputs = tuple(Output(o.name, types.get((node.name, o.name), o.type)) for o in node.outputs)
+            node = replace(node, outputs=outputs)
+        elif isinstance(node, Loop):
+            node = replace(node, body=_typed(node.body, types))
+        elif isinstance(node, Condition):
+            node = replace(node, branches=tuple(replace(b, body=_typed(b.body, types)) for b in node.branches))
+        elif isinstance(node, PipelineCall):
+            node = replace(node, outputs=tuple(Output(o.name, types.get((node.name, o.name), o.type))
+                                               for o in node.outputs))
+        result.append(node)
+    return tuple(result)
+
+
+def _typed_sub(sub: SubPipeline, types: dict) -> SubPipeline:
+    return replace(sub, body=_typed(sub.body, types))

@@ -1,0 +1,804 @@
+"""The body of a `@pipeline` function -> steps, loops, conditions and nested pipeline calls.
+
+Each supported statement maps to one KFP construct: a step call is a task, `for` over a list is a
+ParallelFor, `.append(step(...))` (or a list comprehension of step calls) used after the loop is
+Collected, `if/elif/else` is If/Elif/Else, a value assigned in every branch is OneOf, and a
+`@pipeline` called inside a pipeline is a nested pipeline. Everything else is refused with its
+position and what to write instead: never silently wrong IR.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import libcst as cst
+
+from kale_like.errors import KaleLikeError, SourceLocation
+from kale_like.frontends.analysis import analyze
+from kale_like.frontends.packages import distributions_for
+from kale_like.frontends.pipeline_values import (
+    PRIMITIVES, Collector, Env, Partial, Scope, Value, describe_scope, element_type, literal, type_of_value,
+    visible,
+)
+from kale_like.frontends.python_module import Decorated, PythonModule
+from kale_like.frontends.settings import step_settings_from
+from kale_like.graph.conditions import ConditionError, normalize
+from kale_like.graph.model import (
+    ANY, Branch, CodeBlock, Condition, Input, Loop, Node, Output, Parameter, PipelineCall, Ref, Step, SubPipeline,
+    Test,
+)
+
+_COMPARE = {cst.Equal: "==", cst.NotEqual: "!=", cst.LessThan: "<", cst.LessThanEqual: "<=",
+            cst.GreaterThan: ">", cst.GreaterThanEqual: ">="}
+_UNSUPPORTED = {
+    cst.While: ("a while loop", "use `for x in items:` over a list (it becomes a parallel loop)"),
+    cst.Try: ("try/except", "handle errors inside a step function"),
+    cst.With: ("a with block", "put it inside a step function"),
+    cst.Break: ("break", "filter the items before the loop, or inside a step"),
+    cst.Continue: ("continue", "use an if inside the loop"),
+    cst.AugAssign: ("computation on step results", "compute it inside a step function"),
+    cst.Del: ("del", "remove the statement"),
+    cst.Global: ("global", "pass values as step arguments"),
+    cst.Nonlocal: ("nonlocal", "pass values as step arguments"),
+    cst.Import: ("an import", "import at module level or inside a step function"),
+    cst.ImportFrom: ("an import", "import at module level or inside a step function"),
+    cst.FunctionDef: ("a nested function", "define steps with @step at module level"),
+    cst.ClassDef: ("a class", "define classes at module level"),
+    cst.Raise: ("raise", "raise inside a step function"),
+    cst.Assert: ("assert", "check inside a step function"),
+}
+
+
+@dataclass
+class CompiledPipeline:
+    function: str
+    name: str
+    parameters: tuple[Parameter, ...]
+    body: tuple[Node, ...]
+    returns: Ref | None = None
+    return_type: str = ANY
+
+
+@dataclass
+class ProgramState:
+    """Shared across every pipeline of the module: unique task names, output types, sub-pipelines."""
+
+    module: PythonModule
+    errors: list[KaleLikeError]
+    taken: set[str] = field(default_factory=set)
+    output_types: dict[tuple[str, str], str] = field(default_factory=dict)
+    compiled: dict[str, CompiledPipeline] = field(default_factory=dict)
+    compiling: list[str] = field(default_factory=list)
+    counter: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def unique(self, base: str) -> str:
+        base = "".join(c if c.isalnum() else "_" for c in base.lower()).strip("_") or "step"
+        candidate, number = base, 2
+        while candidate in self.taken:
+            candidate, number = f"{base}_{number}", number + 1
+        self.taken.add(candidate)
+        return candidate
+
+    def next_id(self, kind: str) -> str:
+        self.counter += 1
+        return f"{kind}-{self.counter}"
+
+
+class _Refused(Exception):
+    """Stops compiling the current statement; the error is already recorded."""
+
+
+def compile_pipeline(state: ProgramState, decorated: Decorated) -> CompiledPipeline:
+    """Compile one pipeline function (and, on the way, the pipelines it calls)."""
+    if decorated.function in state.compiled:
+        return state.compiled[decorated.function]
+    state.compiling.append(decorated.function)
+    parameters = _parameters(state, decorated)
+    compiler = _BodyCompiler(state, decorated, parameters)
+    body = compiler.block(decorated.node.body.body, ())
+    state.compiling.pop()
+    name = str(decorated.settings.get("name") or decorated.function.replace("_", "-"))
+    result = CompiledPipeline(decorated.function, name, parameters, tuple(body), compiler.returns,
+                              compiler.return_type)
+    state.compiled[decorated.function] = result
+    return result
+
+
+def _parameters(state: ProgramState, decorated: Decorated) -> tuple[Parameter, ...]:
+    result = []
+    for argument in decorated.arguments:
+        where = decorated.location
+        kind = argument.annotation or (type_of_value(argument.default) if argument.has_default else None)
+        if argument.annotation and argument.has_default and argument.annotation.startswith("list") \
+                and isinstance(argument.default, list) and ":" not in argument.annotation:
+            kind = type_of_value(argument.default) if type_of_value(argument.default).startswith("list") else "list"
+        if kind is None or kind == ANY:
+            state.errors.append(KaleLikeError(
+                f"pipeline parameter '{argument.name}' of '{decorated.function}' needs a type hint or a default",
+                where, f"e.g. {argument.name}: int = 3"))
+            continue
+        default = argument.default
+        if kind == "float" and type(default) is int:
+            default = float(default)
+        if isinstance(default, tuple):
+            default = list(default)
+        result.append(Parameter(argument.name, kind, default, where))
+    return tuple(result)
+
+
+class _BodyCompiler:
+    """Compiles one pipeline function's statements."""
+
+    def __init__(self, state: ProgramState, decorated: Decorated, parameters: tuple[Parameter, ...]):
+        self.state = state
+        self.module = state.module
+        self.decorated = decorated
+        self.env = Env({p.name: Value(Ref("parameter", p.name), p.type, ()) for p in parameters})
+        self.returns: Ref | None = None
+        self.return_type = ANY
+        self.loop_types: dict[str, str] = {}
+
+    # -- errors ---------------------------------------------------------------------------------
+
+    def refuse(self, node: cst.CSTNode, message: str, hint: str = "") -> None:
+        self.state.errors.append(KaleLikeError(message, self.module.where(node), hint))
+        raise _Refused
+
+    # -- statements -----------------------------------------------------------------------------
+
+    def block(self, statements, scope: Scope) -> list[Node]:
+        nodes: list[Node] = []
+        for index, statement in enumerate(statements):
+            try:
+                nodes += self.statement(statement, scope, last=index == len(statements) - 1)
+            except _Refused:
+                continue
+        return nodes
+
+    def statement(self, statement, scope: Scope, last: bool) -> list[Node]:
+        if isinstance(statement, cst.SimpleStatementLine):
+            nodes: list[Node] = []
+            for small in statement.body:
+                nodes += self.small(small, scope, last)
+            return nodes
+        if isinstance(statement, cst.For):
+            return self.loop(statement, scope)
+        if isinstance(statement, cst.If):
+            return [self.condition(statement, scope)]
+        return self.unsupported(statement)
+
+    def unsupported(self, node: cst.CSTNode) -> list[Node]:
+        what, hint = _UNSUPPORTED.get(type(node), (f"this statement ({type(node).__name__})",
+                                                   "pipeline bodies call steps, loop with for and branch with if"))
+        self.refuse(node, f"{what} is not supported in a pipeline body", hint)
+        return []
+
+    def small(self, small, scope: Scope, last: bool) -> list[Node]:
+        if isinstance(small, cst.Pass):
+            return []
+        if isinstance(small, cst.Expr):
+            if isinstance(small.value, (cst.SimpleString, cst.ConcatenatedString)):
+                return []  # a docstring
+            if isinstance(small.value, cst.Call):
+                return self.call_statement(small.value, scope)
+            self.refuse(small, "an expression that is not a step call does nothing in a pipeline body",
+                        "call a step, or remove the line")
+        if isinstance(small, cst.Assign):
+            return self.assign(small, scope)
+        if isinstance(small, cst.AnnAssign) and small.value is not None:
+            return self.assign(cst.Assign([cst.AssignTarget(small.target)], small.value), scope, small)
+        if isinstance(small, cst.Return):
+            return self.return_statement(small, scope, last)
+        return self.unsupported(small)
+
+    def return_statement(self, node: cst.Return, scope: Scope, last: bool) -> list[Node]:
+        if scope or not last:
+            self.refuse(node, "return must be the last statement of the pipeline, outside loops and ifs",
+                        "collect values with .append() and return the list after the loop")
+        if node.value is None:
+            return []
+        value = self.value(node.value, scope)
+        self.returns, self.return_type = value.ref, value.type
+        return []
+
+    def assign(self, node: cst.Assign, scope: Scope, origin: cst.CSTNode | None = None) -> list[Node]:
+        origin = origin or node
+        if len(node.targets) != 1:
+            self.refuse(origin, "chained assignment is not supported in a pipeline body", "assign one name")
+        target = node.targets[0].target
+        names = self.target_names(target)
+        value = node.value
+        if isinstance(value, cst.Call) and self.callee(value) is not None:
+            return self.call(value, scope, names)
+        if len(names) != 1:
+            self.refuse(origin, "only a step's result can be unpacked into several names",
+                        "unpack inside a step, or return a tuple from a step")
+        name = names[0]
+        if isinstance(value, cst.List) and not value.elements:
+            self.env.names[name] = Collector(scope, self.module.where(node).line or 0)
+            return []
+        if isinstance(value, cst.ListComp):
+            return self.comprehension(value, scope, name)
+        ok, constant = literal(value)
+        if ok:
+            self.env.names[name] = Value(Ref("constant", value=constant), type_of_value(constant), scope)
+            return []
+        if isinstance(value, cst.Name):
+            self.env.names[name] = self.lookup(value, scope)
+            return []
+        self.refuse(value, "computation on values in the pipeline body is not supported",
+                    "pipeline bodies only pass values between steps; compute inside a step function")
+        return []
+
+    def target_names(self, target) -> list[str]:
+        if isinstance(target, cst.Name):
+            return [target.value]
+        if isinstance(target, (cst.Tuple, cst.List)) and all(isinstance(e.value, cst.Name) for e in target.elements):
+            return [e.value.value for e in target.elements]
+        self.refuse(target, "only plain names can be assigned in a pipeline body", "e.g. data = prepare()")
+        return []
+
+    def call_statement(self, call: cst.Call, scope: Scope) -> list[Node]:
+        func = call.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "append" and isinstance(func.value, cst.Name):
+            return self.append(call, func.value, scope)
+        if self.callee(call) is None:
+            self.refuse(call, f"'{_text(func)}' is not a @step or @pipeline function",
+                        "only steps and pipelines can be called in a pipeline body; decorate it with @step")
+        return self.call(call, scope, [])
+
+    def callee(self, call: cst.Call) -> Decorated | None:
+        func = call.func
+        name = func.value if isinstance(func, cst.Name) else None
+        if name is None:
+            return None
+        return self.module.steps.get(name) or self.module.pipelines.get(name)
+
+    # -- calls ----------------------------------------------------------------------------------
+
+    def call(self, call: cst.Call, scope: Scope, names: list[str]) -> list[Node]:
+        target = self.callee(call)
+        arguments = self.bind_arguments(call, target, scope)
+        if target.kind == "pipeline":
+            return [self.pipeline_call(call, target, arguments, scope, names)]
+        return [self.step_call(call, target, arguments, scope, names)]
+
+    def bind_arguments(self, call: cst.Call, target: Decorated, scope: Scope) -> dict[str, Value]:
+        declared = [a.name for a in target.arguments]
+        bound: dict[str, Value] = {}
+        for index, argument in enumerate(call.args):
+            if argument.star:
+                self.refuse(argument, "*args / **kwargs in a step call are not supported", "pass each argument")
+            if argument.keyword is not None:
+                key = argument.keyword.value
+                if key not in declared:
+                    self.refuse(argument, f"'{target.function}' has no parameter '{key}' "
+                                          f"(called from pipeline '{self.decorated.function}')",
+                                f"its parameters: {', '.join(declared) or 'none'}")
+            else:
+                if index >= len(declared):
+                    self.refuse(argument, f"'{target.function}' takes {len(declared)} arguments "
+                                          f"(called from pipeline '{self.decorated.function}')")
+                key = declared[index]
+            if key in bound:
+                self.refuse(argument, f"'{key}' is given twice")
+            bound[key] = self.value(argument.value, scope)
+        missing = [a.name for a in target.arguments if not a.has_default and a.name not in bound]
+        if missing:
+            self.refuse(call, f"'{target.function}' is called without {', '.join(missing)} "
+                              f"(in pipeline '{self.decorated.function}')")
+        return bound
+
+    def step_call(self, call: cst.Call, target: Decorated, arguments: dict[str, Value], scope: Scope,
+                  names: list[str]) -> Step:
+        where = self.module.where(call)
+        settings = target.settings
+        name = self.state.unique(str(settings.get("name") or target.function))
+        declared = {a.name: a for a in target.arguments}
+        inputs = []
+        for key, value in arguments.items():
+            inputs.append(Input(key, value.ref, self.input_type(value, declared[key].annotation, call)))
+        call_line = f"{target.function}(" + ", ".join(f"{k}={k}" for k in arguments) + ")"
+        if names:
+            call_line = f"{', '.join(names)} = {call_line}"
+        outputs = []
+        if len(names) == 1:
+            outputs = [Output(names[0], target.returns if target.returns in PRIMITIVES + ("list", "dict")
+                              or (target.returns or "").startswith("list:") else ANY)]
+        elif names:
+            outputs = [Output(n) for n in names]
+        facts = analyze(target.code)
+        prelude, modules = self.module.prelude.blocks_for(set(facts.reads))
+        packages = set(distributions_for(facts.modules | modules))
+        step_settings = step_settings_from(settings, target.location, self.state.errors)
+        packages.update(step_settings.extra_packages)
+        step = Step(
+            name=name,
+            code=(CodeBlock(target.code, target.location), CodeBlock(call_line + "\n", where)),
+            location=where,
+            prelude=prelude,
+            inputs=tuple(inputs),
+            outputs=tuple(outputs),
+            packages=tuple(sorted(packages)),
+            settings=replace(step_settings, extra_packages=()),
+        )
+        for output in outputs:
+            self.state.output_types[(name, output.name)] = output.type
+            self.env.names[output.name] = Value(Ref("task", name, output.name), output.type, scope,
+                                                where.line or 0)
+        return step
+
+    def pipeline_call(self, call: cst.Call, target: Decorated, arguments: dict[str, Value], scope: Scope,
+                      names: list[str]) -> PipelineCall:
+        where = self.module.where(call)
+        if target.function in self.state.compiling:
+            self.refuse(call, f"pipeline '{target.function}' calls itself (through '{self.decorated.function}')",
+                        "pipelines cannot be recursive")
+        compiled = compile_pipeline(self.state, target)
+        types = {p.name: p.type for p in compiled.parameters}
+        inputs = tuple(Input(k, v.ref, self.input_type(v, types.get(k), call)) for k, v in arguments.items())
+        name = self.state.unique(target.function)
+        if len(names) > 1:
+            self.refuse(call, "a nested pipeline returns one value", "assign it to one name")
+        outputs = ()
+        if names:
+            if compiled.returns is None:
+                self.refuse(call, f"pipeline '{target.function}' returns nothing", "add a return statement to it")
+            outputs = (Output("", compiled.return_type),)
+            self.state.output_types[(name, "")] = compiled.return_type
+            self.env.names[names[0]] = Value(Ref("task", name, ""), compiled.return_type, scope, where.line or 0)
+        return PipelineCall(name, target.function, inputs, where, outputs)
+
+    def input_type(self, value: Value, annotation: str | None, node: cst.CSTNode) -> str:
+        """The type a value has as a KFP input (parameters must have one)."""
+        if value.ref.kind in ("task", "collected", "oneof"):
+            return value.type
+        if annotation in PRIMITIVES + ("list", "dict") or (annotation or "").startswith("list:"):
+            if value.type not in (ANY, annotation) and not _compatible(value.type, annotation):
+                self.refuse(node, f"a {value.type} is passed where a {annotation} is declared",
+                            "make the types agree")
+            return annotation
+        return value.type if value.type != ANY else "str"
+
+    # -- values ---------------------------------------------------------------------------------
+
+    def value(self, node: cst.BaseExpression, scope: Scope) -> Value:
+        ok, constant = literal(node)
+        if ok:
+            return Value(Ref("constant", value=constant), type_of_value(constant), scope)
+        if isinstance(node, cst.Name):
+            return self.lookup(node, scope)
+        if isinstance(node, cst.Call) and self.callee(node) is not None:
+            self.refuse(node, "a step call inside another call's arguments is not supported",
+                        "assign its result to a name first")
+        self.refuse(node, f"'{_text(node)}' computes on values in the pipeline body, which KFP cannot do",
+                    "pass plain names or literals to steps; compute inside a step function")
+        raise _Refused
+
+    def lookup(self, node: cst.Name, scope: Scope) -> Value:
+        name = node.value
+        bound = self.env.names.get(name)
+        if bound is None:
+            if name in self.module.constants:
+                constant = self.module.constants[name]
+                return Value(Ref("constant", value=constant), type_of_value(constant), ())
+            self.refuse(node, f"name '{name}' is not defined in pipeline '{self.decorated.function}'",
+                        "use a pipeline parameter, a module-level constant or a step's result")
+        if isinstance(bound, Partial):
+            self.refuse(node, f"'{name}' is assigned in only some branches of the if at line {bound.line}",
+                        "assign it in every branch (with an else), or use it inside the branch")
+        if isinstance(bound, Collector):
+            return self.collected(node, name, bound, scope)
+        if not visible(bound.scope, scope):
+            if bound.scope and bound.scope[-1][0] == "loop":
+                self.refuse(node, f"'{name}' is made inside a for loop (line {bound.line}) and used outside it",
+                            f"collect it: results = [] before the loop, results.append(...) inside it")
+            self.refuse(node, f"'{name}' is made inside a branch of an if (line {bound.line}) and used outside it",
+                        "assign it in every branch (with an else) to use it after the if")
+        return bound
+
+    def collected(self, node: cst.Name, name: str, collector: Collector, scope: Scope) -> Value:
+        if collector.appended is None:
+            return Value(Ref("constant", value=[]), "list", collector.scope)
+        if not visible(collector.scope, scope) or visible(collector.append_scope, scope):
+            self.refuse(node, f"'{name}' is used where its items are still being appended",
+                        "use the collected list after the loop")
+        element = collector.appended
+        kind = f"list:{element.type}" if element.type in PRIMITIVES else ("list" if element.type != ANY else ANY)
+        ref = Ref("collected", element.ref.source, element.ref.output)
+        return Value(ref, kind if kind != ANY else "list", collector.scope, collector.line)
+
+    def append(self, call: cst.Call, owner: cst.Name, scope: Scope) -> list[Node]:
+        collector = self.env.names.get(owner.value)
+        if not isinstance(collector, Collector):
+            self.refuse(call, f"'{owner.value}' is not a list created with {owner.value} = [] in this pipeline",
+                        f"write {owner.value} = [] before the loop")
+        if len(call.args) != 1:
+            self.refuse(call, ".append() takes one value")
+        inner = scope[len(collector.scope):]
+        if not inner or any(kind != "loop" for kind, *_ in inner):
+            self.refuse(call, f"'{owner.value}.append(...)' must be inside a for loop (and not inside an if)",
+                        "KFP collects the results of a loop's iterations")
+        if collector.appended is not None:
+            self.refuse(call, f"'{owner.value}' is already appended to at line {collector.line}",
+                        "append one step result per list")
+        argument = call.args[0].value
+        nodes: list[Node] = []
+        if isinstance(argument, cst.Call) and self.callee(argument) is not None:
+            temporary = f"_kl_{owner.value}_item"
+            nodes = self.call(argument, scope, [temporary])
+            value = self.env.names.pop(temporary)
+            value = self._rename_output(nodes, value, owner.value)
+        else:
+            value = self.value(argument, scope)
+            if value.ref.kind != "task" or value.scope != scope:
+                self.refuse(call, "only a step result made in this loop can be appended",
+                            f"e.g. {owner.value}.append(train(x))")
+        collector.appended = value
+        collector.append_scope = scope
+        collector.line = self.module.where(call).line or 0
+        return nodes
+
+    def _rename_output(self, nodes: list[Node], value: Value, name: str) -> Value:
+        """Give an appended step's result a readable output name."""
+        node = nodes[0]
+        if isinstance(node, Step):
+            old = value.ref.output
+            renamed = replace(
+                node,
+                outputs=tuple(replace(o, name=name) if o.name == old else o for o in node.outputs),
+                code=node.code[:-1] + (replace(node.code[-1], code=node.code[-1].code.replace(old, name, 1)),),
+            )
+            nodes[0] = renamed
+            self.state.output_types[(node.name, name)] = self.state.output_types.pop((node.name, old))
+            return Value(Ref("task", node.name, name), value.type, value.scope, value.line)
+        return value
+
+    # -- loops ----------------------------------------------------------------------------------
+
+    def loop(self, node: cst.For, scope: Scope) -> list[Node]:
+        if node.orelse is not None:
+            self.refuse(node.orelse, "for/else is not supported in a pipeline body", "remove the else")
+        if node.asynchronous is not None:
+            self.refuse(node, "async for is not supported in a pipeline body")
+        loop_id = self.state.next_id("for")
+        items, item_type, parallelism, binder = self.iterable(node.iter, node.target, scope, loop_id)
+        inner: Scope = scope + (("loop", loop_id),)
+        saved = dict(self.env.names)
+        binder(inner)
+        helpers = self._take_pending()
+        body = self.block(node.body.body, inner)
+        self._close_scope(saved, inner)
+        return helpers + [Loop(loop_id, items, item_type, tuple(body), self.module.where(node), parallelism)]
+
+    def comprehension(self, node: cst.ListComp, scope: Scope, name: str) -> list[Node]:
+        if len(node.for_in.ifs) or node.for_in.inner_for_in is not None:
+            self.refuse(node, "a comprehension with if or several for clauses is not supported",
+                        "write the for loop out")
+        if not (isinstance(node.elt, cst.Call) and self.callee(node.elt) is not None):
+            self.refuse(node.elt, "a list comprehension in a pipeline body must call a step",
+                        "e.g. scores = [train(s) for s in seeds]")
+        loop_id = self.state.next_id("for")
+        items, item_type, parallelism, binder = self.iterable(node.for_in.iter, node.for_in.target, scope, loop_id)
+        inner: Scope = scope + (("loop", loop_id),)
+        saved = dict(self.env.names)
+        binder(inner)
+        helpers = self._take_pending()
+        collector = Collector(scope, self.module.where(node).line or 0)
+        self.env.names[name] = collector
+        temporary = f"_kl_{name}_item"
+        body = self.call(node.elt, inner, [temporary])
+        value = self.env.names.pop(temporary)
+        collector.appended = self._rename_output(body, value, name)
+        collector.append_scope = inner
+        self._close_scope(saved, inner, keep=(name,))
+        return helpers + [Loop(loop_id, items, item_type, tuple(body), self.module.where(node), parallelism)]
+
+    def _take_pending(self) -> list[Node]:
+        taken = list(self._pending_nodes)
+        self._pending_nodes.clear()
+        return taken
+
+    def _close_scope(self, saved: dict, inner: Scope, keep: tuple[str, ...] = ()) -> None:
+        """Names bound inside a loop stay known (to report misuse) but keep their inner scope."""
+        for name, bound in list(self.env.names.items()):
+            if name in saved and saved[name] is bound or name in keep:
+                continue
+            if isinstance(bound, Value) and bound.ref.kind == "item":
+                if name in saved:
+                    self.env.names[name] = saved[name]
+                else:
+                    del self.env.names[name]
+
+    def iterable(self, node: cst.BaseExpression, target, scope: Scope, loop_id: str):
+        parallelism = None
+        if isinstance(node, cst.Call) and _name(node.func) == "parallel":
+            node, parallelism = self.parallel_arguments(node)
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
+                and node.func.attr.value in ("items", "keys", "values") and not node.args:
+            return self.dict_iterable(node, target, scope, loop_id, node.func.attr.value, parallelism)
+        if isinstance(node, cst.Call) and _name(node.func) == "range":
+            values = [literal(a.value) for a in node.args]
+            if not all(ok and type(v) is int for ok, v in values) or not 1 <= len(values) <= 3:
+                self.refuse(node, "range() in a pipeline loop needs 1 to 3 int literals",
+                            "loop over a list parameter, or build the list in a step")
+            items = list(range(*[v for _, v in values]))
+            return self._static(node, items, target, scope, loop_id, parallelism)
+        value = self.value(node, scope)
+        if value.ref.kind == "constant":
+            if isinstance(value.ref.value, dict):
+                return self.dict_items(node, value, target, scope, loop_id, "keys", parallelism)
+            if not isinstance(value.ref.value, (list, tuple)):
+                self.refuse(node, f"cannot loop over a {type(value.ref.value).__name__}", "loop over a list")
+            return self._static(node, list(value.ref.value), target, scope, loop_id, parallelism)
+        if value.type == "dict":
+            return self.dict_items(node, value, target, scope, loop_id, "keys", parallelism)
+        if value.ref.kind in ("collected", "oneof"):
+            self.refuse(node, "KFP cannot loop over a collected list", "loop over the original items instead")
+        if value.type in PRIMITIVES:
+            self.refuse(node, f"cannot loop over a {value.type}", "loop over a list")
+        if value.ref.kind == "task" and value.type == ANY:
+            self._infer(value, "list")
+            value = replace(value, type="list")
+        name = self.single_target(target)
+        item_type = element_type(value.type)
+        return value.ref, item_type, parallelism, self._binder(name, Ref("item", loop_id), item_type)
+
+    def parallel_arguments(self, call: cst.Call):
+        items, parallelism = None, None
+        for index, argument in enumerate(call.args):
+            key = argument.keyword.value if argument.keyword else ("items" if index == 0 else "parallelism")
+            if key == "items":
+                items = argument.value
+            elif key == "parallelism":
+                ok, parallelism = literal(argument.value)
+                if not ok or type(parallelism) is not int or parallelism < 1:
+                    self.refuse(argument, "parallelism must be a positive int literal", "e.g. parallelism=4")
+            else:
+                self.refuse(argument, f"parallel() has no argument '{key}'", "parallel(items, parallelism=N)")
+        if items is None:
+            self.refuse(call, "parallel() needs the items to loop over", "parallel(items, parallelism=N)")
+        return items, parallelism
+
+    def single_target(self, target) -> str:
+        if isinstance(target, cst.Name):
+            return target.value
+        self.refuse(target, "unpacking loop items works only with dict.items()",
+                    "loop over one name, or over d.items() as `for key, value in d.items()`")
+        return ""
+
+    def _binder(self, name: str, ref: Ref, item_type: str, line: int = 0):
+        def bind(scope: Scope) -> None:
+            self.env.names[name] = Value(ref, item_type, scope, line)
+
+        return bind
+
+    def _static(self, node, items: list, target, scope: Scope, loop_id: str, parallelism):
+        name = self.single_target(target)
+        if not items:
+            self.refuse(node, "the loop's list is empty, so KFP cannot build it", "give the loop at least one item")
+        kinds = {type_of_value(i) for i in items}
+        if len(kinds) > 1 and kinds != {"int", "float"}:
+            self.refuse(node, "the loop's items have different types, which KFP cannot type",
+                        "loop over items of one type")
+        item_type = type_of_value(items).partition(":")[2] or ("dict" if kinds == {"dict"} else ANY)
+        if kinds == {"dict"}:
+            self.refuse(node, "looping over a literal list of dicts is not supported (KFP mistypes their fields)",
+                        "loop over a pipeline parameter holding the list instead")
+        if item_type == ANY:
+            self.refuse(node, "loop items must be ints, floats, strings or bools", "loop over a list of those")
+        if kinds == {"int", "float"}:
+            items = [float(i) for i in items]
+        return Ref("constant", value=items), item_type, parallelism, self._binder(name, Ref("item", loop_id),
+                                                                                   item_type)
+
+    def dict_iterable(self, node: cst.Call, target, scope, loop_id, method, parallelism):
+        owner = self.value(node.func.value, scope)
+        if owner.type != "dict" and not (owner.ref.kind == "constant" and isinstance(owner.ref.value, dict)):
+            if owner.ref.kind == "task" and owner.type == ANY:
+                self._infer(owner, "dict")
+                owner = replace(owner, type="dict")
+            else:
+                self.refuse(node, f".{method}() needs a dict", "loop over a dict parameter or a step's dict result")
+        return self.dict_items(node, owner, target, scope, loop_id, method, parallelism)
+
+    def dict_items(self, node, owner: Value, target, scope: Scope, loop_id: str, method: str, parallelism):
+        """Loop over a dict: static keys/values when known; otherwise a small step lists them."""
+        if owner.ref.kind == "constant" and method in ("keys", "values"):
+            values = list(owner.ref.value.keys() if method == "keys" else owner.ref.value.values())
+            return self._static(node, values, target, scope, loop_id, parallelism)
+        names = [self.single_target(target)] if method != "items" else self._pair(target)
+        helper = self._items_step(node, owner, method, scope)
+        ref = Ref("task", helper.name, helper.outputs[0].name)
+        if method == "items":
+            key, value = names
+
+            def bind(inner: Scope) -> None:
+                self.env.names[key] = Value(Ref("item", loop_id, "key"), "str", inner)
+                self.env.names[value] = Value(Ref("item", loop_id, "value"), ANY, inner)
+
+            self._pending_nodes.append(helper)
+            return ref, "dict", parallelism, bind
+        self._pending_nodes.append(helper)
+        return ref, "str" if method == "keys" else ANY, parallelism, self._binder(names[0], Ref("item", loop_id),
+                                                                                  "str" if method == "keys" else ANY)
+
+    def _pair(self, target) -> list[str]:
+        if isinstance(target, (cst.Tuple, cst.List)) and len(target.elements) == 2 \
+                and all(isinstance(e.value, cst.Name) for e in target.elements):
+            return [e.value.value for e in target.elements]
+        self.refuse(target, "loop over .items() with two names", "for key, value in d.items():")
+        return []
+
+    def _items_step(self, node, owner: Value, method: str, scope: Scope) -> Step:
+        name = self.state.unique(f"list_{method}")
+        where = self.module.where(node)
+        code = {
+            "items": "items = [{'key': str(k), 'value': v} for k, v in mapping.items()]\n",
+            "keys": "items = [str(k) for k in mapping]\n",
+            "values": "items = list(mapping.values())\n",
+        }[method]
+        kind = "list:str" if method == "keys" else "list"
+        step = Step(name=name, code=(CodeBlock(code, where),), location=where,
+                    inputs=(Input("mapping", owner.ref, "dict" if owner.ref.kind != "task" else owner.type),),
+                    outputs=(Output("items", kind),))
+        self.state.output_types[(name, "items")] = kind
+        return step
+
+    @property
+    def _pending_nodes(self) -> list[Node]:
+        return self.__dict__.setdefault("_pending", [])
+
+    def _infer(self, value: Value, kind: str) -> None:
+        key = (value.ref.source, value.ref.output)
+        self.state.output_types[key] = kind
+        self.state.warnings.append(
+            f"{self.module.path}:{value.line}: the result of step '{value.ref.source}' is used as a {kind}; "
+            f"annotate its return type (-> {kind}) to make this explicit")
+
+    # -- conditions -----------------------------------------------------------------------------
+
+    def condition(self, node: cst.If, scope: Scope) -> Node:
+        condition_id = self.state.next_id("if")
+        arms: list[tuple[cst.BaseExpression | None, object]] = []
+        current: cst.If | cst.Else | None = node
+        while current is not None:
+            if isinstance(current, cst.If):
+                arms.append((current.test, current.body))
+                current = current.orelse
+            else:
+                arms.append((None, current.body))
+                current = None
+        saved = dict(self.env.names)
+        branches, bound_per_branch = [], []
+        for index, (test_node, body) in enumerate(arms):
+            test = self.test(test_node, scope) if test_node is not None else None
+            inner: Scope = scope + (("branch", condition_id, str(index)),)
+            before = dict(self.env.names)
+            nodes = self.block(body.body, inner)
+            made = {k: v for k, v in self.env.names.items() if before.get(k) is not v and isinstance(v, Value)}
+            bound_per_branch.append(made)
+            self.env.names = dict(before)
+            branches.append(Branch(test, tuple(nodes)))
+        self.env.names = saved
+        self._merge_branches(node, branches, bound_per_branch, scope)
+        return Condition(condition_id, tuple(branches), self.module.where(node))
+
+    def _merge_branches(self, node, branches, bound_per_branch, scope: Scope) -> None:
+        has_else = branches[-1].test is None
+        names = set().union(*(b.keys() for b in bound_per_branch)) if bound_per_branch else set()
+        simple = all(b.test is None or b.test.op in _COMPARE.values() or b.test.op == "truth" for b in branches)
+        line = self.module.where(node).line or 0
+        for name in sorted(names):
+            values = [b.get(name) for b in bound_per_branch]
+            if not has_else or any(v is None for v in values):
+                self.env.names[name] = Partial(line)
+                continue
+            if any(v.ref.kind != "task" for v in values):
+                self.env.names[name] = Partial(line)
+                continue
+            if not simple:
+                self.env.names[name] = Partial(line)
+                self.state.warnings.append(
+                    f"{self.module.path}:{line}: '{name}' is assigned in every branch of an if with and/or/in "
+                    "tests; KFP's OneOf needs plain comparisons, so it cannot be used after the if")
+                continue
+            types = {v.type for v in values}
+            kind = types.pop() if len(types) == 1 else ANY
+            self.env.names[name] = Value(Ref("oneof", options=tuple(v.ref for v in values)), kind, scope, line)
+
+    def test(self, node: cst.BaseExpression, scope: Scope) -> Test:
+        test = self._test(node, scope)
+        try:
+            normalize(test, self._type_for_condition)
+        except ConditionError as error:
+            self.refuse(node, str(error), "compute the decision inside a step and return a bool")
+        return test
+
+    def _type_for_condition(self, ref: Ref) -> str:
+        if ref.kind == "constant":
+            return type_of_value(ref.value)
+        if ref.kind == "parameter":
+            return next((v.type for v in self.env.names.values() if isinstance(v, Value) and v.ref == ref), ANY)
+        if ref.kind == "task":
+            return self.state.output_types.get((ref.source, ref.output), ANY)
+        if ref.kind == "item":
+            for bound in self.env.names.values():
+                if isinstance(bound, Value) and bound.ref == ref:
+                    return bound.type
+        return ANY
+
+    def _test(self, node: cst.BaseExpression, scope: Scope) -> Test:
+        if isinstance(node, cst.BooleanOperation):
+            op = "and" if isinstance(node.operator, cst.And) else "or"
+            return Test(op, tests=(self._test(node.left, scope), self._test(node.right, scope)))
+        if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Not):
+            return Test("not", tests=(self._test(node.expression, scope),))
+        if isinstance(node, cst.Comparison):
+            parts, left = [], node.left
+            for target in node.comparisons:
+                parts.append(self._comparison(left, target, scope))
+                left = target.comparator
+            return parts[0] if len(parts) == 1 else Test("and", tests=tuple(parts))
+        value = self.value(node, scope)
+        self._condition_operand(value, node, None)
+        return Test("truth", (value.ref,))
+
+    def _comparison(self, left_node, target: cst.ComparisonTarget, scope: Scope) -> Test:
+        operator = type(target.operator)
+        left = self.value(left_node, scope)
+        if operator in (cst.In, cst.NotIn):
+            ok, options = literal(target.comparator)
+            if not ok or not isinstance(options, (list, tuple, set)) or not options:
+                self.refuse(target, "`in` in a condition needs a literal list of values",
+                            "e.g. if region in ['eu', 'us']:")
+            self._condition_operand(left, left_node, type_of_value(next(iter(options))))
+            equal = "==" if operator is cst.In else "!="
+            tests = tuple(Test(equal, (left.ref, Ref("constant", value=o))) for o in sorted(options, key=repr))
+            return tests[0] if len(tests) == 1 else Test("or" if operator is cst.In else "and", tests=tests)
+        if operator not in _COMPARE:
+            self.refuse(target, f"'{_text(target.operator).strip()}' is not supported in a condition",
+                        "use ==, !=, <, <=, >, >=, in or not in")
+        right = self.value(target.comparator, scope)
+        for value, other, where in ((left, right, left_node), (right, left, target.comparator)):
+            self._condition_operand(value, where, other.type if other.type in PRIMITIVES else None)
+        return Test(_COMPARE[operator], (left.ref, right.ref))
+
+    def _condition_operand(self, value: Value, node, other_type: str | None) -> None:
+        """An untyped step result compared with a typed value takes its type (ints as float)."""
+        if value.ref.kind == "collected":
+            self.refuse(node, "KFP cannot branch on a collected list", "decide inside a step that reads the list")
+        if value.ref.kind == "task" and value.type == ANY:
+            if other_type is None:
+                self.refuse(node, f"step '{value.ref.source}' has no return type, so KFP cannot test it",
+                            "annotate its return type, e.g. -> bool or -> float")
+            kind = "float" if other_type == "int" else other_type
+            if kind in PRIMITIVES:
+                self._infer(value, kind)
+                value.type = kind
+
+
+def _compatible(given: str, declared: str) -> bool:
+    if declared == "float" and given == "int":
+        return True
+    return given.partition(":")[0] == declared.partition(":")[0]
+
+
+def _name(node) -> str | None:
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        return node.attr.value
+    return None
+
+
+def _text(node: cst.CSTNode) -> str:
+    return cst.Module([]).code_for_node(node)
+
+
+def subpipeline(compiled: CompiledPipeline) -> SubPipeline:
+    return SubPipeline(compiled.name, compiled.parameters, compiled.body, compiled.returns, compiled.return_type)
+
+
+__all__ = ["CompiledPipeline", "ProgramState", "compile_pipeline", "subpipeline", "SourceLocation"]

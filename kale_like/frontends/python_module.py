@@ -1,0 +1,236 @@
+"""A Python file with `@step` / `@pipeline` functions, read statically with libcst.
+
+Nothing of the user's module is imported or run: decorator settings must be literals, the step
+functions' source is what the components carry, and the rest of the module (imports, helpers,
+constants) is a prelude each step takes only the parts of that it uses.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from kale_like.errors import KaleLikeError, SourceLocation
+from kale_like.frontends.analysis import CodeSyntaxError, parse
+from kale_like.frontends.prelude import Prelude
+from kale_like.sdk import PIPELINE_SETTINGS, STEP_SETTINGS
+
+SDK_MODULES = ("kale_like", "kale_like.sdk", "kale.sdk", "kale")
+
+
+@dataclass(frozen=True, slots=True)
+class Argument:
+    """One parameter of a decorated function."""
+
+    name: str
+    annotation: str | None
+    default: object
+    has_default: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Decorated:
+    """A `@step` or `@pipeline` function."""
+
+    kind: str
+    function: str
+    settings: dict
+    arguments: tuple[Argument, ...]
+    returns: str | None
+    node: cst.FunctionDef
+    code: str
+    location: SourceLocation
+
+
+@dataclass
+class PythonModule:
+    path: str
+    steps: dict[str, Decorated] = field(default_factory=dict)
+    pipelines: dict[str, Decorated] = field(default_factory=dict)
+    constants: dict[str, object] = field(default_factory=dict)
+    prelude: Prelude | None = None
+    positions: dict = field(default_factory=dict)
+
+    def where(self, node: cst.CSTNode) -> SourceLocation:
+        position = self.positions.get(node)
+        if position is None:
+            return SourceLocation(self.path)
+        return SourceLocation(self.path, line=position.start.line, column=position.start.column + 1)
+
+
+def read_module(path: str | Path, errors: list[KaleLikeError]) -> PythonModule:
+    """Scan a module's top level; problems go to `errors`."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise KaleLikeError("file not found", SourceLocation(source), "check the path") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise KaleLikeError(f"cannot read the file: {error}", SourceLocation(source)) from None
+    try:
+        module = parse(text)
+    except CodeSyntaxError as error:
+        raise KaleLikeError(
+            f"syntax error: {error.message}", SourceLocation(source, line=error.line, column=error.column)
+        ) from None
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    result = PythonModule(source, positions=dict(wrapper.resolve(PositionProvider)))
+    prelude_items = []
+    for statement in module.body:
+        decorated = _decorated(statement, module, result, errors)
+        if decorated is not None:
+            table = result.steps if decorated.kind == "step" else result.pipelines
+            table[decorated.function] = decorated
+            continue
+        if _is_sdk_import(statement) or _is_main_block(statement):
+            continue
+        result.constants.update(_constants(statement))
+        position = result.positions[statement].start.line
+        prelude_items.append((module.code_for_node(statement), None, position))
+    result.prelude = Prelude.from_statements(prelude_items, source)
+    return result
+
+
+def _decorated(statement, module: cst.Module, result: PythonModule, errors: list) -> Decorated | None:
+    if not isinstance(statement, cst.FunctionDef):
+        return None
+    for decorator in statement.decorators:
+        kind, settings_node = _sdk_decorator(decorator.decorator)
+        if kind is None:
+            continue
+        where = result.where(statement)
+        settings = _settings(settings_node, kind, result, errors)
+        if len(statement.decorators) > 1:
+            errors.append(KaleLikeError(f"@{kind} function '{statement.name.value}' has other decorators", where,
+                                        "a step's source is shipped as is; remove the other decorators"))
+        bare = statement.with_changes(decorators=[], leading_lines=[])
+        return Decorated(
+            kind=kind,
+            function=statement.name.value,
+            settings=settings,
+            arguments=_arguments(statement, result, errors),
+            returns=_annotation(statement.returns.annotation) if statement.returns else None,
+            node=statement,
+            code=module.code_for_node(bare),
+            location=where,
+        )
+    return None
+
+
+def _sdk_decorator(expression: cst.BaseExpression):
+    call = expression if isinstance(expression, cst.Call) else None
+    target = call.func if call else expression
+    name = target.value if isinstance(target, cst.Name) else target.attr.value if isinstance(target, cst.Attribute) else None
+    if name in ("step", "pipeline"):
+        return name, call
+    return None, None
+
+
+def _settings(call: cst.Call | None, kind: str, result: PythonModule, errors: list) -> dict:
+    if call is None:
+        return {}
+    allowed = STEP_SETTINGS if kind == "step" else PIPELINE_SETTINGS
+    settings = {}
+    for argument in call.args:
+        where = result.where(argument)
+        if argument.keyword is None:
+            errors.append(KaleLikeError(f"@{kind} takes settings as keywords only", where, f"e.g. @{kind}(name=...)"))
+            continue
+        key = argument.keyword.value
+        if key not in allowed:
+            errors.append(KaleLikeError(f"@{kind} has no setting '{key}'", where, "settings: " + ", ".join(allowed)))
+            continue
+        try:
+            settings[key] = ast.literal_eval(cst.Module([]).code_for_node(argument.value).strip())
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            errors.append(KaleLikeError(f"@{kind}({key}=...) must be a literal value", where,
+                                        "settings are read without running the module"))
+    return settings
+
+
+def _arguments(function: cst.FunctionDef, result: PythonModule, errors: list) -> tuple[Argument, ...]:
+    parameters = function.params
+    if parameters.star_arg not in (None, cst.MaybeSentinel.DEFAULT) or parameters.star_kwarg is not None:
+        if not isinstance(parameters.star_arg, cst.ParamStar):
+            errors.append(KaleLikeError(f"'{function.name.value}' takes *args or **kwargs", result.where(function),
+                                        "name every parameter a step or pipeline receives"))
+    arguments = []
+    for parameter in (*parameters.posonly_params, *parameters.params, *parameters.kwonly_params):
+        default, has_default = None, parameter.default is not None
+        if has_default:
+            try:
+                default = ast.literal_eval(cst.Module([]).code_for_node(parameter.default).strip())
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                errors.append(KaleLikeError(
+                    f"the default of '{parameter.name.value}' must be a literal value", result.where(parameter),
+                    "defaults are read without running the module"))
+        annotation = _annotation(parameter.annotation.annotation) if parameter.annotation else None
+        arguments.append(Argument(parameter.name.value, annotation, default, has_default))
+    return tuple(arguments)
+
+
+_SIMPLE = {"int": "int", "float": "float", "str": "str", "bool": "bool", "list": "list", "dict": "dict",
+           "List": "list", "Dict": "dict"}
+
+
+def _annotation(node: cst.BaseExpression) -> str | None:
+    """Our type name for an annotation: int, float, str, bool, list, list:int, dict; else None."""
+    if isinstance(node, cst.Name):
+        return _SIMPLE.get(node.value)
+    if isinstance(node, cst.Attribute):
+        return _SIMPLE.get(node.attr.value)
+    if isinstance(node, cst.Subscript):
+        outer = _annotation(node.value)
+        if outer == "list" and len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
+            inner = _annotation(node.slice[0].slice.value)
+            return f"list:{inner}" if inner in ("int", "float", "str", "bool") else "list"
+        return outer
+    if isinstance(node, cst.SimpleString):
+        try:
+            return _annotation(cst.parse_expression(ast.literal_eval(node.value)))
+        except Exception:  # a string annotation that is not an expression
+            return None
+    return None
+
+
+def _is_sdk_import(statement) -> bool:
+    if not isinstance(statement, cst.SimpleStatementLine):
+        return False
+    for small in statement.body:
+        if isinstance(small, cst.ImportFrom) and small.module is not None and not small.relative:
+            if cst.Module([]).code_for_node(small.module) in SDK_MODULES:
+                return True
+        if isinstance(small, cst.Import):
+            names = [cst.Module([]).code_for_node(alias.name) for alias in small.names]
+            if names and all(name in SDK_MODULES for name in names):
+                return True
+    return False
+
+
+def _is_main_block(statement) -> bool:
+    if not isinstance(statement, cst.If):
+        return False
+    text = cst.Module([]).code_for_node(statement.test).replace("'", '"').replace(" ", "")
+    return text in ('__name__=="__main__"', '"__main__"==__name__')
+
+
+def _constants(statement) -> dict[str, object]:
+    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+        return {}
+    small = statement.body[0]
+    if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name):
+        value = small.value
+    elif isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name) and small.value is not None:
+        value = small.value
+    else:
+        return {}
+    try:
+        literal = ast.literal_eval(cst.Module([]).code_for_node(value).strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return {}
+    target = small.targets[0].target if isinstance(small, cst.Assign) else small.target
+    return {target.value: literal}

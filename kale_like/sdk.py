@@ -1,0 +1,56 @@
+"""The function SDK: `@step`, `@pipeline` and `parallel`, for pipelines written as plain Python.
+
+Decorated code runs as it reads: `@step` and `@pipeline` return the function itself (with its
+settings attached) and `parallel(items, parallelism=N)` returns `items`, so a pipeline function
+called directly runs its steps one after another in this process. kale_like compiles the same
+source statically (it never imports the user's module to do so): a `for` loop over `parallel(...)`
+or any list becomes a KFP ParallelFor, an `if` becomes If/Elif/Else, and so on.
+
+`kale_like.sdk` mirrors Kale 0.7's `kale.sdk`, so an old SDK file needs only its import changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+STEP_SETTINGS = ("name", "image", "packages", "retries", "cpu", "memory", "gpu", "gpu_type", "cache",
+                 "secrets", "env", "labels", "annotations", "limits", "timeout")
+PIPELINE_SETTINGS = ("name", "experiment", "description")
+
+
+def step(function: F | None = None, /, **settings: Any):
+    """Mark a function as a pipeline step; use bare (`@step`) or with settings (`@step(cpu="1")`)."""
+    _check(settings, STEP_SETTINGS, "step")
+
+    def mark(fn: F) -> F:
+        fn.__kale_like_step__ = dict(settings)  # type: ignore[attr-defined]
+        return fn
+
+    return mark(function) if function is not None else mark
+
+
+def pipeline(function: F | None = None, /, **settings: Any):
+    """Mark a function as a pipeline; its parameters (with defaults) are the pipeline's."""
+    _check(settings, PIPELINE_SETTINGS, "pipeline")
+
+    def mark(fn: F) -> F:
+        fn.__kale_like_pipeline__ = dict(settings)  # type: ignore[attr-defined]
+        return fn
+
+    return mark(function) if function is not None else mark
+
+
+def parallel(items: Iterable[Any], parallelism: int | None = None) -> Iterable[Any]:
+    """Loop over `items` in parallel on KFP, at most `parallelism` at a time. In Python: `items`."""
+    if parallelism is not None and (not isinstance(parallelism, int) or parallelism < 1):
+        raise ValueError(f"parallelism must be a positive int, not {parallelism!r}")
+    return items
+
+
+def _check(settings: dict, allowed: tuple[str, ...], what: str) -> None:
+    unknown = sorted(set(settings) - set(allowed))
+    if unknown:
+        raise TypeError(f"@{what} got unknown settings {unknown}; allowed: {', '.join(allowed)}")
