@@ -348,7 +348,7 @@ class _BodyCompiler:
             outputs = (Output("", compiled.return_type),)
             self.state.output_types[(name, "")] = compiled.return_type
             self.env.names[names[0]] = Value(Ref("task", name, ""), compiled.return_type, scope, where.line or 0)
-        return PipelineCall(name, target.function, inputs, where, outputs)
+        return PipelineCall(name, compiled.name, inputs, where, outputs)
 
     def input_type(self, value: Value, annotation: str | None, node: cst.CSTNode) -> str:
         """The type a value has as a KFP input (parameters must have one)."""
@@ -615,8 +615,8 @@ class _BodyCompiler:
             key, value = names
 
             def bind(inner: Scope) -> None:
-                self.env.names[key] = Value(Ref("item", loop_id, "key"), "str", inner)
-                self.env.names[value] = Value(Ref("item", loop_id, "value"), ANY, inner)
+                self.env.names[key] = Value(Ref("item", loop_id, "entry_key"), "str", inner)
+                self.env.names[value] = Value(Ref("item", loop_id, "entry_value"), ANY, inner)
 
             self._pending_nodes.append(helper)
             return ref, "dict", parallelism, bind
@@ -635,7 +635,7 @@ class _BodyCompiler:
         name = self.state.unique(f"list_{method}")
         where = self.module.where(node)
         code = {
-            "items": "items = [{'key': str(k), 'value': v} for k, v in mapping.items()]\n",
+            "items": "items = [{'entry_key': str(k), 'entry_value': v} for k, v in mapping.items()]\n",
             "keys": "items = [str(k) for k in mapping]\n",
             "values": "items = list(mapping.values())\n",
         }[method]

@@ -112,7 +112,7 @@ def _decorated(statement, module: cst.Module, result: PythonModule, errors: list
             kind=kind,
             function=statement.name.value,
             settings=settings,
-            arguments=_arguments(statement, result, errors),
+            arguments=_arguments(statement, result, errors, result.constants),
             returns=_annotation(statement.returns.annotation) if statement.returns else None,
             node=statement,
             code=module.code_for_node(bare),
@@ -152,7 +152,7 @@ def _settings(call: cst.Call | None, kind: str, result: PythonModule, errors: li
     return settings
 
 
-def _arguments(function: cst.FunctionDef, result: PythonModule, errors: list) -> tuple[Argument, ...]:
+def _arguments(function: cst.FunctionDef, result: PythonModule, errors: list, constants: dict) -> tuple[Argument, ...]:
     parameters = function.params
     if parameters.star_arg not in (None, cst.MaybeSentinel.DEFAULT) or parameters.star_kwarg is not None:
         if not isinstance(parameters.star_arg, cst.ParamStar):
@@ -161,7 +161,9 @@ def _arguments(function: cst.FunctionDef, result: PythonModule, errors: list) ->
     arguments = []
     for parameter in (*parameters.posonly_params, *parameters.params, *parameters.kwonly_params):
         default, has_default = None, parameter.default is not None
-        if has_default:
+        if has_default and isinstance(parameter.default, cst.Name) and parameter.default.value in constants:
+            default = constants[parameter.default.value]
+        elif has_default:
             try:
                 default = ast.literal_eval(cst.Module([]).code_for_node(parameter.default).strip())
             except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):

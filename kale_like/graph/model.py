@@ -261,6 +261,12 @@ class StepGraph:
         """Every step of the main body, loops and branches included, in body order."""
         return tuple(node for node in walk(self.body) if isinstance(node, Step))
 
+    @property
+    def all_steps(self) -> tuple[Step, ...]:
+        """Every step, nested pipelines included."""
+        nested = tuple(n for sub in self.subpipelines for n in walk(sub.body) if isinstance(n, Step))
+        return self.steps + nested
+
     def step(self, name: str) -> Step:
         """The step called `name` (KeyError if there is none)."""
         for candidate in self.steps:

@@ -124,7 +124,7 @@ def _compile(graph, source: Path, args: argparse.Namespace) -> None:
     dsl = None if args.no_dsl else Path(args.dsl) if args.dsl else output.with_name(output.stem + "_kfp.py")
     compiled = compile_graph(graph, output.name)
     write_outputs(compiled, output, dsl)
-    print(f"wrote {output} ({len(graph.steps)} steps)" + (f" and {dsl}" if dsl else ""))
+    print(f"wrote {output} ({len(graph.all_steps)} steps)" + (f" and {dsl}" if dsl else ""))
 
 
 def _summary(graph) -> None:

@@ -98,10 +98,7 @@ class BodyWriter:
 
     def _loop(self, loop: Loop, depth: int, scope: _Scope) -> list[str]:
         pad = "    " * depth
-        item = f"item_{len(scope.items) + 1}"
-        while item in self.taken:
-            item += "_"
-        self.taken.add(item)
+        item = self._variable("item").replace("_task", "")
         limit = f", parallelism={loop.parallelism}" if loop.parallelism else ""
         lines = [f"{pad}with dsl.ParallelFor(items={self.expression(loop.items, scope)}{limit}) as {item}:"]
         inner = scope.copy()
