@@ -18,6 +18,7 @@ from kale_like.errors import KaleLikeError, SourceLocation, raise_collected
 from kale_like.frontends import dependencies
 from kale_like.frontends.analysis import CodeSyntaxError, analyze, parse
 from kale_like.frontends.magics import strip_magics
+from kale_like.frontends.notebook_flow import FLOW_TAGS, apply_flow, flow_reads
 from kale_like.frontends.notebook_reader import RawCell, read_notebook
 from kale_like.frontends.packages import distributions_for
 from kale_like.frontends.prelude import Prelude
@@ -82,10 +83,14 @@ def notebook_to_graph(path: str | Path) -> StepGraph:
         step = _build_step(section, by_name[name], code_of[name], prelude, logged, defaults, parameter_types, errors)
         built.append(_with_producer_packages(step, built))
     raise_collected(errors)
+    tags_of = {s.name: [(t, w) for t, w in s.tags if t.kind in FLOW_TAGS] for s in steps}
+    code_reads = {name: set(facts.reads) for name, (_, facts) in code_of.items()}
+    body = apply_flow(built, tags_of, code_reads, parameter_types, errors)
+    raise_collected(errors)
     return StepGraph(
         source=source,
         settings=settings,
-        body=tuple(built),
+        body=body,
         parameters=tuple(parameters),
         metrics=tuple(name for name, _ in metrics),
         warnings=tuple(warnings),
@@ -293,7 +298,11 @@ def _analyse_steps(steps: list[_Section], prelude: Prelude, source: str, errors:
             continue
         facts = analyze("\n".join(blocks))
         reads = {}
-        needed = prelude.external_reads(set(facts.reads), facts.defines)
+        flow_needs, flow_provides = flow_reads(section.tags)
+        needed = prelude.external_reads(set(facts.reads), facts.defines) - flow_provides
+        flow_where = next((w for t, w in section.tags if t.kind in ("foreach", "when")), location)
+        for name in flow_needs - needed:
+            reads[name] = flow_where
         for name in needed:
             if name in facts.reads:
                 cell_line, cell = _cell_at(offsets, facts.reads[name][0])

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 NAME = r"[a-z_][a-z0-9_]*"
 KEY = r"[A-Za-z0-9_./-]+"
+VARIABLE = r"[A-Za-z_][A-Za-z0-9_]*"
 
 # kind -> (regex with named groups, what it means). Order matters only for documentation.
 TAG_GRAMMAR: dict[str, tuple[str, str]] = {
@@ -37,6 +38,15 @@ TAG_GRAMMAR: dict[str, tuple[str, str]] = {
     "env": (r"env:(?P<key>[A-Za-z_][A-Za-z0-9_]*):(?P<value>.*)", "environment variable"),
     "packages": (r"packages:(?P<packages>\S+)", "comma-separated extra pip packages"),
     "report": (r"report:(?P<state>enabled|disabled)", "Kale's HTML report switch (ignored)"),
+    "foreach": (
+        rf"foreach:(?P<item>{VARIABLE}):(?P<items>{VARIABLE})",
+        "run the step once per element of a list (KFP ParallelFor); its outputs reach later steps as lists",
+    ),
+    "parallelism": (r"parallelism:(?P<count>[1-9][0-9]*)", "at most N iterations of a foreach step at a time"),
+    "when": (
+        rf"when:(?P<name>{VARIABLE})(?::(?P<op>==|!=|<=|>=|<|>):(?P<value>.+))?",
+        "run the step only if the condition holds (KFP If), e.g. when:accuracy:>=:0.9",
+    ),
 }
 
 CELL_KINDS = ("imports", "functions", "pipeline-parameters", "pipeline-metrics", "skip", "step")
@@ -97,6 +107,9 @@ def pattern_example(kind: str) -> str:
         "env": "env:NAME:VALUE",
         "packages": "packages:PKG[,PKG...]",
         "report": "report:enabled|disabled",
+        "foreach": "foreach:ITEM:LIST",
+        "parallelism": "parallelism:N",
+        "when": "when:NAME[:OP:VALUE]",
     }.get(kind, kind)
 
 

@@ -119,6 +119,10 @@ def _kl_coerce(value, type_name):
         return float(value)
     if outer == "bool" and isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
+    if outer == "bool" and not isinstance(value, (bool, str)):
+        return bool(value)
+    if outer == "list" and hasattr(value, "tolist") and not isinstance(value, (list, str)):
+        value = value.tolist()
     if outer == "list" and isinstance(value, (list, tuple)):
         return [_kl_coerce(item, inner) for item in value]
     return value
@@ -132,7 +136,8 @@ def _kl_run_step(step, cells, values=None, inputs=None, outputs=None, metrics=No
     bound (so an input shadows a prelude name, as a later notebook cell would); `values` are plain values (parameters), coerced to
     `types`; `inputs` are artifact objects or paths to load (a list of them for a collected
     input); `outputs` maps names to artifact objects or paths to write; `metrics` names variables
-    to log on `metrics_artifact`. Returns the value of `result` (a typed output), if named.
+    to log on `metrics_artifact`. Returns the values named in `result` ((name, type) pairs):
+    one value, or a tuple for several (KFP's NamedTuple outputs).
     """
     namespace = {"__name__": "__main__", "display": _kl_display}
     for label, code in prelude:
@@ -161,9 +166,13 @@ def _kl_run_step(step, cells, values=None, inputs=None, outputs=None, metrics=No
             raise TypeError(f"metric {name!r} is a {type(value).__name__}; metrics must be numbers") from None
         if metrics_artifact is not None:
             metrics_artifact.log_metric(name, number)
-    if result is not None:
-        return _kl_coerce(namespace[result[0]], result[1])
-    return None
+    if not result:
+        return None
+    for name, _ in result:
+        if name not in namespace:
+            raise NameError(f"step {step!r} did not define {name!r}, which a later step reads")
+    values = tuple(_kl_coerce(namespace[name], type_name) for name, type_name in result)
+    return values[0] if len(values) == 1 else values
 
 
 def _kl_exec(label, code, namespace):

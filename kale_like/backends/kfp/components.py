@@ -123,9 +123,8 @@ def _call(step: Step, shape: ComponentShape) -> list[str]:
     if step.metrics:
         call.append(f"        metrics={list(step.metrics)!r},")
         call.append("        metrics_artifact=metrics,")
-    if len(shape.typed_outputs) == 1:
-        name, type_name = next(iter(shape.typed_outputs.items()))
-        call.append(f"        result=({name!r}, {type_name!r}),")
+    if shape.typed_outputs:
+        call.append(f"        result={list(shape.typed_outputs.items())!r},")
     call.append("    )")
     return call
 

@@ -54,7 +54,7 @@ def _header(graph: StepGraph, uses_kubernetes: bool) -> str:
         '"""',
         "",
         "import os",
-        "from typing import List",
+        "from typing import List, NamedTuple",
         "",
         "from kfp import compiler, dsl",
     ]
