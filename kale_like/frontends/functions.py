@@ -14,10 +14,14 @@ from kale_like.graph.model import (
 )
 
 
-def python_to_graph(path: str | Path, pipeline: str | None = None) -> StepGraph:
-    """Build the step graph of the pipeline function in a Python file (raises KaleLikeError)."""
+def python_to_graph(path: str | Path, pipeline: str | None = None, text: str | None = None,
+                    locate=None) -> StepGraph:
+    """Build the step graph of the pipeline function in a Python file (raises KaleLikeError).
+
+    `text`/`locate`: the module's code and a position mapper, when it comes from notebook cells.
+    """
     errors: list[KaleLikeError] = []
-    module = read_module(path, errors)
+    module = read_module(path, errors, text, locate)
     raise_collected(errors)
     main = _main_pipeline(module, pipeline)
     state = ProgramState(module, errors)

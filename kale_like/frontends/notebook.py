@@ -55,6 +55,8 @@ def notebook_to_graph(path: str | Path) -> StepGraph:
         [cell for s in shared for cell in s.cells], source, errors, tuple(p for s in shared for p in s.packages)
     )
     steps = [s for s in sections if s.kind == "step"]
+    if not steps and not errors and _defines_pipeline_function(notebook.cells):
+        return _functions_in_cells(notebook, source)
     if not steps and not errors:
         errors.append(
             KaleLikeError(
@@ -363,3 +365,31 @@ def _with_producer_packages(step: Step, built: list[Step]) -> Step:
     producers = set(step.upstream)
     inherited = {package for other in built if other.name in producers for package in other.packages}
     return replace(step, packages=tuple(sorted(set(step.packages) | inherited)))
+
+
+def _defines_pipeline_function(cells) -> bool:
+    return any("@pipeline" in cell.source or "@sdk.pipeline" in cell.source for cell in cells)
+
+
+def _functions_in_cells(notebook, source: str) -> StepGraph:
+    """A notebook whose cells define @step / @pipeline functions: read the cells as one module."""
+    from kale_like.frontends.functions import python_to_graph
+
+    parts, starts = [], []
+    line = 1
+    for cell in notebook.cells:
+        if "skip" in cell.tags:
+            continue
+        code = strip_magics(cell.source).code
+        starts.append((line, cell.index))
+        parts.append(code)
+        line += code.count("\n") + 1
+
+    def locate(line: int, column: int) -> SourceLocation:
+        start, index = starts[0]
+        for candidate, cell_index in starts:
+            if candidate <= line:
+                start, index = candidate, cell_index
+        return SourceLocation(source, index, None, line - start + 1, column)
+
+    return python_to_graph(source, text="\n".join(parts), locate=locate)

@@ -54,31 +54,39 @@ class PythonModule:
     constants: dict[str, object] = field(default_factory=dict)
     prelude: Prelude | None = None
     positions: dict = field(default_factory=dict)
+    locate: object = None  # (line, column) -> SourceLocation, for code that came from notebook cells
 
     def where(self, node: cst.CSTNode) -> SourceLocation:
         position = self.positions.get(node)
         if position is None:
             return SourceLocation(self.path)
+        if self.locate is not None:
+            return self.locate(position.start.line, position.start.column + 1)
         return SourceLocation(self.path, line=position.start.line, column=position.start.column + 1)
 
 
-def read_module(path: str | Path, errors: list[KaleLikeError]) -> PythonModule:
-    """Scan a module's top level; problems go to `errors`."""
+def read_module(path: str | Path, errors: list[KaleLikeError], text: str | None = None,
+                locate=None) -> PythonModule:
+    """Scan a module's top level; problems go to `errors`.
+
+    `text` and `locate` let notebook cells be read as one module while errors still name cells.
+    """
     source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise KaleLikeError("file not found", SourceLocation(source), "check the path") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise KaleLikeError(f"cannot read the file: {error}", SourceLocation(source)) from None
+    if text is None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise KaleLikeError("file not found", SourceLocation(source), "check the path") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise KaleLikeError(f"cannot read the file: {error}", SourceLocation(source)) from None
     try:
         module = parse(text)
     except CodeSyntaxError as error:
-        raise KaleLikeError(
-            f"syntax error: {error.message}", SourceLocation(source, line=error.line, column=error.column)
-        ) from None
+        where = locate(error.line, error.column) if locate else SourceLocation(source, line=error.line,
+                                                                                column=error.column)
+        raise KaleLikeError(f"syntax error: {error.message}", where) from None
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    result = PythonModule(source, positions=dict(wrapper.resolve(PositionProvider)))
+    result = PythonModule(source, positions=dict(wrapper.resolve(PositionProvider)), locate=locate)
     prelude_items = []
     for statement in module.body:
         decorated = _decorated(statement, module, result, errors)
