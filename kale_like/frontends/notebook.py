@@ -40,8 +40,12 @@ class _Section:
     packages: list[str] = field(default_factory=list)
 
 
-def notebook_to_graph(path: str | Path) -> StepGraph:
-    """Build the step graph of an annotated notebook (raises KaleLikeError on bad input)."""
+def notebook_to_graph(path: str | Path, pipeline: str | None = None) -> StepGraph:
+    """Build the step graph of an annotated notebook (raises KaleLikeError on bad input).
+
+    A notebook without step tags whose cells define `@pipeline` functions is read as a module;
+    `pipeline` picks the function when several could be the main one.
+    """
     notebook = read_notebook(path)
     source = str(path)
     errors: list[KaleLikeError] = []
@@ -56,7 +60,7 @@ def notebook_to_graph(path: str | Path) -> StepGraph:
     )
     steps = [s for s in sections if s.kind == "step"]
     if not steps and not errors and _defines_pipeline_function(notebook.cells):
-        return _functions_in_cells(notebook, source)
+        return _functions_in_cells(notebook, source, pipeline)
     if not steps and not errors:
         errors.append(
             KaleLikeError(
@@ -371,7 +375,7 @@ def _defines_pipeline_function(cells) -> bool:
     return any("@pipeline" in cell.source or "@sdk.pipeline" in cell.source for cell in cells)
 
 
-def _functions_in_cells(notebook, source: str) -> StepGraph:
+def _functions_in_cells(notebook, source: str, pipeline: str | None) -> StepGraph:
     """A notebook whose cells define @step / @pipeline functions: read the cells as one module."""
     from kale_like.frontends.functions import python_to_graph
 
@@ -392,4 +396,4 @@ def _functions_in_cells(notebook, source: str) -> StepGraph:
                 start, index = candidate, cell_index
         return SourceLocation(source, index, None, line - start + 1, column)
 
-    return python_to_graph(source, text="\n".join(parts), locate=locate)
+    return python_to_graph(source, pipeline, text="\n".join(parts), locate=locate)

@@ -85,7 +85,7 @@ def _load(source: Path, pipeline: str | None = None):
     if source.suffix == ".ipynb":
         from kale_like.frontends.notebook import notebook_to_graph
 
-        return notebook_to_graph(source)
+        return notebook_to_graph(source, pipeline)
     if source.suffix == ".py":
         from kale_like.frontends.functions import python_to_graph
 
