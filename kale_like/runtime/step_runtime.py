@@ -129,11 +129,12 @@ def _kl_coerce(value, type_name):
 
 
 def _kl_run_step(step, cells, values=None, inputs=None, outputs=None, metrics=None, metrics_artifact=None,
-                 types=None, result=None, prelude=()):
+                 types=None, result=None, prelude=(), key_order=None):
     """Run a step's code in one fresh namespace, as a notebook would, then store its outputs.
 
     `prelude` and `cells` are lists of (label, code), run before and after the inputs are
-    bound (so an input shadows a prelude name, as a later notebook cell would); `values` are plain values (parameters), coerced to
+    bound (so an input shadows a prelude name, as a later notebook cell would); `key_order`
+    restores the key order of dict parameters (KFP passes them as unordered maps); `values` are plain values (parameters), coerced to
     `types`; `inputs` are artifact objects or paths to load (a list of them for a collected
     input); `outputs` maps names to artifact objects or paths to write; `metrics` names variables
     to log on `metrics_artifact`. Returns the values named in `result` ((name, type) pairs):
@@ -143,7 +144,11 @@ def _kl_run_step(step, cells, values=None, inputs=None, outputs=None, metrics=No
     for label, code in prelude:
         _kl_exec(label, code, namespace)
     for name, value in (values or {}).items():
-        namespace[name] = _kl_coerce(value, (types or {}).get(name))
+        value = _kl_coerce(value, (types or {}).get(name))
+        if isinstance(value, dict) and name in (key_order or {}):
+            order = key_order[name]
+            value = {**{k: value[k] for k in order if k in value}, **{k: value[k] for k in sorted(value) if k not in order}}
+        namespace[name] = value
     for name, artifact in (inputs or {}).items():
         if isinstance(artifact, (list, tuple)):
             namespace[name] = [_kl_load_value(getattr(one, "path", one)) for one in artifact]

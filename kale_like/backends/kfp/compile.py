@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kale_like.backends.kfp.dsl_codegen import generate_module
+from kale_like.backends.kfp.stable_header import _kl_stable_header
 from kale_like.backends.kfp.validate import check_pipeline_spec
 from kale_like.errors import InternalError
 from kale_like.graph.model import StepGraph
@@ -41,7 +42,7 @@ def compile_graph(graph: StepGraph, yaml_name: str = "pipeline.yaml") -> Compile
         module_path.write_text(source, encoding="utf-8")
         yaml_path = Path(scratch) / "pipeline.yaml"
         _compile_module(module_path, yaml_path)
-        text = yaml_path.read_text(encoding="utf-8")
+        text = _kl_stable_header(yaml_path.read_text(encoding="utf-8"))
     problems = check_pipeline_spec(text)
     if problems:
         kept = _keep_for_bug_report(source, text)

@@ -94,7 +94,10 @@ def component_source(graph: StepGraph, step: Step, shape: ComponentShape, runtim
     if graph.settings.pip_index_urls:
         decorator += f", pip_index_urls={list(graph.settings.pip_index_urls)!r}"
     decorator += ")"
-    body = [f'    """Step {step.name!r} ({_origin(step)})."""', runtime, ""] + _call(step, shape)
+    defaults = {p.name: p.default for p in graph.parameters}
+    for sub in graph.subpipelines:
+        defaults.update({p.name: p.default for p in sub.parameters})
+    body = [f'    """Step {step.name!r} ({_origin(step)})."""', runtime, ""] + _call(step, shape, defaults)
     return f"{decorator}\ndef {shape.function}({', '.join(signature)}){returns}:\n" + "\n".join(body) + "\n"
 
 
@@ -105,7 +108,17 @@ def _origin(step: Step) -> str:
     return f"{Path(step.location.path).name}, line {step.location.line}"
 
 
-def _call(step: Step, shape: ComponentShape) -> list[str]:
+def _dict_key_orders(step: Step, defaults: dict) -> dict[str, list[str]]:
+    """Key order of the dict parameters a step reads, from their defaults."""
+    orders = {}
+    for value in step.inputs:
+        default = defaults.get(value.ref.source) if value.ref.kind == "parameter" else None
+        if isinstance(default, dict):
+            orders[value.name] = [str(k) for k in default]
+    return orders
+
+
+def _call(step: Step, shape: ComponentShape, defaults: dict) -> list[str]:
     prefix = "    return _kl_run_step(" if shape.typed_outputs else "    _kl_run_step("
     call = [prefix, f"        step={step.name!r},"]
     if step.prelude:
@@ -115,6 +128,9 @@ def _call(step: Step, shape: ComponentShape) -> list[str]:
         call.append("        values={" + ", ".join(f"{n!r}: {n}" for n in shape.parameters) + "},")
         typed = {n: t for n, t in shape.parameters.items() if t != ANY}
         call.append(f"        types={typed!r},")
+        orders = _dict_key_orders(step, defaults)
+        if orders:
+            call.append(f"        key_order={orders!r},")
     loaded = {**shape.artifacts, **shape.artifact_lists}
     if loaded:
         call.append("        inputs={" + ", ".join(f"{v!r}: {a}" for v, a in loaded.items()) + "},")

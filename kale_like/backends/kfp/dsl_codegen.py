@@ -38,12 +38,23 @@ def generate_module(graph: StepGraph, yaml_name: str = "pipeline.yaml", pipeline
         writer.pipeline_function(graph.settings.name, pipeline_function, graph.settings.description,
                                  graph.parameters, graph.body)
     )
+    parts.append(stable_header_source())
     parts.append(
         'if __name__ == "__main__":\n'
-        f"    compiler.Compiler().compile({pipeline_function}, "
-        f"package_path=os.path.join(os.path.dirname(os.path.abspath(__file__)), {yaml_name!r}))\n"
+        f"    _path = os.path.join(os.path.dirname(os.path.abspath(__file__)), {yaml_name!r})\n"
+        f"    compiler.Compiler().compile({pipeline_function}, package_path=_path)\n"
+        "    with open(_path, encoding='utf-8') as _file:\n"
+        "        _text = _kl_stable_header(_file.read())\n"
+        "    with open(_path, 'w', encoding='utf-8') as _file:\n"
+        "        _file.write(_text)\n"
     )
     return "\n\n".join(parts)
+
+
+def stable_header_source() -> str:
+    """The header-normalising function, as embedded in the generated module."""
+    text = (Path(__file__).parent / "stable_header.py").read_text(encoding="utf-8")
+    return text.split("# --- embedded below: keep self-contained ---\n", 1)[1].strip("\n") + "\n"
 
 
 def _header(graph: StepGraph, uses_kubernetes: bool) -> str:

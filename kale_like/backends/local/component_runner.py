@@ -1,0 +1,151 @@
+"""Run one KFP lightweight Python component, the way its container would, minus the container.
+
+The component's program text is taken from the IR's executor command, loaded as a module once per
+process, and its function is called through `kfp.dsl.executor.Executor` with an executor input
+built as plain JSON (so ints stay ints: KFP's own local runner turns them into floats by going
+through protobuf). Output lines are prefixed with the task name and kept in a log file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import sys
+import threading
+import traceback
+import types
+from dataclasses import dataclass
+
+_MODULES: dict[str, types.ModuleType] = {}
+_MODULE_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentCall:
+    """Everything a worker needs to run one task (picklable, so it can cross to a process)."""
+
+    label: str  # e.g. "train[2]", used as the log prefix
+    program: str
+    function: str
+    executor_input: dict
+    log_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentResult:
+    ok: bool
+    executor_output: dict
+    error: str = ""
+    log_tail: str = ""
+
+
+def run_component(call: ComponentCall, echo: bool = True) -> ComponentResult:
+    """Execute one component; never raises for a failure of the user's code."""
+    os.makedirs(os.path.dirname(call.log_path), exist_ok=True)
+    output_file = call.executor_input["outputs"]["outputFile"]
+    os.makedirs(os.path.dirname(output_file), exist_ok=True)
+    with open(call.log_path, "a", encoding="utf-8") as log, _captured(call.label, log, echo):
+        try:
+            function = _load(call.program, call.function)
+            from kfp.dsl import executor
+
+            executor.Executor(executor_input=call.executor_input, function_to_execute=function).execute()
+        except BaseException as error:  # the user's code failed: report, do not crash the run
+            if isinstance(error, KeyboardInterrupt):
+                raise
+            text = "".join(traceback.format_exception(error)[-12:])
+            print(text, file=sys.stderr)
+            return ComponentResult(False, {}, f"{type(error).__name__}: {error}", _tail(call.log_path))
+    try:
+        with open(output_file, encoding="utf-8") as handle:
+            return ComponentResult(True, json.load(handle))
+    except FileNotFoundError:
+        return ComponentResult(True, {})
+
+
+def _load(program: str, function: str):
+    key = str(hash(program))
+    with _MODULE_LOCK:
+        module = _MODULES.get(key)
+        if module is None:
+            module = types.ModuleType(f"kale_like_component_{len(_MODULES)}")
+            module.__file__ = f"<component {function}>"
+            exec(compile(program, module.__file__, "exec"), module.__dict__)
+            _MODULES[key] = module
+    return getattr(module, function)
+
+
+def _tail(path: str, lines: int = 20) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return "".join(handle.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class _Router(io.TextIOBase):
+    """A stdout/stderr stand-in that sends each thread's writes to that thread's task sink."""
+
+    def __init__(self, fallback):
+        self.fallback = fallback
+        self.local = threading.local()
+
+    def write(self, text: str) -> int:
+        sink = getattr(self.local, "sink", None)
+        return sink.write(text) if sink is not None else self.fallback.write(text)
+
+    def flush(self) -> None:
+        sink = getattr(self.local, "sink", None)
+        (sink or self.fallback).flush()
+
+
+class _Sink(io.TextIOBase):
+    """Line-buffered: each complete line goes to the log and, prefixed, to the terminal."""
+
+    def __init__(self, label: str, log, terminal, echo: bool):
+        self.label, self.log, self.terminal, self.echo = label, log, terminal, echo
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        while "\n" in self.pending:
+            line, self.pending = self.pending.split("\n", 1)
+            self._emit(line)
+        return len(text)
+
+    def _emit(self, line: str) -> None:
+        self.log.write(line + "\n")
+        if self.echo:
+            self.terminal.write(f"[{self.label}] {line}\n")
+
+    def flush(self) -> None:
+        if self.pending:
+            self._emit(self.pending)
+            self.pending = ""
+        self.log.flush()
+        if self.echo:
+            self.terminal.flush()
+
+
+_ROUTERS: dict[str, _Router] = {}
+_ROUTER_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _captured(label: str, log, echo: bool):
+    with _ROUTER_LOCK:
+        if not isinstance(sys.stdout, _Router):
+            _ROUTERS["out"] = sys.stdout = _Router(sys.stdout)
+            _ROUTERS["err"] = sys.stderr = _Router(sys.stderr)
+    out, err = sys.stdout, sys.stderr
+    sink = _Sink(label, log, out.fallback, echo)
+    out.local.sink = sink
+    err.local.sink = sink
+    try:
+        yield
+    finally:
+        sink.flush()
+        out.local.sink = None
+        err.local.sink = None
