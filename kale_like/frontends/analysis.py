@@ -69,9 +69,16 @@ def _python_syntax_error(code: str) -> CodeSyntaxError | None:
 
 
 def analyze(code: str) -> CodeFacts:
-    """Scope-analyse one code block (a cell, or a group of cells run together)."""
-    module = parse(code)
-    return analyze_module(module)
+    """Scope-analyse one code block (a cell, or a group of cells run together).
+
+    Python's own compiler runs first: it rejects what parses but cannot run (`return` or
+    `nonlocal` at top level), with the message a notebook would show.
+    """
+    module = check(code)
+    try:
+        return analyze_module(module)
+    except (NotImplementedError, RecursionError) as error:
+        raise CodeSyntaxError(f"kale_like cannot analyse this code: {error}", 1, 1) from None
 
 
 def analyze_module(module: cst.Module) -> CodeFacts:
@@ -104,6 +111,18 @@ def analyze_module(module: cst.Module) -> CodeFacts:
         modules=frozenset(collector.modules),
         star_import=collector.star_import,
     )
+
+
+def check(code: str) -> cst.Module:
+    """Parse with libcst and compile with Python: a `CodeSyntaxError` for anything that cannot run."""
+    module = parse(code)
+    try:
+        compile(code, "<cell>", "exec", dont_inherit=True)
+    except SyntaxError as error:
+        raise CodeSyntaxError(error.msg, error.lineno or 1, error.offset or 1) from None
+    except (ValueError, RecursionError, MemoryError) as error:
+        raise CodeSyntaxError(str(error) or "invalid source", 1, 1) from None
+    return module
 
 
 def top_level_statements(code: str) -> list[str]:

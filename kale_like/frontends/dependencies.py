@@ -90,7 +90,7 @@ def assign_metrics(
 
 def execution_order(steps: list[StepSource]) -> tuple[list[str], list[KaleLikeError]]:
     """Topological order, notebook order among ready steps; a cycle is an error naming it."""
-    upstream = {s.name: set(s.inputs.values()) | {p for p, _ in s.prev} for s in steps}
+    upstream = {s.name: (set(s.inputs.values()) | {p for p, _ in s.prev}) - {s.name} for s in steps}
     order_of = {s.name: s.order for s in steps}
     waiting = {name: len(parents & set(upstream)) for name, parents in upstream.items()}
     ready = [(order_of[n], n) for n, count in waiting.items() if count == 0]
@@ -121,7 +121,8 @@ def _check_prev(step: StepSource, by_name: dict[str, StepSource], errors: list) 
     parents = []
     for parent, where in step.prev:
         if parent == step.name:
-            errors.append(KaleLikeError(f"step '{step.name}' lists itself in prev:", where))
+            errors.append(KaleLikeError(f"step '{step.name}' lists itself in prev:", where,
+                                        f"remove the tag prev:{parent}"))
         elif parent not in by_name:
             known = ", ".join(sorted(by_name)) or "none"
             errors.append(

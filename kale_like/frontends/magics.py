@@ -12,7 +12,14 @@ import shlex
 from dataclasses import dataclass
 
 _LINE_MAGIC = re.compile(r"^(?P<indent>\s*)(?:[%!]|\w+\s*=\s*[%!])")
-_HELP = re.compile(r"^\s*[\w.]+\s*\?{1,2}\s*$")
+_HELP = re.compile(r"^\s*(?:[\w.]+\s*\?{1,2}|\?{1,2}\s*[\w.]+)\s*$")
+# Line magics whose argument is a Python statement: the statement is kept, the magic dropped.
+_STATEMENT_MAGIC = re.compile(r"^(?P<indent>\s*)%(?:time|timeit|prun|capture)\s+(?:-\S+\s+)*(?P<statement>\S.*)$")
+# pip options that take a value (the value is not a package).
+_PIP_VALUE_OPTIONS = {"-r", "--requirement", "-c", "--constraint", "-e", "--editable", "-i", "--index-url",
+                      "--extra-index-url", "-f", "--find-links", "-t", "--target", "--prefix", "--root",
+                      "--upgrade-strategy", "--platform", "--python-version", "--implementation", "--abi",
+                      "--trusted-host", "--cache-dir", "--src", "--log", "--proxy", "--retries", "--timeout"}
 _PIP = re.compile(r"^\s*[%!]\s*pip3?\s+install\s+(?P<args>.*)$")
 # Cell magics whose body is still Python.
 _PYTHON_CELL_MAGICS = ("%%time", "%%timeit", "%%capture", "%%prun")
@@ -45,6 +52,11 @@ def strip_magics(source: str) -> CleanedCode:
         pip = _PIP.match(text)
         if pip:
             packages.extend(_pip_requirements(pip.group("args")))
+        statement = _STATEMENT_MAGIC.match(text)
+        if statement:
+            removed.append((index + 1, text))
+            lines[index] = statement.group("indent") + statement.group("statement")
+            continue
         magic = _LINE_MAGIC.match(text)
         if magic or _HELP.match(text):
             indent = magic.group("indent") if magic else text[: len(text) - len(text.lstrip())]
@@ -55,7 +67,15 @@ def strip_magics(source: str) -> CleanedCode:
 
 def _pip_requirements(args: str) -> list[str]:
     try:
-        words = shlex.split(args)
+        words = shlex.split(args, comments=True)
     except ValueError:
         return []
-    return [w for w in words if not w.startswith("-") and "{" not in w and "$" not in w]
+    packages, skip_next = [], False
+    for word in words:
+        if skip_next:
+            skip_next = False
+        elif word.startswith("-"):
+            skip_next = word in _PIP_VALUE_OPTIONS
+        elif "{" not in word and "$" not in word:
+            packages.append(word)
+    return packages

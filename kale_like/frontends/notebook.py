@@ -16,7 +16,7 @@ import libcst as cst
 
 from kale_like.errors import KaleLikeError, SourceLocation, raise_collected
 from kale_like.frontends import dependencies
-from kale_like.frontends.analysis import CodeSyntaxError, analyze, parse
+from kale_like.frontends.analysis import CodeSyntaxError, analyze, check, parse
 from kale_like.frontends.magics import strip_magics
 from kale_like.frontends.notebook_flow import FLOW_TAGS, apply_flow, flow_reads
 from kale_like.frontends.notebook_reader import RawCell, read_notebook
@@ -174,6 +174,8 @@ def _parameters(sections: list[_Section], source: str, errors: list) -> list[Par
     for section in (s for s in sections if s.kind == "pipeline-parameters"):
         for cell, code in section.cells:
             for statement, line in _statements(cell, code, source, errors):
+                if _is_pass(statement):
+                    continue
                 parameter = _parameter(statement, SourceLocation(source, cell.index, line=line), errors)
                 if parameter is not None:
                     result[parameter.name] = parameter
@@ -210,6 +212,11 @@ def _parameter(statement: cst.BaseStatement, where: SourceLocation, errors: list
             )
         )
         return None
+    problem = _unrepresentable(default)
+    if problem:
+        errors.append(KaleLikeError(f"parameter '{target.value}' cannot be a KFP parameter: {problem}", where,
+                                    "use string keys and no None values, or compute the value in a step"))
+        return None
     type_name = _TYPE_OF.get(type(default))
     if isinstance(default, tuple):
         default, type_name = list(default), "list"
@@ -228,11 +235,38 @@ def _parameter(statement: cst.BaseStatement, where: SourceLocation, errors: list
     return Parameter(target.value, type_name, default, where)
 
 
+def _unrepresentable(value: object, depth: int = 0) -> str:
+    """Why KFP cannot carry a parameter value (its dicts are JSON objects without nulls), or ''."""
+    if depth > 50:
+        return "it is nested too deeply"
+    if value is None:
+        return "it holds None"
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return "it holds NaN or infinity"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"the dict key {key!r} is not a string"
+            problem = _unrepresentable(item, depth + 1)
+            if problem:
+                return problem
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            problem = _unrepresentable(item, depth + 1)
+            if problem:
+                return problem
+    if isinstance(value, (set, frozenset, bytes, complex)):
+        return f"a {type(value).__name__} is not JSON"
+    return ""
+
+
 def _metrics(sections: list[_Section], source: str, errors: list) -> list[tuple[str, SourceLocation]]:
     result = []
     for section in (s for s in sections if s.kind == "pipeline-metrics"):
         for cell, code in section.cells:
             for statement, line in _statements(cell, code, source, errors):
+                if _is_pass(statement):
+                    continue
                 where = SourceLocation(source, cell.index, line=line)
                 name = _metric_name(statement)
                 if name is None:
@@ -246,6 +280,11 @@ def _metrics(sections: list[_Section], source: str, errors: list) -> list[tuple[
                 elif name not in {n for n, _ in result}:
                     result.append((name, where))
     return result
+
+
+def _is_pass(statement: cst.BaseStatement) -> bool:
+    """`pass` lines stand in for IPython lines removed with a warning."""
+    return isinstance(statement, cst.SimpleStatementLine) and all(isinstance(s, cst.Pass) for s in statement.body)
 
 
 def _metric_name(statement: cst.BaseStatement) -> str | None:
@@ -291,7 +330,7 @@ def _analyse_steps(steps: list[_Section], prelude: Prelude, source: str, errors:
         ok = True
         for cell, code in section.cells:
             try:
-                parse(code)
+                check(code)
             except CodeSyntaxError as error:
                 errors.append(_syntax_error(error, source, cell, step=section.name))
                 ok = False
@@ -302,7 +341,12 @@ def _analyse_steps(steps: list[_Section], prelude: Prelude, source: str, errors:
         location = SourceLocation(source, first.index if first else None, section.name)
         if not ok:
             continue
-        facts = analyze("\n".join(blocks))
+        try:
+            facts = analyze("\n".join(blocks))
+        except CodeSyntaxError as error:
+            errors.append(KaleLikeError(f"syntax error: {error.message}", location,
+                                        "the step's cells do not run together; fix the code"))
+            continue
         reads = {}
         flow_needs, flow_provides = flow_reads(section.tags)
         needed = prelude.external_reads(set(facts.reads), facts.defines) - flow_provides

@@ -92,15 +92,30 @@ def _code_cells(notebook: dict, where: SourceLocation) -> list[RawCell]:
 
 
 def _text(source: object, where: SourceLocation, index: int) -> str:
-    if isinstance(source, str):
-        return source
     if isinstance(source, list) and all(isinstance(line, str) for line in source):
-        return "".join(source)
-    raise KaleLikeError(f"cell {index}: 'source' must be text", where)
+        source = "".join(source)
+    if not isinstance(source, str):
+        raise KaleLikeError(f"cell {index}: 'source' must be text", where)
+    _encodable(source, where, index, "source")
+    return source
+
+
+def _encodable(text: str, where: SourceLocation, index: int, what: str) -> None:
+    """JSON can escape lone surrogates that no file can hold; refuse them with the cell named."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise KaleLikeError(
+            f"cell {index}: its {what} holds an invalid character ({error.reason}) at position {error.start}",
+            where,
+            "delete the character (it cannot be saved as UTF-8)",
+        ) from None
 
 
 def _tags(metadata: object, where: SourceLocation, index: int) -> tuple[str, ...]:
     tags = (metadata or {}).get("tags", []) if isinstance(metadata, dict) else []
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
         raise KaleLikeError(f"cell {index}: metadata 'tags' must be a list of strings", where)
+    for tag in tags:
+        _encodable(tag, where, index, "tags")
     return tuple(tags)

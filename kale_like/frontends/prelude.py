@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kale_like.errors import KaleLikeError, SourceLocation
-from kale_like.frontends.analysis import CodeSyntaxError, analyze, parse
+from kale_like.frontends.analysis import CodeSyntaxError, analyze, check
 from kale_like.graph.model import CodeBlock
 
 
@@ -40,7 +40,7 @@ class Prelude:
         items = []
         for cell, code in cells:
             try:
-                module = parse(code)
+                module = check(code)
             except CodeSyntaxError as error:
                 errors.append(
                     KaleLikeError(

@@ -15,7 +15,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from kale_like.errors import KaleLikeError, SourceLocation
-from kale_like.frontends.analysis import CodeSyntaxError, parse
+from kale_like.frontends.analysis import CodeSyntaxError, check
 from kale_like.frontends.prelude import Prelude
 from kale_like.sdk import PIPELINE_SETTINGS, STEP_SETTINGS
 
@@ -80,7 +80,7 @@ def read_module(path: str | Path, errors: list[KaleLikeError], text: str | None 
         except (OSError, UnicodeDecodeError) as error:
             raise KaleLikeError(f"cannot read the file: {error}", SourceLocation(source)) from None
     try:
-        module = parse(text)
+        module = check(text)
     except CodeSyntaxError as error:
         where = locate(error.line, error.column) if locate else SourceLocation(source, line=error.line,
                                                                                 column=error.column)

@@ -108,7 +108,8 @@ def _apply(settings: StepSettings, tags: list[tuple[Tag, SourceLocation]], error
                 continue
             problem = _resource_value_problem(resource, value)
             if problem:
-                errors.append(KaleLikeError(f"{problem} in '{tag.raw}'", where))
+                example = "limit:nvidia.com/gpu:1" if "GPU" in problem else f"{kind}:{resource}:500m"
+                errors.append(KaleLikeError(f"{problem} in '{tag.raw}'", where, f"e.g. {example}"))
                 continue
             field = "limits" if kind == "limit" else "requests"
             kept = tuple(item for item in getattr(settings, field) if item[0] != resource)

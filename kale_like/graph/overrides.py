@@ -63,7 +63,10 @@ def parse_value(parameter: Parameter, text: str, where: SourceLocation) -> objec
         if kind == "int":
             return int(text)
         if kind == "float":
-            return float(text)
+            number = float(text)
+            if number != number or number in (float("inf"), float("-inf")):
+                raise ValueError(text)  # KFP parameters are JSON: no NaN or infinity
+            return number
         value = _literal(text)
         expected = {"list": list, "dict": dict}[kind]
         if isinstance(value, tuple) and kind == "list":

@@ -45,6 +45,7 @@ class ComponentShape:
     artifact_lists: dict[str, str]  # variable -> argument (collected artifacts)
     outputs: dict[str, str]  # artifact output variable -> argument (= KFP output key)
     typed_outputs: dict[str, str]  # parameter output variable -> type
+    metrics_argument: str = "metrics"
 
     def output_key(self, variable: str) -> str:
         if variable in self.outputs:
@@ -67,7 +68,9 @@ def component_shape(step: Step, function: str, output_type_of) -> ComponentShape
     taken = set(parameters) | set(artifacts) | set(artifact_lists)
     outputs = {o.name: output_argument(o.name, taken) for o in step.outputs if o.type == ANY}
     typed = {o.name: o.type for o in step.outputs if o.type != ANY}
-    return ComponentShape(function, parameters, artifacts, artifact_lists, outputs, typed)
+    taken |= set(outputs.values()) | set(typed)
+    metrics_argument = next(n for n in ("metrics", "step_metrics", "kale_like_metrics") if n not in taken)
+    return ComponentShape(function, parameters, artifacts, artifact_lists, outputs, typed, metrics_argument)
 
 
 def annotation(type_name: str) -> str:
@@ -81,7 +84,7 @@ def component_source(graph: StepGraph, step: Step, shape: ComponentShape, runtim
     signature += [f"{argument}: Input[List[Dataset]]" for argument in shape.artifact_lists.values()]
     signature += [f"{argument}: Output[Dataset]" for argument in shape.outputs.values()]
     if step.metrics:
-        signature.append("metrics: Output[Metrics]")
+        signature.append(f"{shape.metrics_argument}: Output[Metrics]")
     returns = ""
     if len(shape.typed_outputs) == 1:
         returns = f" -> {annotation(next(iter(shape.typed_outputs.values())))}"
@@ -138,7 +141,7 @@ def _call(step: Step, shape: ComponentShape, defaults: dict) -> list[str]:
         call.append("        outputs={" + ", ".join(f"{v!r}: {a}" for v, a in shape.outputs.items()) + "},")
     if step.metrics:
         call.append(f"        metrics={list(step.metrics)!r},")
-        call.append("        metrics_artifact=metrics,")
+        call.append(f"        metrics_artifact={shape.metrics_argument},")
     if shape.typed_outputs:
         call.append(f"        result={list(shape.typed_outputs.items())!r},")
     call.append("    )")

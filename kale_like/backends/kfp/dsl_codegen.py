@@ -19,6 +19,7 @@ from kale_like.graph.model import Step, StepGraph
 def generate_module(graph: StepGraph, yaml_name: str = "pipeline.yaml", pipeline_function: str = "pipeline") -> str:
     """The whole DSL module for `graph`, deterministic for the same graph."""
     taken: set[str] = {pipeline_function}
+    taken |= {p.name for p in graph.parameters} | {p.name for sub in graph.subpipelines for p in sub.parameters}
     steps = [node for node in _all_nodes(graph) if isinstance(node, Step)]
     types = _output_types(graph)
     output_type_of = lambda task, output: types.get((task, output), "any")  # noqa: E731

@@ -7,7 +7,8 @@ import re
 
 # Names the generated module itself uses at module level.
 MODULE_NAMES = frozenset({"dsl", "compiler", "kubernetes", "Input", "Output", "Dataset", "Metrics", "Model",
-                          "Artifact", "typing"})
+                          "Artifact", "typing", "os", "List", "NamedTuple", "pipeline", "_kl_stable_header",
+                          "_path", "_text", "_file"})
 RESERVED_ARGUMENTS = frozenset({"metrics", "executor_input"})
 
 
@@ -16,6 +17,8 @@ def python_identifier(name: str, taken: set[str]) -> str:
     candidate = re.sub(r"\W", "_", name) or "_"
     if candidate[0].isdigit():
         candidate = "_" + candidate
+    if not any(ch.isalnum() for ch in candidate):
+        candidate = "step" + candidate  # kfp derives task names from the letters and digits
     base = candidate
     counter = 1
     while keyword.iskeyword(candidate) or candidate in taken or candidate in MODULE_NAMES:
