@@ -185,7 +185,7 @@ def _kl_exec(label, code, namespace):
 
     filename = f"<{label}>"
     linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-    exec(compile(code, filename, "exec"), namespace)
+    exec(compile(code, filename, "exec", dont_inherit=True), namespace)
 
 
 def _kl_display(*objects, **_options):

@@ -9,6 +9,7 @@ through protobuf). Output lines are prefixed with the task name and kept in a lo
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -66,13 +67,15 @@ def run_component(call: ComponentCall, echo: bool = True) -> ComponentResult:
 
 
 def _load(program: str, function: str):
-    key = str(hash(program))
+    key = hashlib.sha256(program.encode()).hexdigest()
     with _MODULE_LOCK:
         module = _MODULES.get(key)
         if module is None:
             module = types.ModuleType(f"kale_like_component_{len(_MODULES)}")
             module.__file__ = f"<component {function}>"
-            exec(compile(program, module.__file__, "exec"), module.__dict__)
+            # dont_inherit: this module's `from __future__ import annotations` must not leak into
+            # the component, whose annotations KFP's executor reads as types, not strings
+            exec(compile(program, module.__file__, "exec", dont_inherit=True), module.__dict__)
             _MODULES[key] = module
     return getattr(module, function)
 

@@ -55,6 +55,7 @@ class TaskEvent:
     inputs: dict = field(default_factory=dict)
     outputs: dict = field(default_factory=dict)
     component: str = ""
+    hashes: dict = field(default_factory=dict)
 
 
 ExecuteFn = Callable[[str, str, str, dict, dict, str], Outcome]
@@ -87,13 +88,18 @@ class DagRunner:
         running: dict[futures.Future, str] = {}
         with futures.ThreadPoolExecutor(max_workers=max(1, len(tasks)), thread_name_prefix="dag") as pool:
             while len(outcomes) < len(tasks):
-                for name in sorted(tasks):
-                    if name in outcomes or name in running.values():
-                        continue
-                    if all(parent in outcomes for parent in upstream[name]):
+                progressed = True
+                while progressed:
+                    progressed = False
+                    for name in sorted(tasks):
+                        if name in outcomes or name in running.values():
+                            continue
+                        if not all(parent in outcomes for parent in upstream[name]):
+                            continue
                         blocked = self._blocked(tasks[name], upstream[name], outcomes)
                         if blocked is not None:
                             outcomes[name] = blocked
+                            progressed = True
                             self.observe(TaskEvent(f"{path}/{name}", self._label(path, name), blocked.status,
                                                    error=blocked.error))
                             continue

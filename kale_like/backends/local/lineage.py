@@ -1,0 +1,86 @@
+"""Lineage of local runs in one SQLite file: runs, tasks, artifacts (with content hashes), events.
+
+It answers "which run, which inputs, which code produced this artifact?" and "what was produced
+from it?". Only parameter values and artifact locations are stored; secrets reach steps as
+environment variables on a cluster and never appear here.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, pipeline TEXT, status TEXT, started REAL, finished REAL,
+    parameters TEXT, source TEXT, code_hash TEXT, git_commit TEXT, git_dirty INTEGER, version TEXT
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    run_id TEXT, path TEXT, label TEXT, component TEXT, status TEXT, seconds REAL, cached INTEGER,
+    error TEXT, parameters TEXT, log_path TEXT, code_hash TEXT, PRIMARY KEY (run_id, path)
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    uri TEXT PRIMARY KEY, content_hash TEXT, run_id TEXT, task_path TEXT, name TEXT, created REAL
+);
+CREATE TABLE IF NOT EXISTS events (
+    run_id TEXT, task_path TEXT, direction TEXT, name TEXT, uri TEXT
+);
+CREATE INDEX IF NOT EXISTS events_uri ON events (uri);
+CREATE INDEX IF NOT EXISTS artifacts_hash ON artifacts (content_hash);
+"""
+
+
+class Lineage:
+    """A connection to the lineage database, safe to use from several threads."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.connection = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+        self.lock = threading.Lock()
+        with self.lock, self.connection:
+            self.connection.executescript(_SCHEMA)
+
+    def start_run(self, run_id: str, ir, parameters: dict, context: dict) -> None:
+        from kale_like import __version__
+
+        with self.lock, self.connection:
+            self.connection.execute(
+                "INSERT INTO runs VALUES (?, ?, 'RUNNING', ?, NULL, ?, ?, ?, ?, ?, ?)",
+                (run_id, ir.name, time.time(), json.dumps(parameters, default=str), context.get("source", ""),
+                 context.get("code_hash", ""), context.get("git_commit", ""), int(bool(context.get("git_dirty"))),
+                 __version__),
+            )
+
+    def record_task(self, run_id: str, event) -> None:
+        import hashlib
+
+        code_hash = hashlib.sha256(event.component.encode()).hexdigest() if event.component else ""
+        parameters = json.dumps(event.inputs.get("parameters", {}), default=str, sort_keys=True)
+        with self.lock, self.connection:
+            self.connection.execute(
+                "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, event.path, event.label, event.component, event.status, event.seconds,
+                 int(event.status == "cached"), event.error, parameters, event.log_path, code_hash),
+            )
+            for direction, values in (("in", event.inputs.get("artifacts", {})),
+                                      ("out", event.outputs.get("artifacts", {}))):
+                for name, uris in values.items():
+                    for uri in uris:
+                        self.connection.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)",
+                                                (run_id, event.path, direction, name, uri))
+                        if direction == "out":
+                            self.connection.execute(
+                                "INSERT OR IGNORE INTO artifacts VALUES (?, ?, ?, ?, ?, ?)",
+                                (uri, event.hashes.get(uri, ""), run_id, event.path, name, time.time()),
+                            )
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        with self.lock, self.connection:
+            self.connection.execute("UPDATE runs SET status = ?, finished = ? WHERE run_id = ?",
+                                    (status, time.time(), run_id))
+
+    def close(self) -> None:
+        self.connection.close()

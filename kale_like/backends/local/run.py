@@ -1,0 +1,363 @@
+"""A local run of a compiled pipeline: worker pool, cache, artifact store, lineage and reporting.
+
+Layout of the store (default `.kale_like/` in the working directory):
+`runs/<run id>/<task path>/` holds each task's outputs and `executor_output.json`;
+`runs/<run id>/logs/<task>.log` its output; `cache/<key>.json` the record of a finished task,
+written atomically after the task succeeded (so a run killed at any point, even with SIGKILL, is
+resumed by running again: finished tasks are cache hits, a half-done one runs again);
+`lineage.sqlite` the lineage database.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import hashlib
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from kale_like.backends.local.component_runner import ComponentCall, ComponentResult, run_component
+from kale_like.backends.local.ir import PipelineIR, component_program
+from kale_like.backends.local.lineage import Lineage
+from kale_like.backends.local.scheduler import DagRunner, Outcome, TaskEvent
+
+BACKENDS = ("process", "thread")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How to run: where, how wide, and with which policies."""
+
+    store: Path = Path(".kale_like")
+    max_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    backend: str = "process"
+    cache: bool = True
+    echo: bool = True
+    collect_failed_iterations: bool = False
+    lineage_context: dict = field(default_factory=dict)
+
+
+@dataclass
+class TaskReport:
+    path: str
+    label: str
+    status: str = "pending"
+    seconds: float = 0.0
+    error: str = ""
+    log_path: str = ""
+
+
+@dataclass
+class RunResult:
+    """What a run did: its status, the pipeline's outputs and a report per task."""
+
+    run_id: str
+    pipeline: str
+    status: str
+    outputs: dict[str, Any]
+    tasks: list[TaskReport]
+    store: Path
+    error: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "SUCCEEDED"
+
+    def task(self, label: str) -> TaskReport:
+        for report in self.tasks:
+            if report.label == label:
+                return report
+        raise KeyError(label)
+
+
+class _Pool:
+    """The workers executor tasks run on: threads, or processes started once and reused."""
+
+    def __init__(self, backend: str, workers: int):
+        if backend == "thread":
+            self.executor: futures.Executor = futures.ThreadPoolExecutor(workers, thread_name_prefix="step")
+            return
+        # fork: workers start with kfp already imported and without re-running the caller's
+        # __main__ (a notebook, stdin). All of them are started now, before the run starts any
+        # thread, so no child inherits a lock held by another thread.
+        import kfp.dsl.executor  # noqa: F401  (imported once here, inherited by every worker)
+
+        self.executor = futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        started = [self.executor.submit(_warm_up, 0.05) for _ in range(workers)]
+        futures.wait(started)
+
+    def run(self, call: ComponentCall, echo: bool) -> ComponentResult:
+        return self.executor.submit(run_component, call, echo).result()
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _warm_up(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def run_pipeline(ir: PipelineIR, arguments: dict | None = None, config: RunConfig | None = None,
+                 observer: Callable[[TaskEvent], None] | None = None) -> RunResult:
+    """Run a compiled pipeline to completion on this machine."""
+    config = config or RunConfig()
+    run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    root = Path(config.store).resolve() / "runs" / run_id
+    root.mkdir(parents=True, exist_ok=True)
+    parameters = {**ir.parameter_defaults(), **(arguments or {})}
+    lineage = Lineage(Path(config.store) / "lineage.sqlite")
+    lineage.start_run(run_id, ir, parameters, config.lineage_context)
+    reports: dict[str, TaskReport] = {}
+    lock = threading.Lock()
+
+    def observe(event: TaskEvent) -> None:
+        with lock:
+            report = reports.setdefault(event.path, TaskReport(event.path, event.label))
+            report.status, report.error = event.status, event.error or report.error
+            report.seconds = event.seconds or report.seconds
+            report.log_path = event.log_path or report.log_path
+        if event.status in ("done", "cached", "failed"):
+            lineage.record_task(run_id, event)
+        if observer is not None:
+            observer(event)
+
+    pool = _Pool(config.backend, max(1, config.max_workers))
+    executor = _TaskExecutor(ir, root, config, pool, observe)
+    runner = DagRunner(ir, executor.execute, observe, max_in_flight=max(1, config.max_workers) * 4,
+                       collect_failed_iterations=config.collect_failed_iterations)
+    try:
+        outcome = runner.run_dag("root", parameters, {}, "root")
+    except KeyboardInterrupt:
+        runner.cancelled.set()
+        outcome = Outcome("failed", error="interrupted")
+        raise
+    finally:
+        pool.close()
+        status = "SUCCEEDED" if outcome_status(locals().get("outcome")) else "FAILED"
+        lineage.finish_run(run_id, status)
+        lineage.close()
+    outputs = {**outcome.parameters, **{k: [a["uri"] for a in v] for k, v in outcome.artifacts.items()}}
+    ordered = sorted(reports.values(), key=lambda r: r.path)
+    return RunResult(run_id, ir.name, status, outputs, ordered, root, outcome.error, runner.warnings)
+
+
+def outcome_status(outcome: Outcome | None) -> bool:
+    return outcome is not None and outcome.status != "failed"
+
+
+class _TaskExecutor:
+    """Runs one executor task: cache lookup, retries, worker call, outputs, cache record."""
+
+    def __init__(self, ir: PipelineIR, root: Path, config: RunConfig, pool: _Pool, observe):
+        self.ir, self.root, self.config, self.pool, self.observe = ir, root, config, pool, observe
+        self.cache_dir = Path(config.store).resolve() / "cache"
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.hashes: dict[str, str] = {}
+        self.hash_lock = threading.Lock()
+
+    def execute(self, path: str, label: str, component: str, parameters: dict, artifacts: dict,
+                executor_label: str) -> Outcome:
+        spec = self.ir.component(component)
+        program, function = component_program(self.ir.executor(executor_label))
+        task = _task_spec(self.ir, path)
+        task_root = self.root / _safe(path)
+        log_path = str(self.root / "logs" / f"{_safe(label)}.log")
+        inputs = {**_input_defaults(spec), **parameters}
+        key = self._cache_key(program, function, inputs, artifacts, spec)
+        cacheable = self.config.cache and bool(task.get("cachingOptions", {}).get("enableCache"))
+        if cacheable:
+            hit = self._cached(key)
+            if hit is not None:
+                self.observe(TaskEvent(path, label, "cached", 0.0, log_path=log_path,
+                                       inputs=_event_inputs(inputs, artifacts), outputs=_event_outputs(hit),
+                                       component=component))
+                return hit
+        executor_input = _executor_input(spec, inputs, artifacts, task_root)
+        call = ComponentCall(label, program, function, executor_input, log_path)
+        attempts = 1 + int(task.get("retryPolicy", {}).get("maxRetryCount", 0) or 0)
+        started = time.perf_counter()
+        self.observe(TaskEvent(path, label, "running", log_path=log_path, component=component))
+        result = None
+        for attempt in range(attempts):
+            if attempt:
+                self.observe(TaskEvent(path, label, "retrying", error=result.error, log_path=log_path))
+            shutil.rmtree(task_root, ignore_errors=True)
+            result = self.pool.run(call, self.config.echo)
+            if result.ok:
+                break
+        seconds = time.perf_counter() - started
+        if not result.ok:
+            shutil.rmtree(task_root, ignore_errors=True)  # nothing half-written is left behind
+            self.observe(TaskEvent(path, label, "failed", seconds, result.error, result.log_tail, log_path,
+                                   inputs=_event_inputs(inputs, artifacts), component=component))
+            return Outcome("failed", error=result.error)
+        outcome = _outcome(spec, executor_input, result.executor_output)
+        self._remember_hashes(outcome)
+        if cacheable:
+            self._store(key, outcome)
+        self.observe(TaskEvent(path, label, "done", seconds, log_path=log_path,
+                               inputs=_event_inputs(inputs, artifacts), outputs=_event_outputs(outcome),
+                               component=component, hashes=self._hashes_of(outcome, artifacts)))
+        return outcome
+
+    def _cache_key(self, program: str, function: str, parameters: dict, artifacts: dict, spec: dict) -> str:
+        digest = hashlib.sha256()
+        digest.update(program.encode())
+        digest.update(function.encode())
+        digest.update(json.dumps(parameters, sort_keys=True, default=str).encode())
+        for name in sorted(artifacts):
+            for artifact in artifacts[name]:
+                digest.update(name.encode())
+                digest.update(self.content_hash(artifact["uri"]).encode())
+        digest.update(json.dumps(spec.get("outputDefinitions", {}), sort_keys=True).encode())
+        return digest.hexdigest()
+
+    def content_hash(self, uri: str) -> str:
+        with self.hash_lock:
+            known = self.hashes.get(uri)
+        if known is None:
+            known = hash_path(Path(uri))
+            with self.hash_lock:
+                self.hashes[uri] = known
+        return known
+
+    def _remember_hashes(self, outcome: Outcome) -> None:
+        for artifacts in outcome.artifacts.values():
+            for artifact in artifacts:
+                artifact.setdefault("metadata", {})
+                self.content_hash(artifact["uri"])
+
+    def _hashes_of(self, outcome: Outcome, artifacts: dict) -> dict[str, str]:
+        uris = [a["uri"] for values in (outcome.artifacts, artifacts) for v in values.values() for a in v]
+        return {uri: self.content_hash(uri) for uri in uris}
+
+    def _cached(self, key: str) -> Outcome | None:
+        record_path = self.cache_dir / f"{key}.json"
+        try:
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return None
+        for artifacts in record["artifacts"].values():
+            for artifact in artifacts:
+                if not os.path.exists(artifact["uri"]):
+                    return None
+        with self.hash_lock:
+            self.hashes.update(record.get("hashes", {}))
+        return Outcome("cached", record["parameters"], record["artifacts"])
+
+    def _store(self, key: str, outcome: Outcome) -> None:
+        uris = [a["uri"] for artifacts in outcome.artifacts.values() for a in artifacts]
+        record = {"parameters": outcome.parameters, "artifacts": outcome.artifacts,
+                  "hashes": {uri: self.content_hash(uri) for uri in uris}}
+        handle, temporary = tempfile.mkstemp(dir=self.cache_dir, suffix=".partial")
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(record, stream, default=str)
+        os.replace(temporary, self.cache_dir / f"{key}.json")
+
+
+def hash_path(path: Path) -> str:
+    """Content hash of a file or directory (names and bytes), for cache keys and lineage."""
+    digest = hashlib.sha256()
+    if path.is_dir():
+        for child in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(str(child.relative_to(path)).encode())
+            with open(child, "rb") as handle:
+                digest.update(hashlib.file_digest(handle, "sha256").digest())
+    elif path.is_file():
+        with open(path, "rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
+
+
+def _task_spec(ir: PipelineIR, path: str) -> dict:
+    """The IR task spec at a DAG path such as root/for-loop-2[1]/train."""
+    parts = [re.sub(r"\[\d+\]$", "", part) for part in path.split("/")[1:]]
+    component = ir.component("root")
+    task: dict = {}
+    for part in parts:
+        task = component["dag"]["tasks"][part]
+        component = ir.component(task["componentRef"]["name"])
+    return task
+
+
+def _input_defaults(spec: dict) -> dict:
+    definitions = spec.get("inputDefinitions", {}).get("parameters", {})
+    return {name: d["defaultValue"] for name, d in definitions.items() if "defaultValue" in d}
+
+
+def _executor_input(spec: dict, parameters: dict, artifacts: dict, task_root: Path) -> dict:
+    """The JSON KFP's executor reads (built as JSON, not protobuf, so ints stay ints)."""
+    declared_artifacts = spec.get("inputDefinitions", {}).get("artifacts", {})
+    outputs = spec.get("outputDefinitions", {})
+    return {
+        "inputs": {
+            "parameterValues": parameters,
+            "artifacts": {
+                name: {"artifacts": [_artifact_for_input(a, declared_artifacts[name]) for a in value]}
+                for name, value in artifacts.items() if name in declared_artifacts
+            },
+        },
+        "outputs": {
+            "parameters": {name: {"outputFile": str(task_root / name)} for name in outputs.get("parameters", {})},
+            "artifacts": {
+                name: {"artifacts": [{"name": name, "uri": str(task_root / name),
+                                      "type": definition["artifactType"], "metadata": {}}]}
+                for name, definition in outputs.get("artifacts", {}).items()
+            },
+            "outputFile": str(task_root / "executor_output.json"),
+        },
+    }
+
+
+def _artifact_for_input(artifact: dict, definition: dict) -> dict:
+    return {"name": artifact.get("name", ""), "uri": artifact["uri"], "metadata": artifact.get("metadata", {}),
+            "type": definition.get("artifactType", artifact.get("type", {}))}
+
+
+def _outcome(spec: dict, executor_input: dict, executor_output: dict) -> Outcome:
+    parameters = dict(executor_output.get("parameterValues", {}))
+    for name, output in executor_input["outputs"]["parameters"].items():
+        if name not in parameters and os.path.exists(output["outputFile"]):
+            with open(output["outputFile"], encoding="utf-8") as handle:
+                text = handle.read()
+            parameters[name] = _parameter_from_file(text, spec["outputDefinitions"]["parameters"][name])
+    artifacts = {}
+    written = executor_output.get("artifacts", {})
+    for name, declared in executor_input["outputs"]["artifacts"].items():
+        produced = written.get(name, {}).get("artifacts") or declared["artifacts"]
+        artifacts[name] = [
+            {"name": name, "uri": a.get("uri", d["uri"]), "metadata": a.get("metadata", {}), "type": d["type"]}
+            for a, d in zip(produced, declared["artifacts"])
+        ]
+    return Outcome("done", parameters, artifacts)
+
+
+def _parameter_from_file(text: str, definition: dict) -> Any:
+    kind = definition.get("parameterType", "STRING")
+    if kind == "STRING":
+        return text
+    return json.loads(text)
+
+
+def _event_inputs(parameters: dict, artifacts: dict) -> dict:
+    return {"parameters": parameters, "artifacts": {k: [a["uri"] for a in v] for k, v in artifacts.items()}}
+
+
+def _event_outputs(outcome: Outcome) -> dict:
+    return {"parameters": outcome.parameters,
+            "artifacts": {k: [a["uri"] for a in v] for k, v in outcome.artifacts.items()}}
+
+
+def _safe(path: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.\-/\[\]]", "_", path).replace("[", "-").replace("]", "")
