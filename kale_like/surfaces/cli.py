@@ -36,16 +36,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--param", action="append", default=[], metavar="NAME=VALUE", help="override a parameter's default"
     )
     parser.add_argument("--graph-json", action="store_true", help="print the step graph as JSON")
+    parser.add_argument("--run", action="store_true", help="run the pipeline locally (a .yaml too)")
+    parser.add_argument("--max-workers", type=int, help="steps run at once (default: CPU count)")
+    parser.add_argument("--backend", choices=("process", "thread"), default="process",
+                        help="run steps in worker processes (default, CPU-bound work) or threads (I/O)")
+    parser.add_argument("--no-cache", action="store_true", help="re-run every step, even unchanged ones")
+    parser.add_argument("--store", default=".kale_like", help="where runs keep outputs, logs, cache, lineage")
+    parser.add_argument("--collect-failed-iterations", action="store_true",
+                        help="a failed loop iteration does not fail the run; Collected gets the others")
     parser.add_argument("-q", "--quiet", action="store_true", help="print no warnings")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["lineage"]:
+        from kale_like.surfaces.lineage_cli import lineage_main
+
+        return _guarded(lambda: lineage_main(argv[1:]))
+    args = build_parser().parse_args(argv)
+    return _guarded(lambda: _run(args))
+
+
+def _guarded(action) -> int:
+    """Exit codes: 2 for the user's input, 1 for failures; never a raw traceback."""
     try:
-        return _run(args)
+        return action()
     except KaleLikeError as error:
         print(f"error: {error.render()}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -67,6 +84,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     source = Path(args.source)
+    if source.suffix in (".yaml", ".yml"):
+        if not args.run:
+            raise KaleLikeError("a compiled pipeline can only be run here", SourceLocation(str(source)),
+                                "add --run")
+        from kale_like.backends.local.ir import PipelineIR
+        from kale_like.surfaces.api import typed_arguments
+
+        ir = PipelineIR.from_file(source)
+        return _local_run(ir, typed_arguments(ir, _param_pairs(args)), args)
     graph = _load(source, args.pipeline)
     graph = _apply_cli_overrides(graph, args)
     if not args.quiet:
@@ -74,11 +100,46 @@ def _run(args: argparse.Namespace) -> int:
             print(f"warning: {warning}", file=sys.stderr)
     if args.graph_json:
         print(graph.to_json())
-    if args.kfp:
-        _compile(graph, source, args)
-    elif not args.graph_json:
+    compiled = _compile(graph, source, args) if args.kfp else None
+    if args.run:
+        from kale_like.backends.local.ir import PipelineIR
+        from kale_like.surfaces.api import pipeline_ir
+
+        ir = PipelineIR.from_text(compiled.yaml_text, str(source)) if compiled else pipeline_ir(source, graph=graph)
+        return _local_run(ir, {}, args)
+    if not args.kfp and not args.graph_json:
         _summary(graph)
     return 0
+
+
+def _local_run(ir, arguments: dict, args: argparse.Namespace) -> int:
+    import os
+    import time
+
+    from kale_like.backends.local.run import RunConfig, run_pipeline
+    from kale_like.surfaces.api import lineage_context
+    from kale_like.surfaces.run_report import ConsoleProgress, summary
+
+    if args.max_workers is not None and args.max_workers < 1:
+        raise KaleLikeError("--max-workers must be at least 1", None, "e.g. --max-workers 4")
+    config = RunConfig(store=Path(args.store), max_workers=args.max_workers or os.cpu_count() or 1,
+                       backend=args.backend, cache=not args.no_cache, echo=not args.quiet,
+                       collect_failed_iterations=args.collect_failed_iterations,
+                       lineage_context=lineage_context(ir.source))
+    started = time.perf_counter()
+    result = run_pipeline(ir, arguments, config, ConsoleProgress(quiet=args.quiet))
+    print(summary(result, time.perf_counter() - started))
+    return 0 if result.succeeded else EXIT_FAILURE
+
+
+def _param_pairs(args: argparse.Namespace) -> dict[str, str]:
+    params = {}
+    for item in args.param:
+        if "=" not in item:
+            raise KaleLikeError(f"--param {item}: expected NAME=VALUE", None, "e.g. --param n_estimators=50")
+        key, value = item.split("=", 1)
+        params[key.strip()] = value
+    return params
 
 
 def _load(source: Path, pipeline: str | None = None):
@@ -100,12 +161,7 @@ def _load(source: Path, pipeline: str | None = None):
 def _apply_cli_overrides(graph, args: argparse.Namespace):
     from kale_like.graph.overrides import apply_overrides
 
-    params = {}
-    for item in args.param:
-        if "=" not in item:
-            raise KaleLikeError(f"--param {item}: expected NAME=VALUE", None, "e.g. --param n_estimators=50")
-        key, value = item.split("=", 1)
-        params[key.strip()] = value
+    params = _param_pairs(args)
     return apply_overrides(
         graph,
         name=args.pipeline_name,
@@ -115,7 +171,7 @@ def _apply_cli_overrides(graph, args: argparse.Namespace):
     )
 
 
-def _compile(graph, source: Path, args: argparse.Namespace) -> None:
+def _compile(graph, source: Path, args: argparse.Namespace):
     from kale_like.backends.kfp.compile import compile_graph, write_outputs
 
     output = Path(args.output) if args.output else source.with_suffix(".yaml")
@@ -125,6 +181,7 @@ def _compile(graph, source: Path, args: argparse.Namespace) -> None:
     compiled = compile_graph(graph, output.name)
     write_outputs(compiled, output, dsl)
     print(f"wrote {output} ({len(graph.all_steps)} steps)" + (f" and {dsl}" if dsl else ""))
+    return compiled
 
 
 def _summary(graph) -> None:

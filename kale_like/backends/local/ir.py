@@ -51,8 +51,7 @@ class PipelineIR:
         return self.spec["deploymentSpec"]["executors"][label]
 
     def parameter_defaults(self) -> dict:
-        definitions = self.spec["root"].get("inputDefinitions", {}).get("parameters", {})
-        return {name: d["defaultValue"] for name, d in definitions.items() if "defaultValue" in d}
+        return input_defaults(self.spec["root"])
 
     def parameter_types(self) -> dict[str, str]:
         definitions = self.spec["root"].get("inputDefinitions", {}).get("parameters", {})
@@ -79,6 +78,19 @@ class PipelineIR:
             if "taskOutputArtifact" in spec:
                 names.append(spec["taskOutputArtifact"]["producerTask"])
         return tuple(dict.fromkeys(names))
+
+
+def input_defaults(component: dict) -> dict:
+    """A component's parameter defaults, typed as declared (the IR stores every number as a float)."""
+    definitions = component.get("inputDefinitions", {}).get("parameters", {})
+    result = {}
+    for name, definition in definitions.items():
+        if "defaultValue" in definition:
+            value = definition["defaultValue"]
+            if definition.get("parameterType") == "NUMBER_INTEGER" and isinstance(value, float) and value.is_integer():
+                value = int(value)
+            result[name] = value
+    return result
 
 
 def component_program(executor: dict) -> tuple[str, str]:

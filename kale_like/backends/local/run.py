@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from kale_like.backends.local.component_runner import ComponentCall, ComponentResult, run_component
-from kale_like.backends.local.ir import PipelineIR, component_program
+from kale_like.backends.local.ir import PipelineIR, component_program, input_defaults
 from kale_like.backends.local.lineage import Lineage
 from kale_like.backends.local.scheduler import DagRunner, Outcome, TaskEvent
 
@@ -148,7 +148,7 @@ def run_pipeline(ir: PipelineIR, arguments: dict | None = None, config: RunConfi
         lineage.finish_run(run_id, status)
         lineage.close()
     outputs = {**outcome.parameters, **{k: [a["uri"] for a in v] for k, v in outcome.artifacts.items()}}
-    ordered = sorted(reports.values(), key=lambda r: r.path)
+    ordered = list(reports.values())
     return RunResult(run_id, ir.name, status, outputs, ordered, root, outcome.error, runner.warnings)
 
 
@@ -173,7 +173,7 @@ class _TaskExecutor:
         task = _task_spec(self.ir, path)
         task_root = self.root / _safe(path)
         log_path = str(self.root / "logs" / f"{_safe(label)}.log")
-        inputs = {**_input_defaults(spec), **parameters}
+        inputs = {**input_defaults(spec), **parameters}
         key = self._cache_key(program, function, inputs, artifacts, spec)
         cacheable = self.config.cache and bool(task.get("cachingOptions", {}).get("enableCache"))
         if cacheable:
@@ -289,11 +289,6 @@ def _task_spec(ir: PipelineIR, path: str) -> dict:
         task = component["dag"]["tasks"][part]
         component = ir.component(task["componentRef"]["name"])
     return task
-
-
-def _input_defaults(spec: dict) -> dict:
-    definitions = spec.get("inputDefinitions", {}).get("parameters", {})
-    return {name: d["defaultValue"] for name, d in definitions.items() if "defaultValue" in d}
 
 
 def _executor_input(spec: dict, parameters: dict, artifacts: dict, task_root: Path) -> dict:

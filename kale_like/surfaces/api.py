@@ -1,0 +1,126 @@
+"""The Python API: `kale_like.run(...)` and `kale_like.compile(...)`."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from kale_like.errors import KaleLikeError, SourceLocation
+from kale_like.graph.model import StepGraph
+
+_KFP_TYPES = {"NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "STRING": str, "BOOLEAN": bool, "LIST": list,
+              "STRUCT": dict}
+
+
+def load_graph(source: Any, pipeline: str | None = None) -> StepGraph:
+    """The step graph of a notebook, a .py file, or a `@pipeline` function object."""
+    if callable(source) and hasattr(source, "__kale_like_pipeline__"):
+        return load_graph(inspect.getsourcefile(source), pipeline or source.__name__)
+    path = Path(source)
+    if path.suffix == ".ipynb":
+        from kale_like.frontends.notebook import notebook_to_graph
+
+        return notebook_to_graph(path, pipeline)
+    if path.suffix == ".py":
+        from kale_like.frontends.functions import python_to_graph
+
+        return python_to_graph(path, pipeline)
+    raise KaleLikeError(f"cannot read a '{path.suffix or 'extensionless'}' file", SourceLocation(str(path)),
+                        "pass a notebook (.ipynb), a Python file with @pipeline functions (.py) or a compiled "
+                        "pipeline (.yaml)")
+
+
+def compile(source: Any, pipeline: str | None = None) -> str:  # noqa: A001 - the verb users expect
+    """Compile to KFP v2 IR YAML text (checked structurally)."""
+    from kale_like.backends.kfp.compile import compile_graph
+
+    return compile_graph(load_graph(source, pipeline)).yaml_text
+
+
+def pipeline_ir(source: Any, pipeline: str | None = None, graph: StepGraph | None = None):
+    """The compiled pipeline a local run executes: the YAML file itself, or compiled in memory."""
+    from kale_like.backends.local.ir import PipelineIR
+
+    if isinstance(source, (str, Path)) and Path(source).suffix in (".yaml", ".yml"):
+        return PipelineIR.from_file(source)
+    from kale_like.backends.kfp.compile import compile_graph
+
+    graph = graph or load_graph(source, pipeline)
+    return PipelineIR.from_text(compile_graph(graph).yaml_text, str(graph.source))
+
+
+def run(source: Any, params: dict | None = None, *, max_workers: int | None = None, backend: str = "process",
+        cache: bool = True, store: str | Path = ".kale_like", echo: bool = True,
+        collect_failed_iterations: bool = False, pipeline: str | None = None, observer=None):
+    """Run a pipeline locally and return its `RunResult` (status, outputs, a report per step).
+
+    `source`: a notebook, a .py file, a compiled .yaml, or a `@pipeline` function.
+    `params`: argument values, checked against the pipeline's declared parameter types.
+    """
+    from kale_like.backends.local.run import BACKENDS, RunConfig, run_pipeline
+
+    if backend not in BACKENDS:
+        raise KaleLikeError(f"unknown backend '{backend}'", None, "use process or thread")
+    if max_workers is not None and max_workers < 1:
+        raise KaleLikeError("max_workers must be at least 1", None)
+    ir = pipeline_ir(source, pipeline)
+    arguments = typed_arguments(ir, params or {})
+    config = RunConfig(store=Path(store), max_workers=max_workers or os.cpu_count() or 1, backend=backend,
+                       cache=cache, echo=echo, collect_failed_iterations=collect_failed_iterations,
+                       lineage_context=lineage_context(ir.source))
+    return run_pipeline(ir, arguments, config, observer)
+
+
+def typed_arguments(ir, params: dict) -> dict:
+    """Check run arguments against the pipeline's parameters; parse text given for other types."""
+    declared = ir.parameter_types()
+    where = SourceLocation(ir.source)
+    result = {}
+    for name, value in params.items():
+        if name not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            raise KaleLikeError(f"the pipeline has no parameter '{name}'", where, f"parameters: {known}")
+        expected = _KFP_TYPES.get(declared[name], object)
+        if isinstance(value, str) and expected is not str:
+            value = _parse(name, value, expected, where)
+        if expected is float and type(value) is int:
+            value = float(value)
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise KaleLikeError(f"parameter '{name}' must be a {expected.__name__}, not {value!r}", where)
+        result[name] = value
+    return result
+
+
+def _parse(name: str, text: str, expected: type, where: SourceLocation) -> Any:
+    if expected is bool and text.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+        return text.strip().lower() in ("true", "1", "yes")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise KaleLikeError(f"parameter '{name}': '{text}' is not a valid {expected.__name__}", where) from None
+
+
+def lineage_context(source: str) -> dict:
+    """Source file, its hash and the git commit it is at (when it is in a repository)."""
+    context: dict[str, Any] = {"source": source}
+    try:
+        context["code_hash"] = hashlib.sha256(Path(source).read_bytes()).hexdigest()
+    except OSError:
+        pass
+    folder = Path(source).resolve().parent
+    try:
+        commit = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=5)
+        if commit.returncode == 0:
+            context["git_commit"] = commit.stdout.strip()
+            status = subprocess.run(["git", "-C", str(folder), "status", "--porcelain", "--", str(source)],
+                                    capture_output=True, text=True, timeout=5)
+            context["git_dirty"] = bool(status.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return context

@@ -1,0 +1,92 @@
+"""`python -m kale_like lineage RUN_ID | ARTIFACT_PATH | CONTENT_HASH [--store DIR]`.
+
+For a run: its pipeline, parameters, source and git commit, and every task. For an artifact: the
+run, task, parameters and input artifacts that produced it, and what was produced from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+from pathlib import Path
+
+from kale_like.errors import KaleLikeError, SourceLocation
+
+
+def lineage_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="kale-like lineage", description="Where a run or an artifact came from.")
+    parser.add_argument("target", help="a run id, an artifact path (or a file in it), or a content hash prefix")
+    parser.add_argument("--store", default=".kale_like", help="the store the runs used (default .kale_like)")
+    args = parser.parse_args(argv)
+    database = Path(args.store) / "lineage.sqlite"
+    if not database.exists():
+        raise KaleLikeError("no lineage database here", SourceLocation(str(database)),
+                            "run a pipeline with --run first, or pass --store")
+    connection = sqlite3.connect(str(database))
+    connection.row_factory = sqlite3.Row
+    try:
+        run = connection.execute("SELECT * FROM runs WHERE run_id = ?", (args.target,)).fetchone()
+        if run is not None:
+            print(describe_run(connection, run))
+            return 0
+        artifact = find_artifact(connection, args.target)
+        if artifact is None:
+            raise KaleLikeError(f"no run or artifact matches '{args.target}'", SourceLocation(str(database)),
+                                "give a run id from a run's summary, or the path of an output")
+        print(describe_artifact(connection, artifact))
+        return 0
+    finally:
+        connection.close()
+
+
+def find_artifact(connection: sqlite3.Connection, target: str):
+    path = Path(target).resolve()
+    for candidate in (path, *path.parents):
+        row = connection.execute("SELECT * FROM artifacts WHERE uri = ?", (str(candidate),)).fetchone()
+        if row is not None:
+            return row
+    if len(target) >= 8:
+        return connection.execute("SELECT * FROM artifacts WHERE content_hash LIKE ? ORDER BY created DESC",
+                                  (target + "%",)).fetchone()
+    return None
+
+
+def describe_run(connection: sqlite3.Connection, run) -> str:
+    lines = [f"run {run['run_id']}: pipeline '{run['pipeline']}', {run['status']}",
+             f"  source: {run['source'] or '-'} (sha256 {(run['code_hash'] or '-')[:16]})",
+             f"  git commit: {run['git_commit'] or '-'}{' (uncommitted changes)' if run['git_dirty'] else ''}",
+             f"  kale_like {run['version']}; parameters: {run['parameters']}", "  tasks:"]
+    for task in connection.execute("SELECT * FROM tasks WHERE run_id = ? ORDER BY path", (run["run_id"],)):
+        lines.append(f"    {task['label']:<28} {task['status']:<8} {task['seconds'] or 0:.2f} s")
+        for event in connection.execute("SELECT * FROM events WHERE run_id = ? AND task_path = ? AND direction = "
+                                        "'out'", (run["run_id"], task["path"])):
+            lines.append(f"      -> {event['name']}: {event['uri']}")
+    return "\n".join(lines)
+
+
+def describe_artifact(connection: sqlite3.Connection, artifact) -> str:
+    task = connection.execute("SELECT * FROM tasks WHERE run_id = ? AND path = ?",
+                              (artifact["run_id"], artifact["task_path"])).fetchone()
+    run = connection.execute("SELECT * FROM runs WHERE run_id = ?", (artifact["run_id"],)).fetchone()
+    lines = [f"artifact {artifact['uri']}", f"  content sha256: {artifact['content_hash']}",
+             f"  produced by: run {artifact['run_id']} ('{run['pipeline'] if run else '?'}'), "
+             f"step {task['label'] if task else artifact['task_path']} as output '{artifact['name']}'"]
+    if run is not None:
+        lines.append(f"  code: {run['source'] or '-'} at git {run['git_commit'] or '-'}"
+                     f"{' (uncommitted changes)' if run['git_dirty'] else ''}; component {task['component'] if task else '?'}")
+    if task is not None:
+        lines.append(f"  parameters: {json.dumps(json.loads(task['parameters'] or '{}'), sort_keys=True)}")
+    lines.append("  inputs:")
+    for event in connection.execute("SELECT * FROM events WHERE run_id = ? AND task_path = ? AND direction = 'in'",
+                                    (artifact["run_id"], artifact["task_path"])):
+        source = connection.execute("SELECT * FROM artifacts WHERE uri = ?", (event["uri"],)).fetchone()
+        origin = f" (from {source['task_path']} in run {source['run_id']})" if source else ""
+        lines.append(f"    {event['name']}: {event['uri']}{origin}")
+    lines.append("  produced from it:")
+    for event in connection.execute("SELECT DISTINCT run_id, task_path FROM events WHERE uri = ? AND direction = "
+                                    "'in'", (artifact["uri"],)):
+        for output in connection.execute("SELECT * FROM events WHERE run_id = ? AND task_path = ? AND direction = "
+                                         "'out'", (event["run_id"], event["task_path"])):
+            lines.append(f"    {output['uri']} (step {event['task_path']}, run {event['run_id']})")
+    return "\n".join(lines)

@@ -1,0 +1,68 @@
+"""What a local run shows in the terminal: a line per state change, then a summary table."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+from kale_like.backends.local.run import RunResult
+from kale_like.backends.local.scheduler import TaskEvent
+
+_SHOWN = {"running": "started", "done": "done", "cached": "cached (not re-run)", "skipped": "skipped",
+          "failed": "FAILED", "retrying": "failed, retrying"}
+
+
+class ConsoleProgress:
+    """Prints task state changes to stderr, with counts of pending/running/done work."""
+
+    def __init__(self, stream=None, quiet: bool = False):
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.lock = threading.Lock()
+        self.started = time.perf_counter()
+        self.counts = {"running": 0, "done": 0, "skipped": 0, "failed": 0}
+
+    def __call__(self, event: TaskEvent) -> None:
+        with self.lock:
+            if event.status == "running":
+                self.counts["running"] += 1
+            elif event.status in ("done", "cached", "failed", "skipped"):
+                if event.status != "skipped" and self.counts["running"] and event.status != "cached":
+                    self.counts["running"] -= 1
+                key = "done" if event.status == "cached" else event.status
+                self.counts[key] += 1
+            if self.quiet and event.status != "failed":
+                return
+            elapsed = f" in {event.seconds:.2f} s" if event.status in ("done", "failed") else ""
+            tally = ", ".join(f"{n} {k}" for k, n in self.counts.items() if n)
+            print(f"[kale-like] {event.label}: {_SHOWN.get(event.status, event.status)}{elapsed}  ({tally})",
+                  file=self.stream, flush=True)
+            if event.status == "failed" and event.error:
+                print(f"[kale-like]   error: {event.error}", file=self.stream)
+                if event.log_tail:
+                    tail = "\n".join(f"[kale-like]   | {line}" for line in event.log_tail.rstrip().splitlines())
+                    print(tail, file=self.stream)
+                if event.log_path:
+                    print(f"[kale-like]   full log: {event.log_path}", file=self.stream, flush=True)
+
+
+def summary(result: RunResult, seconds: float) -> str:
+    """A table of every task: status, duration, whether it came from the cache."""
+    rows = [(r.label, r.status, f"{r.seconds:.2f}" if r.status in ("done", "failed") else "-",
+             "yes" if r.status == "cached" else "no") for r in result.tasks if r.status != "pending"]
+    headers = ("step", "status", "seconds", "cached")
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    table = [line(headers), line(tuple("-" * w for w in widths))] + [line(row) for row in rows]
+    counts = {}
+    for report in result.tasks:
+        counts[report.status] = counts.get(report.status, 0) + 1
+    tally = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    table.append("")
+    table.append(f"run {result.run_id} of '{result.pipeline}': {result.status} in {seconds:.2f} s ({tally})")
+    table.append(f"outputs and logs: {result.store}")
+    if result.error and not result.succeeded:
+        table.append(f"error: {result.error}")
+    table += [f"warning: {w}" for w in result.warnings]
+    return "\n".join(table)
