@@ -7,7 +7,16 @@ The package is split by phase, each importing only the ones before it:
 
 __version__ = "0.1.0"
 
-from kale_like.sdk import parallel, pipeline, step
+from kale_like.sdk import parallel, parallel_map, pipeline, step
+
+
+def __getattr__(name: str):
+    """`Pipeline` and `ParallelExecutor` load on first use (keeps `import kale_like` light)."""
+    if name in ("Pipeline", "ParallelExecutor"):
+        from kale_like.surfaces import builder
+
+        return getattr(builder, name)
+    raise AttributeError(f"module 'kale_like' has no attribute {name!r}")
 
 
 def run(source, params=None, **options):
@@ -24,4 +33,5 @@ def compile(source, pipeline=None):  # noqa: A001
     return _compile(source, pipeline)
 
 
-__all__ = ["__version__", "compile", "parallel", "pipeline", "run", "step"]
+__all__ = ["ParallelExecutor", "Pipeline", "__version__", "compile", "parallel", "parallel_map", "pipeline", "run",
+           "step"]

@@ -50,6 +50,18 @@ def parallel(items: Iterable[Any], parallelism: int | None = None) -> Iterable[A
     return items
 
 
+def parallel_map(fn: Callable[[Any], Any], items: Iterable[Any], max_workers: int | None = None,
+                 backend: str = "thread") -> list[Any]:
+    """Parallel work inside one step, results in input order (the step runtime's own helper).
+
+    Inside a compiled step, `from kale_like import parallel_map` is served by the embedded step
+    runtime, so the step image still does not need kale_like installed.
+    """
+    from kale_like.runtime.step_runtime import _kl_parallel_map
+
+    return _kl_parallel_map(fn, items, max_workers, backend)
+
+
 def _check(settings: dict, allowed: tuple[str, ...], what: str) -> None:
     unknown = sorted(set(settings) - set(allowed))
     if unknown:

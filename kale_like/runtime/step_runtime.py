@@ -140,6 +140,7 @@ def _kl_run_step(step, cells, values=None, inputs=None, outputs=None, metrics=No
     to log on `metrics_artifact`. Returns the values named in `result` ((name, type) pairs):
     one value, or a tuple for several (KFP's NamedTuple outputs).
     """
+    _kl_provide_sdk()
     namespace = {"__name__": "__main__", "display": _kl_display}
     for label, code in prelude:
         _kl_exec(label, code, namespace)
@@ -178,6 +179,52 @@ def _kl_run_step(step, cells, values=None, inputs=None, outputs=None, metrics=No
             raise NameError(f"step {step!r} did not define {name!r}, which a later step reads")
     values = tuple(_kl_coerce(namespace[name], type_name) for name, type_name in result)
     return values[0] if len(values) == 1 else values
+
+
+def _kl_parallel_map(fn, items, max_workers=None, backend="thread"):
+    """Apply `fn` to every item in parallel; results come back in the items' order.
+
+    `backend`: "thread" (I/O-bound work) or "process" (CPU-bound; `fn` and the items must be
+    picklable, and processes are forked where the platform allows it).
+    """
+    import concurrent.futures
+    import multiprocessing
+    import os
+
+    items = list(items)
+    if not items:
+        return []
+    workers = max(1, min(max_workers or os.cpu_count() or 1, len(items)))
+    if backend == "thread":
+        pool = concurrent.futures.ThreadPoolExecutor(workers)
+    elif backend == "process":
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else None)
+        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
+    else:
+        raise ValueError(f"backend must be 'thread' or 'process', not {backend!r}")
+    with pool:
+        return list(pool.map(fn, items))
+
+
+def _kl_provide_sdk():
+    """Serve `import kale_like` / `kale_like.sdk` in an image without kale_like installed."""
+    import importlib.util
+    import sys
+    import types
+
+    if "kale_like" in sys.modules or importlib.util.find_spec("kale_like") is not None:
+        return
+
+    def decorator(function=None, **_settings):
+        return function if function is not None else (lambda inner: inner)
+
+    module = types.ModuleType("kale_like")
+    module.parallel_map = _kl_parallel_map
+    module.parallel = lambda items, parallelism=None: items
+    module.step = module.pipeline = decorator
+    module.sdk = module
+    sys.modules["kale_like"] = sys.modules["kale_like.sdk"] = module
 
 
 def _kl_exec(label, code, namespace):

@@ -54,6 +54,7 @@ class TaskReport:
     seconds: float = 0.0
     error: str = ""
     log_path: str = ""
+    outputs: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -74,10 +75,27 @@ class RunResult:
         return self.status == "SUCCEEDED"
 
     def task(self, label: str) -> TaskReport:
-        for report in self.tasks:
-            if report.label == label:
-                return report
+        """A task's report by label (`train[2]`); step names with `_` match KFP's `-` spelling."""
+        for candidate in (label, label.replace("_", "-")):
+            for report in self.tasks:
+                if report.label == candidate:
+                    return report
         raise KeyError(label)
+
+    def value(self, label: str, output: str | None = None) -> Any:
+        """A step's output value (its only one, or `output`), loaded from the store."""
+        from kale_like.runtime.step_runtime import _kl_load_value
+
+        outputs = self.task(label).outputs
+        named = {**outputs.get("parameters", {}), **outputs.get("artifacts", {})}
+        if output is None:
+            if len(named) != 1:
+                raise KeyError(f"step {label!r} has outputs {sorted(named)}; name one")
+            output = next(iter(named))
+        if output in outputs.get("parameters", {}):
+            return outputs["parameters"][output]
+        uris = outputs.get("artifacts", {})[output]
+        return _kl_load_value(uris[0]) if len(uris) == 1 else [_kl_load_value(u) for u in uris]
 
 
 class _Pool:
@@ -127,6 +145,7 @@ def run_pipeline(ir: PipelineIR, arguments: dict | None = None, config: RunConfi
             report.status, report.error = event.status, event.error or report.error
             report.seconds = event.seconds or report.seconds
             report.log_path = event.log_path or report.log_path
+            report.outputs = event.outputs or report.outputs
         if event.status in ("done", "cached", "failed"):
             lineage.record_task(run_id, event)
         if observer is not None:

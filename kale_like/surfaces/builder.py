@@ -1,0 +1,76 @@
+"""Pipelines built in code: `Pipeline("name").add_step(fn, name=..., params={...})`, then `.run()`.
+
+The same object compiles to KFP (`.compile()`), and `.run(executor=ParallelExecutor(4, "process"))`
+runs independent steps concurrently on this machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from kale_like.errors import KaleLikeError
+from kale_like.graph.model import PipelineSettings, StepGraph
+
+
+@dataclass(frozen=True)
+class ParallelExecutor:
+    """How `Pipeline.run` executes steps: `max_workers` at once, in processes (default) or threads."""
+
+    max_workers: int | None = None
+    backend: str = "process"
+
+
+class Pipeline:
+    """A pipeline assembled step by step in code."""
+
+    def __init__(self, name: str, experiment: str = "", description: str = ""):
+        from kale_like.frontends.settings import pipeline_name_from
+
+        self.name = pipeline_name_from(name)
+        self.experiment = experiment
+        self.description = description
+        self._steps: list = []
+
+    def add_step(self, fn: Callable, name: str | None = None, params: dict[str, Any] | None = None,
+                 after: list[str] | tuple[str, ...] = ()) -> str:
+        """Add `fn` as a step; a parameter named like an earlier step receives that step's result."""
+        from kale_like.frontends.code_built import function_step
+
+        step_name = name or fn.__name__
+        known = {s.name for s in self._steps}
+        if step_name in known:
+            raise KaleLikeError(f"this pipeline already has a step named '{step_name}'", None, "give each step a name")
+        missing = [a for a in after if a not in known]
+        if missing:
+            raise KaleLikeError(f"after= names steps that were not added before '{step_name}': {missing}", None)
+        earlier = {s.name: s.name for s in self._steps}
+        self._steps.append(function_step(fn, step_name, dict(params or {}), tuple(after), earlier))
+        return step_name
+
+    def graph(self) -> StepGraph:
+        source = str(self._steps[0].location.path) if self._steps else "<pipeline>"
+        settings = PipelineSettings(self.name, self.description, self.experiment)
+        return StepGraph(source=source, settings=settings, body=tuple(self._steps))
+
+    def compile(self, path: str | Path | None = None) -> str:
+        """The KFP v2 IR YAML (also written to `path` when given)."""
+        from kale_like.backends.kfp.compile import compile_graph, write_outputs
+
+        compiled = compile_graph(self.graph(), Path(path).name if path else "pipeline.yaml")
+        if path is not None:
+            write_outputs(compiled, Path(path), None)
+        return compiled.yaml_text
+
+    def run(self, executor: ParallelExecutor | None = None, **options):
+        """Run locally; returns the RunResult (`.value(step)` loads a step's result)."""
+        from kale_like.backends.local.ir import PipelineIR
+        from kale_like.backends.local.run import RunConfig, run_pipeline
+        import os
+
+        executor = executor or ParallelExecutor()
+        ir = PipelineIR.from_text(self.compile(), self.name)
+        config = RunConfig(max_workers=executor.max_workers or os.cpu_count() or 1, backend=executor.backend,
+                           **options)
+        return run_pipeline(ir, {}, config)
