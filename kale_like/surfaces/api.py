@@ -38,8 +38,11 @@ def load_graph(source: Any, pipeline: str | None = None) -> StepGraph:
 def compile(source: Any, pipeline: str | None = None) -> str:  # noqa: A001 - the verb users expect
     """Compile to KFP v2 IR YAML text (checked structurally)."""
     from kale_like.backends.kfp.compile import compile_graph
+    from kale_like.graph.checks import check_graph
 
-    return compile_graph(load_graph(source, pipeline)).yaml_text
+    graph = load_graph(source, pipeline)
+    check_graph(graph)
+    return compile_graph(graph).yaml_text
 
 
 def pipeline_ir(source: Any, pipeline: str | None = None, graph: StepGraph | None = None):
@@ -49,8 +52,10 @@ def pipeline_ir(source: Any, pipeline: str | None = None, graph: StepGraph | Non
     if isinstance(source, (str, Path)) and Path(source).suffix in (".yaml", ".yml"):
         return PipelineIR.from_file(source)
     from kale_like.backends.kfp.compile import compile_graph
+    from kale_like.graph.checks import check_graph
 
     graph = graph or load_graph(source, pipeline)
+    check_graph(graph)
     return PipelineIR.from_text(compile_graph(graph).yaml_text, str(graph.source))
 
 

@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--param", action="append", default=[], metavar="NAME=VALUE", help="override a parameter's default"
     )
     parser.add_argument("--graph-json", action="store_true", help="print the step graph as JSON")
+    parser.add_argument("--allow-secret-like-params", action="store_true",
+                        help="accept pipeline parameters whose name or value looks like a credential")
     parser.add_argument("--run", action="store_true", help="run the pipeline locally (a .yaml too)")
     parser.add_argument("--max-workers", type=int, help="steps run at once (default: CPU count)")
     parser.add_argument("--backend", choices=("process", "thread"), default="process",
@@ -95,8 +97,11 @@ def _run(args: argparse.Namespace) -> int:
         return _local_run(ir, typed_arguments(ir, _param_pairs(args)), args)
     graph = _load(source, args.pipeline)
     graph = _apply_cli_overrides(graph, args)
+    from kale_like.graph.checks import check_graph
+
+    warnings = list(graph.warnings) + check_graph(graph, args.allow_secret_like_params)
     if not args.quiet:
-        for warning in graph.warnings:
+        for warning in warnings:
             print(f"warning: {warning}", file=sys.stderr)
     if args.graph_json:
         print(graph.to_json())
