@@ -10,16 +10,20 @@
 - last cell: `pipeline-metrics` (4 names printed).
 
 Every step reads variables defined by earlier steps and defines new ones. The wiring is seeded
-and mixes the shapes real notebooks have:
+(`random.Random(seed)`) and mixes the shapes real notebooks have: ~60% of the steps read a
+variable of the step just before (chains); ~45% also read 1-2 variables of random earlier steps,
+most within the last 8, some from far back (fan-ins); ~10% carry a `prev:` tag; a step that reads
+nothing earlier is a new root (a new data source). Continuation cells use the parameters and the
+helper functions.
 
-- chains: ~60% of the steps read a variable of the step just before;
-- fan-ins: ~45% read 1-2 more variables of random earlier steps (most within the last 8 steps,
-  some from far back, e.g. the loaded data);
-- a step that reads nothing earlier is a new root (a new data source); ~10% add a `prev:` tag.
-- ~50% of the steps use a pipeline parameter, ~40% call numpy, ~20% call a helper function.
+With seed 0 (the default), as kale_like's step graph sees them:
 
-Defaults give 100 cells -> 40 steps and 500 cells -> 200 steps (the counts are printed by
-`python benchmarks/make_notebooks.py OUTDIR`, and by the benchmark).
+| cells | steps | continuation cells | parents per step (0/1/2/3/4) | longest path | prev: tags |
+|---|---|---|---|---|---|
+| 100 | 35 | 61 | 6 / 19 / 8 / 1 / 1 | 15 | 5 |
+| 500 | 199 | 297 | 22 / 107 / 54 / 15 / 1 | 44 | 21 |
+
+`python benchmarks/make_notebooks.py OUTDIR` writes both and prints the step counts.
 """
 
 from __future__ import annotations
@@ -65,10 +69,10 @@ def _step_cell(rng: random.Random, index: int, name: str, reads: list[str], uses
     if reads:
         parts = []
         for read in reads:
-            if read.endswith("_values"):
-                parts.append(f"list({read})")
-            else:
+            if read.endswith("_total"):
                 parts.append(f"[float({read})]")
+            else:
+                parts.append(f"list({read})")
         lines.append(f"{a} = {' + '.join(parts)}")
     else:
         lines.append(f"rng_{index} = np.random.default_rng(seed + {index})")
@@ -101,7 +105,7 @@ def _continuation_cell(rng: random.Random, name: str, k: int) -> tuple[str, str]
     elif choice == 2:
         code = (
             f"counts_{name}_{k} = Counter(round(v) for v in {name}_values)\n"
-            f"{new} = sorted(counts_{name}_{k}.items())[:window]\n"
+            f"{new} = [float(n) for _, n in sorted(counts_{name}_{k}.items())][:window]\n"
             f"print({new})"
         )
     else:
@@ -158,6 +162,8 @@ def make_notebook(n_cells: int, seed: int = 0) -> tuple[nbformat.NotebookNode, i
         budget -= 1 + extra
     metrics = [f"{names[-1]}_total", f"{names[len(names) // 2]}_total", f"{names[0]}_total", f"{names[-2]}_total"]
     cells.append(new_code_cell("\n".join(f"print({m})" for m in metrics), metadata={"tags": ["pipeline-metrics"]}))
+    for i, cell in enumerate(cells):
+        cell.id = f"cell-{i:04d}"  # deterministic (nbformat's default ids are random)
     notebook = new_notebook(cells=cells)
     notebook.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
     notebook.metadata["kubeflow_notebook"] = {
