@@ -70,9 +70,10 @@ def _called_pipelines(module) -> set[str]:
     called = set()
     for decorated in module.pipelines.values():
         class Visitor(cst.CSTVisitor):
-            def visit_Call(self, node: cst.Call) -> None:
-                if isinstance(node.func, cst.Name) and node.func.value in module.pipelines:
-                    called.add(node.func.value)
+            def visit_Call(self, node: cst.Call, caller=decorated.function) -> None:
+                name = node.func.value if isinstance(node.func, cst.Name) else None
+                if name in module.pipelines and name != caller:
+                    called.add(name)
 
         decorated.node.body.visit(Visitor())
     return called

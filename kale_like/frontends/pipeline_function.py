@@ -287,7 +287,8 @@ class _BodyCompiler:
         missing = [a.name for a in target.arguments if not a.has_default and a.name not in bound]
         if missing:
             self.refuse(call, f"'{target.function}' is called without {', '.join(missing)} "
-                              f"(in pipeline '{self.decorated.function}')")
+                              f"(in pipeline '{self.decorated.function}')",
+                        f"pass {', '.join(missing)}, e.g. {target.function}({missing[0]}=...)")
         return bound
 
     def step_call(self, call: cst.Call, target: Decorated, arguments: dict[str, Value], scope: Scope,
@@ -386,6 +387,9 @@ class _BodyCompiler:
             self.refuse(node, f"name '{name}' is not defined in pipeline '{self.decorated.function}'",
                         "use a pipeline parameter, a module-level constant or a step's result")
         if isinstance(bound, Partial):
+            if bound.reason:
+                self.refuse(node, f"'{name}' cannot be used after the if at line {bound.line}: {bound.reason}",
+                            "use it inside the branches, or split the test into plain comparisons (if/elif/else)")
             self.refuse(node, f"'{name}' is assigned in only some branches of the if at line {bound.line}",
                         "assign it in every branch (with an else), or use it inside the branch")
         if isinstance(bound, Collector):
@@ -699,10 +703,8 @@ class _BodyCompiler:
                 self.env.names[name] = Partial(line)
                 continue
             if not simple:
-                self.env.names[name] = Partial(line)
-                self.state.warnings.append(
-                    f"{self.module.path}:{line}: '{name}' is assigned in every branch of an if with and/or/in "
-                    "tests; KFP's OneOf needs plain comparisons, so it cannot be used after the if")
+                self.env.names[name] = Partial(line, "every branch assigns it, but the if tests use and/or/not/in, "
+                                                     "and KFP's OneOf needs plain comparisons")
                 continue
             types = {v.type for v in values}
             kind = types.pop() if len(types) == 1 else ANY
@@ -723,6 +725,9 @@ class _BodyCompiler:
             return next((v.type for v in self.env.names.values() if isinstance(v, Value) and v.ref == ref), ANY)
         if ref.kind == "task":
             return self.state.output_types.get((ref.source, ref.output), ANY)
+        if ref.kind == "oneof":
+            kinds = {self.state.output_types.get((o.source, o.output), ANY) for o in ref.options}
+            return kinds.pop() if len(kinds) == 1 else ANY
         if ref.kind == "item":
             for bound in self.env.names.values():
                 if isinstance(bound, Value) and bound.ref == ref:
@@ -754,6 +759,10 @@ class _BodyCompiler:
                 self.refuse(target, "`in` in a condition needs a literal list of values",
                             "e.g. if region in ['eu', 'us']:")
             self._condition_operand(left, left_node, type_of_value(next(iter(options))))
+            options = _matchable(options, self._type_for_condition(left.ref))
+            if not options:
+                self.refuse(target, f"no value in the list can equal a {self._type_for_condition(left.ref)}, so "
+                                    "this test never changes", "compare with values of the same type")
             equal = "==" if operator is cst.In else "!="
             tests = tuple(Test(equal, (left.ref, Ref("constant", value=o))) for o in sorted(options, key=repr))
             return tests[0] if len(tests) == 1 else Test("or" if operator is cst.In else "and", tests=tests)
@@ -769,7 +778,10 @@ class _BodyCompiler:
         """An untyped step result compared with a typed value takes its type (ints as float)."""
         if value.ref.kind == "collected":
             self.refuse(node, "KFP cannot branch on a collected list", "decide inside a step that reads the list")
-        if value.ref.kind == "task" and value.type == ANY:
+        if value.ref.kind in ("task", "oneof") and value.type == ANY:
+            if value.ref.kind == "oneof":
+                self.refuse(node, "the branches of the if before give this name values of different types",
+                            "annotate the steps' return types alike, e.g. -> float")
             if other_type is None:
                 self.refuse(node, f"step '{value.ref.source}' has no return type, so KFP cannot test it",
                             "annotate its return type, e.g. -> bool or -> float")
@@ -777,6 +789,14 @@ class _BodyCompiler:
             if kind in PRIMITIVES:
                 self._infer(value, kind)
                 value.type = kind
+
+
+def _matchable(options, kind: str) -> list:
+    """The options of `x in [...]` that can equal an x of type `kind` (Python drops the others)."""
+    numeric = kind in ("int", "float", "bool")
+    return [o for o in options
+            if (numeric and isinstance(o, (int, float)) and (kind != "int" or float(o).is_integer()))
+            or (kind == "str" and isinstance(o, str)) or kind == ANY]
 
 
 def _compatible(given: str, declared: str) -> bool:

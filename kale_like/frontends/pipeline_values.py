@@ -44,6 +44,7 @@ class Partial:
     """A name assigned in only some branches of an `if`: using it later is an error."""
 
     line: int
+    reason: str = ""
 
 
 @dataclass

@@ -63,29 +63,52 @@ def negate(test: Test) -> Test:
 def exclusive_paths(tests: list[Test | None]) -> list[tuple[int, list[Test]]]:
     """For an if/elif/else chain of normalized tests: (branch, conjunction) pairs, mutually exclusive.
 
-    Branch i runs when its test holds and no earlier one does. Each branch's condition is put in
-    disjunctive normal form whose terms are made exclusive (A or B = A, or (not A and B)), so a body
-    reached by several terms still runs at most once.
+    Branch i runs when its test holds and no earlier one does. Its condition in disjunctive normal
+    form is split into terms no two of which can hold together (`_exclusive`), so a body reached
+    by several terms still runs at most once; different branches exclude each other already.
     """
     paths = []
     earlier: list[Test] = []
     for index, test in enumerate(tests):
         parts = [negate(t) for t in earlier] + ([test] if test is not None else [])
-        whole = Test("and", tests=tuple(parts)) if parts else None
-        if whole is None:
+        if not parts:
             paths.append((index, []))
         else:
-            terms = dnf(whole)
-            seen: list[list[Test]] = []
-            for term in terms:
-                blocked = [negate(Test("and", tests=tuple(s))) for s in seen]
-                for conjunction in dnf(Test("and", tests=tuple(term + blocked))) if blocked else [term]:
-                    if _satisfiable(conjunction):
-                        paths.append((index, conjunction))
-                seen.append(term)
+            paths += [(index, term) for term in _exclusive(dnf(Test("and", tests=tuple(parts))))]
         if test is not None:
             earlier.append(test)
     return paths
+
+
+def _exclusive(terms: list[list[Test]]) -> list[list[Test]]:
+    """Rewrite a disjunction of conjunctions so that no two terms can hold at once.
+
+    Each new term is cut against every term already kept: T and not (p1 and ... and pk) is
+    split into T and not p1, T and p1 and not p2, ..., which exclude each other and the kept term.
+    """
+    kept: list[list[Test]] = []
+    for term in terms:
+        pieces = [term] if _satisfiable(term) else []
+        for previous in kept:
+            cut = []
+            for piece in pieces:
+                for index, atom in enumerate(previous):
+                    candidate = piece + previous[:index] + [negate(atom)]
+                    if _satisfiable(candidate):
+                        cut.append(_dedupe(candidate))
+            pieces = cut
+        kept += pieces
+    return kept
+
+
+def _dedupe(term: list[Test]) -> list[Test]:
+    seen, result = set(), []
+    for atom in term:
+        key = (atom.op, atom.operands)
+        if key not in seen:
+            seen.add(key)
+            result.append(atom)
+    return result
 
 
 def _satisfiable(conjunction: list[Test]) -> bool:
@@ -135,10 +158,11 @@ def _with_literal(channel: Ref, op: str, value: object, kind: str) -> Test:
             raise ConditionError(
                 f"comparing a bool with the string {value!r} is never true in Python; compare with True or False"
             )
+        written = value
         if type(value) in (int, float) and value in (0, 1):
             value = bool(value)
         if type(value) is not bool or op not in ("==", "!="):
-            raise ConditionError(f"a bool can only be compared with == or != to True or False, not {value!r}")
+            raise ConditionError(f"a bool can only be compared with == or != to True or False, not {written!r}")
         return Test(op, (channel, constant(value)))
     if kind == "str":
         if not isinstance(value, str):
@@ -149,6 +173,8 @@ def _with_literal(channel: Ref, op: str, value: object, kind: str) -> Test:
     if isinstance(value, str) or not isinstance(value, (int, float)):
         raise ConditionError(f"comparing a {kind} with {value!r} is never true in Python; compare with a number")
     if kind == "float":
+        if type(value) is int and float(value) != value:
+            raise ConditionError(f"{value} has no exact float value, so KFP cannot compare it the way Python does")
         return Test(op, (channel, constant(float(value))))
     return _int_with_number(channel, op, value)
 
