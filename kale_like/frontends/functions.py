@@ -43,6 +43,9 @@ def python_to_graph(path: str | Path, pipeline: str | None = None, text: str | N
         parameters=compiled.parameters,
         warnings=tuple(state.warnings),
         subpipelines=subs,
+        returns=compiled.returns,
+        return_type=state.output_types.get((compiled.returns.source, compiled.returns.output), compiled.return_type)
+        if compiled.returns is not None and compiled.returns.kind == "task" else compiled.return_type,
     )
 
 

@@ -123,7 +123,7 @@ def _parameters(state: ProgramState, decorated: Decorated) -> tuple[Parameter, .
             default = float(default)
         if isinstance(default, tuple):
             default = list(default)
-        result.append(Parameter(argument.name, kind, default, where))
+        result.append(Parameter(argument.name, kind, default, where, required=not argument.has_default))
     return tuple(result)
 
 
@@ -359,7 +359,8 @@ class _BodyCompiler:
             if value.type not in (ANY, annotation) and not _compatible(value.type, annotation):
                 self.refuse(node, f"a {value.type} is passed where a {annotation} is declared",
                             "make the types agree")
-            return annotation
+            # an int passed to a float parameter stays an int, as in Python (and as KFP requires)
+            return value.type if value.type != ANY else annotation
         return value.type if value.type != ANY else "str"
 
     # -- values ---------------------------------------------------------------------------------
@@ -778,10 +779,14 @@ class _BodyCompiler:
         """An untyped step result compared with a typed value takes its type (ints as float)."""
         if value.ref.kind == "collected":
             self.refuse(node, "KFP cannot branch on a collected list", "decide inside a step that reads the list")
-        if value.ref.kind in ("task", "oneof") and value.type == ANY:
-            if value.ref.kind == "oneof":
-                self.refuse(node, "the branches of the if before give this name values of different types",
-                            "annotate the steps' return types alike, e.g. -> float")
+        if value.ref.kind == "oneof":
+            self.refuse(node, "KFP cannot branch on a value chosen by an earlier if (a OneOf)",
+                        "decide inside a step that receives the value and returns a bool, then test that")
+        if value.ref.kind == "item" and (value.ref.output or value.type not in PRIMITIVES):
+            self.refuse(node, "KFP passes loop items to conditions as strings, so this comparison would not "
+                              "be the one Python makes",
+                        "compare inside a step that receives the item and returns a bool, then test that")
+        if value.ref.kind == "task" and value.type == ANY:
             if other_type is None:
                 self.refuse(node, f"step '{value.ref.source}' has no return type, so KFP cannot test it",
                             "annotate its return type, e.g. -> bool or -> float")

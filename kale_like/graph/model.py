@@ -39,6 +39,7 @@ class Parameter:
     type: str
     default: Any
     location: SourceLocation | None = None
+    required: bool = False  # no default: every run must give a value
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +256,8 @@ class StepGraph:
     metrics: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     subpipelines: tuple[SubPipeline, ...] = ()
+    returns: Ref | None = None
+    return_type: str = ANY
 
     @property
     def steps(self) -> tuple[Step, ...]:

@@ -74,8 +74,15 @@ def component_shape(step: Step, function: str, output_type_of) -> ComponentShape
 
 
 def annotation(type_name: str) -> str:
-    """The Python annotation KFP understands for one of our parameter types."""
-    return type_name.split(":", 1)[0]
+    """The Python annotation KFP understands for one of our parameter types.
+
+    A list of known element type is `List[int]` etc.: KFP then types the items of a loop over it,
+    and compares them as numbers in conditions (a plain `list` item is compared as a string).
+    """
+    outer, _, inner = type_name.partition(":")
+    if outer == "list" and inner in ("int", "float", "str", "bool"):
+        return f"List[{inner}]"
+    return outer
 
 
 def component_source(graph: StepGraph, step: Step, shape: ComponentShape, runtime: str) -> str:

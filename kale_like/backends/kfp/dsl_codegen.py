@@ -37,7 +37,7 @@ def generate_module(graph: StepGraph, yaml_name: str = "pipeline.yaml", pipeline
         )
     parts.append(
         writer.pipeline_function(graph.settings.name, pipeline_function, graph.settings.description,
-                                 graph.parameters, graph.body)
+                                 graph.parameters, graph.body, graph.returns, graph.return_type)
     )
     parts.append(stable_header_source())
     parts.append(

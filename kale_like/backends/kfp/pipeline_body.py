@@ -37,7 +37,9 @@ class BodyWriter:
 
     def pipeline_function(self, name: str, function: str, description: str, parameters, body, returns=None,
                           return_type: str = ANY) -> str:
-        signature = ", ".join(f"{p.name}: {annotation(p.type)} = {p.default!r}" for p in parameters)
+        ordered = [p for p in parameters if p.required] + [p for p in parameters if not p.required]
+        signature = ", ".join(f"{p.name}: {annotation(p.type)}" + ("" if p.required else f" = {p.default!r}")
+                              for p in ordered)
         result = ""
         if returns is not None:
             result = " -> Dataset" if return_type == ANY else f" -> {annotation(return_type)}"
