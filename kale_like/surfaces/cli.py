@@ -36,6 +36,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--param", action="append", default=[], metavar="NAME=VALUE", help="override a parameter's default"
     )
     parser.add_argument("--graph-json", action="store_true", help="print the step graph as JSON")
+    kfp = parser.add_argument_group("Kubeflow Pipelines server (with --kfp)")
+    kfp.add_argument("--host", help="KFP API address: upload a version and start a run (or a schedule)")
+    kfp.add_argument("--namespace", help="namespace (multi-user KFP)")
+    kfp.add_argument("--run-name", help="name of the run (default: pipeline name and time)")
+    kfp.add_argument("--version-name", help="name of the uploaded pipeline version (default: name and time)")
+    kfp.add_argument("--wait", action="store_true", help="follow the run; exit 1 if it does not succeed")
+    kfp.add_argument("--wait-timeout", type=float, default=3600.0, help="seconds --wait waits (default 3600)")
+    kfp.add_argument("--timeout", type=float, default=30.0, help="seconds any one server request may take")
+    kfp.add_argument("--token-env", default="KFP_TOKEN", help="environment variable holding a bearer token")
+    kfp.add_argument("--token-file", help="file holding a bearer token (e.g. a service account token)")
+    kfp.add_argument("--schedule", metavar="CRON", help="create a recurring run instead: 5-field cron (UTC) or "
+                                                        "KFP's 6-field form")
+    kfp.add_argument("--schedule-name", help="name of the recurring run")
+    kfp.add_argument("--max-concurrency", type=int, default=1, help="recurring runs allowed at once (default 1)")
+    kfp.add_argument("--no-catchup", action="store_true", help="do not back-fill missed scheduled runs")
+    kfp.add_argument("--disabled", action="store_true", help="create the recurring run disabled")
     parser.add_argument("--allow-secret-like-params", action="store_true",
                         help="accept pipeline parameters whose name or value looks like a credential")
     parser.add_argument("--run", action="store_true", help="run the pipeline locally (a .yaml too)")
@@ -105,7 +121,12 @@ def _run(args: argparse.Namespace) -> int:
             print(f"warning: {warning}", file=sys.stderr)
     if args.graph_json:
         print(graph.to_json())
+    if args.host and not args.kfp:
+        raise KaleLikeError("--host uploads a compiled pipeline", None, "add --kfp")
+    schedule = _checked_schedule(args)
     compiled = _compile(graph, source, args) if args.kfp else None
+    if args.host:
+        return _deploy(graph, args, schedule)
     if args.run:
         from kale_like.backends.local.ir import PipelineIR
         from kale_like.surfaces.api import pipeline_ir
@@ -115,6 +136,61 @@ def _run(args: argparse.Namespace) -> int:
     if not args.kfp and not args.graph_json:
         _summary(graph)
     return 0
+
+
+def _checked_schedule(args: argparse.Namespace):
+    """The validated cron (6-field KFP form, 5-field form), before any network call."""
+    if not args.schedule:
+        for flag in ("schedule_name", "no_catchup", "disabled"):
+            if getattr(args, flag):
+                raise KaleLikeError(f"--{flag.replace('_', '-')} needs --schedule", None, "add --schedule CRON")
+        return None
+    if not args.host:
+        raise KaleLikeError("--schedule creates a recurring run on a KFP server", None, "add --kfp --host URL")
+    if args.max_concurrency < 1:
+        raise KaleLikeError("--max-concurrency must be at least 1", None)
+    from kale_like.graph.cron import to_kfp_cron
+
+    return to_kfp_cron(args.schedule)
+
+
+def _deploy(graph, args: argparse.Namespace, schedule) -> int:
+    import time
+
+    from kale_like.backends.kfp import deploy
+
+    output = Path(args.output) if args.output else Path(args.source).with_suffix(".yaml")
+    try:
+        target = deploy.KfpTarget(args.host, args.namespace, deploy.read_token(args.token_env, args.token_file),
+                                  args.timeout)
+        client = deploy.connect(target)
+        uploaded = deploy.upload(client, target, output, graph.settings.name, graph.settings.description,
+                                 args.version_name)
+        print(f"uploaded pipeline '{graph.settings.name}' version {uploaded.version_name} "
+              f"(pipeline {uploaded.pipeline_id}, version {uploaded.version_id})")
+        experiment = deploy.experiment_id(client, target, graph.settings.experiment or "Default")
+        if schedule is not None:
+            from kale_like.graph.cron import next_fire_times
+
+            cron, plain = schedule
+            name = args.schedule_name or f"{graph.settings.name}-schedule"
+            job = deploy.schedule(client, target, experiment, name, cron, uploaded, {}, args.max_concurrency,
+                                  args.no_catchup, not args.disabled)
+            times = ", ".join(t.strftime("%Y-%m-%d %H:%M UTC") for t in next_fire_times(plain))
+            state = "disabled" if args.disabled else "enabled"
+            print(f"recurring run '{name}' ({job}, {state}) with cron '{cron}'; next runs: {times}")
+            return 0
+        run_name = args.run_name or f"{graph.settings.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_id = deploy.start_run(client, target, experiment, run_name, uploaded, {})
+        print(f"started run '{run_name}' ({run_id}): {deploy.ui_link(target, run_id)}")
+        if args.wait:
+            state = deploy.wait_for(client, target, run_id, args.wait_timeout)
+            print(f"run {run_id} finished: {state}")
+            return 0 if state == "SUCCEEDED" else EXIT_FAILURE
+        return 0
+    except deploy.DeployError as error:
+        print(f"error: {error}" + (f"\n  hint: {error.hint}" if error.hint else ""), file=sys.stderr)
+        return EXIT_USER_ERROR if error.user_error else EXIT_FAILURE
 
 
 def _local_run(ir, arguments: dict, args: argparse.Namespace) -> int:
