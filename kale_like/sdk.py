@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 F = TypeVar("F", bound=Callable[..., Any])
 
 STEP_SETTINGS = ("name", "image", "packages", "retries", "cpu", "memory", "gpu", "gpu_type", "cache",
-                 "secrets", "env", "labels", "annotations", "limits", "timeout")
+                 "secrets", "env", "labels", "annotations", "limits", "timeout", "node_selector", "tolerations",
+                 "display_name")
 PIPELINE_SETTINGS = ("name", "experiment", "description")
 
 

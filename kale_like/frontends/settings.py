@@ -128,6 +128,16 @@ def _apply(settings: StepSettings, tags: list[tuple[Tag, SourceLocation]], error
         elif kind == "packages":
             extra = tuple(p for p in tag.get("packages").split(",") if p)
             settings = replace(settings, extra_packages=settings.extra_packages + extra)
+        elif kind == "node":
+            selector = tuple(i for i in settings.node_selector if i[0] != tag.get("key"))
+            settings = replace(settings, node_selector=selector + ((tag.get("key"), tag.get("value")),))
+        elif kind == "toleration":
+            item = (tag.get("key"), tag.get("value"), tag.get("effect"))
+            settings = replace(settings, tolerations=settings.tolerations + (item,))
+        elif kind == "display":
+            settings = replace(settings, display_name=tag.get("name"))
+        elif kind == "timeout":
+            settings = replace(settings, timeout=int(tag.get("seconds")))
     return settings
 
 
@@ -162,6 +172,16 @@ def step_settings_from(settings: dict, where: SourceLocation, errors: list) -> S
             for env, reference in dict(value).items():
                 secret, _, secret_key = str(reference).partition("/")
                 tags.append(f"secret:{secret}:{secret_key}:{env}")
+        elif key == "node_selector":
+            tags += [f"node:{k}:{v}" for k, v in dict(value).items()]
+        elif key == "tolerations":
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                item = dict(item)
+                tags.append(f"toleration:{item.get('key', '')}:{item.get('value', '')}:{item.get('effect', 'NoSchedule')}")
+        elif key == "display_name":
+            tags.append(f"display:{value}")
+        elif key == "timeout":
+            tags.append(f"timeout:{value}")
         elif key in ("env", "labels", "annotations"):
             kind = {"env": "env", "labels": "label", "annotations": "annotation"}[key]
             tags += [f"{kind}:{k}:{v}" for k, v in dict(value).items()]

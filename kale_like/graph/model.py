@@ -99,6 +99,10 @@ class StepSettings:
     labels: tuple[tuple[str, str], ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     extra_packages: tuple[str, ...] = ()
+    node_selector: tuple[tuple[str, str], ...] = ()
+    tolerations: tuple[tuple[str, str, str], ...] = ()  # (key, value or "", effect)
+    display_name: str | None = None
+    timeout: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +262,7 @@ class StepGraph:
     subpipelines: tuple[SubPipeline, ...] = ()
     returns: Ref | None = None
     return_type: str = ANY
+    provenance: tuple[tuple[str, str], ...] = ()  # source file, git commit, ... (set by the surfaces)
 
     @property
     def steps(self) -> tuple[Step, ...]:

@@ -129,12 +129,13 @@ def _kl_coerce(value, type_name):
 
 
 def _kl_run_step(step, cells, values=None, inputs=None, outputs=None, metrics=None, metrics_artifact=None,
-                 types=None, result=None, prelude=(), key_order=None):
+                 types=None, result=None, prelude=(), key_order=None, lineage=None):
     """Run a step's code in one fresh namespace, as a notebook would, then store its outputs.
 
     `prelude` and `cells` are lists of (label, code), run before and after the inputs are
     bound (so an input shadows a prelude name, as a later notebook cell would); `key_order`
-    restores the key order of dict parameters (KFP passes them as unordered maps); `values` are plain values (parameters), coerced to
+    restores the key order of dict parameters (KFP passes them as unordered maps); `lineage` is
+    metadata every output artifact carries (source, code hash, git commit, ...); `values` are plain values (parameters), coerced to
     `types`; `inputs` are artifact objects or paths to load (a list of them for a collected
     input); `outputs` maps names to artifact objects or paths to write; `metrics` names variables
     to log on `metrics_artifact`. Returns the values named in `result` ((name, type) pairs):
@@ -162,6 +163,7 @@ def _kl_run_step(step, cells, values=None, inputs=None, outputs=None, metrics=No
             raise NameError(f"step {step!r} did not define {name!r}, which a later step reads")
         kind = _kl_save_value(namespace[name], getattr(artifact, "path", artifact))
         if hasattr(artifact, "metadata"):
+            artifact.metadata.update(lineage or {})
             artifact.metadata["format"] = kind
             artifact.metadata["variable"] = name
     for name in metrics or ():

@@ -18,18 +18,20 @@ _KFP_TYPES = {"NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "STRING": str, "BOO
 
 
 def load_graph(source: Any, pipeline: str | None = None) -> StepGraph:
-    """The step graph of a notebook, a .py file, or a `@pipeline` function object."""
+    """The step graph of a notebook, a .py file, or a `@pipeline` function object, with provenance."""
+    from dataclasses import replace
+
     if callable(source) and hasattr(source, "__kale_like_pipeline__"):
         return load_graph(inspect.getsourcefile(source), pipeline or source.__name__)
     path = Path(source)
     if path.suffix == ".ipynb":
         from kale_like.frontends.notebook import notebook_to_graph
 
-        return notebook_to_graph(path, pipeline)
+        return replace(notebook_to_graph(path, pipeline), provenance=provenance(path))
     if path.suffix == ".py":
         from kale_like.frontends.functions import python_to_graph
 
-        return python_to_graph(path, pipeline)
+        return replace(python_to_graph(path, pipeline), provenance=provenance(path))
     raise KaleLikeError(f"cannot read a '{path.suffix or 'extensionless'}' file", SourceLocation(str(path)),
                         "pass a notebook (.ipynb), a Python file with @pipeline functions (.py) or a compiled "
                         "pipeline (.yaml)")
@@ -110,6 +112,19 @@ def _parse(name: str, text: str, expected: type, where: SourceLocation) -> Any:
         raise KaleLikeError(f"parameter '{name}': '{text}' is not a valid {expected.__name__}", where) from None
 
 
+def provenance(source: str | Path) -> tuple[tuple[str, str], ...]:
+    """What compiled artifacts record about their source: its path in the repository, commit, dirty flag."""
+    context = lineage_context(str(source))
+    path = Path(source).resolve()
+    shown = path.name
+    if context.get("git_root"):
+        shown = str(path.relative_to(context["git_root"]))
+    items = [("source", shown)]
+    if context.get("git_commit"):
+        items += [("git_commit", context["git_commit"]), ("git_dirty", str(bool(context.get("git_dirty"))).lower())]
+    return tuple(items)
+
+
 def lineage_context(source: str) -> dict:
     """Source file, its hash and the git commit it is at (when it is in a repository)."""
     context: dict[str, Any] = {"source": source}
@@ -119,10 +134,13 @@ def lineage_context(source: str) -> dict:
         pass
     folder = Path(source).resolve().parent
     try:
-        commit = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=5)
+        commit = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD", "--show-toplevel"],
+                                capture_output=True, text=True, timeout=5)
         if commit.returncode == 0:
-            context["git_commit"] = commit.stdout.strip()
+            lines = commit.stdout.split()
+            context["git_commit"] = lines[0]
+            if len(lines) > 1:
+                context["git_root"] = str(Path(lines[1]).resolve())
             status = subprocess.run(["git", "-C", str(folder), "status", "--porcelain", "--", str(source)],
                                     capture_output=True, text=True, timeout=5)
             context["git_dirty"] = bool(status.stdout.strip())

@@ -224,14 +224,10 @@ def _param_pairs(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _load(source: Path, pipeline: str | None = None):
-    if source.suffix == ".ipynb":
-        from kale_like.frontends.notebook import notebook_to_graph
+    if source.suffix in (".ipynb", ".py"):
+        from kale_like.surfaces.api import load_graph
 
-        return notebook_to_graph(source, pipeline)
-    if source.suffix == ".py":
-        from kale_like.frontends.functions import python_to_graph
-
-        return python_to_graph(source, pipeline)
+        return load_graph(source, pipeline)
     raise KaleLikeError(
         f"cannot read a '{source.suffix or 'extensionless'}' file",
         SourceLocation(str(source)),

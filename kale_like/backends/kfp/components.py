@@ -107,7 +107,7 @@ def component_source(graph: StepGraph, step: Step, shape: ComponentShape, runtim
     defaults = {p.name: p.default for p in graph.parameters}
     for sub in graph.subpipelines:
         defaults.update({p.name: p.default for p in sub.parameters})
-    body = [f'    """Step {step.name!r} ({_origin(step)})."""', runtime, ""] + _call(step, shape, defaults)
+    body = [f'    """Step {step.name!r} ({_origin(step)})."""', runtime, ""] + _call(graph, step, shape, defaults)
     return f"{decorator}\ndef {shape.function}({', '.join(signature)}){returns}:\n" + "\n".join(body) + "\n"
 
 
@@ -128,7 +128,19 @@ def _dict_key_orders(step: Step, defaults: dict) -> dict[str, list[str]]:
     return orders
 
 
-def _call(step: Step, shape: ComponentShape, defaults: dict) -> list[str]:
+def _lineage(graph: StepGraph, step: Step) -> dict[str, str]:
+    """Metadata every output artifact carries: where its code came from (never parameter values)."""
+    from kale_like import __version__
+
+    cells = [str(b.location.cell_index) for b in step.code if b.location.cell_index is not None]
+    origin = {"notebook_cells": ",".join(cells)} if cells else {"function": step.code[0].location.path.split("/")[-1]
+                                                                + ":" + str(step.code[0].location.line)}
+    return {**dict(graph.provenance), **origin, "step": step.name, "code_sha256": step.code_hash,
+            "image": step.settings.image or graph.settings.image, "kale_like_version": __version__,
+            "parameters": ",".join(i.name for i in step.inputs if i.ref.kind == "parameter")}
+
+
+def _call(graph: StepGraph, step: Step, shape: ComponentShape, defaults: dict) -> list[str]:
     prefix = "    return _kl_run_step(" if shape.typed_outputs else "    _kl_run_step("
     call = [prefix, f"        step={step.name!r},"]
     if step.prelude:
@@ -146,6 +158,8 @@ def _call(step: Step, shape: ComponentShape, defaults: dict) -> list[str]:
         call.append("        inputs={" + ", ".join(f"{v!r}: {a}" for v, a in loaded.items()) + "},")
     if shape.outputs:
         call.append("        outputs={" + ", ".join(f"{v!r}: {a}" for v, a in shape.outputs.items()) + "},")
+    lineage = _lineage(graph, step)
+    call.append(f"        lineage={lineage!r},")
     if step.metrics:
         call.append(f"        metrics={list(step.metrics)!r},")
         call.append(f"        metrics_artifact={shape.metrics_argument},")

@@ -26,7 +26,8 @@ def generate_module(graph: StepGraph, yaml_name: str = "pipeline.yaml", pipeline
     shapes = {s.name: component_shape(s, python_identifier(s.name, taken), output_type_of) for s in steps}
     functions = {sub.name: python_identifier(sub.name.replace("-", "_"), taken) for sub in graph.subpipelines}
     runtime = embedded_runtime()
-    uses_kubernetes = any(s.settings.secrets or s.settings.labels or s.settings.annotations for s in steps)
+    uses_kubernetes = any(s.settings.secrets or s.settings.labels or s.settings.annotations or s.settings.node_selector
+                          or s.settings.tolerations or s.settings.timeout for s in steps)
     parts = [_header(graph, uses_kubernetes)]
     parts += [component_source(graph, step, shapes[step.name], runtime) for step in steps]
     writer = BodyWriter(graph, shapes, functions)

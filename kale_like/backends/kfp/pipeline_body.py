@@ -205,6 +205,17 @@ def task_settings(graph: StepGraph, step: Step, task: str) -> list[str]:
         lines.append(f"kubernetes.add_pod_label({task}, {key!r}, {value!r})")
     for key, value in s.annotations:
         lines.append(f"kubernetes.add_pod_annotation({task}, {key!r}, {value!r})")
+    for key, value in s.node_selector:
+        lines.append(f"kubernetes.add_node_selector({task}, label_key={key!r}, label_value={value!r})")
+    for key, value, effect in s.tolerations:
+        operator = "Equal" if value else "Exists"
+        value_part = f", value={value!r}" if value else ""
+        lines.append(f"kubernetes.add_toleration({task}, key={key!r}, operator={operator!r}{value_part}, "
+                     f"effect={effect!r})")
+    if s.timeout:
+        lines.append(f"kubernetes.set_timeout({task}, seconds={s.timeout})")
+    if s.display_name:
+        lines.append(f"{task}.set_display_name({s.display_name!r})")
     return lines
 
 
