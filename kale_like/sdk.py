@@ -19,7 +19,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 STEP_SETTINGS = ("name", "image", "packages", "retries", "cpu", "memory", "gpu", "gpu_type", "cache",
                  "secrets", "env", "labels", "annotations", "limits", "timeout", "node_selector", "tolerations",
                  "display_name")
-PIPELINE_SETTINGS = ("name", "experiment", "description")
+PIPELINE_SETTINGS = ("name", "experiment", "description", "on_exit")
 
 
 def step(function: F | None = None, /, **settings: Any):

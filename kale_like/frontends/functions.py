@@ -32,7 +32,9 @@ def python_to_graph(path: str | Path, pipeline: str | None = None, text: str | N
         for name, c in state.compiled.items() if name != main
     )
     settings = module.pipelines[main].settings
+    exit_step = _exit_step(module, settings.get("on_exit"), module.pipelines[main], state)
     return StepGraph(
+        exit_step=exit_step,
         source=str(path),
         settings=PipelineSettings(
             name=str(settings.get("name") or pipeline_name_from(main)),
@@ -102,3 +104,29 @@ def _typed(body: tuple[Node, ...], types: dict) -> tuple[Node, ...]:
 
 def _typed_sub(sub: SubPipeline, types: dict) -> SubPipeline:
     return replace(sub, body=_typed(sub.body, types))
+
+
+def _exit_step(module, name: str | None, owner, state: ProgramState) -> Step | None:
+    """The `@pipeline(on_exit=fn)` step: called with the pipeline's final status as its one argument."""
+    from kale_like.frontends.analysis import analyze
+    from kale_like.frontends.packages import distributions_for
+    from kale_like.graph.model import CodeBlock, Input, Ref
+
+    if not name:
+        return None
+    target = module.steps.get(name)
+    if target is None or len(target.arguments) != 1:
+        raise KaleLikeError(f"on_exit={name} must name a @step function taking one argument (the status)",
+                            owner.location, "e.g. @step def notify(status): print(status['state'])")
+    argument = target.arguments[0].name
+    facts = analyze(target.code)
+    prelude, modules = module.prelude.blocks_for(set(facts.reads))
+    return Step(
+        name=state.unique(str(target.settings.get("name") or target.function)),
+        code=(CodeBlock(target.code, target.location), CodeBlock(f"{target.function}({argument}={argument})\n",
+                                                                 target.location)),
+        location=target.location,
+        prelude=prelude,
+        inputs=(Input(argument, Ref("final_status"), "dict"),),
+        packages=distributions_for(facts.modules | modules),
+    )

@@ -152,6 +152,9 @@ def _settings(call: cst.Call | None, kind: str, result: PythonModule, errors: li
         if key not in allowed:
             errors.append(KaleLikeError(f"@{kind} has no setting '{key}'", where, "settings: " + ", ".join(allowed)))
             continue
+        if key == "on_exit" and isinstance(argument.value, cst.Name):
+            settings[key] = argument.value.value  # the exit step, by function name
+            continue
         try:
             settings[key] = ast.literal_eval(cst.Module([]).code_for_node(argument.value).strip())
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):

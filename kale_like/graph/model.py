@@ -49,7 +49,7 @@ class Ref:
     kind: `task` (output `output` of step/call `source`), `parameter` (pipeline parameter
     `source`), `item` (the current item of loop `source`, or its field `output`), `constant`
     (`value`), `collected` (every iteration's output `output` of `source`, as a list), `oneof`
-    (whichever of `options` ran).
+    (whichever of `options` ran), `final_status` (the pipeline's outcome, for an exit step).
     """
 
     kind: str
@@ -263,6 +263,7 @@ class StepGraph:
     returns: Ref | None = None
     return_type: str = ANY
     provenance: tuple[tuple[str, str], ...] = ()  # source file, git commit, ... (set by the surfaces)
+    exit_step: Step | None = None  # runs after the body whatever happened (KFP ExitHandler)
 
     @property
     def steps(self) -> tuple[Step, ...]:
@@ -271,9 +272,9 @@ class StepGraph:
 
     @property
     def all_steps(self) -> tuple[Step, ...]:
-        """Every step, nested pipelines included."""
+        """Every step, nested pipelines and the exit step included."""
         nested = tuple(n for sub in self.subpipelines for n in walk(sub.body) if isinstance(n, Step))
-        return self.steps + nested
+        return self.steps + nested + ((self.exit_step,) if self.exit_step else ())
 
     def step(self, name: str) -> Step:
         """The step called `name` (KeyError if there is none)."""

@@ -32,6 +32,8 @@ def input_type(value: Input, output_type_of) -> tuple[str, str]:
     if ref.kind == "oneof":
         produced = output_type_of(ref.options[0].source, ref.options[0].output)
         return ("artifact", ANY) if produced == ANY else ("parameter", produced)
+    if ref.kind == "final_status":
+        return "status", "dict"
     return "parameter", value.type
 
 
@@ -46,6 +48,7 @@ class ComponentShape:
     outputs: dict[str, str]  # artifact output variable -> argument (= KFP output key)
     typed_outputs: dict[str, str]  # parameter output variable -> type
     metrics_argument: str = "metrics"
+    statuses: tuple[str, ...] = ()  # arguments receiving the pipeline's final status (exit steps)
 
     def output_key(self, variable: str) -> str:
         if variable in self.outputs:
@@ -56,21 +59,24 @@ class ComponentShape:
 
 
 def component_shape(step: Step, function: str, output_type_of) -> ComponentShape:
-    parameters, artifacts, artifact_lists = {}, {}, {}
+    parameters, artifacts, artifact_lists, statuses = {}, {}, {}, []
     for value in step.inputs:
         kind, type_name = input_type(value, output_type_of)
-        if kind == "parameter":
+        if kind == "status":
+            statuses.append(value.name)
+        elif kind == "parameter":
             parameters[value.name] = type_name
         elif kind == "artifact":
             artifacts[value.name] = value.name
         else:
             artifact_lists[value.name] = value.name
-    taken = set(parameters) | set(artifacts) | set(artifact_lists)
+    taken = set(parameters) | set(artifacts) | set(artifact_lists) | set(statuses)
     outputs = {o.name: output_argument(o.name, taken) for o in step.outputs if o.type == ANY}
     typed = {o.name: o.type for o in step.outputs if o.type != ANY}
     taken |= set(outputs.values()) | set(typed)
     metrics_argument = next(n for n in ("metrics", "step_metrics", "kale_like_metrics") if n not in taken)
-    return ComponentShape(function, parameters, artifacts, artifact_lists, outputs, typed, metrics_argument)
+    return ComponentShape(function, parameters, artifacts, artifact_lists, outputs, typed, metrics_argument,
+                          tuple(statuses))
 
 
 def annotation(type_name: str) -> str:
@@ -86,7 +92,8 @@ def annotation(type_name: str) -> str:
 
 
 def component_source(graph: StepGraph, step: Step, shape: ComponentShape, runtime: str) -> str:
-    signature = [f"{name}: {annotation(t)}" for name, t in shape.parameters.items()]
+    signature = [f"{name}: dsl.PipelineTaskFinalStatus" for name in shape.statuses]
+    signature += [f"{name}: {annotation(t)}" for name, t in shape.parameters.items()]
     signature += [f"{argument}: Input[Dataset]" for argument in shape.artifacts.values()]
     signature += [f"{argument}: Input[List[Dataset]]" for argument in shape.artifact_lists.values()]
     signature += [f"{argument}: Output[Dataset]" for argument in shape.outputs.values()]
@@ -146,8 +153,11 @@ def _call(graph: StepGraph, step: Step, shape: ComponentShape, defaults: dict) -
     if step.prelude:
         call.append("        prelude=" + _blocks(step.prelude, "prelude") + ",")
     call.append("        cells=" + _blocks(step.code, step.name) + ",")
-    if shape.parameters:
-        call.append("        values={" + ", ".join(f"{n!r}: {n}" for n in shape.parameters) + "},")
+    if shape.parameters or shape.statuses:
+        plain = [f"{n!r}: {n}" for n in shape.parameters]
+        plain += [f"{n!r}: {{'state': {n}.state, 'error_code': {n}.error_code, 'error_message': "
+                  f"{n}.error_message, 'task': {n}.pipeline_task_name}}" for n in shape.statuses]
+        call.append("        values={" + ", ".join(plain) + "},")
         typed = {n: t for n, t in shape.parameters.items() if t != ANY}
         call.append(f"        types={typed!r},")
         orders = _dict_key_orders(step, defaults)

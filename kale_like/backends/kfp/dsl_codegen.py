@@ -21,6 +21,7 @@ def generate_module(graph: StepGraph, yaml_name: str = "pipeline.yaml", pipeline
     taken: set[str] = {pipeline_function}
     taken |= {p.name for p in graph.parameters} | {p.name for sub in graph.subpipelines for p in sub.parameters}
     steps = [node for node in _all_nodes(graph) if isinstance(node, Step)]
+    steps += [graph.exit_step] if graph.exit_step is not None else []
     types = _output_types(graph)
     output_type_of = lambda task, output: types.get((task, output), "any")  # noqa: E731
     shapes = {s.name: component_shape(s, python_identifier(s.name, taken), output_type_of) for s in steps}

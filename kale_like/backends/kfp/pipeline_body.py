@@ -45,7 +45,13 @@ class BodyWriter:
             result = " -> Dataset" if return_type == ANY else f" -> {annotation(return_type)}"
         lines = [f"@dsl.pipeline(name={name!r}, description={description!r})", f"def {function}({signature}){result}:"]
         scope = _Scope()
-        lines += self.body(body, 1, scope)
+        exit_step = self.graph.exit_step if function == "pipeline" else None
+        if exit_step is not None:
+            lines += self._step(exit_step, 1, scope)
+            lines.append(f"    with dsl.ExitHandler({scope.tasks[exit_step.name]}):")
+            lines += self.body(body, 2, scope) or ["        pass"]
+        else:
+            lines += self.body(body, 1, scope)
         if returns is not None:
             lines.append(f"    return {self.expression(returns, scope)}")
         if len(lines) == 2:
@@ -76,7 +82,8 @@ class BodyWriter:
         shape = self.shapes[step.name]
         pad = "    " * depth
         variable = self._variable(shape.function)
-        arguments = [f"{value.name}={self.expression(value.ref, scope)}" for value in step.inputs]
+        arguments = [f"{value.name}={self.expression(value.ref, scope)}" for value in step.inputs
+                     if value.ref.kind != "final_status"]
         lines = [f"{pad}{variable} = {shape.function}({', '.join(arguments)})"]
         data_parents = {p for value in step.inputs for p in _producers(value.ref)}
         order_only = [scope.tasks[p] for p in step.after if p not in data_parents and p in scope.tasks]
