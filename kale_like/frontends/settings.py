@@ -15,7 +15,7 @@ from kale_like.frontends.tags import GPU_RESOURCES, KNOWN_RESOURCES, Tag, parse_
 from kale_like.graph.model import PipelineSettings, Secret, StepSettings
 
 _HONOURED = {"pipeline_name", "experiment_name", "experiment", "pipeline_description", "base_image",
-             "enable_caching", "steps_defaults"}
+             "enable_caching", "steps_defaults", "pip_index_urls"}
 _IGNORED_IF_EMPTY = {"docker_image", "volumes", "katib_run", "katib_metadata", "snapshot_volumes",
                      "autosnapshot", "storage_class_name", "volume_access_mode", "abs_working_dir"}
 
@@ -54,6 +54,11 @@ def pipeline_settings(metadata: dict, stem: str) -> tuple[PipelineSettings, list
     )
     if image:
         settings = replace(settings, image=str(image))
+    urls = meta.get("pip_index_urls") or []
+    if isinstance(urls, list) and all(isinstance(u, str) for u in urls):
+        settings = replace(settings, pip_index_urls=tuple(urls))
+    else:
+        warnings.append("notebook metadata 'pip_index_urls' must be a list of URLs; ignored")
     return settings, warnings
 
 

@@ -20,6 +20,8 @@ def apply_overrides(
     experiment: str | None = None,
     image: str | None = None,
     params: dict[str, str] | None = None,
+    pip_index_urls: list[str] | None = None,
+    cache: bool | None = None,
 ) -> StepGraph:
     """Return `graph` with the given settings replaced; only what is given changes."""
     where = SourceLocation(graph.source)
@@ -30,6 +32,10 @@ def apply_overrides(
         settings = replace(settings, experiment=experiment)
     if image is not None:
         settings = replace(settings, image=image)
+    if pip_index_urls:
+        settings = replace(settings, pip_index_urls=tuple(pip_index_urls))
+    if cache is not None:
+        settings = replace(settings, cache=cache)
     if not _PIPELINE_NAME.match(settings.name):
         raise KaleLikeError(
             f"pipeline name '{settings.name}' is not valid for Kubeflow Pipelines",

@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="override a parameter's default"
     )
+    parser.add_argument("--pip-index-url", action="append", default=[], metavar="URL",
+                        help="package index the steps install from (repeat for several; air-gapped clusters)")
+    parser.add_argument("--disable-caching", action="store_true", help="KFP caching off for every step by default")
     parser.add_argument("--graph-json", action="store_true", help="print the step graph as JSON")
     kfp = parser.add_argument_group("Kubeflow Pipelines server (with --kfp)")
     kfp.add_argument("--host", help="KFP API address: upload a version and start a run (or a schedule)")
@@ -52,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     kfp.add_argument("--max-concurrency", type=int, default=1, help="recurring runs allowed at once (default 1)")
     kfp.add_argument("--no-catchup", action="store_true", help="do not back-fill missed scheduled runs")
     kfp.add_argument("--disabled", action="store_true", help="create the recurring run disabled")
+    kfp.add_argument("--service-account", help="Kubernetes service account the run's pods use")
     parser.add_argument("--allow-secret-like-params", action="store_true",
                         help="accept pipeline parameters whose name or value looks like a credential")
     parser.add_argument("--run", action="store_true", help="run the pipeline locally (a .yaml too)")
@@ -175,13 +179,13 @@ def _deploy(graph, args: argparse.Namespace, schedule) -> int:
             cron, plain = schedule
             name = args.schedule_name or f"{graph.settings.name}-schedule"
             job = deploy.schedule(client, target, experiment, name, cron, uploaded, {}, args.max_concurrency,
-                                  args.no_catchup, not args.disabled)
+                                  args.no_catchup, not args.disabled, args.service_account)
             times = ", ".join(t.strftime("%Y-%m-%d %H:%M UTC") for t in next_fire_times(plain))
             state = "disabled" if args.disabled else "enabled"
             print(f"recurring run '{name}' ({job}, {state}) with cron '{cron}'; next runs: {times}")
             return 0
         run_name = args.run_name or f"{graph.settings.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        run_id = deploy.start_run(client, target, experiment, run_name, uploaded, {})
+        run_id = deploy.start_run(client, target, experiment, run_name, uploaded, {}, args.service_account)
         print(f"started run '{run_name}' ({run_id}): {deploy.ui_link(target, run_id)}")
         if args.wait:
             state = deploy.wait_for(client, target, run_id, args.wait_timeout)
@@ -245,6 +249,8 @@ def _apply_cli_overrides(graph, args: argparse.Namespace):
         experiment=args.experiment,
         image=args.image,
         params=params,
+        pip_index_urls=args.pip_index_url,
+        cache=False if args.disable_caching else None,
     )
 
 

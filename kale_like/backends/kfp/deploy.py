@@ -182,14 +182,15 @@ def experiment_id(client, target: KfpTarget, name: str) -> str:
 
 
 def start_run(client, target: KfpTarget, experiment: str, run_name: str, uploaded: Uploaded,
-              params: dict) -> str:
+              params: dict, service_account: str | None = None) -> str:
     """Start a run of exactly the uploaded version; its id."""
     import contextlib
     import io
 
     with contextlib.redirect_stdout(io.StringIO()):
         run = _call(target, "starting the run", client.run_pipeline, experiment_id=experiment, job_name=run_name,
-                    params=params, pipeline_id=uploaded.pipeline_id, version_id=uploaded.version_id)
+                    params=params, pipeline_id=uploaded.pipeline_id, version_id=uploaded.version_id,
+                    service_account=service_account)
     return run.run_id
 
 
@@ -208,7 +209,8 @@ def wait_for(client, target: KfpTarget, run_id: str, timeout: float, poll: float
 
 
 def schedule(client, target: KfpTarget, experiment: str, name: str, cron: str, uploaded: Uploaded, params: dict,
-             max_concurrency: int = 1, no_catchup: bool = False, enabled: bool = True) -> str:
+             max_concurrency: int = 1, no_catchup: bool = False, enabled: bool = True,
+             service_account: str | None = None) -> str:
     """A recurring run bound to the uploaded version; its id."""
     import contextlib
     import io
@@ -217,7 +219,7 @@ def schedule(client, target: KfpTarget, experiment: str, name: str, cron: str, u
         job = _call(target, "creating the recurring run", client.create_recurring_run, experiment_id=experiment,
                     job_name=name, cron_expression=cron, max_concurrency=max_concurrency,
                     no_catchup=no_catchup or None, params=params, pipeline_id=uploaded.pipeline_id,
-                    version_id=uploaded.version_id, enabled=enabled)
+                    version_id=uploaded.version_id, enabled=enabled, service_account=service_account)
     return job.recurring_run_id
 
 
