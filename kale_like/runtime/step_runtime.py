@@ -142,6 +142,13 @@ def _kl_run_step(step, cells, values=None, inputs=None, outputs=None, metrics=No
     one value, or a tuple for several (KFP's NamedTuple outputs).
     """
     _kl_provide_sdk()
+    with _kl_span(step):
+        return _kl_run_step_body(step, cells, values, inputs, outputs, metrics, metrics_artifact, types, result,
+                                 prelude, key_order, lineage)
+
+
+def _kl_run_step_body(step, cells, values, inputs, outputs, metrics, metrics_artifact, types, result, prelude,
+                      key_order, lineage):
     namespace = {"__name__": "__main__", "display": _kl_display}
     for label, code in prelude:
         _kl_exec(label, code, namespace)
@@ -207,6 +214,44 @@ def _kl_parallel_map(fn, items, max_workers=None, backend="thread"):
         raise ValueError(f"backend must be 'thread' or 'process', not {backend!r}")
     with pool:
         return list(pool.map(fn, items))
+
+
+def _kl_span(step):
+    """An OpenTelemetry span for the step, on a cluster, when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+
+    Nothing is imported otherwise, nor when the OpenTelemetry packages are missing from the image,
+    nor in a local run (whose executor reports every step itself). TRACEPARENT sets the parent.
+    """
+    import contextlib
+    import os
+
+    if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("KALE_LIKE_LOCAL_RUN"):
+        return contextlib.nullcontext()
+    try:
+        from opentelemetry import propagate, trace
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    except ImportError:
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def span():
+        provider = TracerProvider(resource=Resource.create({"service.name": "kale_like"}))
+        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter()))
+        parent = propagate.extract({"traceparent": os.environ.get("TRACEPARENT", "")})
+        with provider.get_tracer("kale_like").start_as_current_span(step, context=parent) as current:
+            current.set_attribute("kale_like.step", step)
+            try:
+                yield
+                current.set_attribute("kale_like.status", "done")
+            except BaseException:
+                current.set_attribute("kale_like.status", "failed")
+                raise
+        provider.shutdown()
+
+    return span()
 
 
 def _kl_provide_sdk():

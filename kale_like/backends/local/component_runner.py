@@ -44,6 +44,7 @@ class ComponentResult:
 
 def run_component(call: ComponentCall, echo: bool = True) -> ComponentResult:
     """Execute one component; never raises for a failure of the user's code."""
+    os.environ["KALE_LIKE_LOCAL_RUN"] = "1"  # the step runtime leaves tracing to the local executor
     os.makedirs(os.path.dirname(call.log_path), exist_ok=True)
     output_file = call.executor_input["outputs"]["outputFile"]
     os.makedirs(os.path.dirname(output_file), exist_ok=True)

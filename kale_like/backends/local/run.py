@@ -29,6 +29,7 @@ from kale_like.backends.local.component_runner import ComponentCall, ComponentRe
 from kale_like.backends.local.ir import PipelineIR, component_program, input_defaults
 from kale_like.backends.local.lineage import Lineage
 from kale_like.backends.local.scheduler import DagRunner, Outcome, TaskEvent
+from kale_like.backends.local.tracing import chained, tracer_for
 
 BACKENDS = ("process", "thread")
 
@@ -44,6 +45,7 @@ class RunConfig:
     echo: bool = True
     collect_failed_iterations: bool = False
     lineage_context: dict = field(default_factory=dict)
+    span_processor: Any = None  # an OpenTelemetry span processor (tests); else OTEL_EXPORTER_OTLP_ENDPOINT
 
 
 @dataclass
@@ -151,6 +153,9 @@ def run_pipeline(ir: PipelineIR, arguments: dict | None = None, config: RunConfi
         if observer is not None:
             observer(event)
 
+    tracer = tracer_for(ir.name, run_id, config.span_processor)
+    if tracer is not None:
+        observer = chained(observer, tracer.observe)
     pool = _Pool(config.backend, max(1, config.max_workers))
     executor = _TaskExecutor(ir, root, config, pool, observe)
     runner = DagRunner(ir, executor.execute, observe, max_in_flight=max(1, config.max_workers) * 4,
@@ -166,6 +171,8 @@ def run_pipeline(ir: PipelineIR, arguments: dict | None = None, config: RunConfi
         status = "SUCCEEDED" if outcome_status(locals().get("outcome")) else "FAILED"
         lineage.finish_run(run_id, status)
         lineage.close()
+        if tracer is not None:
+            tracer.close(status)
     outputs = {**outcome.parameters, **{k: [a["uri"] for a in v] for k, v in outcome.artifacts.items()}}
     ordered = list(reports.values())
     return RunResult(run_id, ir.name, status, outputs, ordered, root, outcome.error, runner.warnings)
