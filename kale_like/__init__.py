@@ -33,5 +33,15 @@ def compile(source, pipeline=None):  # noqa: A001
     return _compile(source, pipeline)
 
 
+def _jupyter_server_extension_points():
+    """The Jupyter server extension behind the JupyterLab panel (REST API under /kale-like/)."""
+    return [{"module": "kale_like.surfaces.server"}]
+
+
+def _jupyter_labextension_paths():
+    """The prebuilt JupyterLab extension (the Pipeline panel)."""
+    return [{"src": "surfaces/server/labextension", "dest": "kale-like"}]
+
+
 __all__ = ["ParallelExecutor", "Pipeline", "__version__", "compile", "parallel", "parallel_map", "pipeline", "run",
            "step"]

@@ -28,6 +28,9 @@ def to_kfp_cron(expression: str) -> tuple[str, str]:
     else:
         raise KaleLikeError(f"schedule '{expression}' has {len(fields)} fields", None,
                             "use 5 fields (minute hour day month weekday), e.g. '0 2 * * 0' = Sundays 02:00")
+    if re.search(r"(^|[,-])7($|[,-/])", five[4]):
+        raise KaleLikeError(f"schedule '{expression}': KFP's scheduler counts weekdays 0-6 (0 = Sunday)", None,
+                            "write 0 for Sunday instead of 7")
     plain = " ".join(f.replace("?", "*") for f in five)
     from croniter import croniter
 

@@ -94,6 +94,11 @@ def _guarded(action) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `... --graph-json | head`: the reader is gone, not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as error:  # a bug: say so briefly, keep the traceback in a file
         report = Path(tempfile.mkstemp(prefix="kale_like_crash_", suffix=".txt")[1])
         report.write_text(traceback.format_exc(), encoding="utf-8")

@@ -74,6 +74,9 @@ def health_check(target: KfpTarget) -> None:
         if error.code in (401, 403):
             raise DeployError(f"{target.host}: the server refused the credentials (HTTP {error.code})", True,
                               "check the token (--token-env / --token-file) and your access to the namespace")
+        if error.code >= 500:
+            raise DeployError(f"{target.host}: the KFP health check failed with HTTP {error.code}", False,
+                              "the KFP API server is unwell; see its logs")
         raise DeployError(f"{target.host}: the KFP health check answered HTTP {error.code}", True,
                           "is this the Kubeflow Pipelines API address (e.g. https://kfp.example.org)?")
     except (urllib.error.URLError, TimeoutError, OSError) as error:
@@ -94,20 +97,36 @@ def connect(target: KfpTarget):
     import kfp
     import urllib3
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        try:
+    import kfp_server_api.rest as rest
+
+    timeout = (min(target.timeout, 10.0), target.timeout)
+    original = rest.RESTClientObject.request
+    # kfp_server_api sends every request with timeout=None, which overrides any pool default: give
+    # each request a timeout, during the client's own construction (it may call /healthz) and after.
+    rest.RESTClientObject.request = _with_timeout(original, timeout)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
             client = kfp.Client(host=target.host, namespace=target.namespace or "kubeflow",
                                 existing_token=target.token)
-        except Exception as error:  # the client raises urllib3 and its own error types
-            raise _translate(error, target, "connecting") from None
-    timeout = urllib3.Timeout(connect=min(target.timeout, 10.0), read=target.timeout)
+    except Exception as error:  # the client raises urllib3 and its own error types
+        raise _translate(error, target, "connecting") from None
+    finally:
+        rest.RESTClientObject.request = original
     for api in (client._run_api, client._experiment_api, client._pipelines_api, client._upload_api,
                 client._recurring_run_api):
-        pool = api.api_client.rest_client.pool_manager
-        pool.connection_pool_kw["timeout"] = timeout
-        pool.connection_pool_kw["retries"] = urllib3.Retry(total=2, connect=2, read=0, backoff_factor=0.2)
+        rest_client = api.api_client.rest_client
+        rest_client.request = _with_timeout(rest_client.request, timeout)
+        rest_client.pool_manager.connection_pool_kw["retries"] = urllib3.Retry(
+            total=2, connect=2, read=0, backoff_factor=0.2)
     return client
+
+
+def _with_timeout(request, timeout):
+    def bounded(*args, _request_timeout=None, **kwargs):
+        return request(*args, _request_timeout=_request_timeout or timeout, **kwargs)
+
+    return bounded
 
 
 def _translate(error: Exception, target: KfpTarget, action: str) -> DeployError:
@@ -153,10 +172,16 @@ def upload(client, target: KfpTarget, yaml_path: Path, name: str, description: s
     import contextlib
     import io
 
+    named = version_name is not None
     version_name = version_name or f"{name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
     with contextlib.redirect_stdout(io.StringIO()):  # the client prints links of its own
-        pipeline_id = _call(target, "looking up the pipeline", client.get_pipeline_id, name)
-        if pipeline_id is None:
+        pipeline_id = _call(target, "looking up the pipeline", _pipeline_id, client, name, target.namespace)
+        if pipeline_id is None and named:
+            # KFP names a new pipeline's first version after the pipeline; a named version follows it
+            pipeline = _call(target, "uploading the pipeline", client.upload_pipeline, str(yaml_path),
+                             pipeline_name=name, description=description or None, namespace=target.namespace)
+            pipeline_id = pipeline.pipeline_id
+        elif pipeline_id is None:
             pipeline = _call(target, "uploading the pipeline", client.upload_pipeline, str(yaml_path),
                              pipeline_name=name, description=description or None, namespace=target.namespace)
             pipeline_id = pipeline.pipeline_id
@@ -168,6 +193,18 @@ def upload(client, target: KfpTarget, yaml_path: Path, name: str, description: s
         version = _call(target, "uploading a new version", client.upload_pipeline_version, str(yaml_path),
                         version_name, pipeline_id=pipeline_id, description=description or None)
     return Uploaded(pipeline_id, version.pipeline_version_id, version_name)
+
+
+def _pipeline_id(client, name: str, namespace: str | None) -> str | None:
+    """The pipeline's id by name, looked up in the namespace (a multi-user KFP lists only shared
+    pipelines without one, which the kfp client's own lookup does)."""
+    predicate = {"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": name}]}
+    result = client._pipelines_api.pipeline_service_list_pipelines(filter=json.dumps(predicate),
+                                                                   namespace=namespace)
+    for pipeline in result.pipelines or []:
+        if pipeline.display_name == name:
+            return pipeline.pipeline_id
+    return None
 
 
 def experiment_id(client, target: KfpTarget, name: str) -> str:

@@ -1,0 +1,272 @@
+"""REST handlers under `<base_url>/kale-like/`.
+
+| verb | path | does |
+|---|---|---|
+| GET  | `info` | version, the KFP host from the server's environment |
+| POST | `analyze` | `{path, notebook?}`: the step graph, or 400 with the analyzer's messages |
+| POST | `compile` | `{path, output_folder?, image?}`: writes the YAML and DSL module; their paths and a preview |
+| POST | `runs` | `{path, params?, image?}`: starts a local run (202) |
+| GET  | `runs/<id>` | its state and per-task status |
+| GET  | `runs/<id>/logs?task=LABEL` | a task's log (its tail) |
+| POST | `runs/<id>/stop` | ends the run and its step processes |
+| GET  | `kfp/status?host=&namespace=` | whether a KFP API answers there (bounded wait) |
+| POST | `upload` | `{path, host, namespace?, run_name?, params?}`: upload a version and start a run |
+| POST | `schedule/preview` | `{cron}`: KFP's form and the next three fire times |
+| POST | `schedule` | `{path, host, cron, name?, ...}`: upload and create a recurring run |
+
+Every verb is `@tornado.web.authenticated` (Jupyter's token or login cookie); POSTs go through
+Jupyter's XSRF check. Paths are relative to the server's root and checked by `paths.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import tornado.web
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+
+from kale_like.surfaces.server import NAMESPACE
+from kale_like.surfaces.server.paths import PathRefused, source_file
+from kale_like.surfaces.server.runs import RunManager
+
+_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kale_like")
+_WARMED = False
+
+
+def _warm_up() -> None:
+    """Import the converter ahead of the first analysis (in a worker thread, after start-up)."""
+    import kale_like.frontends.notebook  # noqa: F401
+    import kale_like.graph.checks  # noqa: F401
+
+
+class BaseHandler(APIHandler):
+    """JSON in and out; known failures become a status and a message the panel shows."""
+
+    @property
+    def root_dir(self) -> str:
+        return self.settings["server_root_dir"]
+
+    @property
+    def runs(self) -> RunManager:
+        return self.settings["kale_like_runs"]
+
+    def prepare(self):  # noqa: D102 - start the converter import on the first request
+        global _WARMED
+        result = super().prepare()
+        if not _WARMED:
+            _WARMED = True
+            _POOL.submit(_warm_up)
+        return result
+
+    def body(self) -> dict:
+        try:
+            data = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise tornado.web.HTTPError(400, "the request body is not JSON") from None
+        if not isinstance(data, dict):
+            raise tornado.web.HTTPError(400, "the request body must be a JSON object")
+        return data
+
+    def reply(self, data: dict, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data, default=str))
+
+    async def blocking(self, function, *args, **kwargs):
+        """Run slow work on the thread pool; the event loop keeps serving."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_POOL, lambda: function(*args, **kwargs))
+
+    def source(self, relative) -> tuple:
+        return source_file(self.root_dir, relative), relative
+
+    async def guarded(self, action):
+        from kale_like.surfaces.server.service import ServiceError
+
+        try:
+            await action()
+        except PathRefused as error:
+            self.reply({"ok": False, "message": error.message}, error.status)
+        except ServiceError as error:
+            self.reply(error.payload(), error.status)
+
+
+class InfoHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self):
+        from kale_like import __version__
+        from kale_like.surfaces.server.service import environment_host
+
+        self.reply({"ok": True, "version": __version__, "environment_kfp_host": environment_host()})
+
+
+class AnalyzeHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def post(self):
+        async def action():
+            from kale_like.surfaces.server.service import analyze
+
+            data = self.body()
+            path, _ = self.source(data.get("path"))
+            notebook = data.get("notebook")
+            if notebook is not None and not isinstance(notebook, dict):
+                self.reply({"ok": False, "message": "'notebook' must be the notebook's JSON"}, 400)
+                return
+            self.reply(await self.blocking(analyze, self.root_dir, path, notebook))
+
+        await self.guarded(action)
+
+
+class CompileHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def post(self):
+        async def action():
+            from kale_like.surfaces.server.service import compile_source
+
+            data = self.body()
+            path, _ = self.source(data.get("path"))
+            result = await self.blocking(compile_source, self.root_dir, path, str(data.get("output_folder") or ""),
+                                         str(data.get("image") or ""))
+            result.pop("graph", None)
+            self.reply(result)
+
+        await self.guarded(action)
+
+
+class RunsHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self):
+        self.reply({"ok": True, "runs": [run.status() for run in self.runs.runs.values()]})
+
+    @tornado.web.authenticated
+    async def post(self):
+        async def action():
+            data = self.body()
+            path, relative = self.source(data.get("path"))
+            params = data.get("params") or {}
+            if not isinstance(params, dict):
+                self.reply({"ok": False, "message": "'params' must be an object"}, 400)
+                return
+            run = await self.runs.start(path, relative, {str(k): v for k, v in params.items()},
+                                        str(data.get("image") or ""), data.get("max_workers"))
+            self.reply({"ok": True, **run.status()}, 202)
+
+        await self.guarded(action)
+
+
+class RunHandler(BaseHandler):
+    def _run(self, run_id: str):
+        run = self.runs.runs.get(run_id)
+        if run is None:
+            raise tornado.web.HTTPError(404, f"no run {run_id}")
+        return run
+
+    @tornado.web.authenticated
+    async def get(self, run_id: str):
+        self.reply({"ok": True, **self._run(run_id).status()})
+
+
+class RunLogHandler(RunHandler):
+    @tornado.web.authenticated
+    async def get(self, run_id: str):
+        run = self._run(run_id)
+        task = self.get_query_argument("task", "")
+        try:
+            text = run.log(task)
+        except KeyError:
+            raise tornado.web.HTTPError(404, f"run {run_id} has no log for '{task}' (yet)") from None
+        self.reply({"ok": True, "task": task, "text": text})
+
+
+class RunStopHandler(RunHandler):
+    @tornado.web.authenticated
+    async def post(self, run_id: str):
+        run = self._run(run_id)
+        await self.runs.stop(run)
+        self.reply({"ok": True, **run.status()})
+
+
+class KfpStatusHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self):
+        from kale_like.surfaces.server.service import kfp_status
+
+        host = self.get_query_argument("host", "")
+        namespace = self.get_query_argument("namespace", "")
+        self.reply({"ok": True, **await self.blocking(kfp_status, host, namespace)})
+
+
+class UploadHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def post(self):
+        async def action():
+            from kale_like.surfaces.server.service import ServiceError, upload_and_run
+
+            data = self.body()
+            path, _ = self.source(data.get("path"))
+            if not str(data.get("host") or "").strip():
+                raise ServiceError(400, "no KFP host given")
+            self.reply(await self.blocking(
+                upload_and_run, self.root_dir, path, str(data["host"]), str(data.get("namespace") or ""),
+                str(data.get("run_name") or ""), data.get("params") or {}, str(data.get("output_folder") or ""),
+                str(data.get("image") or "")))
+
+        await self.guarded(action)
+
+
+class CronPreviewHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def post(self):
+        async def action():
+            from kale_like.surfaces.server.service import cron_preview
+
+            self.reply(cron_preview(str(self.body().get("cron") or "")))
+
+        await self.guarded(action)
+
+
+class ScheduleHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def post(self):
+        async def action():
+            from kale_like.surfaces.server.service import ServiceError, schedule
+
+            data = self.body()
+            path, _ = self.source(data.get("path"))
+            if not str(data.get("host") or "").strip():
+                raise ServiceError(400, "no KFP host given")
+            self.reply(await self.blocking(
+                schedule, self.root_dir, path, str(data["host"]), str(data.get("cron") or ""),
+                str(data.get("namespace") or ""), str(data.get("name") or ""), data.get("params") or {},
+                str(data.get("output_folder") or ""), str(data.get("image") or ""),
+                int(data.get("max_concurrency") or 1), bool(data.get("enabled", True))))
+
+        await self.guarded(action)
+
+
+ROUTES = [
+    ("info", InfoHandler),
+    ("analyze", AnalyzeHandler),
+    ("compile", CompileHandler),
+    ("runs", RunsHandler),
+    (r"runs/([0-9a-f]+)", RunHandler),
+    (r"runs/([0-9a-f]+)/logs", RunLogHandler),
+    (r"runs/([0-9a-f]+)/stop", RunStopHandler),
+    ("kfp/status", KfpStatusHandler),
+    ("upload", UploadHandler),
+    ("schedule/preview", CronPreviewHandler),
+    ("schedule", ScheduleHandler),
+]
+
+
+def setup_handlers(server_app) -> None:
+    web_app = server_app.web_app
+    manager = RunManager(server_app.log)
+    web_app.settings["kale_like_runs"] = manager
+    atexit.register(manager.stop_all)
+    base = web_app.settings["base_url"]
+    web_app.add_handlers(".*$", [(url_path_join(base, NAMESPACE, route) + "$", handler) for route, handler in ROUTES])

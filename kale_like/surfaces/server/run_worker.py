@@ -1,0 +1,78 @@
+"""A local run started from the panel, in its own process (so Stop can end it and everything it started).
+
+`python -m kale_like.surfaces.server.run_worker SPEC.json` compiles the saved source, runs it with
+the local executor, and reports on stdout, one JSON object a line:
+`{"event": "started", ...}`, `{"event": "task", ...}` per task change, then `{"event": "finished", ...}`
+or `{"event": "error", "message": ...}` (the command line's message). Step output goes to each
+step's log file, never to stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+_LOCK = threading.Lock()
+
+
+def emit(event: dict) -> None:
+    with _LOCK:
+        sys.stdout.write(json.dumps(event, default=str) + "\n")
+        sys.stdout.flush()
+
+
+def task_event(event) -> dict:
+    return {"event": "task", "path": event.path, "label": event.label, "status": event.status,
+            "seconds": round(event.seconds or 0.0, 3), "error": event.error or "", "log_tail": event.log_tail or "",
+            "log_path": event.log_path or ""}
+
+
+def main(argv: list[str]) -> int:
+    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    from kale_like.errors import InternalError, KaleLikeError
+
+    try:
+        return _run(spec)
+    except KaleLikeError as error:
+        emit({"event": "error", "message": f"error: {error.render()}"})
+        return 2
+    except InternalError as error:
+        emit({"event": "error", "message": f"internal error: {error}"})
+        return 1
+    except Exception as error:  # a bug: the message, and the traceback on stderr (kept by the server)
+        traceback.print_exc()
+        emit({"event": "error", "message": f"internal error: {type(error).__name__}: {error} (a kale_like bug)"})
+        return 1
+
+
+def _run(spec: dict) -> int:
+    from kale_like.backends.kfp.compile import compile_graph
+    from kale_like.backends.local.ir import PipelineIR
+    from kale_like.backends.local.run import RunConfig, run_pipeline
+    from kale_like.surfaces.api import lineage_context, typed_arguments
+    from kale_like.surfaces.server.service import load_for_compile
+
+    source = Path(spec["source"])
+    graph, warnings = load_for_compile(source, spec.get("image", ""))
+    ir = PipelineIR.from_text(compile_graph(graph).yaml_text, str(source))
+    arguments = typed_arguments(ir, spec.get("params") or {})
+    config = RunConfig(store=Path(spec["store"]), max_workers=int(spec.get("max_workers") or os.cpu_count() or 1),
+                       backend=spec.get("backend", "process"), cache=bool(spec.get("cache", True)), echo=False,
+                       lineage_context=lineage_context(str(source)))
+    emit({"event": "started", "pipeline": graph.settings.name, "warnings": warnings,
+          "steps": [s.name for s in graph.steps]})
+    started = time.perf_counter()
+    result = run_pipeline(ir, arguments, config, lambda event: emit(task_event(event)))
+    emit({"event": "finished", "status": result.status, "run_id": result.run_id, "error": result.error or "",
+          "seconds": round(time.perf_counter() - started, 3), "warnings": list(result.warnings),
+          "store": str(result.store)})
+    return 0 if result.succeeded else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,182 @@
+"""Local runs started from the panel: one worker process each, followed through its event stream.
+
+The worker (`run_worker.py`) runs in its own process group, so Stop ends it and every step process
+it forked. Events are read on the server's event loop as they arrive; the panel polls `status`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FINAL_STATES = ("succeeded", "failed", "stopped")
+LOG_LIMIT = 64 * 1024
+
+
+@dataclass
+class LocalRun:
+    id: str
+    source: str  # relative to the Jupyter root, as the panel names it
+    store: Path
+    process: asyncio.subprocess.Process | None = None
+    state: str = "starting"  # starting | running | succeeded | failed | stopped
+    message: str = ""
+    pipeline: str = ""
+    steps: list[str] = field(default_factory=list)
+    tasks: dict[str, dict] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    kale_run_id: str = ""
+    stderr_path: Path | None = None
+
+    def status(self) -> dict:
+        return {
+            "id": self.id, "source": self.source, "state": self.state, "message": self.message,
+            "pipeline": self.pipeline, "steps": self.steps, "warnings": self.warnings,
+            "tasks": list(self.tasks.values()), "started": self.started, "finished": self.finished,
+            "seconds": round((self.finished or time.time()) - self.started, 1), "kale_run_id": self.kale_run_id,
+        }
+
+    def log(self, label: str) -> str:
+        for task in self.tasks.values():
+            if task["label"] == label and task.get("log_path"):
+                return _tail(Path(task["log_path"]))
+        if label == "" and self.stderr_path is not None:
+            return _tail(self.stderr_path)
+        raise KeyError(label)
+
+
+def _tail(path: Path) -> str:
+    try:
+        with open(path, "rb") as stream:
+            stream.seek(0, os.SEEK_END)
+            size = stream.tell()
+            stream.seek(max(0, size - LOG_LIMIT))
+            text = stream.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return text if size <= LOG_LIMIT else "…\n" + text
+
+
+class RunManager:
+    """The server's local runs, by id (kept in memory; the last 20 finished ones are remembered)."""
+
+    def __init__(self, log=None):
+        self.runs: dict[str, LocalRun] = {}
+        self.log = log
+        self.scratch = Path(tempfile.mkdtemp(prefix="kale_like_runs_"))
+        self.followers: set[asyncio.Task] = set()
+
+    async def start(self, source_path: Path, relative: str, params: dict, image: str = "",
+                    max_workers: int | None = None) -> LocalRun:
+        run = LocalRun(uuid.uuid4().hex[:12], relative, source_path.parent / ".kale_like")
+        spec = {"source": str(source_path), "params": params, "image": image, "store": str(run.store),
+                "max_workers": max_workers or os.cpu_count() or 1}
+        spec_path = self.scratch / f"{run.id}.json"
+        spec_path.write_text(json.dumps(spec), encoding="utf-8")
+        run.stderr_path = self.scratch / f"{run.id}.stderr"
+        stderr = open(run.stderr_path, "wb")  # noqa: SIM115 - handed to the child
+        try:
+            run.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "kale_like.surfaces.server.run_worker", str(spec_path),
+                cwd=str(source_path.parent), stdout=asyncio.subprocess.PIPE, stderr=stderr,
+                stdin=asyncio.subprocess.DEVNULL, start_new_session=True, limit=8 * 1024 * 1024,
+            )
+        finally:
+            stderr.close()
+        run.state = "running"
+        self.runs[run.id] = run
+        self._forget_old()
+        follower = asyncio.ensure_future(self._follow(run))
+        self.followers.add(follower)
+        follower.add_done_callback(self.followers.discard)
+        return run
+
+    async def _follow(self, run: LocalRun) -> None:
+        assert run.process is not None and run.process.stdout is not None
+        while True:
+            line = await run.process.stdout.readline()
+            if not line:
+                break
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            self._apply(run, event)
+        code = await run.process.wait()
+        run.finished = time.time()
+        if run.state == "stopped":
+            run.message = run.message or "stopped"
+        elif run.state == "running":  # no finished event: the worker died
+            run.state = "failed"
+            run.message = run.message or f"the run process exited with code {code}: " + _tail(run.stderr_path)[-2000:]
+        for task in run.tasks.values():
+            if task["status"] in ("running", "pending", "retrying"):
+                task["status"] = "stopped" if run.state == "stopped" else "failed"
+
+    def _apply(self, run: LocalRun, event: dict) -> None:
+        kind = event.get("event")
+        if kind == "started":
+            run.pipeline = event.get("pipeline", "")
+            run.steps = event.get("steps", [])
+            run.warnings = event.get("warnings", [])
+        elif kind == "task":
+            previous = run.tasks.get(event["path"], {})
+            merged = {**previous, **{k: v for k, v in event.items() if k != "event" and v not in ("", None)}}
+            merged["status"] = event["status"]
+            run.tasks[event["path"]] = merged
+        elif kind == "finished":
+            if run.state != "stopped":
+                run.state = "succeeded" if event.get("status") == "SUCCEEDED" else "failed"
+                run.message = event.get("error", "")
+            run.kale_run_id = event.get("run_id", "")
+            run.warnings += event.get("warnings", [])
+        elif kind == "error":
+            if run.state != "stopped":
+                run.state = "failed"
+                run.message = event.get("message", "")
+
+    async def stop(self, run: LocalRun) -> None:
+        if run.process is None or run.state in FINAL_STATES:
+            return
+        run.state = "stopped"
+        run.message = "stopped by the user"
+        _signal_group(run.process.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(run.process.wait(), 5)
+        except asyncio.TimeoutError:
+            _signal_group(run.process.pid, signal.SIGKILL)
+
+    async def shutdown(self) -> None:
+        """Stop every run and wait until each is followed to its end."""
+        for run in list(self.runs.values()):
+            await self.stop(run)
+        if self.followers:
+            await asyncio.wait(list(self.followers), timeout=10)
+
+    def stop_all(self) -> None:
+        """At server exit: end every run still going."""
+        for run in self.runs.values():
+            if run.process is not None and run.state not in FINAL_STATES:
+                _signal_group(run.process.pid, signal.SIGKILL)
+
+    def _forget_old(self) -> None:
+        finished = [r for r in self.runs.values() if r.state in FINAL_STATES]
+        for run in sorted(finished, key=lambda r: r.started)[:-20]:
+            self.runs.pop(run.id, None)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -1,0 +1,332 @@
+"""The work behind the REST handlers, as plain blocking functions (the handlers run them in threads).
+
+Each function takes paths already checked by `paths.py` and returns JSON-ready data, or raises
+`ServiceError` with an HTTP status and the message to show. Analyzer problems are reported exactly
+as the command line prints them (`error: <place>: <message>` and the hint), with their location as
+data so the panel can put each on its cell.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import traceback
+from dataclasses import asdict
+from datetime import timezone
+from pathlib import Path
+from typing import Any
+
+from kale_like.errors import InternalError, KaleLikeError, KaleLikeErrors
+from kale_like.surfaces.server.paths import inside_root, relative_to_root
+
+_COMPILE_LOCK = threading.Lock()  # kfp's compiler imports generated modules: one at a time
+
+
+class ServiceError(Exception):
+    """A failure to report to the panel: HTTP status, a message, and optional details."""
+
+    def __init__(self, status: int, message: str, **details: Any):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.details = details
+
+    def payload(self) -> dict:
+        return {"ok": False, "message": self.message, **self.details}
+
+
+# ---------------------------------------------------------------------------------------------
+# analysis
+
+
+def analyze(root: str, source: Path, notebook: dict | None = None) -> dict:
+    """The step graph of `source` (or of the unsaved `notebook` content the panel sends for it)."""
+    display = relative_to_root(root, source)
+    if notebook is None:
+        return _analyzed(source, display, str(source))
+    if source.suffix != ".ipynb":
+        raise ServiceError(400, "notebook content can only be sent for an .ipynb path")
+    with tempfile.TemporaryDirectory(prefix="kale_like_panel_") as scratch:
+        copy = Path(scratch) / source.name
+        copy.write_text(json.dumps(notebook), encoding="utf-8")
+        return _analyzed(copy, display, str(copy))
+
+
+def _analyzed(path: Path, display: str, shown_as: str) -> dict:
+    from kale_like.graph.checks import check_graph
+    from kale_like.surfaces.api import load_graph
+
+    def fix(text: str) -> str:
+        return text.replace(shown_as, display)
+
+    try:
+        graph = load_graph(path)
+        warnings = list(graph.warnings) + check_graph(graph)
+    except KaleLikeError as error:
+        raise analyzer_error(error, fix) from None
+    except InternalError as error:
+        raise ServiceError(500, f"internal error: {fix(str(error))}") from None
+    except Exception as error:  # a kale_like bug: say so, keep the traceback in the server log
+        traceback.print_exc()
+        raise ServiceError(500, f"internal error: {type(error).__name__}: {fix(str(error))} (a kale_like bug)")
+    return {"ok": True, "path": display, "graph": graph_payload(graph, fix), "warnings": [fix(w) for w in warnings]}
+
+
+def analyzer_error(error: KaleLikeError, fix=lambda text: text) -> ServiceError:
+    """400 with the CLI's message and each problem's location."""
+    errors = error.errors if isinstance(error, KaleLikeErrors) else [error]
+    return ServiceError(
+        400,
+        fix(f"error: {error.render()}"),
+        errors=[
+            {
+                "message": fix(e.message),
+                "hint": fix(e.hint),
+                "rendered": fix(f"error: {e.render()}"),
+                "location": _location(e, fix),
+            }
+            for e in errors
+        ],
+    )
+
+
+def _location(error: KaleLikeError, fix) -> dict | None:
+    if error.location is None:
+        return None
+    data = asdict(error.location)
+    data["path"] = fix(data["path"])
+    return data
+
+
+def graph_payload(graph, fix=lambda text: text) -> dict:
+    """What the panel draws: steps (with their cells), edges with variable names, the body tree."""
+    document = json.loads(graph.to_json())
+    steps = []
+    for step, data in zip(graph.steps, document["steps"]):
+        cells = sorted({block.location.cell_index for block in step.code if block.location.cell_index is not None})
+        data.pop("code", None)
+        data.pop("prelude", None)
+        data["cells"] = cells
+        data["upstream"] = list(step.upstream)
+        data["location"] = _fix_location(data.get("location"), fix)
+        steps.append(data)
+    for parameter in document["parameters"]:
+        parameter["location"] = _fix_location(parameter.get("location"), fix)
+    return {
+        "source": fix(document["source"]),
+        "settings": document["settings"],
+        "parameters": document["parameters"],
+        "metrics": document["metrics"],
+        "steps": steps,
+        "edges": document["edges"],
+        "body": document["body"],
+        "subpipelines": [{"name": s["name"]} for s in document["subpipelines"]],
+    }
+
+
+def _fix_location(location, fix):
+    if isinstance(location, dict) and isinstance(location.get("path"), str):
+        location = {**location, "path": fix(location["path"])}
+    return location
+
+
+# ---------------------------------------------------------------------------------------------
+# compilation
+
+
+def output_paths(root: str, source: Path, output_folder: str = "") -> tuple[Path, Path]:
+    """Where Compile writes: next to the source, or in `output_folder` (relative to it, inside the root)."""
+    folder = source.parent
+    if output_folder and output_folder.strip() not in ("", "."):
+        relative_folder = Path(relative_to_root(root, source)).parent / output_folder.strip()
+        folder = inside_root(root, relative_folder.as_posix(), must_exist=False)
+    return folder / f"{source.stem}.yaml", folder / f"{source.stem}_kfp.py"
+
+
+def load_for_compile(source: Path, image: str = ""):
+    """The graph to compile: the saved file, with the panel's default image when the notebook sets none."""
+    from kale_like.graph.checks import check_graph
+    from kale_like.graph.overrides import apply_overrides
+    from kale_like.surfaces.api import load_graph
+
+    graph = load_graph(source)
+    if image and not _notebook_sets_image(source):
+        graph = apply_overrides(graph, image=image)
+    warnings = list(graph.warnings) + check_graph(graph)
+    return graph, warnings
+
+
+def _notebook_sets_image(source: Path) -> bool:
+    if source.suffix != ".ipynb":
+        return True  # @pipeline files carry their own settings
+    try:
+        meta = json.loads(source.read_text(encoding="utf-8")).get("metadata", {}).get("kubeflow_notebook") or {}
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(meta, dict) and bool(meta.get("base_image") or meta.get("docker_image"))
+
+
+def compile_source(root: str, source: Path, output_folder: str = "", image: str = "") -> dict:
+    """Compile the saved source to KFP YAML (and the DSL module) next to it; paths and a preview."""
+    from kale_like.backends.kfp.compile import compile_graph, write_outputs
+
+    yaml_path, dsl_path = output_paths(root, source, output_folder)
+    display = relative_to_root(root, source)
+
+    def fix(text: str) -> str:
+        return text.replace(str(source), display)
+
+    try:
+        graph, warnings = load_for_compile(source, image)
+        with _COMPILE_LOCK:
+            compiled = compile_graph(graph, yaml_path.name)
+        write_outputs(compiled, yaml_path, dsl_path)
+    except KaleLikeError as error:
+        raise analyzer_error(error, fix) from None
+    except InternalError as error:
+        raise ServiceError(500, f"internal error: {error}") from None
+    except OSError as error:
+        raise ServiceError(500, f"cannot write {yaml_path.name}: {error.strerror or error}") from None
+    text = compiled.yaml_text
+    return {
+        "ok": True,
+        "yaml_path": relative_to_root(root, yaml_path),
+        "dsl_path": relative_to_root(root, dsl_path),
+        "pipeline": graph.settings.name,
+        "steps": len(graph.all_steps),
+        "bytes": len(text.encode()),
+        "preview": text[:6000],
+        "truncated": len(text) > 6000,
+        "warnings": [fix(w) for w in warnings],
+        "graph": graph,  # for upload/schedule; dropped before answering
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Kubeflow Pipelines
+
+
+def kfp_target(host: str, namespace: str = "", timeout: float = 30.0):
+    from kale_like.backends.kfp import deploy
+
+    token = deploy.read_token(env="KFP_TOKEN")
+    return deploy.KfpTarget(host.strip().rstrip("/"), namespace.strip() or None, token, timeout)
+
+
+def kfp_status(host: str, namespace: str = "") -> dict:
+    """Is a KFP API reachable at `host`? Answers within a few seconds, never raises."""
+    if not host.strip():
+        return {"configured": False, "reachable": False,
+                "message": "No Kubeflow Pipelines host is set. Compile and Run locally work without one; "
+                           "set the host in Settings → kale_like to upload and schedule."}
+    from kale_like.backends.kfp import deploy
+
+    target = kfp_target(host, namespace, timeout=5.0)
+    if not target.host.startswith(("http://", "https://")):
+        return {"configured": True, "reachable": False, "host": target.host,
+                "message": f"'{target.host}' is not an http(s) address", "hint": "e.g. http://localhost:8080"}
+    try:
+        deploy.health_check(target)
+    except deploy.DeployError as error:
+        return {"configured": True, "reachable": False, "host": target.host, "message": str(error),
+                "hint": error.hint}
+    return {"configured": True, "reachable": True, "host": target.host, "namespace": target.namespace or "",
+            "message": f"connected to {target.host}"}
+
+
+def typed_params(graph, params: dict) -> dict:
+    """Run arguments from the panel's text fields, read as each parameter's declared type."""
+    from kale_like.errors import SourceLocation
+    from kale_like.graph.overrides import parse_value
+
+    declared = {p.name: p for p in graph.parameters}
+    result = {}
+    for name, text in (params or {}).items():
+        if name not in declared:
+            raise ServiceError(400, f"the pipeline has no parameter '{name}'")
+        try:
+            value = parse_value(declared[name], str(text), SourceLocation(graph.source))
+        except KaleLikeError as error:
+            raise ServiceError(400, f"error: {error.render()}") from None
+        if value != declared[name].default:
+            result[name] = value
+    return result
+
+
+def upload_and_run(root: str, source: Path, host: str, namespace: str = "", run_name: str = "",
+                   params: dict | None = None, output_folder: str = "", image: str = "") -> dict:
+    """Compile, upload a new version, start a run of it; the run's link."""
+    import time
+
+    from kale_like.backends.kfp import deploy
+
+    compiled = compile_source(root, source, output_folder, image)
+    graph = compiled.pop("graph")
+    arguments = typed_params(graph, params or {})
+    target = kfp_target(host, namespace)
+    try:
+        client = deploy.connect(target)
+        uploaded = deploy.upload(client, target, Path(root) / compiled["yaml_path"], graph.settings.name,
+                                 graph.settings.description)
+        experiment = deploy.experiment_id(client, target, graph.settings.experiment or "Default")
+        name = run_name.strip() or f"{graph.settings.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_id = deploy.start_run(client, target, experiment, name, uploaded, arguments)
+    except deploy.DeployError as error:
+        raise _deploy_failure(error) from None
+    return {"ok": True, "yaml_path": compiled["yaml_path"], "pipeline_id": uploaded.pipeline_id,
+            "version_id": uploaded.version_id, "version_name": uploaded.version_name, "run_id": run_id,
+            "run_name": name, "experiment": graph.settings.experiment or "Default",
+            "run_url": deploy.ui_link(target, run_id), "host": target.host}
+
+
+def cron_preview(expression: str) -> dict:
+    """The KFP form of a cron expression and its next three fire times (UTC)."""
+    from kale_like.graph.cron import next_fire_times, to_kfp_cron
+
+    try:
+        kfp_cron, plain = to_kfp_cron((expression or "").strip())
+    except KaleLikeError as error:
+        raise ServiceError(400, f"error: {error.render()}") from None
+    times = next_fire_times(plain, 3)
+    return {"ok": True, "cron": plain, "kfp_cron": kfp_cron,
+            "next": [t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC (%a)") for t in times]}
+
+
+def schedule(root: str, source: Path, host: str, cron: str, namespace: str = "", name: str = "",
+             params: dict | None = None, output_folder: str = "", image: str = "", max_concurrency: int = 1,
+             enabled: bool = True) -> dict:
+    """Compile, upload a new version and create a recurring run of it."""
+    from kale_like.backends.kfp import deploy
+
+    preview = cron_preview(cron)  # checked before any network call
+    if int(max_concurrency) < 1:
+        raise ServiceError(400, "max concurrency must be at least 1")
+    compiled = compile_source(root, source, output_folder, image)
+    graph = compiled.pop("graph")
+    arguments = typed_params(graph, params or {})
+    target = kfp_target(host, namespace)
+    job_name = name.strip() or f"{graph.settings.name}-schedule"
+    try:
+        client = deploy.connect(target)
+        uploaded = deploy.upload(client, target, Path(root) / compiled["yaml_path"], graph.settings.name,
+                                 graph.settings.description)
+        experiment = deploy.experiment_id(client, target, graph.settings.experiment or "Default")
+        job = deploy.schedule(client, target, experiment, job_name, preview["kfp_cron"], uploaded, arguments,
+                              int(max_concurrency), False, bool(enabled))
+    except deploy.DeployError as error:
+        raise _deploy_failure(error) from None
+    return {"ok": True, "recurring_run_id": job, "name": job_name, "kfp_cron": preview["kfp_cron"],
+            "next": preview["next"], "host": target.host, "yaml_path": compiled["yaml_path"],
+            "version_name": uploaded.version_name}
+
+
+def _deploy_failure(error) -> ServiceError:
+    message = f"error: {error}" + (f"\n  hint: {error.hint}" if error.hint else "")
+    return ServiceError(400 if error.user_error else 502, message)
+
+
+def environment_host() -> str:
+    """A KFP host the server's environment names (the kfp SDK's variable), if any."""
+    return os.environ.get("KF_PIPELINES_ENDPOINT", "")
