@@ -90,6 +90,7 @@ def function_step(fn: Callable, name: str, params: dict[str, Any], after: tuple[
         packages=tuple(sorted(packages)),
         after=after,
         settings=replace(settings, extra_packages=()),
+        function=fn.__name__,
     )
 
 

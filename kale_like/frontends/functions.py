@@ -129,4 +129,5 @@ def _exit_step(module, name: str | None, owner, state: ProgramState) -> Step | N
         prelude=prelude,
         inputs=(Input(argument, Ref("final_status"), "dict"),),
         packages=distributions_for(facts.modules | modules),
+        function=target.function,
     )

@@ -323,6 +323,7 @@ class _BodyCompiler:
             outputs=tuple(outputs),
             packages=tuple(sorted(packages)),
             settings=replace(step_settings, extra_packages=()),
+            function=target.function,
         )
         for output in outputs:
             self.state.output_types[(name, output.name)] = output.type

@@ -165,6 +165,8 @@ def step_settings_from(settings: dict, where: SourceLocation, errors: list) -> S
             tags.append(f"limit:{settings.get('gpu_type', 'nvidia.com/gpu')}:{value}")
         elif key == "limits":
             tags += [f"limit:{k}:{v}" for k, v in dict(value).items()]
+        elif key == "requests":
+            tags += [f"request:{k}:{v}" for k, v in dict(value).items()]
         elif key == "image":
             tags.append(f"image:{value}")
         elif key == "retries":

@@ -14,8 +14,10 @@ import re
 from kale_like.errors import KaleLikeError, SourceLocation
 from kale_like.graph.model import Loop, Step, StepGraph, walk
 
-_SECRET_NAME = re.compile(r"(passw(or)?d|passphrase|secret|token|api[_-]?key|apikey|credential|private[_-]?key|"
-                          r"access[_-]?key)", re.IGNORECASE)
+_SECRET_WORDS = {"password", "passwd", "passphrase", "secret", "secrets", "token", "tokens", "apikey", "credential",
+                 "credentials", "privatekey", "accesskey", "secretkey", "authtoken", "bearer"}
+_SECRET_PAIRS = {("api", "key"), ("private", "key"), ("access", "key"), ("secret", "key"), ("auth", "token"),
+                 ("client", "secret")}
 _SECRET_VALUE = re.compile(
     r"^(sk-[A-Za-z0-9_-]{16,}|sk_(live|test)_[A-Za-z0-9]{16,}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_\w{30,}|"
     r"AKIA[0-9A-Z]{16}|xox[abpr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"
@@ -40,12 +42,38 @@ def _all_parameters(graph: StepGraph):
         yield from sub.parameters
 
 
+def secret_like_name(name: str) -> str:
+    """The word of `name` that reads like a credential ('' if none): api_key, dbPassword, TOKEN."""
+    words = [w.lower() for w in re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", name.replace("-", "_"))]
+    for word in words:
+        if word in _SECRET_WORDS:
+            return word
+    for pair in zip(words, words[1:]):
+        if pair in _SECRET_PAIRS:
+            return "_".join(pair)
+    return ""
+
+
+def secret_like_value(value: object, depth: int = 0) -> bool:
+    """A string that looks like a credential, anywhere inside the value."""
+    if depth > 20:
+        return False
+    if isinstance(value, str):
+        return bool(_SECRET_VALUE.match(value.strip()))
+    if isinstance(value, dict):
+        return any(secret_like_value(v, depth + 1) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(secret_like_value(v, depth + 1) for v in value)
+    return False
+
+
 def _secret_problem(graph: StepGraph, parameter) -> KaleLikeError | None:
-    by_name = _SECRET_NAME.search(parameter.name)
-    by_value = isinstance(parameter.default, str) and _SECRET_VALUE.match(parameter.default.strip())
+    # only text can be a credential: an int named max_tokens is not one
+    by_name = secret_like_name(parameter.name) if parameter.type == "str" else ""
+    by_value = secret_like_value(parameter.default)
     if not (by_name or by_value):
         return None
-    why = f"its name contains '{by_name.group(0)}'" if by_name else "its default value looks like a credential"
+    why = f"its name contains '{by_name}'" if by_name else "its default value looks like a credential"
     return KaleLikeError(
         f"pipeline parameter '{parameter.name}' looks like a secret ({why}); KFP stores and shows parameter values",
         parameter.location or SourceLocation(graph.source),

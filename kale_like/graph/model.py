@@ -125,6 +125,7 @@ class Step:
     packages: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
     settings: StepSettings = field(default_factory=StepSettings)
+    function: str = ""  # the Python function a function step runs (empty for notebook steps)
 
     @property
     def code_hash(self) -> str:

@@ -47,7 +47,8 @@ def compile(source: Any, pipeline: str | None = None) -> str:  # noqa: A001 - th
     return compile_graph(graph).yaml_text
 
 
-def pipeline_ir(source: Any, pipeline: str | None = None, graph: StepGraph | None = None):
+def pipeline_ir(source: Any, pipeline: str | None = None, graph: StepGraph | None = None,
+                allow_secret_like: bool = False):
     """The compiled pipeline a local run executes: the YAML file itself, or compiled in memory."""
     from kale_like.backends.local.ir import PipelineIR
 
@@ -57,13 +58,14 @@ def pipeline_ir(source: Any, pipeline: str | None = None, graph: StepGraph | Non
     from kale_like.graph.checks import check_graph
 
     graph = graph or load_graph(source, pipeline)
-    check_graph(graph)
+    check_graph(graph, allow_secret_like)
     return PipelineIR.from_text(compile_graph(graph).yaml_text, str(graph.source))
 
 
 def run(source: Any, params: dict | None = None, *, max_workers: int | None = None, backend: str = "process",
         cache: bool = True, store: str | Path = ".kale_like", echo: bool = True,
-        collect_failed_iterations: bool = False, pipeline: str | None = None, observer=None):
+        collect_failed_iterations: bool = False, pipeline: str | None = None, observer=None,
+        allow_secret_like: bool = False):
     """Run a pipeline locally and return its `RunResult` (status, outputs, a report per step).
 
     `source`: a notebook, a .py file, a compiled .yaml, or a `@pipeline` function.
@@ -75,20 +77,29 @@ def run(source: Any, params: dict | None = None, *, max_workers: int | None = No
         raise KaleLikeError(f"unknown backend '{backend}'", None, "use process or thread")
     if max_workers is not None and max_workers < 1:
         raise KaleLikeError("max_workers must be at least 1", None)
-    ir = pipeline_ir(source, pipeline)
-    arguments = typed_arguments(ir, params or {})
+    ir = pipeline_ir(source, pipeline, allow_secret_like=allow_secret_like)
+    arguments = typed_arguments(ir, params or {}, allow_secret_like)
     config = RunConfig(store=Path(store), max_workers=max_workers or os.cpu_count() or 1, backend=backend,
                        cache=cache, echo=echo, collect_failed_iterations=collect_failed_iterations,
                        lineage_context=lineage_context(ir.source))
     return run_pipeline(ir, arguments, config, observer)
 
 
-def typed_arguments(ir, params: dict) -> dict:
-    """Check run arguments against the pipeline's parameters; parse text given for other types."""
+def typed_arguments(ir, params: dict, allow_secret_like: bool = False) -> dict:
+    """Check run arguments against the pipeline's parameters; parse text given for other types.
+
+    A value that looks like a credential is refused (run arguments are stored and shown).
+    """
+    from kale_like.graph.checks import secret_like_value
+
     declared = ir.parameter_types()
     where = SourceLocation(ir.source)
     result = {}
     for name, value in params.items():
+        if not allow_secret_like and secret_like_value(value):
+            raise KaleLikeError(f"the value given for '{name}' looks like a credential; run arguments are stored "
+                                "in the lineage (and on KFP shown in its UI)", where,
+                                "pass secrets through Kubernetes secrets (secrets= / the secret: tag)")
         if name not in declared:
             known = ", ".join(sorted(declared)) or "none"
             raise KaleLikeError(f"the pipeline has no parameter '{name}'", where, f"parameters: {known}")
@@ -141,7 +152,8 @@ def lineage_context(source: str) -> dict:
             context["git_commit"] = lines[0]
             if len(lines) > 1:
                 context["git_root"] = str(Path(lines[1]).resolve())
-            status = subprocess.run(["git", "-C", str(folder), "status", "--porcelain", "--", str(source)],
+            status = subprocess.run(["git", "-C", str(folder), "status", "--porcelain", "--",
+                                     str(Path(source).resolve())],
                                     capture_output=True, text=True, timeout=5)
             context["git_dirty"] = bool(status.stdout.strip())
     except (OSError, subprocess.SubprocessError):

@@ -119,7 +119,7 @@ def _run(args: argparse.Namespace) -> int:
         from kale_like.surfaces.api import typed_arguments
 
         ir = PipelineIR.from_file(source)
-        return _local_run(ir, typed_arguments(ir, _param_pairs(args)), args)
+        return _local_run(ir, typed_arguments(ir, _param_pairs(args), args.allow_secret_like_params), args)
     graph = _load(source, args.pipeline)
     graph = _apply_cli_overrides(graph, args)
     from kale_like.graph.checks import check_graph

@@ -140,8 +140,9 @@ def _lineage(graph: StepGraph, step: Step) -> dict[str, str]:
     from kale_like import __version__
 
     cells = [str(b.location.cell_index) for b in step.code if b.location.cell_index is not None]
-    origin = {"notebook_cells": ",".join(cells)} if cells else {"function": step.code[0].location.path.split("/")[-1]
-                                                                + ":" + str(step.code[0].location.line)}
+    where = f"{step.code[0].location.path.split('/')[-1]}:{step.code[0].location.line}"
+    origin = {"notebook_cells": ",".join(cells)} if cells else {"function": f"{step.function} ({where})"
+                                                                if step.function else where}
     return {**dict(graph.provenance), **origin, "step": step.name, "code_sha256": step.code_hash,
             "image": step.settings.image or graph.settings.image, "kale_like_version": __version__,
             "parameters": ",".join(i.name for i in step.inputs if i.ref.kind == "parameter")}

@@ -32,6 +32,7 @@ class ComponentCall:
     function: str
     executor_input: dict
     log_path: str
+    environment: dict = None  # the step's env vars (set_env_variable / env: tags)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,8 @@ def run_component(call: ComponentCall, echo: bool = True) -> ComponentResult:
     os.makedirs(os.path.dirname(call.log_path), exist_ok=True)
     output_file = call.executor_input["outputs"]["outputFile"]
     os.makedirs(os.path.dirname(output_file), exist_ok=True)
-    with open(call.log_path, "a", encoding="utf-8") as log, _captured(call.label, log, echo):
+    with open(call.log_path, "a", encoding="utf-8") as log, _captured(call.label, log, echo), \
+            _environment(call.environment or {}):
         try:
             function = _load(call.program, call.function)
             from kfp.dsl import executor
@@ -65,6 +67,30 @@ def run_component(call: ComponentCall, echo: bool = True) -> ComponentResult:
             return ComponentResult(True, json.load(handle))
     except FileNotFoundError:
         return ComponentResult(True, {})
+
+
+_ENVIRONMENT_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def _environment(variables: dict):
+    """The step's env vars for the duration of the step. The process environment is shared by
+    threads, so steps that set variables run one at a time within a process (worker processes each
+    have their own)."""
+    if not variables:
+        yield
+        return
+    with _ENVIRONMENT_LOCK:
+        saved = {name: os.environ.get(name) for name in variables}
+        os.environ.update({name: str(value) for name, value in variables.items()})
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 def _load(program: str, function: str):

@@ -201,7 +201,9 @@ class _TaskExecutor:
         log_path = str(self.root / "logs" / f"{_safe(label)}.log")
         inputs = {**input_defaults(spec), **parameters}
         key = self._cache_key(program, function, inputs, artifacts, spec)
-        cacheable = self.config.cache and bool(task.get("cachingOptions", {}).get("enableCache"))
+        final_status = any("taskFinalStatus" in v for v in task.get("inputs", {}).get("parameters", {}).values())
+        cacheable = (self.config.cache and bool(task.get("cachingOptions", {}).get("enableCache"))
+                     and not final_status)  # an exit step reports this run's outcome: never from the cache
         if cacheable:
             hit = self._cached(key)
             if hit is not None:
@@ -210,7 +212,9 @@ class _TaskExecutor:
                                        component=component))
                 return hit
         executor_input = _executor_input(spec, inputs, artifacts, task_root)
-        call = ComponentCall(label, program, function, executor_input, log_path)
+        environment = {e["name"]: e.get("value", "") for e in
+                       self.ir.executor(executor_label).get("container", {}).get("env", []) if "name" in e}
+        call = ComponentCall(label, program, function, executor_input, log_path, environment)
         attempts = 1 + int(task.get("retryPolicy", {}).get("maxRetryCount", 0) or 0)
         started = time.perf_counter()
         self.observe(TaskEvent(path, label, "running", log_path=log_path, component=component))
