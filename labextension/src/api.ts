@@ -1,0 +1,196 @@
+/**
+ * Calls to the server extension (`<base_url>/kale-like/...`) through Jupyter's ServerConnection,
+ * which adds the token and the XSRF header the server checks.
+ */
+
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+export interface ApiResult<T> {
+  ok: boolean;
+  status: number;
+  data: T & { ok?: boolean; message?: string };
+}
+
+export interface Location {
+  path: string;
+  cell_index: number | null;
+  step: string | null;
+  line: number | null;
+  column: number | null;
+}
+
+export interface Problem {
+  message: string;
+  hint: string;
+  rendered: string;
+  location: Location | null;
+}
+
+export interface Parameter {
+  name: string;
+  type: string;
+  default: unknown;
+  required?: boolean;
+}
+
+export interface StepData {
+  name: string;
+  cells: number[];
+  upstream: string[];
+  after: string[];
+  inputs: { name: string; type: string; ref: { kind: string; source: string; output: string } }[];
+  outputs: { name: string; type: string }[];
+  settings: Record<string, unknown>;
+  parameters: string[];
+  metrics: string[];
+  packages: string[];
+}
+
+export interface Edge {
+  source: string;
+  target: string;
+  names: string[];
+}
+
+export interface BodyNode {
+  kind: 'step' | 'loop' | 'condition' | 'pipelinecall';
+  name?: string;
+  id?: string;
+  items?: { kind: string; source: string; output: string; value: unknown };
+  parallelism?: number | null;
+  body?: BodyNode[];
+  branches?: { test: Test | null; body: BodyNode[] }[];
+  pipeline?: string;
+}
+
+export interface Test {
+  op: string;
+  operands: { kind: string; source: string; output: string; value: unknown }[];
+  tests: Test[];
+}
+
+export interface GraphData {
+  source: string;
+  settings: { name: string; description: string; experiment: string; image: string };
+  parameters: Parameter[];
+  metrics: string[];
+  steps: StepData[];
+  edges: Edge[];
+  body: BodyNode[];
+}
+
+export interface AnalyzeResult {
+  path: string;
+  graph?: GraphData;
+  warnings?: string[];
+  errors?: Problem[];
+}
+
+export interface CompileResult {
+  yaml_path: string;
+  dsl_path: string;
+  pipeline: string;
+  steps: number;
+  bytes: number;
+  preview: string;
+  truncated: boolean;
+  warnings: string[];
+  errors?: Problem[];
+}
+
+export interface TaskStatus {
+  path: string;
+  label: string;
+  status: string;
+  seconds: number;
+  error?: string;
+  log_tail?: string;
+}
+
+export interface RunStatus {
+  id: string;
+  source: string;
+  state: 'starting' | 'running' | 'succeeded' | 'failed' | 'stopped';
+  message: string;
+  pipeline: string;
+  steps: string[];
+  tasks: TaskStatus[];
+  warnings: string[];
+  seconds: number;
+}
+
+export interface KfpStatus {
+  configured: boolean;
+  reachable: boolean;
+  host?: string;
+  message: string;
+  hint?: string;
+}
+
+export interface UploadResult {
+  run_id: string;
+  run_name: string;
+  run_url: string;
+  version_name: string;
+  experiment: string;
+  yaml_path: string;
+  host: string;
+}
+
+export interface CronPreview {
+  cron: string;
+  kfp_cron: string;
+  next: string[];
+}
+
+export interface ScheduleResult {
+  recurring_run_id: string;
+  name: string;
+  kfp_cron: string;
+  next: string[];
+  host: string;
+  version_name: string;
+}
+
+/** One request; never throws for HTTP errors (the caller shows `data.message`). */
+export async function request<T>(
+  route: string,
+  init: RequestInit & { query?: Record<string, string> } = {}
+): Promise<ApiResult<T>> {
+  const settings = ServerConnection.makeSettings();
+  let url = URLExt.join(settings.baseUrl, 'kale-like', route);
+  if (init.query) {
+    url += URLExt.objectToQueryString(init.query);
+  }
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(url, init, settings);
+  } catch (error) {
+    return {
+      ok: false,
+      status: 0,
+      data: { ok: false, message: `cannot reach the Jupyter server: ${String(error)}` } as any
+    };
+  }
+  let data: any;
+  try {
+    data = await response.json();
+  } catch {
+    data = { ok: false, message: `the server answered HTTP ${response.status} without JSON` };
+  }
+  if (!response.ok && !data.message) {
+    data.message = data.reason || `HTTP ${response.status}`;
+  }
+  return { ok: response.ok, status: response.status, data };
+}
+
+export function post<T>(route: string, body: unknown): Promise<ApiResult<T>> {
+  return request<T>(route, { method: 'POST', body: JSON.stringify(body) });
+}
+
+/** A link that downloads a file through Jupyter's own /files handler. */
+export function downloadUrl(path: string): string {
+  const settings = ServerConnection.makeSettings();
+  return URLExt.join(settings.baseUrl, 'files', URLExt.encodeParts(path)) + '?download=1';
+}

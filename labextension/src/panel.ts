@@ -1,0 +1,730 @@
+/**
+ * The left sidebar "Pipeline" panel for the active notebook: enable switch, pipeline identity,
+ * parameters, the live graph, the analyzer's problems, and Compile / Run locally / Upload & run /
+ * Schedule. Every failure leaves its message on screen; buttons that cannot succeed are disabled
+ * with the reason next to them.
+ */
+
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import { Widget } from '@lumino/widgets';
+
+import {
+  CompileResult,
+  CronPreview,
+  KfpStatus,
+  RunStatus,
+  ScheduleResult,
+  UploadResult,
+  downloadUrl,
+  post,
+  request
+} from './api';
+import { clear, debounce, h, nodes } from './dom';
+import { renderGraph } from './graph';
+import { Analysis, NotebookPipeline } from './notebook';
+import { pipelineIcon } from './icon';
+
+export interface PanelSettings {
+  defaultImage: string;
+  kfpHost: string;
+  kfpNamespace: string;
+  enableByDefault: boolean;
+  outputFolder: string;
+}
+
+export const DEFAULT_SETTINGS: PanelSettings = {
+  defaultImage: '',
+  kfpHost: '',
+  kfpNamespace: '',
+  enableByDefault: false,
+  outputFolder: ''
+};
+
+const PIPELINE_NAME = /^[a-z0-9]([a-z0-9-]{0,126}[a-z0-9])?$/;
+const STATUS_ICON: Record<string, string> = {
+  pending: '○',
+  running: '◔',
+  retrying: '↻',
+  done: '✔',
+  cached: '✔',
+  skipped: '⤼',
+  failed: '✖',
+  stopped: '■'
+};
+
+function parameterText(value: unknown): string {
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
+export class PipelinePanel extends Widget {
+  constructor(private readonly app: JupyterFrontEnd) {
+    super();
+    this.id = 'kale-like-panel';
+    this.addClass('kl-Panel');
+    this.title.icon = pipelineIcon;
+    this.title.caption = 'Pipeline (kale_like)';
+    this.build();
+    this.render();
+  }
+
+  settings: PanelSettings = { ...DEFAULT_SETTINGS };
+  /** Called when the panel changes a setting (the KFP host typed in the panel is remembered). */
+  onSettingChanged: (key: keyof PanelSettings, value: string) => void = () => undefined;
+  environmentHost = '';
+
+  get pipeline(): NotebookPipeline | null {
+    return this._pipeline;
+  }
+
+  setNotebook(pipeline: NotebookPipeline | null): void {
+    if (pipeline === this._pipeline) {
+      return;
+    }
+    this._pipeline?.changed.disconnect(this.onNotebookChanged, this);
+    this._pipeline?.analysisChanged.disconnect(this.onAnalysis, this);
+    this._pipeline = pipeline;
+    this.compileBox?.replaceChildren();
+    this.deployBox?.replaceChildren();
+    if (pipeline) {
+      pipeline.changed.connect(this.onNotebookChanged, this);
+      pipeline.analysisChanged.connect(this.onAnalysis, this);
+      if (pipeline.enabled && pipeline.analysis.state === 'idle') {
+        pipeline.scheduleAnalysis(0);
+      }
+    }
+    this.render();
+  }
+
+  applySettings(settings: PanelSettings): void {
+    const hostChanged = settings.kfpHost !== this.settings.kfpHost || settings.kfpNamespace !== this.settings.kfpNamespace;
+    this.settings = settings;
+    if (this.hostInput && document.activeElement !== this.hostInput) {
+      this.hostInput.value = this.kfpHost();
+    }
+    if (this.namespaceInput && document.activeElement !== this.namespaceInput) {
+      this.namespaceInput.value = settings.kfpNamespace;
+    }
+    if (hostChanged) {
+      void this.checkKfp();
+    }
+    this.render();
+  }
+
+  protected onAfterShow(): void {
+    if (!this.kfpChecked) {
+      void this.checkKfp();
+    }
+  }
+
+  // ----------------------------------------------------------------------------------- layout
+
+  private build(): void {
+    this.header = h('div', { class: 'kl-Header' });
+    this.enable = h('input', { type: 'checkbox', role: 'switch', class: 'kl-Enable', 'aria-label': 'Use this notebook as a pipeline' });
+    this.enable.addEventListener('change', () => this._pipeline?.setEnabled(this.enable.checked));
+    const metaField = (key: 'pipeline_name' | 'experiment_name' | 'pipeline_description', label: string, placeholder: string) => {
+      const input = key === 'pipeline_description'
+        ? h('textarea', { rows: 2, placeholder, 'aria-label': label, class: `kl-Meta-${key}` })
+        : h('input', { type: 'text', placeholder, 'aria-label': label, class: `kl-Meta-${key}` });
+      input.addEventListener('change', () => {
+        const value = input.value.trim();
+        if (key === 'pipeline_name' && value && !PIPELINE_NAME.test(value)) {
+          this.metaMessage.textContent = `'${value}' is not a valid KFP pipeline name: lowercase letters, digits and '-'.`;
+          return;
+        }
+        this.metaMessage.textContent = '';
+        this._pipeline?.setMetadata(key, value);
+      });
+      input.addEventListener('keydown', event => event.stopPropagation());
+      this.metaInputs[key] = input;
+      return h('label', { class: 'kl-Field' }, h('span', {}, label), input);
+    };
+    this.metaMessage = h('div', { class: 'kl-Message kl-mod-error', role: 'alert' });
+    this.status = h('div', { class: 'kl-Status', role: 'status', 'aria-live': 'polite' });
+    this.problems = h('div', { class: 'kl-Problems' });
+    this.warnings = h('details', { class: 'kl-Warnings' });
+    this.parameters = h('div', { class: 'kl-Parameters' });
+    this.graphBox = h('div', { class: 'kl-GraphBox' });
+    this.compileButton = h('button', { class: 'jp-mod-styled jp-mod-accept kl-Compile', type: 'button', onclick: () => void this.compile() }, 'Compile');
+    this.runButton = h('button', { class: 'jp-mod-styled jp-mod-accept kl-RunLocal', type: 'button', onclick: () => void this.runLocally() }, 'Run locally');
+    this.actionHint = h('div', { class: 'kl-Hint' });
+    this.compileBox = h('div', { class: 'kl-CompileResult' });
+    this.runBox = h('div', { class: 'kl-RunBox' });
+    this.kfpBadge = h('div', { class: 'kl-KfpBadge', role: 'status' });
+    this.hostInput = h('input', { type: 'text', class: 'kl-KfpHost', placeholder: 'http://localhost:8080', 'aria-label': 'KFP host' });
+    this.namespaceInput = h('input', { type: 'text', class: 'kl-KfpNamespace', placeholder: 'kubeflow (optional)', 'aria-label': 'KFP namespace' });
+    const onKfpInput = debounce(() => {
+      this.onSettingChanged('kfpHost', this.hostInput.value.trim());
+      this.onSettingChanged('kfpNamespace', this.namespaceInput.value.trim());
+      void this.checkKfp();
+    }, 600);
+    for (const input of [this.hostInput, this.namespaceInput]) {
+      input.addEventListener('input', onKfpInput);
+      input.addEventListener('keydown', event => event.stopPropagation());
+    }
+    this.runName = h('input', { type: 'text', class: 'kl-RunName', placeholder: 'run name (default: pipeline and time)', 'aria-label': 'Run name' });
+    this.uploadButton = h('button', { class: 'jp-mod-styled kl-Upload', type: 'button', onclick: () => void this.upload() }, 'Upload & run on KFP');
+    this.cronInput = h('input', { type: 'text', class: 'kl-Cron', placeholder: 'cron, e.g. 0 2 * * 0 (Sundays 02:00 UTC)', 'aria-label': 'Schedule (cron)' });
+    this.cronInput.addEventListener('keydown', event => event.stopPropagation());
+    this.cronInput.addEventListener('input', debounce(() => void this.previewCron(), 300));
+    this.cronPreview = h('div', { class: 'kl-CronPreview', role: 'status' });
+    this.scheduleButton = h('button', { class: 'jp-mod-styled kl-Schedule', type: 'button', onclick: () => void this.schedule() }, 'Confirm schedule');
+    this.deployBox = h('div', { class: 'kl-DeployResult' });
+
+    this.body = h(
+      'div',
+      { class: 'kl-Body' },
+      h('label', { class: 'kl-Switch' }, this.enable, h('span', {}, 'Use this notebook as a pipeline')),
+      h(
+        'div',
+        { class: 'kl-Enabled' },
+        h(
+          'section',
+          { class: 'kl-Section' },
+          metaField('pipeline_name', 'Pipeline name', 'default: from the file name'),
+          metaField('experiment_name', 'Experiment', 'Default'),
+          metaField('pipeline_description', 'Description', 'optional'),
+          this.metaMessage
+        ),
+        h('section', { class: 'kl-Section' }, h('h3', {}, 'Graph'), this.status, this.problems, this.graphBox, this.warnings),
+        h('section', { class: 'kl-Section' }, h('h3', {}, 'Parameters'), this.parameters),
+        h(
+          'section',
+          { class: 'kl-Section' },
+          h('h3', {}, 'Build and run'),
+          h('div', { class: 'kl-Buttons' }, this.compileButton, this.runButton),
+          this.actionHint,
+          this.compileBox,
+          this.runBox
+        ),
+        h(
+          'section',
+          { class: 'kl-Section' },
+          h('h3', {}, 'Kubeflow Pipelines'),
+          this.kfpBadge,
+          h('label', { class: 'kl-Field' }, h('span', {}, 'Host'), this.hostInput),
+          h('label', { class: 'kl-Field' }, h('span', {}, 'Namespace'), this.namespaceInput),
+          h('label', { class: 'kl-Field' }, h('span', {}, 'Run name'), this.runName),
+          h('div', { class: 'kl-Buttons' }, this.uploadButton),
+          h('label', { class: 'kl-Field' }, h('span', {}, 'Schedule'), this.cronInput),
+          this.cronPreview,
+          h('div', { class: 'kl-Buttons' }, this.scheduleButton),
+          this.deployBox
+        )
+      )
+    );
+    this.empty = h('div', { class: 'kl-Empty' }, 'Open a notebook to build a pipeline from it.');
+    this.node.append(this.header, this.empty, this.body);
+  }
+
+  // ----------------------------------------------------------------------------------- render
+
+  private onNotebookChanged(): void {
+    if (this.frame === null) {
+      this.frame = requestAnimationFrame(() => {
+        this.frame = null;
+        this.render();
+      });
+    }
+  }
+
+  private onAnalysis(_: unknown, analysis: Analysis): void {
+    this.renderAnalysis(analysis);
+    this.renderActions();
+  }
+
+  render(): void {
+    const pipeline = this._pipeline;
+    clear(this.header);
+    this.header.append(...nodes(h('h2', {}, 'Pipeline'), pipeline ? h('div', { class: 'kl-Path', title: pipeline.path }, pipeline.path) : null));
+    this.empty.hidden = pipeline !== null;
+    this.body.hidden = pipeline === null;
+    if (!pipeline) {
+      return;
+    }
+    const enabled = pipeline.enabled;
+    this.enable.checked = enabled;
+    (this.body.querySelector('.kl-Enabled') as HTMLElement).hidden = !enabled;
+    const meta = pipeline.metadata;
+    for (const [key, input] of Object.entries(this.metaInputs)) {
+      if (document.activeElement !== input) {
+        input.value = meta[key as keyof typeof meta];
+      }
+    }
+    this.renderAnalysis(pipeline.analysis);
+    this.renderActions();
+    this.renderKfp();
+  }
+
+  private renderAnalysis(analysis: Analysis): void {
+    const pipeline = this._pipeline;
+    if (!pipeline) {
+      return;
+    }
+    const graph = analysis.graph;
+    const stale = analysis.state !== 'ok' && graph !== null;
+    this.status.className = `kl-Status kl-mod-${analysis.state}`;
+    if (analysis.state === 'running' || analysis.state === 'idle') {
+      this.status.textContent = graph ? 'Analyzing…' : 'Analyzing the notebook…';
+    } else if (analysis.state === 'ok' && graph) {
+      const n = graph.steps.length;
+      this.status.textContent = n
+        ? `${n} step${n === 1 ? '' : 's'}, ${graph.edges.length} dependenc${graph.edges.length === 1 ? 'y' : 'ies'}`
+        : 'No steps yet: tag a code cell as a pipeline step (the chip above each cell).';
+    } else if (analysis.state === 'error') {
+      const n = analysis.errors.length;
+      this.status.textContent = `${n} problem${n === 1 ? '' : 's'} to fix` + (stale ? ' (graph below is from the last good version)' : '');
+    } else {
+      this.status.textContent = `The analysis did not finish: ${analysis.message}`;
+    }
+    clear(this.problems);
+    for (const problem of analysis.errors) {
+      const cell = problem.location?.cell_index;
+      this.problems.append(
+        h(
+          'div',
+          { class: 'kl-Problem', role: 'alert' },
+          h('pre', {}, problem.rendered),
+          cell !== null && cell !== undefined
+            ? h('button', { class: 'kl-LinkButton', type: 'button', onclick: () => this.showCell(cell) }, `go to cell ${cell}`)
+            : null
+        )
+      );
+    }
+    clear(this.graphBox);
+    if (graph && graph.steps.length) {
+      const failing = new Set(analysis.errors.map(e => e.location?.step).filter(Boolean) as string[]);
+      const svg = renderGraph(graph, failing);
+      svg.classList.toggle('kl-mod-stale', stale);
+      this.graphBox.append(svg);
+    }
+    clear(this.warnings);
+    this.warnings.hidden = analysis.warnings.length === 0;
+    this.warnings.append(
+      h('summary', {}, `${analysis.warnings.length} warning${analysis.warnings.length === 1 ? '' : 's'}`),
+      ...analysis.warnings.map(w => h('div', { class: 'kl-Warning' }, w))
+    );
+    this.renderParameters(analysis);
+  }
+
+  private renderParameters(analysis: Analysis): void {
+    const graph = analysis.graph;
+    if (!graph) {
+      return;
+    }
+    const known = new Set(graph.parameters.map(p => p.name));
+    for (const name of Object.keys(this.paramValues)) {
+      if (!known.has(name)) {
+        delete this.paramValues[name];
+      }
+    }
+    clear(this.parameters);
+    if (!graph.parameters.length) {
+      this.parameters.append(h('div', { class: 'kl-Hint' }, 'None: a cell tagged "pipeline parameters" with NAME = value lines defines them.'));
+      return;
+    }
+    const table = h('table', { class: 'kl-ParamTable' }, h('tr', {}, h('th', {}, 'name'), h('th', {}, 'type'), h('th', {}, 'value for runs')));
+    for (const parameter of graph.parameters) {
+      const input = h('input', {
+        type: 'text',
+        value: this.paramValues[parameter.name] ?? parameterText(parameter.default),
+        'aria-label': `parameter ${parameter.name}`,
+        'data-default': parameterText(parameter.default)
+      });
+      input.addEventListener('input', () => (this.paramValues[parameter.name] = input.value));
+      input.addEventListener('keydown', event => event.stopPropagation());
+      table.append(h('tr', {}, h('td', {}, parameter.name), h('td', { class: 'kl-Type' }, parameter.type), h('td', {}, input)));
+    }
+    this.parameters.append(table);
+  }
+
+  /** Parameter values the user changed (text; the server reads them as the declared types). */
+  private changedParams(): Record<string, string> {
+    const graph = this._pipeline?.analysis.graph;
+    const result: Record<string, string> = {};
+    for (const parameter of graph?.parameters ?? []) {
+      const value = this.paramValues[parameter.name];
+      if (value !== undefined && value !== parameterText(parameter.default)) {
+        result[parameter.name] = value;
+      }
+    }
+    return result;
+  }
+
+  /** Why the local actions cannot run now ('' when they can). */
+  private localBlocker(): string {
+    const pipeline = this._pipeline;
+    if (!pipeline) {
+      return 'Open a notebook.';
+    }
+    const analysis = pipeline.analysis;
+    if (analysis.state === 'error') {
+      return 'Fix the problems above first.';
+    }
+    if (analysis.state === 'failed') {
+      return 'The analysis did not finish; see above.';
+    }
+    if (!analysis.graph) {
+      return 'Analyzing…';
+    }
+    if (!analysis.graph.steps.length) {
+      return 'Tag at least one cell as a pipeline step.';
+    }
+    return '';
+  }
+
+  private renderActions(): void {
+    const blocker = this.localBlocker();
+    const running = this.run !== null && (this.run.state === 'running' || this.run.state === 'starting');
+    this.compileButton.disabled = blocker !== '' || this.busy;
+    this.runButton.disabled = blocker !== '' || this.busy || running;
+    this.actionHint.textContent = blocker;
+    this.renderKfp();
+  }
+
+  private kfpHost(): string {
+    return this.settings.kfpHost || this.environmentHost;
+  }
+
+  private renderKfp(): void {
+    const status = this.kfp;
+    let text: string;
+    let mode: string;
+    if (status === null) {
+      text = 'Kubeflow Pipelines: checking…';
+      mode = 'checking';
+    } else if (!status.configured) {
+      text = status.message;
+      mode = 'off';
+    } else if (status.reachable) {
+      text = `Connected: ${status.host}`;
+      mode = 'ok';
+    } else {
+      text = `Not reachable: ${status.message}` + (status.hint ? ` (${status.hint})` : '');
+      mode = 'unreachable';
+    }
+    this.kfpBadge.textContent = text;
+    this.kfpBadge.className = `kl-KfpBadge kl-mod-${mode}`;
+    const blocker = this.localBlocker();
+    const reachable = status?.reachable === true;
+    this.uploadButton.disabled = !reachable || blocker !== '' || this.busy;
+    this.scheduleButton.disabled = !reachable || blocker !== '' || this.busy || this.cron === null;
+    this.uploadButton.title = !reachable ? 'Needs a reachable Kubeflow Pipelines host' : blocker;
+    this.scheduleButton.title = !reachable ? 'Needs a reachable Kubeflow Pipelines host' : this.cron === null ? 'Enter a valid cron expression' : blocker;
+  }
+
+  private showCell(index: number): void {
+    const panel = this._pipeline?.panel;
+    if (!panel) {
+      return;
+    }
+    this.app.shell.activateById(panel.id);
+    panel.content.activeCellIndex = index;
+    const cell = panel.content.widgets[index];
+    if (cell) {
+      void panel.content.scrollToItem(index);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------- actions
+
+  private async saved(): Promise<boolean> {
+    const panel = this._pipeline?.panel;
+    if (!panel) {
+      return false;
+    }
+    if (panel.context.model.dirty) {
+      await panel.context.save();
+    }
+    return true;
+  }
+
+  private async compile(): Promise<void> {
+    const pipeline = this._pipeline;
+    if (!pipeline || !(await this.saved())) {
+      return;
+    }
+    this.busy = true;
+    this.renderActions();
+    this.compileBox.replaceChildren(h('div', { class: 'kl-Hint' }, 'Compiling…'));
+    const result = await post<CompileResult>('compile', {
+      path: pipeline.path,
+      output_folder: this.settings.outputFolder,
+      image: this.settings.defaultImage
+    });
+    this.busy = false;
+    this.renderActions();
+    if (!result.ok) {
+      this.compileBox.replaceChildren(this.failure('Compile failed', result.data.message ?? ''));
+      return;
+    }
+    const data = result.data;
+    this.compileBox.replaceChildren(
+      h(
+        'div',
+        { class: 'kl-Success' },
+        `Compiled ${data.steps} step${data.steps === 1 ? '' : 's'} to `,
+        h('button', { class: 'kl-LinkButton kl-YamlPath', type: 'button', onclick: () => void this.app.commands.execute('docmanager:open', { path: data.yaml_path }) }, data.yaml_path),
+        ` (${(data.bytes / 1024).toFixed(1)} KiB) and `,
+        h('button', { class: 'kl-LinkButton', type: 'button', onclick: () => void this.app.commands.execute('docmanager:open', { path: data.dsl_path }) }, data.dsl_path)
+      ),
+      h('a', { class: 'kl-Download', href: downloadUrl(data.yaml_path), download: data.yaml_path.split('/').pop() }, 'Download the YAML'),
+      h('pre', { class: 'kl-Preview' }, data.preview + (data.truncated ? '\n…' : ''))
+    );
+  }
+
+  private async runLocally(): Promise<void> {
+    const pipeline = this._pipeline;
+    if (!pipeline || !(await this.saved())) {
+      return;
+    }
+    this.selectedTask = '';
+    const result = await post<RunStatus>('runs', { path: pipeline.path, params: this.changedParams(), image: this.settings.defaultImage });
+    if (!result.ok) {
+      this.runBox.replaceChildren(this.failure('The run did not start', result.data.message ?? ''));
+      return;
+    }
+    this.run = result.data;
+    this.renderRun();
+    this.renderActions();
+    this.pollRun();
+  }
+
+  private pollRun(): void {
+    if (this.pollTimer !== null) {
+      window.clearTimeout(this.pollTimer);
+    }
+    this.pollTimer = window.setTimeout(async () => {
+      this.pollTimer = null;
+      const run = this.run;
+      if (!run) {
+        return;
+      }
+      const result = await request<RunStatus>(`runs/${run.id}`);
+      if (result.ok) {
+        this.run = result.data;
+      } else {
+        this.run = { ...run, state: 'failed', message: result.data.message ?? 'the server lost the run' };
+      }
+      await this.refreshLog();
+      this.renderRun();
+      this.renderActions();
+      if (this.run.state === 'running' || this.run.state === 'starting') {
+        this.pollRun();
+      }
+    }, 500);
+  }
+
+  private async refreshLog(): Promise<void> {
+    if (!this.run || !this.selectedTask) {
+      return;
+    }
+    const result = await request<{ text: string }>(`runs/${this.run.id}/logs`, { query: { task: this.selectedTask } });
+    this.logText = result.ok ? result.data.text || '(no output yet)' : result.data.message ?? '';
+  }
+
+  private renderRun(): void {
+    const run = this.run;
+    if (!run) {
+      return;
+    }
+    const running = run.state === 'running' || run.state === 'starting';
+    const byLabel = new Map(run.tasks.map(t => [t.label, t]));
+    const rows = run.tasks.slice();
+    for (const step of run.steps) {
+      const label = step.replace(/_/g, '-');
+      if (!byLabel.has(label) && !byLabel.has(step)) {
+        rows.push({ path: label, label, status: 'pending', seconds: 0 });
+      }
+    }
+    const done = run.tasks.filter(t => ['done', 'cached', 'skipped'].includes(t.status)).length;
+    const table = h(
+      'table',
+      { class: 'kl-RunTable' },
+      rows.map(task =>
+        h(
+          'tr',
+          {
+            class: `kl-Task kl-mod-${task.status}` + (task.label === this.selectedTask ? ' kl-mod-selected' : ''),
+            'data-task': task.label,
+            'data-status': task.status,
+            title: 'Show its log',
+            onclick: async () => {
+              this.selectedTask = task.label;
+              this.logText = 'loading…';
+              this.renderRun();
+              await this.refreshLog();
+              this.renderRun();
+            }
+          },
+          h('td', { class: 'kl-TaskIcon' }, STATUS_ICON[task.status] ?? '?'),
+          h('td', {}, task.label),
+          h('td', {}, task.status),
+          h('td', { class: 'kl-Seconds' }, task.seconds ? `${task.seconds.toFixed(1)} s` : '')
+        )
+      )
+    );
+    const stop = h('button', { class: 'jp-mod-styled jp-mod-warn kl-Stop', type: 'button', disabled: !running, onclick: () => void this.stopRun() }, 'Stop');
+    const state = h('div', { class: `kl-RunState kl-mod-${run.state}`, role: 'status' },
+      `Local run ${run.state}` + (run.pipeline ? ` — ${run.pipeline}` : '') + ` (${done}/${Math.max(rows.length, run.steps.length)} steps, ${run.seconds.toFixed(0)} s)`);
+    const failed = run.tasks.filter(t => t.status === 'failed' && t.error);
+    this.runBox.replaceChildren(...nodes(
+      h('div', { class: 'kl-RunHeader' }, state, stop),
+      run.message && run.state !== 'succeeded' ? h('pre', { class: 'kl-Message kl-mod-error', role: 'alert' }, run.message) : null,
+      ...failed.map(t => h('pre', { class: 'kl-Message kl-mod-error' }, `${t.label}: ${t.error}` + (t.log_tail ? `\n${t.log_tail}` : ''))),
+      table,
+      this.selectedTask ? h('div', { class: 'kl-LogTitle' }, `Log of ${this.selectedTask}`) : null,
+      this.selectedTask ? h('pre', { class: 'kl-Log' }, this.logText) : null
+    ));
+  }
+
+  private async stopRun(): Promise<void> {
+    if (!this.run) {
+      return;
+    }
+    const result = await post<RunStatus>(`runs/${this.run.id}/stop`, {});
+    if (result.ok) {
+      this.run = result.data;
+    } else {
+      this.run = { ...this.run, message: result.data.message ?? 'could not stop the run' };
+    }
+    this.renderRun();
+    this.renderActions();
+  }
+
+  private async checkKfp(): Promise<void> {
+    this.kfpChecked = true;
+    const ticket = ++this.kfpTicket;
+    this.kfp = null;
+    this.renderKfp();
+    const result = await request<KfpStatus>('kfp/status', {
+      query: { host: this.hostInput.value.trim() || this.kfpHost(), namespace: this.namespaceInput.value.trim() || this.settings.kfpNamespace }
+    });
+    if (ticket !== this.kfpTicket) {
+      return;
+    }
+    this.kfp = result.ok
+      ? result.data
+      : { configured: true, reachable: false, message: result.data.message ?? `HTTP ${result.status}` };
+    this.renderKfp();
+  }
+
+  private async previewCron(): Promise<void> {
+    const text = this.cronInput.value.trim();
+    this.cron = null;
+    if (!text) {
+      this.cronPreview.replaceChildren();
+      this.renderKfp();
+      return;
+    }
+    const result = await post<CronPreview>('schedule/preview', { cron: text });
+    if (text !== this.cronInput.value.trim()) {
+      return;
+    }
+    if (result.ok) {
+      this.cron = result.data;
+      this.cronPreview.replaceChildren(
+        h('div', {}, `KFP cron: ${result.data.kfp_cron}. Next runs:`),
+        h('ul', { class: 'kl-FireTimes' }, result.data.next.map(t => h('li', {}, t)))
+      );
+    } else {
+      this.cronPreview.replaceChildren(h('pre', { class: 'kl-Message kl-mod-error' }, result.data.message ?? ''));
+    }
+    this.renderKfp();
+  }
+
+  private kfpBody(): Record<string, unknown> {
+    return {
+      path: this._pipeline?.path,
+      host: this.hostInput.value.trim() || this.kfpHost(),
+      namespace: this.namespaceInput.value.trim() || this.settings.kfpNamespace,
+      params: this.changedParams(),
+      output_folder: this.settings.outputFolder,
+      image: this.settings.defaultImage
+    };
+  }
+
+  private async upload(): Promise<void> {
+    if (!(await this.saved())) {
+      return;
+    }
+    this.busy = true;
+    this.renderActions();
+    this.deployBox.replaceChildren(h('div', { class: 'kl-Hint' }, 'Compiling and uploading…'));
+    const result = await post<UploadResult>('upload', { ...this.kfpBody(), run_name: this.runName.value.trim() });
+    this.busy = false;
+    this.renderActions();
+    if (!result.ok) {
+      this.deployBox.replaceChildren(this.failure('Upload failed', result.data.message ?? ''));
+      return;
+    }
+    const data = result.data;
+    this.deployBox.replaceChildren(
+      h('div', { class: 'kl-Success' }, `Uploaded version ${data.version_name}; run '${data.run_name}' started in experiment ${data.experiment}: `,
+        h('a', { href: data.run_url, target: '_blank', rel: 'noopener' }, 'open the run'))
+    );
+  }
+
+  private async schedule(): Promise<void> {
+    if (!this.cron || !(await this.saved())) {
+      return;
+    }
+    this.busy = true;
+    this.renderActions();
+    this.deployBox.replaceChildren(h('div', { class: 'kl-Hint' }, 'Compiling, uploading and scheduling…'));
+    const result = await post<ScheduleResult>('schedule', { ...this.kfpBody(), cron: this.cronInput.value.trim() });
+    this.busy = false;
+    this.renderActions();
+    if (!result.ok) {
+      this.deployBox.replaceChildren(this.failure('Scheduling failed', result.data.message ?? ''));
+      return;
+    }
+    const data = result.data;
+    this.deployBox.replaceChildren(
+      h('div', { class: 'kl-Success' }, `Recurring run '${data.name}' created (${data.kfp_cron}) for version ${data.version_name}. Next runs: ${data.next.join('; ')}`)
+    );
+  }
+
+  private failure(title: string, message: string): HTMLElement {
+    return h('div', { class: 'kl-Failure', role: 'alert' }, h('strong', {}, title), h('pre', {}, message));
+  }
+
+  private _pipeline: NotebookPipeline | null = null;
+  private frame: number | null = null;
+  private busy = false;
+  private run: RunStatus | null = null;
+  private pollTimer: number | null = null;
+  private selectedTask = '';
+  private logText = '';
+  private paramValues: Record<string, string> = {};
+  private kfp: KfpStatus | null = null;
+  private kfpChecked = false;
+  private kfpTicket = 0;
+  private cron: CronPreview | null = null;
+  private metaInputs: Record<string, HTMLInputElement | HTMLTextAreaElement> = {};
+
+  private header!: HTMLElement;
+  private empty!: HTMLElement;
+  private body!: HTMLElement;
+  private enable!: HTMLInputElement;
+  private metaMessage!: HTMLElement;
+  private status!: HTMLElement;
+  private problems!: HTMLElement;
+  private warnings!: HTMLDetailsElement;
+  private parameters!: HTMLElement;
+  private graphBox!: HTMLElement;
+  private compileButton!: HTMLButtonElement;
+  private runButton!: HTMLButtonElement;
+  private actionHint!: HTMLElement;
+  private compileBox!: HTMLElement;
+  private runBox!: HTMLElement;
+  private kfpBadge!: HTMLElement;
+  private hostInput!: HTMLInputElement;
+  private namespaceInput!: HTMLInputElement;
+  private runName!: HTMLInputElement;
+  private uploadButton!: HTMLButtonElement;
+  private cronInput!: HTMLInputElement;
+  private cronPreview!: HTMLElement;
+  private scheduleButton!: HTMLButtonElement;
+  private deployBox!: HTMLElement;
+}

@@ -1,0 +1,560 @@
+"""The Jupyter server extension's REST API (kale_like.surfaces.server), driven through a real
+jupyter_server by pytest-jupyter: authentication, XSRF, root confinement, every handler, and the
+analyzer's messages reaching the panel exactly as the command line prints them.
+
+pytest-jupyter's fixtures are imported into this module only (its autouse event-loop fixtures then
+apply here and nowhere else); tests are plain functions that drive requests on that loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+pytest.importorskip("jupyter_server")
+pytest.importorskip("pytest_jupyter")
+
+from pytest_jupyter.jupyter_core import *  # noqa: E402,F403 - fixtures, for this module only
+from pytest_jupyter.jupyter_server import *  # noqa: E402,F403
+from tornado.httpclient import HTTPClientError  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples" / "notebooks"
+
+
+# ------------------------------------------------------------------------------------- fixtures
+
+
+def notebook(cells: list[tuple[str, list[str]]], metadata: dict | None = None) -> str:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata.update(metadata or {})
+    for source, tags in cells:
+        cell = nbformat.v4.new_code_cell(source)
+        cell.metadata["tags"] = tags
+        nb.cells.append(cell)
+    return nbformat.writes(nb)
+
+
+TINY = notebook([
+    ("n = 3", ["pipeline-parameters"]),
+    ("x = n * 2\nprint('made', x)", ["step:make"]),
+    ("y = x + 1\nprint('result', y)", ["step:use", "prev:make"]),
+], {"kubeflow_notebook": {"pipeline_name": "tiny", "experiment_name": "tests"}})
+
+SLOW = notebook([
+    ("import time\nx = 1", ["step:first"]),
+    ("time.sleep(120)\ny = x", ["step:sleepy"]),
+])
+
+BAD_TAG = notebook([
+    ("x = 1", ["step:load"]),
+    ("y = x", ["stpe:train"]),
+])
+
+UNDEFINED = notebook([
+    ("x = 1", ["step:load"]),
+    ("y = missing_name + x", ["step:train"]),
+])
+
+
+@pytest.fixture
+def jp_server_config():
+    return {"ServerApp": {"jpserver_extensions": {"kale_like": True}}}
+
+
+@pytest.fixture
+def root(jp_root_dir):
+    (jp_root_dir / "tiny.ipynb").write_text(TINY, encoding="utf-8")
+    (jp_root_dir / "slow.ipynb").write_text(SLOW, encoding="utf-8")
+    (jp_root_dir / "bad_tag.ipynb").write_text(BAD_TAG, encoding="utf-8")
+    (jp_root_dir / "undefined.ipynb").write_text(UNDEFINED, encoding="utf-8")
+    (jp_root_dir / "sub").mkdir()
+    shutil.copy(EXAMPLES / "parallel_branches.ipynb", jp_root_dir / "sub" / "parallel_branches.ipynb")
+    (jp_root_dir / "notes.txt").write_text("not a notebook", encoding="utf-8")
+    return jp_root_dir
+
+
+class Api:
+    """Synchronous requests against the test server; answers (status, JSON) without raising."""
+
+    def __init__(self, fetch, loop):
+        self.fetch, self.loop = fetch, loop
+
+    def __call__(self, method: str, route: str, body=None, params=None, headers=None):
+        kwargs = {"method": method, "params": params, "headers": headers, "raise_error": False}
+        if body is not None or method == "POST":
+            kwargs["body"] = json.dumps(body if body is not None else {})
+        response = self.loop.run_until_complete(self.fetch("kale-like", *route.split("/"), **kwargs))
+        try:
+            data = json.loads(response.body or b"{}")
+        except ValueError:
+            data = {"raw": response.body.decode(errors="replace")}
+        return response.code, data
+
+    def get(self, route, **kw):
+        return self("GET", route, **kw)
+
+    def post(self, route, body=None, **kw):
+        return self("POST", route, body, **kw)
+
+
+@pytest.fixture
+def api(jp_fetch, jp_asyncio_loop, jp_serverapp, root):
+    yield Api(jp_fetch, jp_asyncio_loop)
+    jp_asyncio_loop.run_until_complete(jp_serverapp.web_app.settings["kale_like_runs"].shutdown())
+
+
+def wait_for_run(api: Api, run_id: str, timeout: float = 120.0, until=("succeeded", "failed", "stopped")) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        code, status = api.get(f"runs/{run_id}")
+        assert code == 200, status
+        if status["state"] in until:
+            return status
+        assert time.monotonic() < deadline, f"run still {status['state']}: {status}"
+        api.loop.run_until_complete(_sleep(0.3))
+
+
+async def _sleep(seconds):
+    import asyncio
+
+    await asyncio.sleep(seconds)
+
+
+def cli_message(cwd: Path, relative: str) -> str:
+    """What `python -m kale_like RELATIVE` prints on stderr, run from `cwd`."""
+    from kale_like.surfaces.cli import main
+
+    err = io.StringIO()
+    previous = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = main([relative])
+    finally:
+        os.chdir(previous)
+    assert code == 2
+    return err.getvalue().strip()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# ------------------------------------------------------------------------------ authentication
+
+ROUTES = [
+    ("GET", "info"), ("POST", "analyze"), ("POST", "compile"), ("GET", "runs"), ("POST", "runs"),
+    ("GET", "runs/abc123"), ("GET", "runs/abc123/logs"), ("POST", "runs/abc123/stop"), ("GET", "kfp/status"),
+    ("POST", "upload"), ("POST", "schedule/preview"), ("POST", "schedule"),
+]
+
+
+@pytest.mark.parametrize("method,route", ROUTES)
+def test_every_route_refuses_requests_without_a_token(api, method, route):
+    code, _ = api(method, route, body={"path": "tiny.ipynb"} if method == "POST" else None,
+                  headers={"Authorization": ""})
+    assert code == 403
+
+
+def test_a_wrong_token_is_refused(api):
+    code, _ = api.get("info", headers={"Authorization": "token not-the-token"})
+    assert code == 403
+
+
+def test_info_with_the_token(api):
+    code, data = api.get("info")
+    assert code == 200
+    assert data["ok"] and data["version"]
+
+
+def login_cookie(api: Api, jp_serverapp) -> str:
+    """Authenticate once with the token in the URL: the server answers with its login cookie."""
+    token = jp_serverapp.identity_provider.token
+    response = api.loop.run_until_complete(
+        api.fetch("kale-like", "info", params={"token": token}, headers={"Authorization": ""}))
+    cookies = response.headers.get_list("Set-Cookie")
+    login = [c.split(";", 1)[0] for c in cookies if c.startswith("username-")]
+    assert login, cookies
+    return login[0]
+
+
+def test_post_with_the_login_cookie_but_no_xsrf_token_is_refused(api, jp_serverapp):
+    cookie = login_cookie(api, jp_serverapp)
+    code, _ = api.get("info", headers={"Authorization": "", "Cookie": cookie})
+    assert code == 200  # the cookie alone authenticates a GET
+    code, data = api.post("analyze", {"path": "tiny.ipynb"}, headers={"Authorization": "", "Cookie": cookie})
+    assert code == 403
+    assert "xsrf" in json.dumps(data).lower()
+
+
+def test_post_with_the_login_cookie_and_the_xsrf_token_is_accepted(api, jp_serverapp):
+    cookie = login_cookie(api, jp_serverapp)
+    xsrf = "2|abcdef12|0123456789abcdef0123456789abcdef|1700000000"
+    headers = {"Authorization": "", "Cookie": f"{cookie}; _xsrf={xsrf}", "X-XSRFToken": xsrf}
+    code, data = api.post("analyze", {"path": "tiny.ipynb"}, headers=headers)
+    assert code == 200, data
+    assert [s["name"] for s in data["graph"]["steps"]] == ["make", "use"]
+
+
+# ----------------------------------------------------------------------------------- the root
+
+@pytest.mark.parametrize("path", ["../outside.ipynb", "sub/../../outside.ipynb", "/etc/passwd", "~/x.ipynb"])
+def test_paths_outside_the_root_are_refused(api, path):
+    for route in ("analyze", "compile", "runs", "upload", "schedule"):
+        code, data = api.post(route, {"path": path, "host": "http://127.0.0.1:1", "cron": "0 2 * * 0"})
+        assert code == 403, (route, data)
+        assert "root" in data["message"] or ".." in data["message"]
+
+
+def test_a_symlink_out_of_the_root_is_refused(api, root, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("outside") / "secret.ipynb"
+    outside.write_text(TINY, encoding="utf-8")
+    (root / "link.ipynb").symlink_to(outside)
+    code, data = api.post("analyze", {"path": "link.ipynb"})
+    assert code == 403
+    assert "outside" in data["message"]
+
+
+def test_missing_files_and_other_kinds_of_files(api):
+    assert api.post("analyze", {"path": "nope.ipynb"})[0] == 404
+    code, data = api.post("analyze", {"path": "notes.txt"})
+    assert code == 400 and ".ipynb" in data["message"]
+    assert api.post("analyze", {})[0] == 400
+    code, data = api("POST", "analyze", body=None, headers={"Content-Type": "application/json"})
+    assert code == 400
+
+
+def test_a_body_that_is_not_json_is_a_400(api):
+    response = api.loop.run_until_complete(
+        api.fetch("kale-like", "analyze", method="POST", body="{not json", raise_error=False))
+    assert response.code == 400
+
+
+# ------------------------------------------------------------------------------------ analyze
+
+def test_analyze_gives_steps_edges_with_variables_and_parameters(api):
+    code, data = api.post("analyze", {"path": "sub/parallel_branches.ipynb"})
+    assert code == 200, data
+    graph = data["graph"]
+    names = [s["name"] for s in graph["steps"]]
+    assert names == ["load_data", "train_logreg", "train_forest", "compare"]
+    edges = {(e["source"], e["target"]): e["names"] for e in graph["edges"]}
+    assert ("load_data", "train_logreg") in edges and "X_train" in edges[("load_data", "train_logreg")]
+    assert {p["name"]: p["type"] for p in graph["parameters"]}["n_estimators"] == "int"
+    steps = {s["name"]: s for s in graph["steps"]}
+    assert steps["load_data"]["cells"] == [5]
+    assert steps["train_forest"]["cells"] == [10, 11]  # an untagged cell continues the step
+    assert "code" not in steps["load_data"]
+    assert graph["settings"]["name"] == "parallel-branches"
+    assert graph["source"] == "sub/parallel_branches.ipynb"
+
+
+def test_analyze_unsaved_content_sent_by_the_panel(api, root):
+    content = json.loads((root / "tiny.ipynb").read_text())
+    content["cells"][2]["metadata"]["tags"] = ["step:use_renamed", "prev:make"]
+    code, data = api.post("analyze", {"path": "tiny.ipynb", "notebook": content})
+    assert code == 200, data
+    assert [s["name"] for s in data["graph"]["steps"]] == ["make", "use_renamed"]
+    assert data["graph"]["source"] == "tiny.ipynb"
+
+
+def test_a_bad_tag_is_a_400_with_the_cli_message(api, root):
+    code, data = api.post("analyze", {"path": "bad_tag.ipynb"})
+    assert code == 400
+    assert data["message"] == cli_message(root, "bad_tag.ipynb")
+    (problem,) = data["errors"]
+    assert problem["location"]["cell_index"] == 1
+    assert "stpe:train" in problem["message"]
+    assert problem["rendered"].startswith("error: bad_tag.ipynb:cell 1")
+
+
+def test_an_undefined_name_names_cell_line_and_column(api, root):
+    code, data = api.post("analyze", {"path": "undefined.ipynb"})
+    assert code == 400
+    assert data["message"] == cli_message(root, "undefined.ipynb")
+    location = data["errors"][0]["location"]
+    assert (location["cell_index"], location["line"], location["column"]) == (1, 1, 5)
+
+
+def test_errors_in_unsaved_content_name_the_notebook_not_a_temporary_file(api, root):
+    content = json.loads((root / "tiny.ipynb").read_text())
+    content["cells"][1]["metadata"]["tags"] = ["step:Bad-Name"]
+    code, data = api.post("analyze", {"path": "tiny.ipynb", "notebook": content})
+    assert code == 400
+    assert "tiny.ipynb:cell 1" in data["message"]
+    assert "kale_like_panel_" not in json.dumps(data)
+    assert data["errors"][0]["location"]["path"] == "tiny.ipynb"
+
+
+def test_content_that_is_not_a_notebook(api):
+    code, data = api.post("analyze", {"path": "tiny.ipynb", "notebook": {"nothing": 1}})
+    assert code == 400
+    assert "not a Jupyter notebook" in data["message"]
+    assert api.post("analyze", {"path": "tiny.ipynb", "notebook": [1, 2]})[0] == 400
+
+
+def test_slow_work_does_not_block_the_server(api, monkeypatch):
+    from kale_like.surfaces.server import service
+
+    def slow_analyze(*args):
+        time.sleep(2.0)
+        return {"ok": True}
+
+    monkeypatch.setattr(service, "analyze", slow_analyze)
+    import asyncio
+
+    async def both():
+        slow = asyncio.ensure_future(api.fetch("kale-like", "analyze", method="POST",
+                                               body=json.dumps({"path": "tiny.ipynb"})))
+        await asyncio.sleep(0.2)
+        started = time.perf_counter()
+        quick = await api.fetch("kale-like", "info")
+        answered = time.perf_counter() - started
+        assert not slow.done()
+        await slow
+        return quick.code, answered
+
+    code, answered = api.loop.run_until_complete(both())
+    assert code == 200 and answered < 1.0
+
+
+# ------------------------------------------------------------------------------------ compile
+
+def test_compile_writes_yaml_and_dsl_next_to_the_notebook(api, root):
+    code, data = api.post("compile", {"path": "sub/parallel_branches.ipynb"})
+    assert code == 200, data
+    assert data["yaml_path"] == "sub/parallel_branches.yaml"
+    assert data["dsl_path"] == "sub/parallel_branches_kfp.py"
+    text = (root / "sub" / "parallel_branches.yaml").read_text()
+    assert text.startswith(data["preview"][:200])
+    assert "pipelineInfo" in text and data["steps"] == 4
+    assert (root / "sub" / "parallel_branches_kfp.py").exists()
+
+
+def test_compile_into_an_output_folder_and_with_a_default_image(api, root):
+    code, data = api.post("compile", {"path": "tiny.ipynb", "output_folder": "pipelines", "image": "python:3.12-slim"})
+    assert code == 200, data
+    assert data["yaml_path"] == "pipelines/tiny.yaml"
+    assert "python:3.12-slim" in (root / "pipelines" / "tiny.yaml").read_text()
+
+
+def test_compile_refuses_an_output_folder_outside_the_root(api):
+    code, data = api.post("compile", {"path": "tiny.ipynb", "output_folder": "../../elsewhere"})
+    assert code == 403
+
+
+def test_compile_of_a_bad_notebook_is_a_400_and_writes_nothing(api, root):
+    code, data = api.post("compile", {"path": "bad_tag.ipynb"})
+    assert code == 400
+    assert data["message"] == cli_message(root, "bad_tag.ipynb")
+    assert not (root / "bad_tag.yaml").exists()
+
+
+# --------------------------------------------------------------------------------- local runs
+
+def test_run_locally_reports_every_step_and_their_logs(api):
+    code, started = api.post("runs", {"path": "tiny.ipynb", "params": {"n": "5"}})
+    assert code == 202, started
+    status = wait_for_run(api, started["id"])
+    assert status["state"] == "succeeded", status
+    tasks = {t["label"]: t for t in status["tasks"]}
+    assert set(tasks) == {"make", "use"}
+    assert all(t["status"] == "done" for t in tasks.values())
+    code, log = api.get(f"runs/{started['id']}/logs", params={"task": "use"})
+    assert code == 200
+    assert "result 11" in log["text"]  # n=5 -> x=10 -> y=11
+    code, runs = api.get("runs")
+    assert started["id"] in [r["id"] for r in runs["runs"]]
+    assert api.get(f"runs/{started['id']}/logs", params={"task": "nope"})[0] == 404
+
+
+def test_a_run_with_a_bad_parameter_fails_with_the_message(api):
+    code, started = api.post("runs", {"path": "tiny.ipynb", "params": {"nope": "1"}})
+    assert code == 202
+    status = wait_for_run(api, started["id"])
+    assert status["state"] == "failed"
+    assert "no parameter 'nope'" in status["message"]
+
+
+def test_stop_ends_the_run_and_its_step_processes(api, jp_serverapp):
+    code, started = api.post("runs", {"path": "slow.ipynb"})
+    assert code == 202
+    status = wait_for_run(api, started["id"], until=("running",), timeout=5)
+    deadline = time.monotonic() + 60
+    while not any(t["label"] == "sleepy" and t["status"] == "running" for t in status["tasks"]):
+        assert time.monotonic() < deadline, status
+        api.loop.run_until_complete(_sleep(0.3))
+        status = api.get(f"runs/{started['id']}")[1]
+        assert status["state"] == "running", status
+    pgid = jp_serverapp.web_app.settings["kale_like_runs"].runs[started["id"]].process.pid
+    code, stopped = api.post(f"runs/{started['id']}/stop")
+    assert code == 200
+    assert stopped["state"] == "stopped"
+    status = wait_for_run(api, started["id"])
+    assert status["state"] == "stopped"
+    assert {t["label"]: t["status"] for t in status["tasks"]}["sleepy"] == "stopped"
+    deadline = time.monotonic() + 15
+    while alive_in_group(pgid):
+        assert time.monotonic() < deadline, alive_in_group(pgid)
+        time.sleep(0.2)
+
+
+def alive_in_group(pgid: int) -> list[str]:
+    """Processes of the group that are still running (zombies waiting for a reaper do not count)."""
+    lines = subprocess.run(["ps", "-o", "pid=,stat=", "-g", str(pgid)], capture_output=True, text=True).stdout
+    return [line for line in lines.splitlines() if line.split() and not line.split()[1].startswith("Z")]
+
+
+def test_unknown_runs_are_404(api):
+    assert api.get("runs/0123456789ab")[0] == 404
+    assert api.post("runs/0123456789ab/stop")[0] == 404
+
+
+# -------------------------------------------------------------------------------------- KFP
+
+def test_kfp_status_without_a_host_says_so(api):
+    code, data = api.get("kfp/status")
+    assert code == 200
+    assert data["configured"] is False and data["reachable"] is False
+    assert "Run locally work" in data["message"]
+
+
+def test_kfp_status_of_an_unreachable_host(api):
+    host = f"http://127.0.0.1:{closed_port()}"
+    started = time.perf_counter()
+    code, data = api.get("kfp/status", params={"host": host})
+    assert code == 200
+    assert data["configured"] is True and data["reachable"] is False
+    assert "cannot reach the KFP API" in data["message"]
+    assert time.perf_counter() - started < 8
+
+
+def test_kfp_status_of_a_host_that_is_not_a_url(api):
+    code, data = api.get("kfp/status", params={"host": "kfp.local"})
+    assert data["reachable"] is False and "http" in data["message"]
+
+
+def test_upload_to_an_unreachable_host_is_a_clear_400(api):
+    host = f"http://127.0.0.1:{closed_port()}"
+    code, data = api.post("upload", {"path": "tiny.ipynb", "host": host})
+    assert code == 400
+    assert data["message"].startswith(f"error: {host}: cannot reach the KFP API")
+    assert "hint:" in data["message"]
+    assert api.post("upload", {"path": "tiny.ipynb", "host": ""})[0] == 400
+
+
+def test_upload_of_a_bad_notebook_names_the_problem_before_any_network_call(api, root):
+    code, data = api.post("upload", {"path": "bad_tag.ipynb", "host": "http://127.0.0.1:1"})
+    assert code == 400
+    assert data["message"] == cli_message(root, "bad_tag.ipynb")
+
+
+def test_cron_preview(api):
+    code, data = api.post("schedule/preview", {"cron": "0 2 * * 0"})
+    assert code == 200
+    assert data["kfp_cron"] == "0 0 2 * * 0"
+    assert len(data["next"]) == 3 and all("02:00 UTC (Sun)" in t for t in data["next"])
+    code, data = api.post("schedule/preview", {"cron": "every sunday"})
+    assert code == 400
+    assert data["message"].startswith("error: schedule 'every sunday'")
+
+
+def test_schedule_checks_the_cron_before_any_network_call(api):
+    code, data = api.post("schedule", {"path": "tiny.ipynb", "host": "http://127.0.0.1:1", "cron": "61 * * * *"})
+    assert code == 400
+    assert "not a valid cron expression" in data["message"]
+
+
+def test_schedule_on_an_unreachable_host(api):
+    host = f"http://127.0.0.1:{closed_port()}"
+    code, data = api.post("schedule", {"path": "tiny.ipynb", "host": host, "cron": "*/15 * * * *"})
+    assert code == 400
+    assert "cannot reach the KFP API" in data["message"]
+
+
+# ------------------------------------------------------------------------ the one tag grammar
+
+def test_the_panel_grammar_is_generated_from_the_python_grammar():
+    result = subprocess.run([sys.executable, str(REPO / "labextension" / "scripts" / "generate_grammar.py"),
+                             "--check"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_extension_is_registered_for_jupyter():
+    import kale_like
+
+    assert kale_like._jupyter_server_extension_points() == [{"module": "kale_like.surfaces.server"}]
+    (path,) = kale_like._jupyter_labextension_paths()
+    assert path["dest"] == "kale-like"
+    config = json.loads((REPO / "jupyter-config" / "server-config" / "kale_like.json").read_text())
+    assert config["ServerApp"]["jpserver_extensions"] == {"kale_like": True}
+
+
+# ------------------------------------------------------------- KFP, against a fake KFP API server
+
+@pytest.fixture
+def fake_kfp():
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from kfp_api_server import FakeKfp
+
+    with FakeKfp() as server:
+        yield server
+
+
+def test_kfp_status_of_a_kfp_api(api, fake_kfp):
+    code, data = api.get("kfp/status", params={"host": fake_kfp.url})
+    assert code == 200
+    assert data["reachable"] is True and data["message"] == f"connected to {fake_kfp.url}"
+
+
+def test_upload_and_run_on_kfp(api, root, fake_kfp):
+    code, data = api.post("upload", {"path": "tiny.ipynb", "host": fake_kfp.url, "run_name": "from-the-panel",
+                                     "params": {"n": "7"}})
+    assert code == 200, data
+    assert data["run_url"] == f"{fake_kfp.url}/#/runs/details/{data['run_id']}"
+    assert data["run_name"] == "from-the-panel" and data["experiment"] == "tests"
+    assert data["yaml_path"] == "tiny.yaml" and (root / "tiny.yaml").exists()
+    (run,) = fake_kfp.runs.values()
+    assert run["display_name"] == "from-the-panel"
+    assert run["runtime_config"]["parameters"] == {"n": 7}
+    assert [p["display_name"] for p in fake_kfp.pipelines.values()] == ["tiny"]
+    assert fake_kfp.violations == []
+
+
+def test_a_wrongly_typed_run_parameter_is_refused_before_upload(api, fake_kfp):
+    code, data = api.post("upload", {"path": "tiny.ipynb", "host": fake_kfp.url, "params": {"n": "seven"}})
+    assert code == 400
+    assert "not a valid int" in data["message"]
+    assert fake_kfp.pipelines == {}
+
+
+def test_schedule_on_kfp(api, fake_kfp):
+    code, data = api.post("schedule", {"path": "tiny.ipynb", "host": fake_kfp.url, "cron": "0 2 * * 0",
+                                       "name": "weekly"})
+    assert code == 200, data
+    assert data["kfp_cron"] == "0 0 2 * * 0" and len(data["next"]) == 3
+    (job,) = fake_kfp.recurring_runs.values()
+    assert job["display_name"] == "weekly"
+    assert job["trigger"]["cron_schedule"]["cron"] == "0 0 2 * * 0"
+    assert fake_kfp.violations == []
+
+
+def test_a_kfp_server_error_is_reported_with_its_message(api, fake_kfp):
+    fake_kfp.fail("POST /apis/v2beta1/runs", 500, "the database is down")
+    code, data = api.post("upload", {"path": "tiny.ipynb", "host": fake_kfp.url})
+    assert code in (400, 502)
+    assert "starting the run failed" in data["message"] and "the database is down" in data["message"]

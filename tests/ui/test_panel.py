@@ -1,0 +1,209 @@
+"""End to end, in Chromium: the Pipeline panel on an example notebook.
+
+Open the notebook, tag a cell as a step with a dependency through the cell's step editor, see the
+graph gain the node and the edge, Compile (the YAML on disk), Run locally (every step finishes),
+errors on their cell, calm KFP status without a host, and the start-up cost of the extension.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+
+import yaml
+from playwright.sync_api import expect
+
+from ui_lab import ARTIFACTS, copy_example, open_lab
+
+NOTEBOOK = "parallel_branches.ipynb"
+PANEL_TAB = '.jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id="kale-like-panel"]'
+VISIBLE = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+
+
+def open_notebook(page, path: str) -> None:
+    page.evaluate(f"window.jupyterapp.commands.execute('docmanager:open', {{path: {json.dumps(path)}}})")
+    page.wait_for_selector(f"{VISIBLE} .jp-Cell")
+    page.locator(PANEL_TAB).click()
+    expect(page.locator("#kale-like-panel")).to_be_visible()
+
+
+def graph_nodes(page) -> list[str]:
+    return page.locator("#kale-like-panel .kl-GraphNode").evaluate_all("(nodes) => nodes.map(n => n.dataset.step)")
+
+
+def graph_edges(page) -> dict[tuple[str, str], str]:
+    edges = page.locator("#kale-like-panel .kl-GraphEdgeLabel").evaluate_all(
+        "(labels) => labels.map(l => [l.dataset.source, l.dataset.target, l.textContent])")
+    return {(s, t): label for s, t, label in edges}
+
+
+def code_cell(page, index: int):
+    return page.locator(f"{VISIBLE} .jp-Notebook .jp-Cell").nth(index)
+
+
+def test_tag_a_step_see_the_graph_compile_and_run_locally(page, lab):
+    copy_example(lab, NOTEBOOK)
+    open_lab(page, lab)
+    assert lab.get("/api/kernels") == [], "the extension must not start a kernel on page load"
+    open_notebook(page, NOTEBOOK)
+    panel = page.locator("#kale-like-panel")
+
+    # the analyzer's graph of the example: four steps, data edges labelled with variables
+    expect(panel.locator(".kl-GraphNode")).to_have_count(4, timeout=30_000)
+    assert graph_nodes(page) == ["load_data", "train_logreg", "train_forest", "compare"]
+    assert "X_train" in graph_edges(page)[("load_data", "train_logreg")]
+    expect(panel.locator(".kl-Status")).to_have_text("4 steps, 4 dependencies")
+    expect(panel.locator(".kl-ParamTable")).to_contain_text("n_estimators")
+    assert page.locator(".jp-Dialog").count() == 0, "opening a notebook must raise no dialog"
+
+    # chips above the cells: coloured step chips, parents, a continuation chip
+    expect(code_cell(page, 5).locator(".kl-Chip.kl-mod-step")).to_have_text("step: load_data")
+    expect(code_cell(page, 8).locator(".kl-Chip.kl-mod-after")).to_have_text("after: load_data")
+    expect(code_cell(page, 11).locator(".kl-Chip.kl-mod-none")).to_have_text("↳ train_forest")
+
+    # tag the skipped cell 6 as a step "inspect" that depends on load_data, in its step editor
+    cell = code_cell(page, 6)
+    cell.locator(".kl-Chip").first.click()
+    cell.locator(".kl-KindSelect").select_option("step")
+    cell.locator(".kl-StepName").fill("inspect")
+    cell.locator(".kl-StepName").press("Enter")
+    edited = time.perf_counter()
+    cell.get_by_role("checkbox", name="depends on load_data").check()
+    expect(panel.locator('.kl-GraphNode[data-step="inspect"]')).to_have_count(1, timeout=10_000)
+    expect(panel.locator('.kl-GraphEdgeLabel[data-source="load_data"][data-target="inspect"]')).to_have_count(1)
+    redraw = time.perf_counter() - edited
+    tags = page.evaluate(
+        "window.jupyterapp.shell.currentWidget.content.model.cells.get(6).getMetadata('tags')")
+    assert tags == ["step:inspect", "prev:load_data"]
+    assert "y_train" in graph_edges(page)[("load_data", "inspect")]
+    cell.locator(".kl-Done").click()
+
+    # Compile: saves the notebook, writes the YAML next to it, shows its path and a preview
+    panel.locator(".kl-Compile").click()
+    expect(panel.locator(".kl-YamlPath")).to_have_text("parallel_branches.yaml", timeout=60_000)
+    expect(panel.locator(".kl-Preview")).to_contain_text("# PIPELINE DEFINITION")
+    href = panel.locator(".kl-Download").get_attribute("href")
+    assert href.endswith("/files/parallel_branches.yaml?download=1")
+    download = page.request.get(href, headers={"Referer": lab.url + "/lab"})  # as a click sends
+    assert download.ok and "attachment" in download.headers.get("content-disposition", "")
+    assert download.text() == (lab.root / "parallel_branches.yaml").read_text()
+    compiled = yaml.safe_load_all((lab.root / "parallel_branches.yaml").read_text())
+    tasks = next(compiled)["root"]["dag"]["tasks"]
+    assert set(tasks) == {"load-data", "inspect", "train-logreg", "train-forest", "compare"}
+    saved = json.loads((lab.root / NOTEBOOK).read_text())
+    assert saved["cells"][6]["metadata"]["tags"] == ["step:inspect", "prev:load_data"]
+
+    # Run locally: live per-step status, every step finishes
+    panel.locator(".kl-RunLocal").click()
+    expect(panel.locator(".kl-RunState")).to_contain_text("Local run succeeded", timeout=240_000)
+    rows = panel.locator(".kl-Task")
+    statuses = rows.evaluate_all("(rows) => rows.map(r => [r.dataset.task, r.dataset.status])")
+    assert {label: status for label, status in statuses} == {
+        "load-data": "done", "inspect": "done", "train-logreg": "done", "train-forest": "done", "compare": "done"}
+    panel.locator('.kl-Task[data-task="inspect"]').click()
+    expect(panel.locator(".kl-Log")).to_contain_text("class balance (train)")
+    expect(panel.locator(".kl-Stop")).to_be_disabled()
+
+    page.screenshot(path=str(ARTIFACTS / "panel-page.png"))
+    panel.screenshot(path=str(ARTIFACTS / "panel.png"))
+    (ARTIFACTS / "redraw.json").write_text(json.dumps({"tag_edit_to_graph_seconds": round(redraw, 3)}))
+    assert redraw < 2.0, f"the graph took {redraw:.2f} s to show the edit"
+    assert not [e for e in page.errors if "kale" in e.lower()], page.errors
+
+
+def test_errors_appear_on_their_cell_with_the_cli_message(page, lab):
+    copy_example(lab, NOTEBOOK)
+    open_lab(page, lab)
+    open_notebook(page, NOTEBOOK)
+    panel = page.locator("#kale-like-panel")
+    expect(panel.locator(".kl-GraphNode")).to_have_count(4, timeout=30_000)
+    # a tag the grammar refuses, typed as a plain Jupyter tag (not through the editor)
+    page.evaluate("window.jupyterapp.shell.currentWidget.content.model.cells.get(8).setMetadata("
+                  "'tags', ['step:train_logreg', 'prev:load_data', 'retries:many'])")
+    error = code_cell(page, 8).locator(".kl-CellError")
+    expect(error).to_contain_text(f"error: {NOTEBOOK}:cell 8", timeout=10_000)
+    expect(error).to_contain_text("unknown tag 'retries:many'")
+    expect(panel.locator(".kl-Problem")).to_have_count(1)
+    expect(panel.locator(".kl-Compile")).to_be_disabled()
+    expect(panel.locator(".kl-Hint").first).to_have_text("Fix the problems above first.")
+    # an invalid step name typed into the editor is refused before it becomes a tag
+    cell = code_cell(page, 10)
+    cell.locator(".kl-Chip").first.click()
+    cell.locator(".kl-StepName").fill("Train-Forest")
+    cell.locator(".kl-StepName").press("Enter")
+    expect(cell.locator(".kl-EditorMessage").last).to_contain_text("is not a valid step name")
+    # fixing the tag clears the error
+    page.evaluate("window.jupyterapp.shell.currentWidget.content.model.cells.get(8).setMetadata("
+                  "'tags', ['step:train_logreg', 'prev:load_data', 'retries:2'])")
+    expect(error).to_have_count(0, timeout=10_000)
+    expect(code_cell(page, 8).locator(".kl-Chip.kl-mod-setting")).to_have_text("retries 2")
+    expect(panel.locator(".kl-Compile")).to_be_enabled()
+    assert page.locator(".jp-Dialog").count() == 0
+
+
+def test_renaming_a_step_rewrites_the_prev_tags_that_name_it(page, lab):
+    copy_example(lab, NOTEBOOK)
+    open_lab(page, lab)
+    open_notebook(page, NOTEBOOK)
+    panel = page.locator("#kale-like-panel")
+    expect(panel.locator(".kl-GraphNode")).to_have_count(4, timeout=30_000)
+    cell = code_cell(page, 5)
+    cell.locator(".kl-Chip").first.click()
+    cell.locator(".kl-StepName").fill("make_data")
+    cell.locator(".kl-StepName").press("Enter")
+    expect(panel.locator('.kl-GraphNode[data-step="make_data"]')).to_have_count(1, timeout=10_000)
+    tags = page.evaluate("[8, 10, 13].map(i => window.jupyterapp.shell.currentWidget.content.model"
+                         ".cells.get(i).getMetadata('tags'))")
+    assert tags == [["step:train_logreg", "prev:make_data"], ["step:train_forest", "prev:make_data"],
+                    ["step:compare", "prev:train_logreg", "prev:train_forest"]]
+    expect(panel.locator(".kl-Problem")).to_have_count(0)
+
+
+def test_without_a_kfp_host_the_panel_says_so_and_local_work_stays_available(page, lab):
+    copy_example(lab, NOTEBOOK)
+    open_lab(page, lab)
+    open_notebook(page, NOTEBOOK)
+    panel = page.locator("#kale-like-panel")
+    expect(panel.locator(".kl-KfpBadge")).to_contain_text("No Kubeflow Pipelines host is set", timeout=15_000)
+    expect(panel.locator(".kl-Upload")).to_be_disabled()
+    expect(panel.locator(".kl-Schedule")).to_be_disabled()
+    expect(panel.locator(".kl-Compile")).to_be_enabled(timeout=30_000)
+    # an unreachable host: said calmly, upload stays off
+    panel.locator(".kl-KfpHost").fill("http://127.0.0.1:9")
+    expect(panel.locator(".kl-KfpBadge")).to_contain_text("Not reachable", timeout=20_000)
+    expect(panel.locator(".kl-Upload")).to_be_disabled()
+    # the cron preview works without a cluster: the next three fire times before confirming
+    panel.locator(".kl-Cron").fill("0 2 * * 0")
+    expect(panel.locator(".kl-FireTimes li")).to_have_count(3, timeout=10_000)
+    expect(panel.locator(".kl-FireTimes li").first).to_contain_text("02:00 UTC (Sun)")
+    panel.locator(".kl-Cron").fill("every sunday")
+    expect(panel.locator(".kl-CronPreview")).to_contain_text("error: schedule 'every sunday'")
+    assert page.locator(".jp-Dialog").count() == 0
+
+
+def test_start_up_cost_of_the_extension(browser, lab, lab_without_extension):
+    """Median time to a restored JupyterLab, with and without the extension (warm loads)."""
+    assert lab_without_extension.get("/api/status")
+    timings: dict[str, list[float]] = {"with": [], "without": []}
+    servers = {"with": lab, "without": lab_without_extension}
+    for round_ in range(4):
+        for key in ("without", "with"):
+            context = browser.new_context(viewport={"width": 1400, "height": 900})
+            page = context.new_page()
+            elapsed = open_lab(page, servers[key])
+            present = page.locator(PANEL_TAB).count()
+            assert present == (1 if key == "with" else 0)
+            context.close()
+            if round_:  # the first round warms caches
+                timings[key].append(elapsed)
+    result = {
+        "median_ms_with_extension": round(statistics.median(timings["with"])),
+        "median_ms_without_extension": round(statistics.median(timings["without"])),
+        "samples_ms": {k: [round(v) for v in values] for k, values in timings.items()},
+        "server_start_s": {"with": round(lab.started_in, 2), "without": round(lab_without_extension.started_in, 2)},
+    }
+    result["added_ms"] = result["median_ms_with_extension"] - result["median_ms_without_extension"]
+    (ARTIFACTS / "startup.json").write_text(json.dumps(result, indent=2))
+    print("start-up:", json.dumps(result))
+    assert result["added_ms"] < 1000, result
