@@ -33,6 +33,13 @@ def compile(source, pipeline=None):  # noqa: A001
     return _compile(source, pipeline)
 
 
+def show(source, pipeline=None):
+    """In a notebook: the pipeline graph as a widget; see `kale_like.surfaces.widgets.show`."""
+    from kale_like.surfaces.widgets import show as _show
+
+    return _show(source, pipeline)
+
+
 def _jupyter_server_extension_points():
     """The Jupyter server extension behind the JupyterLab panel (REST API under /kale-like/)."""
     return [{"module": "kale_like.surfaces.server"}]
@@ -44,4 +51,4 @@ def _jupyter_labextension_paths():
 
 
 __all__ = ["ParallelExecutor", "Pipeline", "__version__", "compile", "parallel", "parallel_map", "pipeline", "run",
-           "step"]
+           "show", "step"]

@@ -558,3 +558,59 @@ def test_a_kfp_server_error_is_reported_with_its_message(api, fake_kfp):
     code, data = api.post("upload", {"path": "tiny.ipynb", "host": fake_kfp.url})
     assert code in (400, 502)
     assert "starting the run failed" in data["message"] and "the database is down" in data["message"]
+
+
+# ---------------------------------------------------------------------------------- ipywidgets
+
+def test_show_draws_the_graph_of_a_notebook():
+    pytest.importorskip("ipywidgets")
+    import kale_like
+
+    box = kale_like.show(EXAMPLES / "parallel_branches.ipynb")
+    html_parts = [child.value for child in box.children]
+    assert "<b>parallel-branches</b>: 4 steps, 4 dependencies" in html_parts[0]
+    svg = html_parts[1]
+    for step in ("load_data", "train_logreg", "train_forest", "compare"):
+        assert f'data-step="{step}"' in svg
+    assert 'data-source="load_data" data-target="train_logreg"' in svg and "X_train" in svg
+    assert "n_estimators" in html_parts[2]
+
+
+def test_show_draws_loops_and_branches_of_a_pipeline_file():
+    pytest.importorskip("ipywidgets")
+    import kale_like
+
+    box = kale_like.show(REPO / "examples" / "pipelines" / "train_many_pick_best.py")
+    svg = box.children[1].value
+    assert "↻ each of" in svg and "⑂ if" in svg
+
+
+def test_show_reports_problems_with_the_cli_message(tmp_path):
+    pytest.importorskip("ipywidgets")
+    import kale_like
+
+    (tmp_path / "bad.ipynb").write_text(BAD_TAG, encoding="utf-8")
+    widget = kale_like.show(tmp_path / "bad.ipynb")
+    assert "error: " in widget.value and "unknown tag &#x27;stpe:train&#x27;" in widget.value
+
+
+def test_run_progress_follows_task_events():
+    pytest.importorskip("ipywidgets")
+    from kale_like.backends.local.scheduler import TaskEvent
+    from kale_like.surfaces.widgets import RunProgress
+
+    progress = RunProgress("test")
+    progress.expect(["make", "use"])
+    assert progress.bar.max == 2 and progress.bar.value == 0
+    progress.observe(TaskEvent("root/make", "make", "running"))
+    progress.observe(TaskEvent("root/make", "make", "done", 1.5))
+    assert progress.bar.value == 1
+    progress.observe(TaskEvent("root/use", "use", "failed", 0.2, "ValueError: boom"))
+    assert "ValueError: boom" in progress.table.value
+    assert progress.table.value.count("kale-like-task") == 2
+
+    class Result:
+        succeeded, error = False, "use failed"
+
+    progress.finish(Result())
+    assert progress.bar.bar_style == "danger" and "failed" in progress.label.value

@@ -168,6 +168,19 @@ function clip(text: string, max: number): string {
   return text.length > max ? text.slice(0, max - 1) + '…' : text;
 }
 
+/**
+ * Where an edge's label goes on its curve: near the target, or near the source when the target has
+ * several parents, so the labels of a fan-out or a fan-in do not sit on top of each other.
+ */
+function labelPoint(x1: number, y1: number, x2: number, y2: number, bend: number, sharedTarget: boolean): [number, number] {
+  const t = sharedTarget ? 0.3 : 0.7;
+  const u = 1 - t;
+  const w = [u * u * u, 3 * u * u * t, 3 * u * t * t, t * t * t];
+  const xs = [x1, x1, x2, x2];
+  const ys = [y1, y1 + bend, y2 - bend, y2];
+  return [w.reduce((s, wi, i) => s + wi * xs[i], 0), w.reduce((s, wi, i) => s + wi * ys[i], 0)];
+}
+
 /** The SVG of a graph; `failing` steps are outlined in red. */
 export function renderGraph(graph: GraphData, failing: Set<string> = new Set()): SVGSVGElement {
   const { placed, width, height } = layout(graph);
@@ -188,6 +201,10 @@ export function renderGraph(graph: GraphData, failing: Set<string> = new Set()):
   el('path', { d: 'M 0 0 L 10 5 L 0 10 z', class: 'kl-GraphArrow' }, marker);
   const edgeLayer = el('g', { class: 'kl-GraphEdges' }, svg);
   const labelLayer = el('g', { class: 'kl-GraphEdgeLabels' }, svg);
+  const incoming = new Map<string, number>();
+  for (const edge of graph.edges) {
+    incoming.set(edge.target, (incoming.get(edge.target) ?? 0) + 1);
+  }
   for (const edge of graph.edges) {
     const from = placed.get(edge.source);
     const to = placed.get(edge.target);
@@ -203,9 +220,8 @@ export function renderGraph(graph: GraphData, failing: Set<string> = new Set()):
     el('path', { d: `M ${x1} ${y1} C ${x1} ${y1 + bend}, ${x2} ${y2 - bend}, ${x2} ${y2}`, 'marker-end': 'url(#kl-arrow)' }, group);
     const title = el('title', {}, group);
     title.textContent = `${edge.source} → ${edge.target}` + (edge.names.length ? `: ${edge.names.join(', ')}` : ' (runs after)');
-    const label = edge.names.length ? clip(edge.names.join(', '), 26) : 'after';
-    const mx = (x1 + x2) / 2;
-    const my = (y1 + y2) / 2;
+    const label = edge.names.length ? clip(edge.names.join(', '), 20) : 'after';
+    const [mx, my] = labelPoint(x1, y1, x2, y2, bend, (incoming.get(edge.target) ?? 0) > 1);
     const text = el(
       'text',
       {

@@ -187,7 +187,6 @@ export class PipelinePanel extends Widget {
           this.metaMessage
         ),
         h('section', { class: 'kl-Section' }, h('h3', {}, 'Graph'), this.status, this.problems, this.graphBox, this.warnings),
-        h('section', { class: 'kl-Section' }, h('h3', {}, 'Parameters'), this.parameters),
         h(
           'section',
           { class: 'kl-Section' },
@@ -197,6 +196,7 @@ export class PipelinePanel extends Widget {
           this.compileBox,
           this.runBox
         ),
+        h('section', { class: 'kl-Section' }, h('h3', {}, 'Parameters'), this.parameters),
         h(
           'section',
           { class: 'kl-Section' },

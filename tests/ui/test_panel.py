@@ -42,6 +42,22 @@ def code_cell(page, index: int):
     return page.locator(f"{VISIBLE} .jp-Notebook .jp-Cell").nth(index)
 
 
+def screenshot_panel(page) -> None:
+    """The panel beside the notebook, sidebar widened, scrolled to its top (artifacts/panel.png)."""
+    page.set_viewport_size({"width": 1500, "height": 1250})
+    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
+    box = handle.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 200)
+    page.mouse.down()
+    page.mouse.move(520, box["y"] + 200, steps=5)
+    page.mouse.up()
+    page.locator("#kale-like-panel").evaluate("(node) => node.scrollTop = 0")
+    code_cell(page, 6).scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(ARTIFACTS / "panel.png"))
+    page.locator("#kale-like-panel").screenshot(path=str(ARTIFACTS / "panel-only.png"))
+
+
 def test_tag_a_step_see_the_graph_compile_and_run_locally(page, lab):
     copy_example(lab, NOTEBOOK)
     open_lab(page, lab)
@@ -105,8 +121,7 @@ def test_tag_a_step_see_the_graph_compile_and_run_locally(page, lab):
     expect(panel.locator(".kl-Log")).to_contain_text("class balance (train)")
     expect(panel.locator(".kl-Stop")).to_be_disabled()
 
-    page.screenshot(path=str(ARTIFACTS / "panel-page.png"))
-    panel.screenshot(path=str(ARTIFACTS / "panel.png"))
+    screenshot_panel(page)
     (ARTIFACTS / "redraw.json").write_text(json.dumps({"tag_edit_to_graph_seconds": round(redraw, 3)}))
     assert redraw < 2.0, f"the graph took {redraw:.2f} s to show the edit"
     assert not [e for e in page.errors if "kale" in e.lower()], page.errors
@@ -207,3 +222,39 @@ def test_start_up_cost_of_the_extension(browser, lab, lab_without_extension):
     (ARTIFACTS / "startup.json").write_text(json.dumps(result, indent=2))
     print("start-up:", json.dumps(result))
     assert result["added_ms"] < 1000, result
+
+
+def test_ipywidgets_graph_and_live_run_progress_in_a_notebook(page, lab):
+    """`kale_like.show(...)` and a local run started in a notebook, rendered by JupyterLab's widget manager."""
+    import nbformat
+
+    copy_example(lab, NOTEBOOK)
+    tiny = nbformat.v4.new_notebook()
+    for source, tags in (("x = 20", ["step:make"]), ("y = x + 1\nprint('y is', y)", ["step:use"])):
+        cell = nbformat.v4.new_code_cell(source)
+        cell.metadata["tags"] = tags
+        tiny.cells.append(cell)
+    nbformat.write(tiny, lab.root / "tiny_widget.ipynb")
+    demo = nbformat.v4.new_notebook()
+    demo.cells = [
+        nbformat.v4.new_code_cell(f"import kale_like\nkale_like.show({NOTEBOOK!r})"),
+        nbformat.v4.new_code_cell("from kale_like.surfaces.widgets import run\n"
+                                  "result = run('tiny_widget.ipynb', store='.kale_like_widgets', max_workers=1)\n"
+                                  "print(result.status, result.value('make', 'x'))"),
+    ]
+    demo.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(demo, lab.root / "widgets_demo.ipynb")
+    open_lab(page, lab)
+    page.evaluate("window.jupyterapp.commands.execute('docmanager:open', {path: 'widgets_demo.ipynb'})")
+    page.wait_for_selector(f"{VISIBLE} .jp-Cell")
+    page.wait_for_function("window.jupyterapp.shell.currentWidget.sessionContext.session?.kernel?.status === 'idle'",
+                           timeout=90_000)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    graph = page.locator(f"{VISIBLE} .kale-like-show svg")
+    expect(graph.locator(".node")).to_have_count(4, timeout=90_000)
+    expect(graph.locator('.edge[data-source="load_data"][data-target="train_logreg"]')).to_have_count(1)
+    progress = page.locator(f"{VISIBLE} .kale-like-progress")
+    expect(progress.locator(".kale-like-state")).to_have_text("succeeded", timeout=180_000)
+    expect(progress.locator('.kale-like-task[data-status="done"]')).to_have_count(2)
+    expect(page.locator(f"{VISIBLE} .jp-OutputArea-output").last).to_contain_text("SUCCEEDED 20")
+    page.locator(f"{VISIBLE} .jp-Cell").first.screenshot(path=str(ARTIFACTS / "widget-graph.png"))
