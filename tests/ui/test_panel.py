@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
+import nbformat
+import pytest
 import yaml
 from playwright.sync_api import expect
 
@@ -19,6 +23,26 @@ from ui_lab import ARTIFACTS, copy_example, open_lab
 NOTEBOOK = "parallel_branches.ipynb"
 PANEL_TAB = '.jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id="kale-like-panel"]'
 VISIBLE = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+
+
+@pytest.fixture(autouse=True)
+def default_settings(lab):
+    """Each test starts from the default panel settings (the panel remembers a KFP host typed into it)."""
+    settings = lab.base / "settings" / "kale-like" / "plugin.jupyterlab-settings"
+    settings.unlink(missing_ok=True)
+    yield settings
+    settings.unlink(missing_ok=True)
+
+
+def write_notebook(lab, name: str, cells: list[tuple[str, list[str]]]) -> str:
+    notebook = nbformat.v4.new_notebook()
+    for source, tags in cells:
+        cell = nbformat.v4.new_code_cell(source)
+        cell.metadata["tags"] = tags
+        notebook.cells.append(cell)
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, lab.root / name)
+    return name
 
 
 def open_notebook(page, path: str) -> None:
@@ -258,3 +282,105 @@ def test_ipywidgets_graph_and_live_run_progress_in_a_notebook(page, lab):
     expect(progress.locator('.kale-like-task[data-status="done"]')).to_have_count(2)
     expect(page.locator(f"{VISIBLE} .jp-OutputArea-output").last).to_contain_text("SUCCEEDED 20")
     page.locator(f"{VISIBLE} .jp-Cell").first.screenshot(path=str(ARTIFACTS / "widget-graph.png"))
+
+
+def test_loops_and_conditions_show_on_their_steps(page, lab):
+    name = write_notebook(lab, "flow.ipynb", [
+        ("seeds = [1, 2, 3]\nthreshold = 0.2", ["pipeline-parameters"]),
+        ("score = seed / 10", ["step:train", "foreach:seed:seeds", "parallelism:2"]),
+        ("best = max(score)", ["step:pick"]),
+        ("print('best', best)", ["step:report", "when:best:>=:0.2"]),
+    ])
+    open_lab(page, lab)
+    open_notebook(page, name)
+    panel = page.locator("#kale-like-panel")
+    expect(panel.locator(".kl-GraphNode")).to_have_count(3, timeout=30_000)
+    expect(panel.locator('.kl-GraphNode[data-step="train"] .kl-GraphNodeBadge')).to_have_text("↻ each of seeds ≤2")
+    expect(panel.locator('.kl-GraphNode[data-step="report"] .kl-GraphNodeBadge')).to_have_text("⑂ if pick.best >= 0.2")
+    assert graph_edges(page) == {("train", "pick"): "score", ("pick", "report"): "best"}
+    expect(code_cell(page, 1).locator(".kl-Chip.kl-mod-setting")).to_have_text("↻ seed in seeds ≤2")
+    # the settings dialog edits the condition; the tags change accordingly
+    cell = code_cell(page, 3)
+    cell.locator(".kl-Chip").first.click()
+    cell.locator(".kl-SettingsButton").click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.get_by_role("tab", name="Fan-out & condition").click()
+    dialog.locator('input[name="when_value"]').fill("0.25")
+    expect(dialog.locator(".kl-TagPreview")).to_contain_text("when:best:>=:0.25")
+    dialog.get_by_role("button", name="Apply").click()
+    expect(panel.locator('.kl-GraphNode[data-step="report"] .kl-GraphNodeBadge')).to_have_text(
+        "⑂ if pick.best >= 0.25", timeout=10_000)
+    tags = page.evaluate("window.jupyterapp.shell.currentWidget.content.model.cells.get(3).getMetadata('tags')")
+    assert tags == ["step:report", "when:best:>=:0.25"]
+
+
+def test_stop_a_local_run_from_the_panel(page, lab):
+    name = write_notebook(lab, "slow.ipynb", [
+        ("import time\nx = 1", ["step:first"]),
+        ("time.sleep(300)\ny = x", ["step:sleepy"]),
+    ])
+    open_lab(page, lab)
+    open_notebook(page, name)
+    panel = page.locator("#kale-like-panel")
+    expect(panel.locator(".kl-GraphNode")).to_have_count(2, timeout=30_000)
+    panel.locator(".kl-RunLocal").click()
+    expect(panel.locator('.kl-Task[data-task="sleepy"]')).to_have_attribute("data-status", "running", timeout=90_000)
+    expect(panel.locator(".kl-RunLocal")).to_be_disabled()
+    panel.locator(".kl-Stop").click()
+    expect(panel.locator(".kl-RunState")).to_contain_text("Local run stopped", timeout=20_000)
+    expect(panel.locator('.kl-Task[data-task="sleepy"]')).to_have_attribute("data-status", "stopped")
+    expect(panel.locator(".kl-RunLocal")).to_be_enabled()
+
+
+def test_settings_output_folder_and_default_image(page, lab, default_settings):
+    default_settings.parent.mkdir(parents=True, exist_ok=True)
+    default_settings.write_text(json.dumps({"outputFolder": "pipelines", "defaultImage": "python:3.12-slim"}))
+    copy_example(lab, NOTEBOOK)
+    open_lab(page, lab)
+    open_notebook(page, NOTEBOOK)
+    panel = page.locator("#kale-like-panel")
+    expect(panel.locator(".kl-Compile")).to_be_enabled(timeout=30_000)
+    panel.locator(".kl-Compile").click()
+    expect(panel.locator(".kl-YamlPath")).to_have_text("pipelines/parallel_branches.yaml", timeout=60_000)
+    assert "image: python:3.12-slim" in (lab.root / "pipelines" / "parallel_branches.yaml").read_text()
+
+
+@pytest.fixture
+def fake_kfp():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from kfp_api_server import FakeKfp
+
+    with FakeKfp() as server:
+        yield server
+
+
+def test_upload_run_and_schedule_on_kfp(page, lab, fake_kfp):
+    copy_example(lab, NOTEBOOK)
+    open_lab(page, lab)
+    open_notebook(page, NOTEBOOK)
+    panel = page.locator("#kale-like-panel")
+    panel.locator(".kl-KfpHost").fill(fake_kfp.url)
+    expect(panel.locator(".kl-KfpBadge")).to_have_text(f"Connected: {fake_kfp.url}", timeout=20_000)
+    expect(panel.locator(".kl-Upload")).to_be_enabled(timeout=30_000)
+    panel.get_by_role("textbox", name="parameter n_estimators").fill("80")
+    panel.locator(".kl-RunName").fill("from-the-browser")
+    panel.locator(".kl-Upload").click()
+    link = panel.locator(".kl-DeployResult a")
+    expect(link).to_have_text("open the run", timeout=60_000)
+    (run,) = fake_kfp.runs.values()
+    assert link.get_attribute("href") == f"{fake_kfp.url}/#/runs/details/{run['run_id']}"
+    assert run["display_name"] == "from-the-browser"
+    assert run["runtime_config"]["parameters"] == {"n_estimators": 80}
+    # schedule: the next three fire times, then confirm
+    expect(panel.locator(".kl-Schedule")).to_be_disabled()
+    panel.locator(".kl-Cron").fill("30 6 * * 1-5")
+    expect(panel.locator(".kl-FireTimes li")).to_have_count(3, timeout=10_000)
+    expect(panel.locator(".kl-Schedule")).to_be_enabled()
+    panel.locator(".kl-Schedule").click()
+    expect(panel.locator(".kl-DeployResult")).to_contain_text("Recurring run 'parallel-branches-schedule' created",
+                                                              timeout=60_000)
+    (job,) = fake_kfp.recurring_runs.values()
+    assert job["trigger"]["cron_schedule"]["cron"] == "0 30 6 * * 1-5"
+    assert fake_kfp.violations == []
+    # the host typed into the panel is remembered in the settings
+    assert "kfpHost" in (lab.base / "settings" / "kale-like" / "plugin.jupyterlab-settings").read_text()
