@@ -2,7 +2,7 @@
  * One open notebook as a pipeline: its tags and metadata (read and written through the notebook
  * model, so they save, undo and collaborate like any edit), and the analyzer's latest view of it.
  *
- * Analysis runs in the server extension on the notebook's current (unsaved) content, 250 ms after
+ * Analysis runs in the server extension on the notebook's current (unsaved) content, 150 ms after
  * the last edit; a newer edit supersedes a request still in flight.
  */
 
@@ -13,7 +13,7 @@ import { Signal, ISignal } from '@lumino/signaling';
 import { AnalyzeResult, GraphData, Problem, post } from './api';
 import { parseTag, readCell, renameInTags } from './tags';
 
-export const ANALYSIS_DELAY_MS = 250;
+export const ANALYSIS_DELAY_MS = 150;
 
 export interface PipelineMetadata {
   pipeline_name: string;
@@ -31,6 +31,8 @@ export interface Analysis {
   byCell: Map<number, Problem[]>;
   /** Cell index -> the step it belongs to (from the analyzer). */
   stepOfCell: Map<number, string>;
+  /** How long the server took to analyse (ms). */
+  serverMs: number;
 }
 
 function emptyAnalysis(): Analysis {
@@ -41,7 +43,8 @@ function emptyAnalysis(): Analysis {
     warnings: [],
     message: '',
     byCell: new Map(),
-    stepOfCell: new Map()
+    stepOfCell: new Map(),
+    serverMs: 0
   };
 }
 
@@ -204,6 +207,7 @@ export class NotebookPipeline {
       return this._analysis; // superseded by a newer edit
     }
     const analysis = emptyAnalysis();
+    analysis.serverMs = (result.data as { analysis_ms?: number }).analysis_ms ?? 0;
     if (result.ok && result.data.graph) {
       analysis.state = 'ok';
       analysis.graph = result.data.graph;

@@ -264,6 +264,7 @@ export class PipelinePanel extends Widget {
     const graph = analysis.graph;
     const stale = analysis.state !== 'ok' && graph !== null;
     this.status.className = `kl-Status kl-mod-${analysis.state}`;
+    this.status.dataset.analysisMs = String(analysis.serverMs);
     if (analysis.state === 'running' || analysis.state === 'idle') {
       this.status.textContent = graph ? 'Analyzing…' : 'Analyzing the notebook…';
     } else if (analysis.state === 'ok' && graph) {

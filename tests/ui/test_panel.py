@@ -146,8 +146,7 @@ def test_tag_a_step_see_the_graph_compile_and_run_locally(page, lab):
     expect(panel.locator(".kl-Stop")).to_be_disabled()
 
     screenshot_panel(page)
-    (ARTIFACTS / "redraw.json").write_text(json.dumps({"tag_edit_to_graph_seconds": round(redraw, 3)}))
-    assert redraw < 2.0, f"the graph took {redraw:.2f} s to show the edit"
+    assert redraw < 3.0, f"the graph took {redraw:.2f} s to show two edits"
     assert not [e for e in page.errors if "kale" in e.lower()], page.errors
 
 
@@ -190,13 +189,20 @@ def test_renaming_a_step_rewrites_the_prev_tags_that_name_it(page, lab):
     cell = code_cell(page, 5)
     cell.locator(".kl-Chip").first.click()
     cell.locator(".kl-StepName").fill("make_data")
+    page.wait_for_timeout(500)  # the analyzer is idle: time one edit alone
+    edited = time.perf_counter()
     cell.locator(".kl-StepName").press("Enter")
     expect(panel.locator('.kl-GraphNode[data-step="make_data"]')).to_have_count(1, timeout=10_000)
+    redraw = time.perf_counter() - edited
+    server_ms = int(panel.locator(".kl-Status").get_attribute("data-analysis-ms"))
+    (ARTIFACTS / "redraw.json").write_text(json.dumps({"rename_to_graph_seconds": round(redraw, 3),
+                                                       "server_analysis_ms": server_ms}))
     tags = page.evaluate("[8, 10, 13].map(i => window.jupyterapp.shell.currentWidget.content.model"
                          ".cells.get(i).getMetadata('tags'))")
     assert tags == [["step:train_logreg", "prev:make_data"], ["step:train_forest", "prev:make_data"],
                     ["step:compare", "prev:train_logreg", "prev:train_forest"]]
     expect(panel.locator(".kl-Problem")).to_have_count(0)
+    assert redraw < 1.5, f"the graph took {redraw:.2f} s to show one edit"
 
 
 def test_without_a_kfp_host_the_panel_says_so_and_local_work_stays_available(page, lab):

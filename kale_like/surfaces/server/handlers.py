@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import tornado.web
@@ -116,7 +117,9 @@ class AnalyzeHandler(BaseHandler):
             if notebook is not None and not isinstance(notebook, dict):
                 self.reply({"ok": False, "message": "'notebook' must be the notebook's JSON"}, 400)
                 return
-            self.reply(await self.blocking(analyze, self.root_dir, path, notebook))
+            started = time.perf_counter()
+            result = await self.blocking(analyze, self.root_dir, path, notebook)
+            self.reply({**result, "analysis_ms": round((time.perf_counter() - started) * 1000)})
 
         await self.guarded(action)
 
