@@ -229,6 +229,18 @@ def test_a_symlink_out_of_the_root_is_refused(api, root, tmp_path_factory):
     assert "outside" in data["message"]
 
 
+def test_hidden_files_are_refused_as_jupyter_does(api, root):
+    (root / ".hidden").mkdir()
+    (root / ".hidden" / "tiny.ipynb").write_text(TINY, encoding="utf-8")
+    code, data = api.post("analyze", {"path": ".hidden/tiny.ipynb"})
+    assert code == 403 and "hidden" in data["message"]
+
+
+def test_max_workers_must_be_a_positive_integer(api):
+    for bad in ("4", 0, -1, True, 1.5):
+        assert api.post("runs", {"path": "tiny.ipynb", "max_workers": bad})[0] == 400, bad
+
+
 def test_missing_files_and_other_kinds_of_files(api):
     assert api.post("analyze", {"path": "nope.ipynb"})[0] == 404
     code, data = api.post("analyze", {"path": "notes.txt"})

@@ -83,7 +83,11 @@ class BaseHandler(APIHandler):
         return await loop.run_in_executor(_POOL, lambda: function(*args, **kwargs))
 
     def source(self, relative) -> tuple:
-        return source_file(self.root_dir, relative), relative
+        path = source_file(self.root_dir, relative)
+        if not getattr(self.contents_manager, "allow_hidden", False) and any(
+                part.startswith(".") for part in str(relative).replace("\\", "/").split("/") if part):
+            raise PathRefused(403, f"'{relative}' is hidden (Jupyter's allow_hidden is off)")
+        return path, relative
 
     async def guarded(self, action):
         from kale_like.surfaces.server.service import ServiceError
@@ -154,8 +158,12 @@ class RunsHandler(BaseHandler):
             if not isinstance(params, dict):
                 self.reply({"ok": False, "message": "'params' must be an object"}, 400)
                 return
+            workers = data.get("max_workers")
+            if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
+                self.reply({"ok": False, "message": "'max_workers' must be a positive integer"}, 400)
+                return
             run = await self.runs.start(path, relative, {str(k): v for k, v in params.items()},
-                                        str(data.get("image") or ""), data.get("max_workers"))
+                                        str(data.get("image") or ""), workers)
             self.reply({"ok": True, **run.status()}, 202)
 
         await self.guarded(action)
