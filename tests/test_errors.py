@@ -27,7 +27,7 @@ _ERRORS = [
     ("err_no_steps", "", "no step cells", "tag at least one code cell 'step:NAME'"),
     ("err_gpu_request", ":cell 0", "'request:nvidia.com/gpu:1': only cpu and memory take requests", "use limit:"),
     ("err_undefined_metric", ":cell 1:1", "metric 'accuracy' is not a variable any step defines", "pipeline-metrics"),
-    ("err_bad_limit", ":cell 0", "'lots' is not a Kubernetes quantity", ""),
+    ("err_bad_limit", ":cell 0", "'lots' is not a CPU amount KFP accepts", ""),
 ]
 
 

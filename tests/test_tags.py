@@ -65,10 +65,18 @@ def test_grammar_json_lists_every_tag_kind():
 
 
 def test_block_tags_mean_the_same_as_step_tags(run_cli, tmp_path):
+    """Same notebook but for the tag spelling: the same pipeline (copied to one file name, because the
+    compiled artifacts record their source file)."""
+    import shutil
+
     outputs = []
     for name in ("step_tags", "block_tags"):
-        out = tmp_path / f"{name}.yaml"
-        assert run_cli(fixture_notebook(name), "--kfp", "-o", out, "--no-dsl").code == 0
+        folder = tmp_path / name
+        folder.mkdir()
+        source = folder / "notebook.ipynb"
+        shutil.copy(fixture_notebook(name), source)
+        out = folder / "out.yaml"
+        assert run_cli(source, "--kfp", "-o", out, "--no-dsl").code == 0
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
 

@@ -103,6 +103,9 @@ def analyze_module(module: cst.Module) -> CodeFacts:
     for name, where in collector.augmented.items():
         if name not in reads and not _bound_before(global_scope, positions, name, where):
             reads[name] = where
+    for name in collector.captured:  # `case [y, *rest]:` binds y and rest
+        reads.pop(name, None)
+    defines = defines | frozenset(collector.captured)
     touches = frozenset(collector.touched & set(reads))
     return CodeFacts(
         defines=defines,
@@ -157,6 +160,19 @@ class _Collector(cst.CSTVisitor):
         self.star_import = False
         self.augmented: dict[str, tuple[int, int]] = {}
         self.touched: set[str] = set()
+        self.captured: set[str] = set()
+
+    def visit_MatchAs(self, node: cst.MatchAs) -> None:
+        if node.name is not None:
+            self.captured.add(node.name.value)
+
+    def visit_MatchStar(self, node: cst.MatchStar) -> None:
+        if node.name is not None:
+            self.captured.add(node.name.value)
+
+    def visit_MatchMapping(self, node: cst.MatchMapping) -> None:
+        if node.rest is not None:
+            self.captured.add(node.rest.value)
 
     def visit_Import(self, node: cst.Import) -> None:
         for alias in node.names:

@@ -27,6 +27,9 @@ def python_to_graph(path: str | Path, pipeline: str | None = None, text: str | N
     state = ProgramState(module, errors)
     compiled = compile_pipeline(state, module.pipelines[main])
     raise_collected(errors)
+    if not compiled.body:
+        raise KaleLikeError(f"pipeline '{main}' calls no step", module.pipelines[main].location,
+                            "call @step functions in its body")
     subs = tuple(
         _typed_sub(subpipeline(c), state.output_types)
         for name, c in state.compiled.items() if name != main

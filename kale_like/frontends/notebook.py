@@ -9,6 +9,7 @@ each with the cell and line it comes from.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -212,14 +213,18 @@ def _parameter(statement: cst.BaseStatement, where: SourceLocation, errors: list
             )
         )
         return None
+    if _bad_parameter_name(target.value):
+        errors.append(KaleLikeError(f"parameter '{target.value}' cannot be a KFP parameter: "
+                                    f"{_bad_parameter_name(target.value)}", where,
+                                    "rename it, e.g. 'n_samples'"))
+        return None
     problem = _unrepresentable(default)
     if problem:
         errors.append(KaleLikeError(f"parameter '{target.value}' cannot be a KFP parameter: {problem}", where,
                                     "use string keys and no None values, or compute the value in a step"))
         return None
+    default = _lists(default)
     type_name = _TYPE_OF.get(type(default))
-    if isinstance(default, tuple):
-        default, type_name = list(default), "list"
     declared = annotation.value if isinstance(annotation, cst.Name) else None
     if declared == "float" and type_name == "int":
         default, type_name = float(default), "float"
@@ -233,6 +238,21 @@ def _parameter(statement: cst.BaseStatement, where: SourceLocation, errors: list
         )
         return None
     return Parameter(target.value, type_name, default, where)
+
+
+def _lists(value: object) -> object:
+    """Tuples, at any depth, as the lists they become in JSON."""
+    if isinstance(value, (list, tuple)):
+        return [_lists(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _lists(item) for key, item in value.items()}
+    return value
+
+
+def _bad_parameter_name(name: str) -> str:
+    if not re.match(r"^[A-Za-z][A-Za-z0-9_]*$", name):
+        return "KFP parameter names start with an ASCII letter and hold only letters, digits and _"
+    return ""
 
 
 def _unrepresentable(value: object, depth: int = 0) -> str:
@@ -257,6 +277,8 @@ def _unrepresentable(value: object, depth: int = 0) -> str:
                 return problem
     if isinstance(value, (set, frozenset, bytes, complex)):
         return f"a {type(value).__name__} is not JSON"
+    if isinstance(value, str) and any(ord(ch) < 32 and ch != "\t" for ch in value):
+        return "its text holds a line break or control character, which KFP's YAML header cannot show"
     return ""
 
 

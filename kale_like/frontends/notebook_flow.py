@@ -76,6 +76,9 @@ def _flow_of(step: Step, tags, errors: list) -> dict:
         if tag.kind == "foreach":
             flow["foreach"] = (tag.get("item"), tag.get("items"), where)
         elif tag.kind == "parallelism":
+            if int(tag.get("count")) > 2**31 - 1:
+                errors.append(KaleLikeError(f"'{tag.raw}' is too large", where, "e.g. parallelism:8"))
+                continue
             flow["parallelism"] = int(tag.get("count"))
             flow["parallelism_where"] = where
         elif tag.kind == "when":

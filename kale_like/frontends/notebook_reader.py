@@ -38,6 +38,9 @@ def read_notebook(path: str | Path) -> RawNotebook:
         raise KaleLikeError(f"cannot read the file: {error}", where) from None
     try:
         document = json.loads(text)
+    except RecursionError:
+        raise KaleLikeError("the JSON is nested too deeply to be a notebook", where,
+                            "a notebook is a JSON .ipynb file; was the right file given?") from None
     except json.JSONDecodeError as error:
         raise KaleLikeError(
             f"not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})",

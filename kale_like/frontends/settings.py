@@ -46,9 +46,13 @@ def pipeline_settings(metadata: dict, stem: str) -> tuple[PipelineSettings, list
         else:
             warnings.append(f"notebook metadata '{key}' is not supported by kale_like; ignored")
     name = meta.get("pipeline_name") or pipeline_name_from(stem)
+    description = str(meta.get("pipeline_description") or "")
+    if any(ord(ch) < 32 and ch not in "\n\t" for ch in description):
+        description = "".join(ch for ch in description if ord(ch) >= 32 or ch in "\n\t")
+        warnings.append("notebook metadata 'pipeline_description' held control characters; removed")
     settings = PipelineSettings(
         name=str(name),
-        description=str(meta.get("pipeline_description") or ""),
+        description=description,
         experiment=str(experiment),
         cache=bool(meta.get("enable_caching", True)),
     )
@@ -122,6 +126,9 @@ def _apply(settings: StepSettings, tags: list[tuple[Tag, SourceLocation]], error
         elif kind == "cache":
             settings = replace(settings, cache=tag.get("state") == "enabled")
         elif kind == "retries":
+            if int(tag.get("count")) > 100:
+                errors.append(KaleLikeError(f"'{tag.raw}': at most 100 retries", where, "e.g. retries:3"))
+                continue
             settings = replace(settings, retries=int(tag.get("count")))
         elif kind == "secret":
             secret = Secret(tag.get("secret"), tag.get("key"), tag.get("env"))
@@ -142,6 +149,9 @@ def _apply(settings: StepSettings, tags: list[tuple[Tag, SourceLocation]], error
         elif kind == "display":
             settings = replace(settings, display_name=tag.get("name"))
         elif kind == "timeout":
+            if int(tag.get("seconds")) > INT32:
+                errors.append(KaleLikeError(f"'{tag.raw}': the timeout is too long", where, "e.g. timeout:3600"))
+                continue
             settings = replace(settings, timeout=int(tag.get("seconds")))
     return settings
 
@@ -149,9 +159,18 @@ def _apply(settings: StepSettings, tags: list[tuple[Tag, SourceLocation]], error
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 
 
+_CPU = re.compile(r"^([0-9]*[.])?[0-9]+m?$")  # what kfp's cpu setters accept
+_MEMORY = re.compile(r"^[0-9]+(E|Ei|P|Pi|T|Ti|G|Gi|M|Mi|K|Ki)?$")  # what kfp's memory setters accept
+INT32 = 2**31 - 1
+
+
 def _resource_value_problem(resource: str, value: str) -> str:
     if resource in GPU_RESOURCES or resource.endswith(("/gpu", "/tpu")):
-        return "" if value.isdigit() and int(value) > 0 else f"GPU count must be a positive integer, not '{value}'"
+        return "" if value.isdigit() and 0 < int(value) <= INT32 else f"GPU count must be a positive integer, not '{value}'"
+    if resource == "cpu":
+        return "" if _CPU.match(value) else f"'{value}' is not a CPU amount KFP accepts (e.g. 500m, 2, 0.5)"
+    if resource == "memory":
+        return "" if _MEMORY.match(value) else f"'{value}' is not a memory amount KFP accepts (e.g. 512Mi, 2Gi, 1G)"
     return "" if _QUANTITY.match(value) else f"'{value}' is not a Kubernetes quantity (e.g. 500m, 2, 1Gi)"
 
 

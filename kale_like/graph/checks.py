@@ -24,8 +24,17 @@ _SECRET_VALUE = re.compile(
     r"\..*|-----BEGIN [A-Z ]*PRIVATE KEY-----.*)$", re.DOTALL)
 
 
+_MODULE_NAMES = {"dsl", "compiler", "kubernetes", "os", "List", "NamedTuple", "Dataset", "Input", "Output",
+                 "Metrics", "pipeline"}
+
+
 def check_graph(graph: StepGraph, allow_secret_like: bool = False) -> list[str]:
     """Raise for refused parameters; return warnings."""
+    clashes = [p for p in _all_parameters(graph) if p.name in _MODULE_NAMES]
+    if clashes:
+        parameter = clashes[0]
+        raise KaleLikeError(f"pipeline parameter '{parameter.name}' has a name the generated KFP module needs",
+                            parameter.location or SourceLocation(graph.source), "rename the parameter")
     if not allow_secret_like:
         problems = [_secret_problem(graph, p) for p in _all_parameters(graph)]
         errors = [p for p in problems if p is not None]

@@ -74,7 +74,7 @@ def parse_value(parameter: Parameter, text: str, where: SourceLocation) -> objec
                 raise ValueError(text)  # KFP parameters are JSON: no NaN or infinity
             return number
         value = _literal(text)
-        expected = {"list": list, "dict": dict}[kind]
+        expected = {"list": list, "dict": dict}[kind.partition(":")[0]]
         if isinstance(value, tuple) and kind == "list":
             value = list(value)
         if not isinstance(value, expected):

@@ -10,7 +10,7 @@ from kale_like.backends.local.run import RunResult
 from kale_like.backends.local.scheduler import TaskEvent
 
 _SHOWN = {"running": "started", "done": "done", "cached": "cached (not re-run)", "skipped": "skipped",
-          "failed": "FAILED", "retrying": "failed, retrying"}
+          "failed": "FAILED", "retrying": "failed, retrying", "not run": "not run (an upstream step failed)"}
 
 
 class ConsoleProgress:
@@ -21,14 +21,14 @@ class ConsoleProgress:
         self.quiet = quiet
         self.lock = threading.Lock()
         self.started = time.perf_counter()
-        self.counts = {"running": 0, "done": 0, "skipped": 0, "failed": 0}
+        self.counts = {"running": 0, "done": 0, "skipped": 0, "failed": 0, "not run": 0}
 
     def __call__(self, event: TaskEvent) -> None:
         with self.lock:
             if event.status == "running":
                 self.counts["running"] += 1
-            elif event.status in ("done", "cached", "failed", "skipped"):
-                if event.status != "skipped" and self.counts["running"] and event.status != "cached":
+            elif event.status in ("done", "cached", "failed", "skipped", "not run"):
+                if event.status in ("done", "failed") and self.counts["running"]:
                     self.counts["running"] -= 1
                 key = "done" if event.status == "cached" else event.status
                 self.counts[key] += 1

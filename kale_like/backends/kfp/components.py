@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from kale_like.backends.kfp.naming import output_argument, python_string
+from kale_like.backends.kfp.naming import input_argument, output_argument, python_string
 from kale_like.graph.model import ANY, Input, Step, StepGraph
 
 RUNTIME_MARKER = "# --- embedded runtime below: keep self-contained ---\n"
@@ -49,34 +49,37 @@ class ComponentShape:
     typed_outputs: dict[str, str]  # parameter output variable -> type
     metrics_argument: str = "metrics"
     statuses: tuple[str, ...] = ()  # arguments receiving the pipeline's final status (exit steps)
+    arguments: dict[str, str] = None  # every input variable -> its argument name
+    fields: dict[str, str] = None  # typed output variable -> NamedTuple field (several typed outputs)
 
     def output_key(self, variable: str) -> str:
         if variable in self.outputs:
             return self.outputs[variable]
         if len(self.typed_outputs) == 1:
             return SINGLE_OUTPUT_KEY
-        return variable
+        return (self.fields or {}).get(variable, variable)
 
 
 def component_shape(step: Step, function: str, output_type_of) -> ComponentShape:
-    parameters, artifacts, artifact_lists, statuses = {}, {}, {}, []
+    parameters, artifacts, artifact_lists, statuses, arguments = {}, {}, {}, [], {}
+    taken: set[str] = set()
     for value in step.inputs:
         kind, type_name = input_type(value, output_type_of)
+        argument = arguments[value.name] = input_argument(value.name, taken)
         if kind == "status":
-            statuses.append(value.name)
+            statuses.append(argument)
         elif kind == "parameter":
             parameters[value.name] = type_name
         elif kind == "artifact":
-            artifacts[value.name] = value.name
+            artifacts[value.name] = argument
         else:
-            artifact_lists[value.name] = value.name
-    taken = set(parameters) | set(artifacts) | set(artifact_lists) | set(statuses)
+            artifact_lists[value.name] = argument
     outputs = {o.name: output_argument(o.name, taken) for o in step.outputs if o.type == ANY}
     typed = {o.name: o.type for o in step.outputs if o.type != ANY}
-    taken |= set(outputs.values()) | set(typed)
+    fields = {name: output_argument(name, taken) for name in typed} if len(typed) > 1 else {}
     metrics_argument = next(n for n in ("metrics", "step_metrics", "kale_like_metrics") if n not in taken)
     return ComponentShape(function, parameters, artifacts, artifact_lists, outputs, typed, metrics_argument,
-                          tuple(statuses))
+                          tuple(statuses), arguments, fields)
 
 
 def annotation(type_name: str) -> str:
@@ -93,7 +96,7 @@ def annotation(type_name: str) -> str:
 
 def component_source(graph: StepGraph, step: Step, shape: ComponentShape, runtime: str) -> str:
     signature = [f"{name}: dsl.PipelineTaskFinalStatus" for name in shape.statuses]
-    signature += [f"{name}: {annotation(t)}" for name, t in shape.parameters.items()]
+    signature += [f"{shape.arguments[name]}: {annotation(t)}" for name, t in shape.parameters.items()]
     signature += [f"{argument}: Input[Dataset]" for argument in shape.artifacts.values()]
     signature += [f"{argument}: Input[List[Dataset]]" for argument in shape.artifact_lists.values()]
     signature += [f"{argument}: Output[Dataset]" for argument in shape.outputs.values()]
@@ -103,7 +106,7 @@ def component_source(graph: StepGraph, step: Step, shape: ComponentShape, runtim
     if len(shape.typed_outputs) == 1:
         returns = f" -> {annotation(next(iter(shape.typed_outputs.values())))}"
     elif shape.typed_outputs:
-        fields = ", ".join(f"({n!r}, {annotation(t)})" for n, t in shape.typed_outputs.items())
+        fields = ", ".join(f"({shape.fields[n]!r}, {annotation(t)})" for n, t in shape.typed_outputs.items())
         returns = f" -> NamedTuple('Outputs', [{fields}])"
     packages = sorted(set(step.packages) | set(ALWAYS_INSTALLED))
     image = step.settings.image or graph.settings.image
@@ -155,8 +158,9 @@ def _call(graph: StepGraph, step: Step, shape: ComponentShape, defaults: dict) -
         call.append("        prelude=" + _blocks(step.prelude, "prelude") + ",")
     call.append("        cells=" + _blocks(step.code, step.name) + ",")
     if shape.parameters or shape.statuses:
-        plain = [f"{n!r}: {n}" for n in shape.parameters]
-        plain += [f"{n!r}: {{'state': {n}.state, 'error_code': {n}.error_code, 'error_message': "
+        plain = [f"{n!r}: {shape.arguments[n]}" for n in shape.parameters]
+        status_of = {a: v for v, a in shape.arguments.items()}
+        plain += [f"{status_of[n]!r}: {{'state': {n}.state, 'error_code': {n}.error_code, 'error_message': "
                   f"{n}.error_message, 'task': {n}.pipeline_task_name}}" for n in shape.statuses]
         call.append("        values={" + ", ".join(plain) + "},")
         typed = {n: t for n, t in shape.parameters.items() if t != ANY}

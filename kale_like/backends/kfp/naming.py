@@ -28,12 +28,30 @@ def python_identifier(name: str, taken: set[str]) -> str:
     return candidate
 
 
+def kfp_name(variable: str) -> str:
+    """A name KFP accepts for an input or output: an ASCII letter first, then letters, digits, `_`."""
+    candidate = re.sub(r"[^A-Za-z0-9_]", "_", variable.encode("ascii", "replace").decode().replace("?", "_"))
+    candidate = candidate.lstrip("_0123456789") or "value"
+    return candidate if candidate == variable else f"{candidate}_"
+
+
+def input_argument(variable: str, taken: set[str]) -> str:
+    """The component argument for an input variable (a valid, unused KFP name)."""
+    base = kfp_name(variable)
+    candidate, counter = base, 2
+    while candidate in taken or candidate in RESERVED_ARGUMENTS or keyword.iskeyword(candidate):
+        candidate, counter = f"{base}{counter}", counter + 1
+    taken.add(candidate)
+    return candidate
+
+
 def output_argument(variable: str, taken: set[str]) -> str:
     """The component argument for an output variable (distinct from inputs of the same name)."""
-    candidate = variable
+    base = kfp_name(variable)
+    candidate = base
     counter = 1
     while candidate in taken or candidate in RESERVED_ARGUMENTS:
-        candidate = f"{variable}_out" if counter == 1 else f"{variable}_out{counter}"
+        candidate = f"{base}_out" if counter == 1 else f"{base}_out{counter}"
         counter += 1
     taken.add(candidate)
     return candidate

@@ -30,7 +30,12 @@ class BodyWriter:
         self.functions = functions  # subpipeline name -> python function name
         self.types = _output_types(graph)
         self.loops = {n.id: n for n in _all_nodes(graph) if isinstance(n, Loop)}
-        self.taken: set[str] = set()
+        from kale_like.backends.kfp.naming import MODULE_NAMES
+
+        # task and loop variables must not shadow components, pipelines, parameters or modules
+        self.taken: set[str] = set(MODULE_NAMES) | {s.function for s in shapes.values()} | set(functions.values())
+        self.taken |= {p.name for p in graph.parameters} | {p.name for sub in graph.subpipelines
+                                                          for p in sub.parameters}
         self.parameter_types = {p.name: p.type for p in graph.parameters}
         for sub in graph.subpipelines:
             self.parameter_types.update({p.name: p.type for p in sub.parameters})
@@ -82,7 +87,7 @@ class BodyWriter:
         shape = self.shapes[step.name]
         pad = "    " * depth
         variable = self._variable(shape.function)
-        arguments = [f"{value.name}={self.expression(value.ref, scope)}" for value in step.inputs
+        arguments = [f"{shape.arguments[value.name]}={self.expression(value.ref, scope)}" for value in step.inputs
                      if value.ref.kind != "final_status"]
         lines = [f"{pad}{variable} = {shape.function}({', '.join(arguments)})"]
         data_parents = {p for value in step.inputs for p in _producers(value.ref)}

@@ -49,6 +49,7 @@ def run_component(call: ComponentCall, echo: bool = True) -> ComponentResult:
     os.makedirs(os.path.dirname(call.log_path), exist_ok=True)
     output_file = call.executor_input["outputs"]["outputFile"]
     os.makedirs(os.path.dirname(output_file), exist_ok=True)
+    failure = ""
     with open(call.log_path, "a", encoding="utf-8") as log, _captured(call.label, log, echo), \
             _environment(call.environment or {}):
         try:
@@ -59,9 +60,10 @@ def run_component(call: ComponentCall, echo: bool = True) -> ComponentResult:
         except BaseException as error:  # the user's code failed: report, do not crash the run
             if isinstance(error, KeyboardInterrupt):
                 raise
-            text = "".join(traceback.format_exception(error)[-12:])
-            print(text, file=sys.stderr)
-            return ComponentResult(False, {}, f"{type(error).__name__}: {error}", _tail(call.log_path))
+            print("".join(traceback.format_exception(error)[-12:]), file=sys.stderr)
+            failure = f"{type(error).__name__}: {error}"
+    if failure:  # the log is complete (flushed and closed) only now
+        return ComponentResult(False, {}, failure, _tail(call.log_path))
     try:
         with open(output_file, encoding="utf-8") as handle:
             return ComponentResult(True, json.load(handle))

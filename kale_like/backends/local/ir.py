@@ -80,6 +80,17 @@ class PipelineIR:
         return tuple(dict.fromkeys(names))
 
 
+def as_json(value):
+    """A value as KFP's JSON carries it: integral numbers are ints (protobuf prints 3.0 as 3)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, list):
+        return [as_json(item) for item in value]
+    if isinstance(value, dict):
+        return {key: as_json(item) for key, item in value.items()}
+    return value
+
+
 def input_defaults(component: dict) -> dict:
     """A component's parameter defaults, typed as declared (the IR stores every number as a float)."""
     definitions = component.get("inputDefinitions", {}).get("parameters", {})
@@ -87,8 +98,8 @@ def input_defaults(component: dict) -> dict:
     for name, definition in definitions.items():
         if "defaultValue" in definition:
             value = definition["defaultValue"]
-            if definition.get("parameterType") == "NUMBER_INTEGER" and isinstance(value, float) and value.is_integer():
-                value = int(value)
+            if definition.get("parameterType") != "NUMBER_DOUBLE":
+                value = as_json(value)
             result[name] = value
     return result
 

@@ -144,7 +144,8 @@ def run_pipeline(ir: PipelineIR, arguments: dict | None = None, config: RunConfi
     def observe(event: TaskEvent) -> None:
         with lock:
             report = reports.setdefault(event.path, TaskReport(event.path, event.label))
-            report.status, report.error = event.status, event.error or report.error
+            report.status = event.status
+            report.error = "" if event.status in ("done", "cached") else (event.error or report.error)
             report.seconds = event.seconds or report.seconds
             report.log_path = event.log_path or report.log_path
             report.outputs = event.outputs or report.outputs
@@ -207,7 +208,7 @@ class _TaskExecutor:
         if cacheable:
             hit = self._cached(key)
             if hit is not None:
-                self.observe(TaskEvent(path, label, "cached", 0.0, log_path=log_path,
+                self.observe(TaskEvent(path, label, "cached", 0.0, log_path="",
                                        inputs=_event_inputs(inputs, artifacts), outputs=_event_outputs(hit),
                                        component=component))
                 return hit
@@ -278,10 +279,9 @@ class _TaskExecutor:
             record = json.loads(record_path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             return None
-        for artifacts in record["artifacts"].values():
-            for artifact in artifacts:
-                if not os.path.exists(artifact["uri"]):
-                    return None
+        for uri in record.get("present", []):
+            if not os.path.exists(uri):
+                return None  # an output was deleted since: run the step again
         with self.hash_lock:
             self.hashes.update(record.get("hashes", {}))
         return Outcome("cached", record["parameters"], record["artifacts"])
@@ -289,7 +289,8 @@ class _TaskExecutor:
     def _store(self, key: str, outcome: Outcome) -> None:
         uris = [a["uri"] for artifacts in outcome.artifacts.values() for a in artifacts]
         record = {"parameters": outcome.parameters, "artifacts": outcome.artifacts,
-                  "hashes": {uri: self.content_hash(uri) for uri in uris}}
+                  "hashes": {uri: self.content_hash(uri) for uri in uris},
+                  "present": [uri for uri in uris if os.path.exists(uri)]}  # metrics have no file
         handle, temporary = tempfile.mkstemp(dir=self.cache_dir, suffix=".partial")
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             json.dump(record, stream, default=str)

@@ -18,8 +18,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from kale_like.backends.local.ir import PipelineIR, component_program
+from kale_like.backends.local.ir import PipelineIR, as_json, component_program
 
+_CONTROL_DAG = re.compile(r"^(for-loop|condition-branches|condition|exit-handler)-\d+$")
 _SELECTOR = re.compile(r'^parseJson\(string_value\)\["(?P<key>[^"]+)"\]$')
 
 
@@ -82,7 +83,9 @@ class DagRunner:
     def run_dag(self, component: str, parameters: dict, artifacts: dict, path: str) -> Outcome:
         """Run one DAG instance to completion; its outputs per the DAG's output selectors."""
         spec = self.ir.component(component)
-        tasks: dict = spec["dag"].get("tasks", {})
+        tasks: dict = spec.get("dag", {}).get("tasks", {})
+        if not tasks:
+            return Outcome("done")
         outcomes: dict[str, Outcome] = {}
         upstream = {name: self.ir.upstream(task) for name, task in tasks.items()}
         running: dict[futures.Future, str] = {}
@@ -100,8 +103,12 @@ class DagRunner:
                         if blocked is not None:
                             outcomes[name] = blocked
                             progressed = True
-                            self.observe(TaskEvent(f"{path}/{name}", self._label(path, name), blocked.status,
-                                                   error=blocked.error))
+                            shown = "not run" if blocked.status == "failed" else blocked.status
+                            if blocked.status == "skipped":
+                                self._skip(tasks[name]["componentRef"]["name"], f"{path}/{name}")
+                            else:
+                                self.observe(TaskEvent(f"{path}/{name}", self._label(path, name), shown,
+                                                       error=blocked.error))
                             continue
                         future = pool.submit(self._run_task, name, tasks[name], parameters, artifacts, outcomes, path)
                         running[future] = name
@@ -133,15 +140,24 @@ class DagRunner:
 
     def _run_task(self, name: str, task: dict, parameters: dict, artifacts: dict, outcomes: dict,
                   path: str) -> Outcome:
+        try:
+            return self._run_task_unguarded(name, task, parameters, artifacts, outcomes, path)
+        except Exception as error:  # a fault here fails this task (and the run), never the whole process
+            message = f"{type(error).__name__}: {error}"
+            self.observe(TaskEvent(f"{path}/{name}", self._label(path, name), "failed", error=message))
+            return Outcome("failed", error=message)
+
+    def _run_task_unguarded(self, name: str, task: dict, parameters: dict, artifacts: dict, outcomes: dict,
+                            path: str) -> Outcome:
         if self.cancelled.is_set():
             return Outcome("failed", error="cancelled")
         task_path = f"{path}/{name}"
         inputs_p, inputs_a = self._resolve_inputs(task, parameters, artifacts, outcomes)
         condition = task.get("triggerPolicy", {}).get("condition")
-        if condition and not self._holds(condition, inputs_p):
-            self.observe(TaskEvent(task_path, self._label(path, name), "skipped"))
-            return Outcome("skipped")
         component = task["componentRef"]["name"]
+        if condition and not self._holds(condition, inputs_p):
+            self._skip(component, task_path)
+            return Outcome("skipped")
         spec = self.ir.component(component)
         if "parameterIterator" in task or "artifactIterator" in task:
             return self._loop(name, task, component, inputs_p, inputs_a, task_path)
@@ -151,6 +167,15 @@ class DagRunner:
             inputs_p.update(strategy_status)
         return self.execute(task_path, self._label(path, name), component, inputs_p, inputs_a,
                             spec.get("executorLabel", ""))
+
+    def _skip(self, component: str, path: str) -> None:
+        """A branch not taken: its steps (and those of DAGs inside it) are reported skipped."""
+        spec = self.ir.component(component)
+        if "dag" not in spec:
+            self.observe(TaskEvent(path, self._label(*path.rsplit("/", 1)), "skipped"))
+            return
+        for name, task in spec["dag"].get("tasks", {}).items():
+            self._skip(task["componentRef"]["name"], f"{path}/{name}")
 
     def _final_status_input(self, task: dict, outcomes: dict) -> dict:
         statuses = {}
@@ -169,7 +194,7 @@ class DagRunner:
         iterator = task.get("parameterIterator") or task.get("artifactIterator")
         items_spec = iterator["items"]
         if "raw" in items_spec:
-            items = json.loads(items_spec["raw"])
+            items = as_json(json.loads(items_spec["raw"]))
         else:
             key = items_spec.get("inputParameter") or items_spec.get("inputArtifact")
             items = inputs_p.get(key) if "inputParameter" in items_spec else inputs_a.get(key, [])
@@ -189,7 +214,10 @@ class DagRunner:
                     p[item_input] = item
                 else:
                     a[item_input] = [item]
-                results[index] = self.run_dag(component, p, a, f"{path}[{index}]")
+                try:
+                    results[index] = self.run_dag(component, p, a, f"{path}[{index}]")
+                except Exception as error:  # never lose an iteration's failure to its thread
+                    results[index] = Outcome("failed", error=f"{type(error).__name__}: {error}")
 
         threads = [threading.Thread(target=one, args=(i, item), daemon=True) for i, item in enumerate(items)]
         for thread in threads:
@@ -208,7 +236,7 @@ class DagRunner:
         """Loop DAG outputs as lists over iterations (flattened when the inner value is a loop's list)."""
         spec = self.ir.component(component)
         outputs = spec.get("dag", {}).get("outputs", {})
-        inner_tasks = spec["dag"].get("tasks", {})
+        inner_tasks = spec.get("dag", {}).get("tasks", {})
         parameters: dict[str, list] = {}
         for key, selector in outputs.get("parameters", {}).items():
             producer = selector.get("valueFromParameter", {}).get("producerSubtask")
@@ -281,7 +309,7 @@ class DagRunner:
             return outcome.parameters.get(producer["outputParameterKey"], _MISSING)
         if "runtimeValue" in source:
             constant = source["runtimeValue"].get("constant", _MISSING)
-            return constant
+            return constant if constant is _MISSING else as_json(constant)
         return _MISSING
 
     def _select(self, value: Any, selector: str) -> Any:
@@ -309,8 +337,11 @@ class DagRunner:
         return json.loads(json.dumps(result, default=_cel_to_python))
 
     def _label(self, path: str, name: str) -> str:
+        """`train[2]` for a step in a loop; `train-and-eval-2/fit` inside a nested pipeline."""
         iterations = re.findall(r"\[(\d+)\]", path)
-        return name + "".join(f"[{i}]" for i in iterations)
+        parents = [re.sub(r"\[\d+\]$", "", part) for part in path.split("/")[1:]]
+        nested = [p for p in parents if not _CONTROL_DAG.match(p)]
+        return "/".join(nested + [name]) + "".join(f"[{i}]" for i in iterations)
 
 
 def _cel_to_python(value: Any) -> Any:
