@@ -142,7 +142,11 @@ export class CellBar extends Widget {
           return;
         }
         const old = this.draft ? '' : info.stepName;
+        const others = this.pipeline.stepNames().filter(name => name !== old);
         this.write({ ...info, stepName: value }, old);
+        if (others.includes(value)) {
+          this.note(`A step '${value}' already exists: this cell now continues it.`);
+        }
       };
       name.addEventListener('change', commit);
       name.addEventListener('keydown', event => {
@@ -194,6 +198,13 @@ export class CellBar extends Widget {
     rows.push(message);
     rows.push(h('div', { class: 'kl-EditorButtons' }, h('button', { class: 'jp-mod-styled jp-mod-accept kl-Done', type: 'button', onclick: () => this.toggle(false) }, 'Done')));
     this.editor.replaceChildren(...rows);
+  }
+
+  private note(text: string): void {
+    const message = this.editor.querySelector('.kl-EditorMessage');
+    if (message) {
+      message.textContent = text;
+    }
   }
 
   private async openSettings(info: CellInfo): Promise<void> {

@@ -202,7 +202,7 @@ export class NotebookPipeline {
       this._analysis = { ...this._analysis, state: 'running' };
       this._analysisChanged.emit(this._analysis);
     }
-    const result = await post<AnalyzeResult>('analyze', { path: this.path, notebook: model.toJSON() });
+    const result = await post<AnalyzeResult>('analyze', { path: this.path, notebook: withoutOutputs(model.toJSON()) });
     if (ticket !== this._ticket || this._disposed) {
       return this._analysis; // superseded by a newer edit
     }
@@ -275,4 +275,16 @@ export class NotebookPipeline {
   private _disposed = false;
   private _changed = new Signal<this, void>(this);
   private _analysisChanged = new Signal<this, Analysis>(this);
+}
+
+/** The notebook without outputs and attachments: the analyzer reads only sources, tags and metadata. */
+export function withoutOutputs(notebook: any): any {
+  return {
+    ...notebook,
+    cells: (notebook.cells ?? []).map((cell: any) => {
+      const { attachments, ...rest } = cell;
+      void attachments;
+      return cell.cell_type === 'code' ? { ...rest, outputs: [], execution_count: null } : rest;
+    })
+  };
 }
