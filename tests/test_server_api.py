@@ -170,6 +170,23 @@ def test_every_route_refuses_requests_without_a_token(api, method, route):
     assert code == 403
 
 
+def test_every_handler_method_is_authenticated_as_jupyter_server_checks_it(jp_serverapp):
+    """The check jupyter_server runs with allow_unauthenticated_access=False (the official template's
+    check_auth): no method of ours is open."""
+    from kale_like.surfaces.server.handlers import ROUTES
+
+    missing = [m for route, handler in ROUTES for m in jp_serverapp.web_app._check_handler_auth(route, handler)]
+    assert missing == []
+
+
+@pytest.mark.parametrize("jp_server_config", [{"ServerApp": {"jpserver_extensions": {"kale_like": True},
+                                                              "allow_unauthenticated_access": False}}])
+def test_with_unauthenticated_access_off(api):
+    assert api.get("info")[0] == 200
+    assert api.get("info", headers={"Authorization": ""})[0] == 403
+    assert api.post("analyze", {"path": "tiny.ipynb"}, headers={"Authorization": ""})[0] == 403
+
+
 def test_a_wrong_token_is_refused(api):
     code, _ = api.get("info", headers={"Authorization": "token not-the-token"})
     assert code == 403
