@@ -429,13 +429,19 @@ export class PipelinePanel extends Widget {
 
   // ---------------------------------------------------------------------------------- actions
 
+  /** Save the notebook first (Compile, Run and Upload read the file); false, with the reason shown, if that fails. */
   private async saved(): Promise<boolean> {
     const panel = this._pipeline?.panel;
     if (!panel) {
       return false;
     }
     if (panel.context.model.dirty) {
-      await panel.context.save();
+      try {
+        await panel.context.save();
+      } catch (error) {
+        this.actionHint.replaceChildren(this.failure('The notebook could not be saved', String((error as Error)?.message ?? error)));
+        return false;
+      }
     }
     return true;
   }
