@@ -227,7 +227,7 @@ KNOWN_BUGS: dict[str, str] = {
 }
 # Injections whose refusal has a known defect (test_regression_refusal_without_hint_*,
 # test_regression_mutual_recursion_*): not generated.
-KNOWN_BAD_INJECTIONS = {"given_twice", "too_many_args", "recursive"}
+KNOWN_BAD_INJECTIONS: set[str] = set()
 ACTIVE_INJECTIONS = tuple(kind for kind in INJECTIONS if kind not in KNOWN_BAD_INJECTIONS)
 
 
@@ -298,8 +298,9 @@ class ModuleGen:
             if value.origin == "collected" and value.element in ("any", None) \
                     and self.loop_depth + self.branch_depth > value.level:
                 self.triggers.add("collected_artifacts_in_control_flow")
-            if len(self.loop_iterables) > 1 and name in self.loop_iterables:
-                self.triggers.add("loop_list_in_inner_loop")
+            if name in self.loop_iterables and (len(self.loop_iterables) > 1 or self.branch_depth > 0):
+                # KFP cannot pass a loop's own list deeper into that loop: refused with a located message
+                self.expect.refuse("a loop's own list passed into a loop or branch nested in it")
             if nested and declared == "float" and value.kind == "int":
                 self.triggers.add("int_to_nested_float")
             if nested and declared is not None and value.kind == "any" and value.origin in ("result", "oneof"):
@@ -1026,7 +1027,9 @@ def check_module(source: str, expect: str = "any", why: tuple = ()) -> int:
     if expect == "refuse":
         assert code == 2, f"compiled a module with an unsupported statement ({', '.join(why)})"
     elif expect == "ok":
-        assert code == 0, f"refused a module built only from documented constructs:\n{err}"
+        # a documented refusal the generator cannot always foresee (it tracks scopes approximately)
+        documented = code == 2 and "is the list an enclosing loop runs over" in err
+        assert code == 0 or documented, f"refused a module built only from documented constructs:\n{err}"
     return code
 
 
@@ -1094,8 +1097,9 @@ BRANCH_OPERANDS = {"a": "int", "b": "float", "s": "str", "flag": "bool",
                    "ra": "int", "rb": "float", "rs": "str", "rflag": "bool", "ru": "any"}
 BRANCH_STEPS = {"ra": "same_int(a)", "rb": "same_float(b)", "rs": "same_str(s)", "rflag": "same_bool(flag)",
                 "ru": "same_any(a)"}
-STR_LITERALS = ('""', '"a"', '"b"', '"ab"', '"A"', '"x y"', '"é"', '"1"', '"True"', "'q\"q'", '"zz"', '"a\\n"',
-                '"{{a}}"', '"\\t"', '"Ω"', '"a$b"')
+# Strings holding ', \ or a control character are refused in conditions (KFP writes them unescaped).
+STR_LITERALS = ('""', '"a"', '"b"', '"ab"', '"A"', '"x y"', '"é"', '"1"', '"True"', "'q\"q'", '"zz"',
+                '"{{a}}"', '"Ω"', '"a$b"')
 BRANCH_LITERALS = {
     "int": ("0", "1", "2", "-1", "3", "-3", "7", "9007199254740993"),
     "float": ("0.0", "0.5", "-0.5", "1.0", "2.5", "-2.0", "1", "0", "3", "-0.0", "1e16"),
@@ -1269,7 +1273,6 @@ RETURN_COLLECTED_UNTYPED = (
     "or a located refusal. With `-> int`, `-> list` or `-> dict` it compiles")
 
 
-@pytest.mark.xfail(reason=RETURN_COLLECTED_UNTYPED, strict=True)
 def test_regression_return_collected_untyped_results():
     check_module(HEADER + """@step
 def val():
@@ -1283,7 +1286,6 @@ def main():
 """)
 
 
-@pytest.mark.xfail(reason=RETURN_COLLECTED_UNTYPED, strict=True)
 def test_regression_nested_pipeline_returns_collected_untyped_results():
     check_module(HEADER + """@step
 def load():
@@ -1310,10 +1312,6 @@ def main():
 """)
 
 
-@pytest.mark.xfail(reason="BUG: an int (literal, constant, parameter, step result or loop item) passed to a nested "
-                          "pipeline's float parameter reaches kfp, which raises InconsistentTypeException 'Argument "
-                          "type NUMBER_INTEGER is incompatible with the input type NUMBER_DOUBLE'; exit 1. The same "
-                          "int passed to a step's float parameter compiles (ints stay ints, as in Python)", strict=True)
 def test_regression_int_argument_to_nested_pipeline_float_parameter():
     check_module(HEADER + """@step
 def show(v: float):
@@ -1360,12 +1358,10 @@ def main(n: int = 1):
 """
 
 
-@pytest.mark.xfail(reason=ONEOF_MIXED, strict=True)
 def test_regression_oneof_of_different_types_int_and_str():
     check_module(ONEOF_SOURCE.format(annotation=" -> str"))
 
 
-@pytest.mark.xfail(reason=ONEOF_MIXED, strict=True)
 def test_regression_oneof_of_different_types_typed_and_untyped():
     check_module(ONEOF_SOURCE.format(annotation=""))
 
@@ -1432,17 +1428,14 @@ def main():
 """
 
 
-@pytest.mark.xfail(reason=NO_HINT, strict=True)
 def test_regression_refusal_without_hint_too_many_arguments():
     check_module(NO_HINT_SOURCE.format(body="show(1, 2)"), "refuse")
 
 
-@pytest.mark.xfail(reason=NO_HINT, strict=True)
 def test_regression_refusal_without_hint_argument_given_twice():
     check_module(NO_HINT_SOURCE.format(body="show(1, v=2)"), "refuse")
 
 
-@pytest.mark.xfail(reason=NO_HINT, strict=True)
 def test_regression_refusal_without_hint_append_two_values():
     check_module(NO_HINT_SOURCE.format(body="res = []\n    for x in [1]:\n        res.append(show(1), 2)"), "refuse")
 
@@ -1577,11 +1570,6 @@ def main(xs: list[int] = [1], go: bool = True):
 """)
 
 
-@pytest.mark.xfail(reason="BUG: the result of a step without a return annotation (an artifact) passed to a typed "
-                          "parameter of a nested pipeline reaches kfp, which raises InconsistentTypeException "
-                          "'Argument "
-                          "type system.Dataset@0.0.1 is incompatible with the input type STRING'; exit 1. Passed to a "
-                          "step's typed parameter it compiles (and is deserialised)", strict=True)
 def test_regression_untyped_result_to_nested_pipeline_parameter():
     check_module(HEADER + """@step
 def val():
@@ -1661,12 +1649,6 @@ def main(t: str = "a", n: int = 1):
 """)
 
 
-@pytest.mark.xfail(reason="BUG: the list a loop iterates over, passed whole to a step inside a loop nested in it "
-                          "(`for x in xs: for y in ['a', 'b']: total(xs)`), compiles to IR that fails the structural "
-                          "check ('comp-for-loop-3/total: input data <- componentInputParameter pipelinechannel--xs "
-                          "not "
-                          "in comp-for-loop-3 inputDefinitions'); exit 1. Passed in the loop itself it compiles",
-                   strict=True)
 def test_regression_loop_list_passed_in_inner_loop():
     check_module(HEADER + """@step
 def total(data: list[int]):

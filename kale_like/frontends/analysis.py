@@ -161,6 +161,7 @@ class _Collector(cst.CSTVisitor):
         self.augmented: dict[str, tuple[int, int]] = {}
         self.touched: set[str] = set()
         self.captured: set[str] = set()
+        self.depth = 0
 
     def visit_MatchAs(self, node: cst.MatchAs) -> None:
         if node.name is not None:
@@ -185,8 +186,14 @@ class _Collector(cst.CSTVisitor):
         if isinstance(node.names, cst.ImportStar):
             self.star_import = True
 
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.depth += 1
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self.depth -= 1
+
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        if isinstance(node.target, cst.Name):
+        if isinstance(node.target, cst.Name) and self.depth == 0:  # `total += x` in a def is local
             start = self.positions[node.target].start
             self.augmented.setdefault(node.target.value, (start.line, start.column + 1))
         self._touch(node.target)

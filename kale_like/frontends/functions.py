@@ -68,6 +68,10 @@ def _main_pipeline(module, requested: str | None) -> str:
     roots = [n for n in names if n not in called]
     if len(roots) == 1:
         return roots[0]
+    if not roots:
+        first = module.pipelines[names[0]]
+        raise KaleLikeError(f"the pipelines {', '.join(names)} call each other in a cycle", first.location,
+                            "pipelines cannot be recursive: remove the call that closes the cycle")
     raise KaleLikeError(f"several pipelines could be the main one: {', '.join(roots or names)}", where,
                         "choose one with --pipeline NAME")
 

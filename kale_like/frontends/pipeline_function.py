@@ -138,6 +138,7 @@ class _BodyCompiler:
         self.returns: Ref | None = None
         self.return_type = ANY
         self.loop_types: dict[str, str] = {}
+        self.loop_items: dict[str, Ref] = {}  # loop id -> what it iterates over
 
     # -- errors ---------------------------------------------------------------------------------
 
@@ -199,6 +200,10 @@ class _BodyCompiler:
         if node.value is None:
             return []
         value = self.value(node.value, scope)
+        if value.ref.kind == "collected" and self.state.output_types.get((value.ref.source, value.ref.output),
+                                                                          ANY) == ANY:
+            self.refuse(node, "a pipeline cannot return a collected list of untyped step results",
+                        f"annotate the return type of step '{value.ref.source}' (e.g. -> float)")
         self.returns, self.return_type = value.ref, value.type
         return []
 
@@ -278,11 +283,13 @@ class _BodyCompiler:
                                 f"its parameters: {', '.join(declared) or 'none'}")
             else:
                 if index >= len(declared):
-                    self.refuse(argument, f"'{target.function}' takes {len(declared)} arguments "
-                                          f"(called from pipeline '{self.decorated.function}')")
+                    count = len(declared)
+                    self.refuse(argument, f"'{target.function}' takes {count} argument{'s' if count != 1 else ''} "
+                                          f"(called from pipeline '{self.decorated.function}')",
+                                f"its parameters: {', '.join(declared) or 'none'}")
                 key = declared[index]
             if key in bound:
-                self.refuse(argument, f"'{key}' is given twice")
+                self.refuse(argument, f"'{key}' is given twice", "give each argument once")
             bound[key] = self.value(argument.value, scope)
         missing = [a.name for a in target.arguments if not a.has_default and a.name not in bound]
         if missing:
@@ -339,7 +346,20 @@ class _BodyCompiler:
                         "pipelines cannot be recursive")
         compiled = compile_pipeline(self.state, target)
         types = {p.name: p.type for p in compiled.parameters}
-        inputs = tuple(Input(k, v.ref, self.input_type(v, types.get(k), call)) for k, v in arguments.items())
+        inputs = []
+        for key, value in arguments.items():
+            declared = types.get(key, ANY)
+            if value.ref.kind == "constant" and declared == "float" and type(value.ref.value) is int:
+                value = Value(Ref("constant", value=float(value.ref.value)), "float", value.scope)
+            given = self._type_for_condition(value.ref) if value.ref.kind != "constant" else value.type
+            if declared != ANY and given != declared.partition(":")[0] and given.partition(":")[0] != declared:
+                if not (given.startswith("list") and declared.startswith("list")):
+                    self.refuse(call, f"pipeline '{target.function}' declares '{key}' as {declared} but is given "
+                                      f"{'an untyped step result' if given == ANY else 'a ' + given}",
+                                "KFP checks nested pipeline inputs strictly: annotate the step's return type, or "
+                                "declare the parameter with the same type")
+            inputs.append(Input(key, value.ref, self.input_type(value, declared, call)))
+        inputs = tuple(inputs)
         name = self.state.unique(target.function)
         if len(names) > 1:
             self.refuse(call, "a nested pipeline returns one value", "assign it to one name")
@@ -396,6 +416,11 @@ class _BodyCompiler:
                         "assign it in every branch (with an else), or use it inside the branch")
         if isinstance(bound, Collector):
             return self.collected(node, name, bound, scope)
+        for depth, level in enumerate(scope):
+            if level[0] == "loop" and self.loop_items.get(level[1]) == bound.ref and depth + 1 < len(scope):
+                self.refuse(node, f"'{name}' is the list an enclosing loop runs over; KFP cannot pass it into a loop "
+                                  "or branch nested inside that loop", "pass it to a step directly in the loop's body, "
+                                  "or have a step outside the loop return what the inner steps need")
         if not visible(bound.scope, scope):
             if bound.scope and bound.scope[-1][0] == "loop":
                 self.refuse(node, f"'{name}' is made inside a for loop (line {bound.line}) and used outside it",
@@ -421,7 +446,7 @@ class _BodyCompiler:
             self.refuse(call, f"'{owner.value}' is not a list created with {owner.value} = [] in this pipeline",
                         f"write {owner.value} = [] before the loop")
         if len(call.args) != 1:
-            self.refuse(call, ".append() takes one value")
+            self.refuse(call, ".append() takes one value", f"e.g. {owner.value}.append(train(x))")
         inner = scope[len(collector.scope):]
         if not inner or any(kind != "loop" for kind, *_ in inner):
             self.refuse(call, f"'{owner.value}.append(...)' must be inside a for loop (and not inside an if)",
@@ -470,6 +495,7 @@ class _BodyCompiler:
             self.refuse(node, "async for is not supported in a pipeline body")
         loop_id = self.state.next_id("for")
         items, item_type, parallelism, binder = self.iterable(node.iter, node.target, scope, loop_id)
+        self.loop_items[loop_id] = items
         inner: Scope = scope + (("loop", loop_id),)
         saved = dict(self.env.names)
         binder(inner)
@@ -708,8 +734,12 @@ class _BodyCompiler:
                 self.env.names[name] = Partial(line, "every branch assigns it, but the if tests use and/or/not/in, "
                                                      "and KFP's OneOf needs plain comparisons")
                 continue
-            types = {v.type for v in values}
-            kind = types.pop() if len(types) == 1 else ANY
+            types = {self.state.output_types.get((v.ref.source, v.ref.output), v.type) for v in values}
+            if len(types) != 1:
+                self.env.names[name] = Partial(line, "its branches give it values of different types "
+                                                     f"({', '.join(sorted(types))}), which KFP's OneOf refuses")
+                continue
+            kind = types.pop()
             self.env.names[name] = Value(Ref("oneof", options=tuple(v.ref for v in values)), kind, scope, line)
 
     def test(self, node: cst.BaseExpression, scope: Scope) -> Test:

@@ -167,8 +167,9 @@ def _with_literal(channel: Ref, op: str, value: object, kind: str) -> Test:
     if kind == "str":
         if not isinstance(value, str):
             raise ConditionError(f"comparing a str with {value!r} is never true in Python; compare with a string")
-        if "'" in value or "\\" in value:
-            raise ConditionError("KFP cannot compare with a string holding ' or \\; choose a simpler value")
+        if "'" in value or "\\" in value or any(ord(ch) < 32 for ch in value):
+            raise ConditionError("KFP cannot compare with a string holding ', \\ or a control character (it "
+                                 "writes it into the condition unescaped); choose a simpler value")
         return Test(op, (channel, constant(value)))
     if isinstance(value, str) or not isinstance(value, (int, float)):
         raise ConditionError(f"comparing a {kind} with {value!r} is never true in Python; compare with a number")

@@ -40,6 +40,10 @@ class Lineage:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.connection = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
         self.lock = threading.Lock()
+        # WAL with NORMAL sync: a commit per finished task without an fsync each (one fsync per task
+        # was the largest per-step cost measured); the database stays consistent after a crash.
+        self.connection.execute("PRAGMA journal_mode=WAL")
+        self.connection.execute("PRAGMA synchronous=NORMAL")
         with self.lock, self.connection:
             self.connection.executescript(_SCHEMA)
 
