@@ -18,7 +18,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 STEP_SETTINGS = ("name", "image", "packages", "retries", "cpu", "memory", "gpu", "gpu_type", "cache",
                  "secrets", "env", "labels", "annotations", "limits", "timeout", "node_selector", "tolerations",
-                 "display_name", "requests")
+                 "display_name", "requests", "retry_backoff")
 PIPELINE_SETTINGS = ("name", "experiment", "description", "on_exit")
 
 

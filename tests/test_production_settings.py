@@ -439,7 +439,7 @@ TESTED_TAG_KINDS = {"image", "packages", "request", "limit", "retries", "cache",
                     "timeout", "label", "annotation", "display", "secret"}
 TESTED_STEP_SETTINGS = {"name", "image", "packages", "retries", "cpu", "memory", "gpu", "gpu_type", "cache",
                         "secrets", "env", "labels", "annotations", "limits", "timeout", "node_selector",
-                        "tolerations", "display_name", "requests"}
+                        "tolerations", "display_name", "requests", "retry_backoff"}
 
 
 def test_every_setting_tag_kind_is_tested_and_in_the_fixture():

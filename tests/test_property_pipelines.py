@@ -1772,12 +1772,10 @@ def main(n: int = 1):
 """
 
 
-@pytest.mark.xfail(reason=COLLECTED_ARTIFACTS, strict=True)
 def test_regression_collected_artifacts_read_in_a_loop():
     check_module(COLLECTED_ARTIFACTS_SOURCE.format(use="for y in [1, 2]:\n        use(res)"))
 
 
-@pytest.mark.xfail(reason=COLLECTED_ARTIFACTS, strict=True)
 def test_regression_collected_artifacts_read_in_a_branch():
     check_module(COLLECTED_ARTIFACTS_SOURCE.format(use="if n > 1:\n        use(res)"))
 

@@ -436,6 +436,11 @@ class _BodyCompiler:
             self.refuse(node, f"'{name}' is used where its items are still being appended",
                         "use the collected list after the loop")
         element = collector.appended
+        element_type = self.state.output_types.get((element.ref.source, element.ref.output), element.type)
+        if element_type == ANY and len(scope) > len(collector.scope):
+            self.refuse(node, f"'{name}' collects untyped step results (artifacts); KFP cannot pass such a list "
+                              "into a loop or branch", f"annotate the return type of step '{element.ref.source}' "
+                              "(e.g. -> float) so the list travels as a parameter")
         kind = f"list:{element.type}" if element.type in PRIMITIVES else ("list" if element.type != ANY else ANY)
         ref = Ref("collected", element.ref.source, element.ref.output)
         return Value(ref, kind if kind != ANY else "list", collector.scope, collector.line)

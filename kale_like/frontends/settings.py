@@ -129,7 +129,7 @@ def _apply(settings: StepSettings, tags: list[tuple[Tag, SourceLocation]], error
             if int(tag.get("count")) > 100:
                 errors.append(KaleLikeError(f"'{tag.raw}': at most 100 retries", where, "e.g. retries:3"))
                 continue
-            settings = replace(settings, retries=int(tag.get("count")))
+            settings = replace(settings, retries=int(tag.get("count")), retry_backoff=tag.get("backoff"))
         elif kind == "secret":
             secret = Secret(tag.get("secret"), tag.get("key"), tag.get("env"))
             settings = replace(settings, secrets=settings.secrets + (secret,))
@@ -189,7 +189,8 @@ def step_settings_from(settings: dict, where: SourceLocation, errors: list) -> S
         elif key == "image":
             tags.append(f"image:{value}")
         elif key == "retries":
-            tags.append(f"retries:{value}")
+            backoff = settings.get("retry_backoff")
+            tags.append(f"retries:{value}" + (f":{backoff}" if backoff else ""))
         elif key == "cache":
             tags.append(f"cache:{'enabled' if value else 'disabled'}")
         elif key == "packages":

@@ -28,7 +28,8 @@ TAG_GRAMMAR: dict[str, tuple[str, str]] = {
     "limit": (rf"limit:(?P<resource>{KEY}):(?P<value>\S+)", "resource limit (cpu, memory, GPU)"),
     "request": (rf"request:(?P<resource>{KEY}):(?P<value>\S+)", "resource request"),
     "cache": (r"cache:(?P<state>enabled|disabled)", "KFP caching for the step"),
-    "retries": (r"retries:(?P<count>[0-9]+)", "retry a failed step up to N times"),
+    "retries": (r"retries:(?P<count>[0-9]+)(?::(?P<backoff>[0-9]+[smh]))?",
+                "retry a failed step up to N times, waiting BACKOFF (e.g. 30s) before the first retry"),
     "secret": (
         rf"secret:(?P<secret>{KEY}):(?P<key>{KEY}):(?P<env>[A-Za-z_][A-Za-z0-9_]*)",
         "expose a Kubernetes secret key as an environment variable",
@@ -71,8 +72,9 @@ class Tag:
     kind: str
     fields: tuple[tuple[str, str], ...] = ()
 
-    def get(self, field: str) -> str:
-        return dict(self.fields)[field]
+    def get(self, field: str) -> str | None:
+        """A field of the tag; None for an optional part that is absent."""
+        return dict(self.fields).get(field)
 
 
 def parse_tag(raw: str) -> Tag | None:
@@ -81,7 +83,8 @@ def parse_tag(raw: str) -> Tag | None:
     for kind, pattern in _COMPILED.items():
         match = pattern.match(text)
         if match:
-            return Tag(text, kind, tuple(sorted(match.groupdict().items())))
+            fields = tuple(sorted((k, v) for k, v in match.groupdict().items() if v is not None))
+            return Tag(text, kind, fields)
     return None
 
 
@@ -107,7 +110,7 @@ def pattern_example(kind: str) -> str:
         "limit": "limit:RESOURCE:VALUE",
         "request": "request:RESOURCE:VALUE",
         "cache": "cache:enabled|disabled",
-        "retries": "retries:N",
+        "retries": "retries:N[:BACKOFF]",
         "secret": "secret:SECRET:KEY:ENV",
         "annotation": "annotation:KEY:VALUE",
         "label": "label:KEY:VALUE",

@@ -94,6 +94,7 @@ class StepSettings:
     requests: tuple[tuple[str, str], ...] = ()
     cache: bool | None = None
     retries: int | None = None
+    retry_backoff: str | None = None  # e.g. "30s": wait before the first retry (doubling after)
     secrets: tuple[Secret, ...] = ()
     annotations: tuple[tuple[str, str], ...] = ()
     labels: tuple[tuple[str, str], ...] = ()

@@ -93,9 +93,9 @@ export const GRAMMAR: Grammar = {
     },
     {
       "kind": "retries",
-      "pattern": "retries:(?<count>[0-9]+)",
-      "example": "retries:N",
-      "meaning": "retry a failed step up to N times"
+      "pattern": "retries:(?<count>[0-9]+)(?::(?<backoff>[0-9]+[smh]))?",
+      "example": "retries:N[:BACKOFF]",
+      "meaning": "retry a failed step up to N times, waiting BACKOFF (e.g. 30s) before the first retry"
     },
     {
       "kind": "secret",

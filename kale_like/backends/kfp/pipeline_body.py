@@ -205,7 +205,8 @@ def task_settings(graph: StepGraph, step: Step, task: str) -> list[str]:
         else:
             lines.append(f"{task}.set_accelerator_type({resource!r}).set_accelerator_limit({int(value)})")
     if s.retries:
-        lines.append(f"{task}.set_retry(num_retries={s.retries})")
+        backoff = f", backoff_duration={s.retry_backoff!r}, backoff_factor=2.0" if s.retry_backoff else ""
+        lines.append(f"{task}.set_retry(num_retries={s.retries}{backoff})")
     for key, value in s.env:
         lines.append(f"{task}.set_env_variable({key!r}, {value!r})")
     for secret in s.secrets:
