@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from kale_like.backends.kfp.components import ComponentShape, annotation
 from kale_like.errors import InternalError
 from kale_like.graph.conditions import exclusive_paths, is_atom, normalize
-from kale_like.graph.model import ANY, Condition, Loop, Node, PipelineCall, Ref, Step, StepGraph, Test
+from kale_like.graph.model import ANY, Condition, Loop, Node, PipelineCall, Ref, Step, StepGraph, Test, producers
 
 
 @dataclass
@@ -90,7 +90,7 @@ class BodyWriter:
         arguments = [f"{shape.arguments[value.name]}={self.expression(value.ref, scope)}" for value in step.inputs
                      if value.ref.kind != "final_status"]
         lines = [f"{pad}{variable} = {shape.function}({', '.join(arguments)})"]
-        data_parents = {p for value in step.inputs for p in _producers(value.ref)}
+        data_parents = {p for value in step.inputs for p in producers(value.ref)}
         order_only = [scope.tasks[p] for p in step.after if p not in data_parents and p in scope.tasks]
         if order_only:
             lines.append(f"{pad}{variable}.after({', '.join(order_only)})")
@@ -103,7 +103,7 @@ class BodyWriter:
         variable = self._variable(self.functions[call.pipeline])
         arguments = [f"{value.name}={self.expression(value.ref, scope)}" for value in call.inputs]
         lines = [f"{pad}{variable} = {self.functions[call.pipeline]}({', '.join(arguments)})"]
-        data_parents = {p for value in call.inputs for p in _producers(value.ref)}
+        data_parents = {p for value in call.inputs for p in producers(value.ref)}
         order_only = [scope.tasks[p] for p in call.after if p not in data_parents and p in scope.tasks]
         if order_only:
             lines.append(f"{pad}{variable}.after({', '.join(order_only)})")
@@ -230,14 +230,6 @@ def task_settings(graph: StepGraph, step: Step, task: str) -> list[str]:
     if s.display_name:
         lines.append(f"{task}.set_display_name({s.display_name!r})")
     return lines
-
-
-def _producers(ref: Ref) -> tuple[str, ...]:
-    if ref.kind in ("task", "collected"):
-        return (ref.source,)
-    if ref.kind == "oneof":
-        return tuple(o.source for o in ref.options)
-    return ()
 
 
 def _all_nodes(graph: StepGraph):
