@@ -454,7 +454,8 @@ def _selected(paths, env) -> list[int]:
 _CHAINS = dict(tests=st.lists(_TREES, min_size=1, max_size=3), has_else=st.booleans(), env=_ENVS)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 @given(**_CHAINS)
 def test_lowered_conditions_select_the_branch_python_selects(tests, has_else, env):
     """The set of branches whose lowered nested conditions hold is {Python's branch} (or empty)."""
@@ -480,7 +481,8 @@ _RUNS_TWICE = dict(
 )
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 @given(**_CHAINS)
 @example(**_RUNS_TWICE)
 def test_lowered_conditions_run_the_chosen_branch_exactly_once(tests, has_else, env):

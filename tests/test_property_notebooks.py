@@ -926,8 +926,10 @@ def file_names(draw, chaos: frozenset) -> str:
 
 # PROPERTY_EXAMPLES_SCALE=10 runs ten times as many examples (a deeper, slower hunt).
 SCALE = float(os.environ.get("PROPERTY_EXAMPLES_SCALE", "1"))
-SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                                      HealthCheck.data_too_large, HealthCheck.filter_too_much])
+# CI replays the same examples every run (derandomize); KALE_LIKE_PROPERTY_EXPLORE=1 draws new ones.
+SETTINGS = dict(deadline=None, derandomize=not os.environ.get("KALE_LIKE_PROPERTY_EXPLORE"),
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                                       HealthCheck.data_too_large, HealthCheck.filter_too_much])
 
 
 def _note(text: str) -> None:

@@ -54,8 +54,10 @@ from kale_like.surfaces.cli import main
 
 pytestmark = pytest.mark.usefixtures("temp_files_in_tmp_path")
 
-SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                                      HealthCheck.data_too_large, HealthCheck.filter_too_much])
+# CI replays the same examples every run (derandomize); KALE_LIKE_PROPERTY_EXPLORE=1 draws new ones.
+SETTINGS = dict(deadline=None, derandomize=not os.environ.get("KALE_LIKE_PROPERTY_EXPLORE"),
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                                       HealthCheck.data_too_large, HealthCheck.filter_too_much])
 SCALE = float(os.environ.get("KALE_LIKE_PROPERTY_SCALE", "1"))
 # Property 1 also runs the written `_kfp.py` module (it must rewrite the same YAML bytes) for one
 # compiled module in DSL_EVERY (chosen by a hash of its source: each run costs a kfp compile).

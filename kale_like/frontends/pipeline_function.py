@@ -576,6 +576,10 @@ class _BodyCompiler:
         if value.type in PRIMITIVES:
             self.refuse(node, f"cannot loop over a {value.type}", "loop over a list")
         if value.ref.kind == "task" and value.type == ANY:
+            if value.ref.output == "":  # a nested pipeline's result: its type is fixed by its return
+                self.refuse(node, f"'{_text(node)}' is the untyped result of a nested pipeline, which KFP cannot "
+                                  "loop over", "annotate the return type of the step that nested pipeline returns "
+                                  "(e.g. -> list)")
             self._infer(value, "list")
             value = replace(value, type="list")
         name = self.single_target(target)
@@ -823,6 +827,9 @@ class _BodyCompiler:
                               "be the one Python makes",
                         "compare inside a step that receives the item and returns a bool, then test that")
         if value.ref.kind == "task" and value.type == ANY:
+            if value.ref.output == "":
+                self.refuse(node, "the untyped result of a nested pipeline cannot be tested by KFP",
+                            "annotate the return type of the step that nested pipeline returns (e.g. -> float)")
             if other_type is None:
                 self.refuse(node, f"step '{value.ref.source}' has no return type, so KFP cannot test it",
                             "annotate its return type, e.g. -> bool or -> float")
