@@ -870,3 +870,62 @@ def test_api_params_are_checked_and_typed(tmp_path, logs):
         run(PARAMS, tmp_path, params={"nope": 1})
     with pytest.raises(KaleLikeError, match="'n'"):
         run(PARAMS, tmp_path, params={"n": True})
+
+
+# ---------------------------------------------------------------------------
+# Component programs: the step runtime compiled once gives the code a whole compile gives
+
+
+def _same_code(fast, full, where: str = "module") -> None:
+    """Two code objects are the same, field by field, nested code objects included."""
+    import types
+
+    assert fast == full, where  # bytecode, constants, names, line and exception tables
+    for name in ("co_filename", "co_qualname", "co_firstlineno", "co_freevars", "co_cellvars", "co_varnames",
+                 "co_flags", "co_stacksize", "co_code", "co_linetable", "co_exceptiontable"):
+        assert getattr(fast, name) == getattr(full, name), f"{where}: {name}"
+    assert list(fast.co_positions()) == list(full.co_positions()), where
+    nested = [(a, b) for a, b in zip(fast.co_consts, full.co_consts) if isinstance(a, types.CodeType)]
+    assert len(nested) == sum(isinstance(c, types.CodeType) for c in full.co_consts), where
+    for a, b in nested:
+        _same_code(a, b, f"{where}/{a.co_name}")
+
+
+def _programs(yaml_text: str) -> list[tuple[str, str]]:
+    from kale_like.backends.local.ir import PipelineIR, component_program
+
+    ir = PipelineIR.from_text(yaml_text)
+    return [component_program(e) for e in ir.spec["deploymentSpec"]["executors"].values()]
+
+
+@pytest.mark.parametrize("source", sorted(EXAMPLE_PIPELINES.glob("*.py")) + sorted(EXAMPLE_NOTEBOOKS.glob("*.ipynb")),
+                         ids=lambda p: p.name)
+def test_component_programs_compile_to_the_code_a_whole_compile_gives(source, monkeypatch):
+    from kale_like.backends.local import programs
+
+    swapped = []
+    swap = programs._swap
+    monkeypatch.setattr(programs, "_swap", lambda *args: swapped.append(swap(*args)) or swapped[-1])
+    for program, function in _programs(kale_like.compile(source)):
+        filename = f"<component {function}>"
+        _same_code(programs.compile_program(program, filename),
+                   compile(program, filename, "exec", dont_inherit=True))
+    assert swapped and None not in swapped  # the runtime's code was reused, never compiled again
+
+
+def test_component_program_binding_a_name_the_runtime_reads_is_compiled_whole(monkeypatch):
+    """A component argument named like a builtin the runtime calls (`len`) would be the runtime's
+    `len` on a cluster: the cached runtime code (which reads the builtin) must not be used."""
+    from kale_like.backends.local import programs
+
+    runtime = programs._runtime().text
+    program = (f"def step(len: int, label: str):\n    \"\"\"A step.\"\"\"\n{runtime}\n"
+               "    _kl_run_step(step='s', cells=[], values={'len': len, 'label': label})\n")
+    swapped = []
+    swap = programs._swap
+    monkeypatch.setattr(programs, "_swap", lambda *args: swapped.append(swap(*args)) or swapped[-1])
+    _same_code(programs.compile_program(program, "<c>"), compile(program, "<c>", "exec", dont_inherit=True))
+    assert swapped == [None]
+    other = program.replace("if depth > 100:", "if depth > 99:")  # another runtime version
+    _same_code(programs.compile_program(other, "<c>"), compile(other, "<c>", "exec", dont_inherit=True))
+    assert swapped == [None]

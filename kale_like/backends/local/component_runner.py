@@ -1,7 +1,7 @@
 """Run one KFP lightweight Python component, the way its container would, minus the container.
 
 The component's program text is taken from the IR's executor command, loaded as a module once per
-process, and its function is called through `kfp.dsl.executor.Executor` with an executor input
+process (compiled with the embedded step runtime's code compiled once: see `programs`), and its function is called through `kfp.dsl.executor.Executor` with an executor input
 built as plain JSON (so ints stay ints: KFP's own local runner turns them into floats by going
 through protobuf). Output lines are prefixed with the task name and kept in a log file.
 """
@@ -18,6 +18,8 @@ import threading
 import traceback
 import types
 from dataclasses import dataclass
+
+from kale_like.backends.local.programs import compile_program
 
 _MODULES: dict[str, types.ModuleType] = {}
 _MODULE_LOCK = threading.Lock()
@@ -102,9 +104,9 @@ def _load(program: str, function: str):
         if module is None:
             module = types.ModuleType(f"kale_like_component_{len(_MODULES)}")
             module.__file__ = f"<component {function}>"
-            # dont_inherit: this module's `from __future__ import annotations` must not leak into
-            # the component, whose annotations KFP's executor reads as types, not strings
-            exec(compile(program, module.__file__, "exec", dont_inherit=True), module.__dict__)
+            # compiled without inheriting this module's `from __future__ import annotations` (the
+            # component's annotations are read by KFP's executor as types, not strings)
+            exec(compile_program(program, module.__file__), module.__dict__)
             _MODULES[key] = module
     return getattr(module, function)
 

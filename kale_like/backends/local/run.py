@@ -28,6 +28,7 @@ from typing import Any, Callable
 from kale_like.backends.local.component_runner import ComponentCall, ComponentResult, run_component
 from kale_like.backends.local.ir import PipelineIR, component_program, input_defaults
 from kale_like.backends.local.lineage import Lineage
+from kale_like.backends.local.programs import preload
 from kale_like.backends.local.scheduler import DagRunner, Outcome, TaskEvent
 from kale_like.backends.local.tracing import chained, tracer_for
 
@@ -111,6 +112,8 @@ class _Pool:
         # __main__ (a notebook, stdin). All of them are started now, before the run starts any
         # thread, so no child inherits a lock held by another thread.
         import kfp.dsl.executor  # noqa: F401  (imported once here, inherited by every worker)
+
+        preload()  # the step runtime compiled once here, inherited too
 
         self.executor = futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
         started = [self.executor.submit(_warm_up, 0.05) for _ in range(workers)]
