@@ -2,14 +2,13 @@
 
 Every component program carries the step runtime (about 12 KB) verbatim, nested in the
 component's function, followed by the step's own call: compiling each program from scratch spends
-most of its time compiling the same runtime again. Here the runtime is compiled once (inside a host
-function), and a program is compiled as a *skeleton*: the same text with each runtime function
+most of its time compiling the same runtime again. Here each runtime text met is compiled once per
+process (inside a host function), and a program is compiled as a *skeleton*: the same text with each runtime function
 replaced by a stub that has the same signature, spans the same lines and columns and reads the
 same names from the enclosing scope. The stubs' code objects are then swapped for the runtime's,
 moved to the program's lines, file name and qualified names. The result is the code object
-`compile(program)` gives (the tests compare them field by field); a program whose runtime text is
-not the current one, or whose function binds a name the runtime reads from outside, is compiled
-whole.
+`compile(program)` gives (the tests compare them field by field); a program without such a
+runtime, or whose function binds a name the runtime reads from outside, is compiled whole.
 """
 
 from __future__ import annotations
@@ -21,8 +20,10 @@ import types
 from dataclasses import dataclass
 
 _HOST = "_kl_host"
+_HOST_PREFIX = len(f"{_HOST}.<locals>.")
 _LOCK = threading.Lock()
-_RUNTIMES: list[_Runtime | None] = []
+_RUNTIMES: dict[str, _Runtime | None] = {}  # runtime text -> its compiled form (None: compile whole)
+_CALLS = ("\n    _kl_run_step(", "\n    return _kl_run_step(")
 
 
 @dataclass(frozen=True)
@@ -30,14 +31,15 @@ class _Runtime:
     text: str  # the runtime as embedded in a component (indented), a whole number of lines
     first_line: int  # its first line in the host source
     codes: dict[str, types.CodeType]  # runtime function name -> code object compiled in the host
+    nested: dict[int, tuple[int, ...]]  # id of each of those code objects (and theirs) -> where its code constants are
     stubs: str  # same number of lines as `text`: one stub per runtime function
+    outside: frozenset[str]  # names the runtime reads from outside itself (builtins, module globals)
 
 
 def compile_program(program: str, filename: str) -> types.CodeType:
     """`compile(program, filename, "exec", dont_inherit=True)`, reusing the compiled runtime."""
-    runtime = _runtime()
-    start = program.find(runtime.text) if runtime is not None else -1
-    if start < 0 or (start and program[start - 1] != "\n"):
+    start, runtime = _runtime_of(program)
+    if runtime is None:
         return compile(program, filename, "exec", dont_inherit=True)
     skeleton = program[:start] + runtime.stubs + program[start + len(runtime.text):]
     code = compile(skeleton, filename, "exec", dont_inherit=True)
@@ -45,23 +47,27 @@ def compile_program(program: str, filename: str) -> types.CodeType:
     return swapped if swapped is not None else compile(program, filename, "exec", dont_inherit=True)
 
 
-def preload() -> None:
-    """Compile the runtime now (before worker processes are forked, so they inherit it)."""
-    _runtime()
+def preload(program: str) -> None:
+    """Compile the runtime `program` carries now (before worker processes are forked, so they
+    inherit it)."""
+    _runtime_of(program)
 
 
-def _runtime() -> _Runtime | None:
-    """The current runtime, read and compiled on first use (a program carrying another one, e.g.
-    compiled by an earlier version, does not contain its text and is compiled whole)."""
+def _runtime_of(program: str) -> tuple[int, _Runtime | None]:
+    """Where the embedded runtime starts in `program`, and its compiled form (compiled on first
+    sight of that runtime text, so a program of another version is served as well)."""
+    start = program.find("\n    def _kl_") + 1
+    end = max(program.rfind(call) for call in _CALLS) + 1
+    if start <= 0 or end <= start:
+        return -1, None
+    text = program[start:end]
     with _LOCK:
-        if not _RUNTIMES:
-            from kale_like.backends.kfp.components import embedded_runtime
-
+        if text not in _RUNTIMES:
             try:
-                _RUNTIMES.append(_build(embedded_runtime() + "\n"))
+                _RUNTIMES[text] = _build(text)
             except (SyntaxError, ValueError):
-                _RUNTIMES.append(None)  # not a runtime of plain functions: programs are compiled whole
-        return _RUNTIMES[0]
+                _RUNTIMES[text] = None  # not a block of plain functions: programs are compiled whole
+        return start, _RUNTIMES[text]
 
 
 def _build(text: str) -> _Runtime | None:
@@ -82,7 +88,7 @@ def _build(text: str) -> _Runtime | None:
             return None
         for number in range(node.lineno, first_body):  # the header: def line(s) through the colon
             stub_lines[number - 1] = lines[number - 1]
-        names = sorted(outer[node.name])
+        names = sorted(codes[node.name].co_freevars)  # the other runtime functions it calls
         indent = " " * (node.col_offset + 4)
         # one parenthesised expression from the first body line to the function's last character,
         # so the `def` statement has the same extent (its location is in the line table)
@@ -96,7 +102,13 @@ def _build(text: str) -> _Runtime | None:
             stub_lines[first_body - 1] = opening
             stub_lines[node.end_lineno - 1] = closing
     stubs = "\n".join(stub_lines[1:])
-    return _Runtime(text, 2, codes, stubs)
+    nested: dict[int, tuple[int, ...]] = {}
+    todo = list(codes.values())
+    while todo:
+        code = todo.pop()
+        nested[id(code)] = tuple(i for i, c in enumerate(code.co_consts) if isinstance(c, types.CodeType))
+        todo += [code.co_consts[i] for i in nested[id(code)]]
+    return _Runtime(text, 2, codes, nested, stubs, frozenset().union(*outer.values()) - set(codes))
 
 
 def _outside_names(host: symtable.SymbolTable) -> dict[str, set[str]]:
@@ -122,12 +134,14 @@ def _swap(module: types.CodeType, runtime: _Runtime, shift: int, filename: str) 
                  and c.co_qualname == f"{code.co_qualname}.<locals>.{c.co_name}"]
         if stubs and len(stubs) == len(runtime.codes):
             found.append(code)
+            if (set(code.co_varnames) | set(code.co_cellvars)) & runtime.outside:
+                raise _Unsafe  # e.g. an argument named `len`: on a cluster the runtime would read it
             prefix = f"{code.co_qualname}.<locals>."
             for i in stubs:
                 real = runtime.codes[consts[i].co_name]
                 if consts[i].co_freevars != real.co_freevars or consts[i].co_firstlineno != real.co_firstlineno + shift:
                     raise _Unsafe
-                consts[i] = _moved(real, shift, filename, f"{_HOST}.<locals>.", prefix)
+                consts[i] = _moved(real, runtime.nested, shift, filename, prefix)
         else:
             consts = [visit(c) if isinstance(c, types.CodeType) else c for c in consts]
         return code.replace(co_consts=tuple(consts))
@@ -143,8 +157,15 @@ class _Unsafe(Exception):
     pass
 
 
-def _moved(code: types.CodeType, shift: int, filename: str, old: str, new: str) -> types.CodeType:
-    consts = tuple(_moved(c, shift, filename, old, new) if isinstance(c, types.CodeType) else c
-                   for c in code.co_consts)
+def _moved(code: types.CodeType, nested: dict[int, tuple[int, ...]], shift: int, filename: str,
+           prefix: str) -> types.CodeType:
+    """A host-compiled runtime code object (and those nested in it) at the program's lines, in its
+    file, named inside its function."""
+    consts = code.co_consts
+    if nested[id(code)]:
+        consts = list(consts)
+        for i in nested[id(code)]:
+            consts[i] = _moved(consts[i], nested, shift, filename, prefix)
+        consts = tuple(consts)
     return code.replace(co_consts=consts, co_filename=filename, co_firstlineno=code.co_firstlineno + shift,
-                        co_qualname=new + code.co_qualname.removeprefix(old))
+                        co_qualname=prefix + code.co_qualname[_HOST_PREFIX:])

@@ -31,6 +31,7 @@ from kale_like.backends.local.lineage import Lineage
 from kale_like.backends.local.programs import preload
 from kale_like.backends.local.scheduler import DagRunner, Outcome, TaskEvent
 from kale_like.backends.local.tracing import chained, tracer_for
+from kale_like.errors import KaleLikeError
 
 BACKENDS = ("process", "thread")
 
@@ -104,7 +105,7 @@ class RunResult:
 class _Pool:
     """The workers executor tasks run on: threads, or processes started once and reused."""
 
-    def __init__(self, backend: str, workers: int):
+    def __init__(self, backend: str, workers: int, program: str = ""):
         if backend == "thread":
             self.executor: futures.Executor = futures.ThreadPoolExecutor(workers, thread_name_prefix="step")
             return
@@ -113,22 +114,17 @@ class _Pool:
         # thread, so no child inherits a lock held by another thread.
         import kfp.dsl.executor  # noqa: F401  (imported once here, inherited by every worker)
 
-        preload()  # the step runtime compiled once here, inherited too
+        preload(program)  # the step runtime compiled once here, inherited too
 
         self.executor = futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-        started = [self.executor.submit(_warm_up, 0.05) for _ in range(workers)]
-        futures.wait(started)
+        # a fork-based pool forks all its workers at the first submit, before its manager thread starts
+        self.executor.submit(os.getpid).result()
 
     def run(self, call: ComponentCall, echo: bool) -> ComponentResult:
         return self.executor.submit(run_component, call, echo).result()
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
-
-
-def _warm_up(seconds: float) -> int:
-    time.sleep(seconds)
-    return os.getpid()
 
 
 def run_pipeline(ir: PipelineIR, arguments: dict | None = None, config: RunConfig | None = None,
@@ -160,7 +156,7 @@ def run_pipeline(ir: PipelineIR, arguments: dict | None = None, config: RunConfi
     tracer = tracer_for(ir.name, run_id, config.span_processor)
     if tracer is not None:
         observer = chained(observer, tracer.observe)
-    pool = _Pool(config.backend, max(1, config.max_workers))
+    pool = _Pool(config.backend, max(1, config.max_workers), _first_program(ir))
     executor = _TaskExecutor(ir, root, config, pool, observe)
     runner = DagRunner(ir, executor.execute, observe, max_in_flight=max(1, config.max_workers) * 4,
                        collect_failed_iterations=config.collect_failed_iterations)
@@ -180,6 +176,15 @@ def run_pipeline(ir: PipelineIR, arguments: dict | None = None, config: RunConfi
     outputs = {**outcome.parameters, **{k: [a["uri"] for a in v] for k, v in outcome.artifacts.items()}}
     ordered = list(reports.values())
     return RunResult(run_id, ir.name, status, outputs, ordered, root, outcome.error, runner.warnings)
+
+
+def _first_program(ir: PipelineIR) -> str:
+    for executor in ir.spec.get("deploymentSpec", {}).get("executors", {}).values():
+        try:
+            return component_program(executor)[0]
+        except KaleLikeError:  # a container step: nothing to compile
+            continue
+    return ""
 
 
 def outcome_status(outcome: Outcome | None) -> bool:
@@ -296,20 +301,29 @@ class _TaskExecutor:
                   "present": [uri for uri in uris if os.path.exists(uri)]}  # metrics have no file
         handle, temporary = tempfile.mkstemp(dir=self.cache_dir, suffix=".partial")
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(record, stream, default=str)
+            stream.write(json.dumps(record, default=str))  # json.dump would encode in pure Python
         os.replace(temporary, self.cache_dir / f"{key}.json")
 
 
 def hash_path(path: Path) -> str:
-    """Content hash of a file or directory (names and bytes), for cache keys and lineage."""
+    """Content hash of a file or directory (names and bytes), for cache keys and lineage.
+
+    A directory's files are taken in path order (as sorted `Path`s: component by component),
+    symlinked directories not entered, each as its relative path then the SHA-256 of its bytes."""
     digest = hashlib.sha256()
-    if path.is_dir():
-        for child in sorted(p for p in path.rglob("*") if p.is_file()):
-            digest.update(str(child.relative_to(path)).encode())
-            with open(child, "rb") as handle:
+    top = str(path)
+    if os.path.isdir(top):
+        files = []
+        for folder, _, names in os.walk(top):
+            relative = os.path.relpath(folder, top)
+            parts = () if relative == "." else tuple(relative.split(os.sep))
+            files += [parts + (name,) for name in names if os.path.isfile(os.path.join(folder, name))]
+        for parts in sorted(files):
+            digest.update(os.path.join(*parts).encode())
+            with open(os.path.join(top, *parts), "rb") as handle:
                 digest.update(hashlib.file_digest(handle, "sha256").digest())
-    elif path.is_file():
-        with open(path, "rb") as handle:
+    elif os.path.isfile(top):
+        with open(top, "rb") as handle:
             digest.update(hashlib.file_digest(handle, "sha256").digest())
     return digest.hexdigest()
 

@@ -11,7 +11,9 @@ DAG bookkeeping runs on the calling side, one light thread per running DAG insta
 from __future__ import annotations
 
 import concurrent.futures as futures
+import heapq
 import json
+import queue
 import re
 import threading
 import time
@@ -88,38 +90,47 @@ class DagRunner:
             return Outcome("done")
         outcomes: dict[str, Outcome] = {}
         upstream = {name: self.ir.upstream(task) for name, task in tasks.items()}
-        running: dict[futures.Future, str] = {}
+        # readiness is incremental: a task is ready when its count of unfinished parents reaches 0
+        unfinished = {name: len(parents) for name, parents in upstream.items()}
+        children: dict[str, list[str]] = {}
+        for name, parents in upstream.items():
+            for parent in parents:
+                children.setdefault(parent, []).append(name)
+        ready = sorted(name for name, count in unfinished.items() if count == 0)  # a heap: name order
+        finished: queue.SimpleQueue = queue.SimpleQueue()
+        running = 0
+
+        def finish(name: str, outcome: Outcome) -> None:
+            outcomes[name] = outcome
+            for child in children.get(name, ()):
+                unfinished[child] -= 1
+                if unfinished[child] == 0:
+                    heapq.heappush(ready, child)
+
         with futures.ThreadPoolExecutor(max_workers=max(1, len(tasks)), thread_name_prefix="dag") as pool:
             while len(outcomes) < len(tasks):
-                progressed = True
-                while progressed:
-                    progressed = False
-                    for name in sorted(tasks):
-                        if name in outcomes or name in running.values():
-                            continue
-                        if not all(parent in outcomes for parent in upstream[name]):
-                            continue
-                        blocked = self._blocked(tasks[name], upstream[name], outcomes)
-                        if blocked is not None:
-                            outcomes[name] = blocked
-                            progressed = True
-                            shown = "not run" if blocked.status == "failed" else blocked.status
-                            if blocked.status == "skipped":
-                                self._skip(tasks[name]["componentRef"]["name"], f"{path}/{name}")
-                            else:
-                                self.observe(TaskEvent(f"{path}/{name}", self._label(path, name), shown,
-                                                       error=blocked.error))
-                            continue
-                        future = pool.submit(self._run_task, name, tasks[name], parameters, artifacts, outcomes, path)
-                        running[future] = name
+                while ready:
+                    name = heapq.heappop(ready)
+                    blocked = self._blocked(tasks[name], upstream[name], outcomes)
+                    if blocked is not None:
+                        shown = "not run" if blocked.status == "failed" else blocked.status
+                        if blocked.status == "skipped":
+                            self._skip(tasks[name]["componentRef"]["name"], f"{path}/{name}")
+                        else:
+                            self.observe(TaskEvent(f"{path}/{name}", self._label(path, name), shown,
+                                                   error=blocked.error))
+                        finish(name, blocked)
+                        continue
+                    future = pool.submit(self._run_task, name, tasks[name], parameters, artifacts, outcomes, path)
+                    future.add_done_callback(lambda done, name=name: finished.put((name, done)))
+                    running += 1
                 if len(outcomes) == len(tasks):
                     break
                 if not running:
                     raise RuntimeError(f"no task of {path} can run: the DAG has a cycle")
-                done, _ = futures.wait(list(running), return_when=futures.FIRST_COMPLETED)
-                for future in done:
-                    name = running.pop(future)
-                    outcomes[name] = future.result()
+                name, future = finished.get()
+                running -= 1
+                finish(name, future.result())
         failed = [n for n, o in outcomes.items() if o.status == "failed"]
         if failed:
             errors = "; ".join(f"{n}: {outcomes[n].error}" for n in sorted(failed))
