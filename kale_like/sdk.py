@@ -19,7 +19,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 STEP_SETTINGS = ("name", "image", "packages", "retries", "cpu", "memory", "gpu", "gpu_type", "cache",
                  "secrets", "env", "labels", "annotations", "limits", "timeout", "node_selector", "tolerations",
                  "display_name", "requests", "retry_backoff")
-PIPELINE_SETTINGS = ("name", "experiment", "description", "on_exit")
+PIPELINE_SETTINGS = ("name", "experiment", "description", "on_exit", "service_account")
 
 
 def step(function: F | None = None, /, **settings: Any):
@@ -64,6 +64,10 @@ def parallel_map(fn: Callable[[Any], Any], items: Iterable[Any], max_workers: in
 
 
 def _check(settings: dict, allowed: tuple[str, ...], what: str) -> None:
+    if what == "step" and "service_account" in settings:
+        from kale_like.graph.overrides import SERVICE_ACCOUNT_PER_RUN
+
+        raise TypeError(f"@step(service_account=...): {SERVICE_ACCOUNT_PER_RUN[0]}; {SERVICE_ACCOUNT_PER_RUN[1]}")
     unknown = sorted(set(settings) - set(allowed))
     if unknown:
         raise TypeError(f"@{what} got unknown settings {unknown}; allowed: {', '.join(allowed)}")

@@ -90,18 +90,19 @@ class Deployed:
 
 @pytest.fixture
 def deploy(tmp_path, capsys):
-    """`deploy(host, *args, guard=, on_hang=) -> Deployed`: the CLI compiling NOTEBOOK and deploying it.
+    """`deploy(host, *args, guard=, on_hang=, source=) -> Deployed`: the CLI compiling NOTEBOOK (or `source`)
+    and deploying it.
 
     It runs in a thread so that a hang fails the test after `guard` seconds instead of blocking it
     (`on_hang` then releases the server so the thread can end).
     """
     counter = itertools.count()
 
-    def run(host: str, *args, guard: float = 60.0, on_hang=None) -> Deployed:
+    def run(host: str, *args, guard: float = 60.0, on_hang=None, source: Path = NOTEBOOK) -> Deployed:
         folder = tmp_path / f"deploy{next(counter)}"
         folder.mkdir()
         yaml = folder / "pipeline.yaml"
-        argv = [str(NOTEBOOK), "--kfp", "-o", str(yaml), "-q", "--pipeline-name", NAME, "--host", host,
+        argv = [str(source), "--kfp", "-o", str(yaml), "-q", "--pipeline-name", NAME, "--host", host,
                 *map(str, args)]
         result = {}
         thread = threading.Thread(target=lambda: result.setdefault("code", main(argv)), daemon=True)
@@ -325,6 +326,79 @@ def test_wait_exits_1_when_the_run_does_not_succeed(kfp, deploy, state):
     assert len(kfp.calls(GET_RUN)) == 1
     assert f"run {run_id} finished: {state}" in result.out
     assert "Traceback" not in result.err
+
+
+# --- service account (KFP sets it per run) -----------------------------------------------------------------
+
+
+def with_service_account(tmp_path: Path, account) -> Path:
+    """NOTEBOOK with `kubeflow_notebook.service_account` in its metadata."""
+    import nbformat
+
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    notebook.metadata.setdefault("kubeflow_notebook", {})["service_account"] = account
+    path = tmp_path / "with_account.ipynb"
+    nbformat.write(notebook, path)
+    return path
+
+
+def test_runs_and_schedules_carry_no_service_account_unless_one_is_given(kfp, deploy):
+    assert deploy(kfp.url).code == 0
+    assert deploy(kfp.url, "--schedule", "0 2 * * *").code == 0
+    assert_contract(kfp)
+    assert run_body(kfp).service_account is None
+    assert to_model(only(kfp, CREATE_RECURRING).json, "V2beta1RecurringRun").service_account is None
+
+
+def test_the_notebook_metadata_service_account_is_sent_with_the_run_and_the_schedule(kfp, deploy, tmp_path):
+    source = with_service_account(tmp_path, "pipeline-runner")
+    run = deploy(kfp.url, source=source)
+    scheduled = deploy(kfp.url, "--schedule", "0 2 * * *", source=source)
+
+    assert run.code == 0, run.err
+    assert scheduled.code == 0, scheduled.err
+    assert_contract(kfp)
+    assert run_body(kfp).service_account == "pipeline-runner"
+    job = only(kfp, CREATE_RECURRING).json
+    assert check_model(job, "V2beta1RecurringRun") == []
+    assert to_model(job, "V2beta1RecurringRun").service_account == "pipeline-runner"
+    assert "pipeline-runner" not in run.yaml.read_text()  # KFP IR has no place for it: it is a run setting
+
+
+def test_the_command_line_service_account_overrides_the_pipelines(kfp, deploy, tmp_path):
+    source = with_service_account(tmp_path, "pipeline-runner")
+    result = deploy(kfp.url, "--service-account", "team-a-editor", source=source)
+    scheduled = deploy(kfp.url, "--schedule", "0 2 * * *", "--service-account", "team-a-editor", source=source)
+
+    assert result.code == 0 and scheduled.code == 0, result.err + scheduled.err
+    assert run_body(kfp).service_account == "team-a-editor"
+    assert only(kfp, CREATE_RECURRING).json["service_account"] == "team-a-editor"
+
+
+def test_a_pipeline_functions_service_account_is_sent_with_the_run(kfp, deploy, tmp_path):
+    source = tmp_path / "with_account.py"
+    source.write_text(
+        "from kale_like import pipeline, step\n\n\n@step\ndef hello():\n    print('hello')\n\n\n"
+        "@pipeline(name='with-account', service_account='pipeline-runner')\ndef with_account():\n    hello()\n",
+        encoding="utf-8")
+    result = deploy(kfp.url, source=source)
+
+    assert result.code == 0, result.err
+    assert_contract(kfp)
+    assert run_body(kfp).service_account == "pipeline-runner"
+
+
+@pytest.mark.parametrize("where", ["metadata", "flag"])
+def test_an_invalid_service_account_fails_before_any_request(kfp, deploy, tmp_path, where):
+    if where == "metadata":
+        result = deploy(kfp.url, source=with_service_account(tmp_path, "Pipeline Runner"))
+    else:
+        result = deploy(kfp.url, "--service-account", "runner/admin")
+
+    assert result.code == 2
+    assert "is not a Kubernetes service account name" in result.err
+    assert ("notebook metadata 'service_account'" if where == "metadata" else "--service-account") in result.err
+    assert kfp.requests == []
 
 
 # --- credentials -----------------------------------------------------------------------------------------

@@ -433,8 +433,8 @@ def test_kubernetes_only_settings_stay_out_of_the_portable_document(setting, ori
 # ---------------------------------------------------------------------------
 # Coverage of the setting vocabulary by these fixtures
 
-STRUCTURAL_TAGS = {"imports", "functions", "pipeline-parameters", "pipeline-metrics", "skip", "step", "prev",
-                   "foreach", "parallelism", "when", "report"}
+STRUCTURAL_TAGS = {"imports", "functions", "pipeline-parameters", "pipeline-metrics", "skip", "step", "exit-handler",
+                   "prev", "foreach", "parallelism", "when", "report"}
 TESTED_TAG_KINDS = {"image", "packages", "request", "limit", "retries", "cache", "env", "node", "toleration",
                     "timeout", "label", "annotation", "display", "secret"}
 TESTED_STEP_SETTINGS = {"name", "image", "packages", "retries", "cpu", "memory", "gpu", "gpu_type", "cache",
@@ -539,19 +539,25 @@ def test_relative_source_path_records_the_dirty_flag(tmp_path, monkeypatch):
 EXIT_HANDLER = PROD / "exit_handler.py"
 
 
-def test_exit_handler_compiles_to_a_kfp_exit_handler(compile_notebook):
-    ir = compile_notebook(EXIT_HANDLER)
+def assert_exit_handler(ir: CompiledIR, exit_task: str, status: str) -> dict:
+    """The pipeline is `exit_task` and a KFP ExitHandler holding every step; `exit_task` runs after it
+    whatever happened and receives its final status as `status`. The exit task."""
     root = ir.tasks
-    assert set(root) == {"exit-handler-1", "notify"}
+    assert set(root) == {"exit-handler-1", exit_task}
     handler = root["exit-handler-1"]
     body = ir.spec["components"][handler["componentRef"]["name"]]["dag"]["tasks"]
     assert set(body) == {"work", "after-work"}
-    notify = root["notify"]
-    assert notify["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
-    assert notify["dependentTasks"] == ["exit-handler-1"]
-    assert notify["inputs"]["parameters"]["status"] == {"taskFinalStatus": {"producerTask": "exit-handler-1"}}
-    component = ir.spec["components"][notify["componentRef"]["name"]]
-    assert component["inputDefinitions"]["parameters"]["status"]["parameterType"] == "TASK_FINAL_STATUS"
+    task = root[exit_task]
+    assert task["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
+    assert task["dependentTasks"] == ["exit-handler-1"]
+    assert task["inputs"]["parameters"][status] == {"taskFinalStatus": {"producerTask": "exit-handler-1"}}
+    component = ir.spec["components"][task["componentRef"]["name"]]
+    assert component["inputDefinitions"]["parameters"][status]["parameterType"] == "TASK_FINAL_STATUS"
+    return task
+
+
+def test_exit_handler_compiles_to_a_kfp_exit_handler(compile_notebook):
+    assert_exit_handler(compile_notebook(EXIT_HANDLER), "notify", "status")
 
 
 def _status_line(log_path: str) -> dict:
@@ -596,3 +602,189 @@ def test_exit_handler_runs_again_on_a_cached_rerun(tmp_path, local_env):
     again = kale_like.run(EXIT_HANDLER, backend="thread", store=store, echo=False)
     assert again.task("work").status == "cached"
     assert again.task("notify").status == "done"
+
+
+# ---------------------------------------------------------------------------
+# Exit handler: the exit-handler cell of a notebook
+
+EXIT_CELL = PROD / "exit_handler_cell.ipynb"
+
+
+def test_the_exit_handler_cell_compiles_to_a_kfp_exit_handler_around_the_pipeline(compile_notebook):
+    ir = compile_notebook(EXIT_CELL)
+    task = assert_exit_handler(ir, "exit-handler", "pipeline_status")
+    assert task["inputs"]["parameters"]["label"] == {"componentInputParameter": "label"}  # parameters reach it
+    assert "artifacts" not in task["inputs"]  # no step's values
+    assert env_of(ir, "exit_handler") == {"MODE": "final"}  # its own settings tags apply
+    assert task["retryPolicy"]["maxRetryCount"] == 1
+    assert "KL_LABEL=" in ir.program("exit_handler")  # the untagged cell after it continues it
+
+
+def test_the_exit_handler_cell_is_in_the_graph_but_not_in_the_body():
+    from kale_like.surfaces.api import load_graph
+
+    graph = load_graph(EXIT_CELL)
+    assert [s.name for s in graph.steps] == ["work", "after_work"]
+    assert graph.exit_step.name == "exit_handler"
+    assert graph.exit_step.inputs[0].name == "pipeline_status"
+    assert graph.exit_step.inputs[0].ref.kind == "final_status"
+
+
+def test_the_exit_handler_cell_runs_locally_after_a_succeeding_pipeline(tmp_path, local_env, capsys):
+    store = tmp_path / "store"
+    code = main([str(EXIT_CELL), "--run", "--backend", "thread", "--store", str(store), "-q"])
+    assert code == 0, capsys.readouterr().err
+    [run] = list((store / "runs").iterdir())
+    status = _status_line(str(run / "logs" / "exit-handler.log"))
+    assert status["state"] == "SUCCEEDED"
+    assert status["error_code"] == 0 and status["error_message"] == ""
+    assert "KL_LABEL=nightly" in (run / "logs" / "exit-handler.log").read_text(encoding="utf-8")
+
+
+def test_python_m_kale_like_runs_the_exit_handler_cell_after_a_failing_pipeline(tmp_path):
+    store = tmp_path / "store"
+    result = subprocess.run([sys.executable, "-m", "kale_like", str(EXIT_CELL), "--run", "--param", "fail=true",
+                             "--param", "label=failing", "--store", str(store), "--max-workers", "2"],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                            env={**os.environ, "KALE_LIKE_LOCAL_RUN": ""})
+    assert result.returncode == 1, result.stderr
+    [run] = list((store / "runs").iterdir())
+    log = run / "logs" / "exit-handler.log"
+    status = _status_line(str(log))
+    assert status["state"] == "FAILED"
+    assert "work failed on purpose" in status["error_message"]
+    assert "KL_LABEL=failing" in log.read_text(encoding="utf-8")
+    assert not (run / "logs" / "after_work.log").exists() and not (run / "logs" / "after-work.log").exists()
+    summary = result.stdout.splitlines()
+    assert [line.split()[:2] for line in summary if line.startswith("exit-handler ")] == [["exit-handler", "done"]]
+
+
+def _exit_notebook(tmp_path: Path, cells: list[tuple[str, list[str]]]) -> Path:
+    path = tmp_path / "exit_cases.ipynb"
+    path.write_text(fixtures.nbformat.writes(fixtures.build("exit-cases", None, cells)), encoding="utf-8")
+    return path
+
+
+LOAD = ("x = 1", ["step:load"])
+STATUS = ("print(pipeline_status)", ["exit-handler"])
+
+EXIT_CELL_ERRORS = {
+    "two exit-handler cells": (
+        [LOAD, STATUS, ("print('again')", ["exit-handler"])],
+        "cell 2: a second exit-handler cell (the first is cell 1)", "untagged cells after the exit-handler cell"),
+    "also a step": (
+        [LOAD, ("print(pipeline_status)", ["exit-handler", "step:notify"])],
+        "cell 1: the exit-handler cell is also tagged 'step:notify': the exit handler is not a step",
+        "remove 'step:notify'"),
+    "prev on the exit cell": (
+        [LOAD, ("print(pipeline_status)", ["exit-handler", "prev:load"])],
+        "cell 1: 'prev:load' on the exit-handler cell: the exit handler already runs after every step",
+        "remove 'prev:load'"),
+    "a loop on the exit cell": (
+        [("xs = [1, 2]", ["step:load"]), ("print(pipeline_status)", ["exit-handler", "foreach:x:xs"])],
+        "cell 1: 'foreach:x:xs' on the exit-handler cell", "remove 'foreach:x:xs'"),
+    "a step after the exit handler": (
+        [LOAD, STATUS, ("y = 2", ["step:later", "prev:exit_handler"])],
+        "cell 2: step 'later' cannot run after the exit handler (prev:exit_handler)", "remove prev:exit_handler"),
+    "a step reading the exit handler's value": (
+        [LOAD, ("summary = str(pipeline_status)", ["exit-handler"]), ("print(summary)", ["step:later"])],
+        "cell 2 (step later):1:7: step 'later' reads 'summary', which only the exit-handler cell assigns",
+        "assign 'summary' in a step"),
+    "the exit handler reading a step's value": (
+        [LOAD, ("print(x, pipeline_status)", ["exit-handler"])],
+        "cell 1 (step exit_handler):1:7: the exit-handler cell reads 'x', which step 'load' makes",
+        "it sees pipeline_status, the pipeline parameters, imports and functions"),
+    "an undefined name": (
+        [LOAD, ("print(nothing)", ["exit-handler"])],
+        "cell 1 (step exit_handler):1:7: name 'nothing' is not defined for the exit-handler cell",
+        "it sees pipeline_status"),
+    "a step named like the exit handler": (
+        [("x = 1", ["step:exit_handler"]), STATUS],
+        "cell 1 (step exit_handler): a step is named 'exit_handler'", "rename the step"),
+}
+
+
+@pytest.mark.parametrize("case", EXIT_CELL_ERRORS)
+def test_exit_handler_cell_errors_name_the_cell_and_what_to_do(run_cli, tmp_path, case):
+    cells, message, hint = EXIT_CELL_ERRORS[case]
+    result = run_cli(_exit_notebook(tmp_path, cells), "--kfp", "-o", tmp_path / "out.yaml")
+    assert result.code == 2, result.err
+    lines = result.err.splitlines()
+    assert lines[0] == f"error: {tmp_path / 'exit_cases.ipynb'}:{message}" or lines[0].startswith(
+        f"error: {tmp_path / 'exit_cases.ipynb'}:{message}"), result.err  # file, cell, what is wrong
+    assert lines[1].startswith("  hint: ") and hint in lines[1], result.err  # what to do
+    assert len(lines) == 2 and not (tmp_path / "out.yaml").exists()
+
+
+# ---------------------------------------------------------------------------
+# Service account: pipeline-wide only (KFP sets it per run; kfp-kubernetes has no per-task setter)
+
+
+def _notebook_with(tmp_path: Path, kubeflow: dict | None, cells: list[tuple[str, list[str]]]) -> Path:
+    path = tmp_path / "accounts.ipynb"
+    path.write_text(fixtures.nbformat.writes(fixtures.build("accounts", kubeflow, cells)), encoding="utf-8")
+    return path
+
+
+def test_the_notebook_metadata_service_account_is_carried_in_the_graph_not_the_ir(tmp_path, run_cli):
+    from kale_like.surfaces.api import load_graph
+
+    source = _notebook_with(tmp_path, {"service_account": "pipeline-runner"}, [("x = 1", ["step:only"])])
+    assert load_graph(source).settings.service_account == "pipeline-runner"
+    result = run_cli(source, "--kfp", "-o", tmp_path / "out.yaml", "-q")
+    assert result.code == 0, result.err
+    assert "pipeline-runner" not in (tmp_path / "out.yaml").read_text(encoding="utf-8")
+
+
+def test_a_pipeline_functions_service_account_is_carried_in_the_graph(tmp_path):
+    from kale_like.surfaces.api import load_graph
+
+    source = tmp_path / "accounts.py"
+    source.write_text(textwrap.dedent("""
+        from kale_like import pipeline, step
+
+        @step
+        def hello():
+            print("hello")
+
+        @pipeline(service_account="pipeline-runner")
+        def accounts():
+            hello()
+        """), encoding="utf-8")
+    assert load_graph(source).settings.service_account == "pipeline-runner"
+
+
+SERVICE_ACCOUNT_REFUSALS = {
+    "tag": (None, ["step:only", "service-account:runner"], "cell 0: 'service-account:runner': "),
+    "steps_defaults": ({"steps_defaults": ["service_account:runner"]}, ["step:only"],
+                       "'service_account:runner' in notebook metadata steps_defaults: "),
+}
+
+
+@pytest.mark.parametrize("case", SERVICE_ACCOUNT_REFUSALS)
+def test_a_per_step_service_account_is_refused_saying_kfp_sets_it_per_run(tmp_path, run_cli, case):
+    kubeflow, tags, where = SERVICE_ACCOUNT_REFUSALS[case]
+    result = run_cli(_notebook_with(tmp_path, kubeflow, [("x = 1", tags)]), "--kfp", "-o", tmp_path / "out.yaml")
+    assert result.code == 2
+    assert where + "KFP sets the service account per run" in result.err, result.err
+    assert "kubeflow_notebook.service_account" in result.err and "--service-account" in result.err
+
+
+def test_a_step_decorator_service_account_is_refused_saying_kfp_sets_it_per_run(tmp_path, run_cli):
+    source = tmp_path / "step_account.py"
+    source.write_text("from kale_like import pipeline, step\n\n\n@step(service_account='runner')\ndef hello():\n"
+                      "    print('hello')\n\n\n@pipeline\ndef accounts():\n    hello()\n", encoding="utf-8")
+    result = run_cli(source, "--kfp", "-o", tmp_path / "out.yaml")
+    assert result.code == 2
+    assert "step_account.py:4:7: @step(service_account=...): KFP sets the service account per run" in result.err
+    assert "@pipeline(service_account=...)" in result.err
+    with pytest.raises(TypeError, match="KFP sets the service account per run"):
+        kale_like.step(service_account="runner")  # the decorator, run as plain Python
+
+
+@pytest.mark.parametrize("account", ["Pipeline-Runner", "runner/admin", 7])
+def test_an_invalid_service_account_is_refused(tmp_path, run_cli, account):
+    source = _notebook_with(tmp_path, {"service_account": account}, [("x = 1", ["step:only"])])
+    result = run_cli(source, "--kfp", "-o", tmp_path / "out.yaml")
+    assert result.code == 2
+    assert f"notebook metadata 'service_account' {account!r} is not a Kubernetes service account name" in result.err

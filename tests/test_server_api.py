@@ -582,6 +582,36 @@ def test_schedule_on_kfp(api, fake_kfp):
     assert fake_kfp.violations == []
 
 
+TINY_WITH_ACCOUNT = notebook([("x = 1", ["step:make"])],
+                             {"kubeflow_notebook": {"pipeline_name": "tiny-account",
+                                                    "service_account": "pipeline-runner"}})
+
+
+def test_the_notebooks_service_account_is_used_for_runs_and_schedules(api, root, fake_kfp):
+    (root / "account.ipynb").write_text(TINY_WITH_ACCOUNT, encoding="utf-8")
+    code, ran = api.post("upload", {"path": "account.ipynb", "host": fake_kfp.url})
+    assert code == 200, ran
+    code, scheduled = api.post("schedule", {"path": "account.ipynb", "host": fake_kfp.url, "cron": "0 2 * * 0"})
+    assert code == 200, scheduled
+    (run,) = fake_kfp.runs.values()
+    (job,) = fake_kfp.recurring_runs.values()
+    assert run["service_account"] == job["service_account"] == "pipeline-runner"
+    assert ran["service_account"] == scheduled["service_account"] == "pipeline-runner"
+    assert fake_kfp.violations == []
+
+
+def test_a_requests_service_account_overrides_the_notebooks(api, root, fake_kfp):
+    (root / "account.ipynb").write_text(TINY_WITH_ACCOUNT, encoding="utf-8")
+    code, data = api.post("schedule", {"path": "account.ipynb", "host": fake_kfp.url, "cron": "0 2 * * 0",
+                                       "service_account": "team-a-editor"})
+    assert code == 200, data
+    (job,) = fake_kfp.recurring_runs.values()
+    assert job["service_account"] == "team-a-editor"
+    code, data = api.post("upload", {"path": "tiny.ipynb", "host": fake_kfp.url, "service_account": "Not Valid"})
+    assert code == 400 and "is not a Kubernetes service account name" in data["message"]
+    assert fake_kfp.runs == {}
+
+
 def test_a_kfp_server_error_is_reported_with_its_message(api, fake_kfp):
     fake_kfp.fail("POST /apis/v2beta1/runs", 500, "the database is down")
     code, data = api.post("upload", {"path": "tiny.ipynb", "host": fake_kfp.url})

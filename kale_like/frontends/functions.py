@@ -12,6 +12,7 @@ from kale_like.frontends.settings import pipeline_name_from
 from kale_like.graph.model import (
     Condition, Loop, Node, Output, PipelineCall, PipelineSettings, Step, StepGraph, SubPipeline,
 )
+from kale_like.graph.overrides import checked_service_account
 
 
 def python_to_graph(path: str | Path, pipeline: str | None = None, text: str | None = None,
@@ -43,6 +44,8 @@ def python_to_graph(path: str | Path, pipeline: str | None = None, text: str | N
             name=str(settings.get("name") or pipeline_name_from(main)),
             description=str(settings.get("description") or ""),
             experiment=str(settings.get("experiment") or ""),
+            service_account=checked_service_account(settings.get("service_account", ""),
+                                                    "@pipeline(service_account=...)", module.pipelines[main].location),
         ),
         body=_typed(compiled.body, state.output_types),
         parameters=compiled.parameters,

@@ -24,10 +24,11 @@ from kale_like.frontends.notebook_reader import RawCell, read_notebook
 from kale_like.frontends.packages import distributions_for
 from kale_like.frontends.prelude import Prelude
 from kale_like.frontends.settings import SettingsBuilder, pipeline_settings
-from kale_like.frontends.tags import Tag, parse_tag, unknown_tag_hint
+from kale_like.frontends import notebook_exit
+from kale_like.frontends.tags import CELL_KINDS, Tag, parse_tag, unknown_tag_error
 from kale_like.graph.model import CodeBlock, Input, Output, Parameter, Ref, Step, StepGraph
 
-SECTION_KINDS = ("imports", "functions", "pipeline-parameters", "pipeline-metrics", "skip", "step")
+SECTION_KINDS = CELL_KINDS
 
 
 @dataclass
@@ -60,6 +61,7 @@ def notebook_to_graph(path: str | Path, pipeline: str | None = None) -> StepGrap
         [cell for s in shared for cell in s.cells], source, errors, tuple(p for s in shared for p in s.packages)
     )
     steps = [s for s in sections if s.kind == "step"]
+    exits = [s for s in sections if s.kind == notebook_exit.EXIT_KIND]
     if not steps and not errors and _defines_pipeline_function(notebook.cells):
         return _functions_in_cells(notebook, source, pipeline)
     if not steps and not errors:
@@ -71,10 +73,15 @@ def notebook_to_graph(path: str | Path, pipeline: str | None = None) -> StepGrap
             )
         )
     raise_collected(errors)
-    settings, meta_warnings = pipeline_settings(notebook.metadata, Path(source).stem)
+    settings, meta_warnings = pipeline_settings(notebook.metadata, source)
     warnings.extend(meta_warnings)
     drafts, code_of = _analyse_steps(steps, prelude, source, errors)
+    exit_drafts, exit_code = _analyse_steps(exits, prelude, source, errors)
     raise_collected(errors)
+    exit_draft = exit_drafts[0] if exit_drafts else None
+    if exit_draft is not None:
+        errors.extend(notebook_exit.detach(exit_draft, drafts, {p.name for p in parameters}, prelude.star_import,
+                                           exit_draft.location))
     errors.extend(dependencies.resolve(drafts, {p.name for p in parameters}, prelude.star_import))
     logged, metric_errors = dependencies.assign_metrics(metrics, drafts)
     errors.extend(metric_errors)
@@ -93,8 +100,13 @@ def notebook_to_graph(path: str | Path, pipeline: str | None = None) -> StepGrap
     tags_of = {s.name: [(t, w) for t, w in s.tags if t.kind in FLOW_TAGS] for s in steps}
     code_reads = {name: set(facts.reads) for name, (_, facts) in code_of.items()}
     body = apply_flow(built, tags_of, code_reads, parameter_types, errors)
+    exit_step = None
+    if exit_draft is not None:
+        exit_step = notebook_exit.with_status(_build_step(exits[0], exit_draft, exit_code[exit_draft.name], prelude, {},
+                                                          defaults, parameter_types, errors))
     raise_collected(errors)
     return StepGraph(
+        exit_step=exit_step,
         source=source,
         settings=settings,
         body=body,
@@ -115,13 +127,14 @@ def _sections(cells, source: str, errors: list, warnings: list) -> list[_Section
         for raw in cell.tags:
             tag = parse_tag(raw)
             if tag is None:
-                errors.append(KaleLikeError(f"unknown tag '{raw}'", where, unknown_tag_hint(raw)))
+                errors.append(unknown_tag_error(raw, where))
             else:
                 tags.append(tag)
         kinds = [t for t in tags if t.kind in SECTION_KINDS]
         if len({(t.kind, t.fields) for t in kinds}) > 1:
             listed = ", ".join(t.raw for t in kinds)
-            errors.append(KaleLikeError(f"the cell has more than one cell kind: {listed}", where, "keep one"))
+            errors.append(notebook_exit.both_kinds_error(kinds, where)
+                          or KaleLikeError(f"the cell has more than one cell kind: {listed}", where, "keep one"))
             continue
         cleaned = strip_magics(cell.source)
         for line, text in cleaned.removed:
@@ -134,6 +147,14 @@ def _sections(cells, source: str, errors: list, warnings: list) -> list[_Section
                 if current is None:
                     current = steps[name] = _Section("step", name)
                     sections.append(current)
+            elif kind.kind == notebook_exit.EXIT_KIND:
+                first = next((s for s in sections if s.kind == kind.kind), None)
+                if first is not None:
+                    errors.append(notebook_exit.second_cell_error(SourceLocation(source, first.cells[0][0].index),
+                                                                  where))
+                    continue
+                current = _Section(kind.kind, notebook_exit.EXIT_STEP)
+                sections.append(current)
             elif kind.kind == "skip":
                 _reject_settings_tags(tags, where, errors)
                 continue  # like Kale: untagged cells after a skip continue the section above it
@@ -151,7 +172,9 @@ def _sections(cells, source: str, errors: list, warnings: list) -> list[_Section
         for tag in tags:
             if tag.kind in SECTION_KINDS:
                 continue
-            if current.kind != "step":
+            if current.kind == notebook_exit.EXIT_KIND and notebook_exit.tag_error(tag, where):
+                errors.append(notebook_exit.tag_error(tag, where))
+            elif current.kind not in ("step", notebook_exit.EXIT_KIND):
                 errors.append(
                     KaleLikeError(f"tag '{tag.raw}' only applies to step cells", where, "move it to a step:NAME cell")
                 )

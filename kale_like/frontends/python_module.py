@@ -17,6 +17,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 from kale_like.errors import KaleLikeError, SourceLocation
 from kale_like.frontends.analysis import CodeSyntaxError, check
 from kale_like.frontends.prelude import Prelude
+from kale_like.graph.overrides import SERVICE_ACCOUNT_PER_RUN
 from kale_like.sdk import PIPELINE_SETTINGS, STEP_SETTINGS
 
 SDK_MODULES = ("kale_like", "kale_like.sdk", "kale.sdk", "kale")
@@ -149,6 +150,10 @@ def _settings(call: cst.Call | None, kind: str, result: PythonModule, errors: li
             errors.append(KaleLikeError(f"@{kind} takes settings as keywords only", where, f"e.g. @{kind}(name=...)"))
             continue
         key = argument.keyword.value
+        if key == "service_account" and kind == "step":
+            errors.append(KaleLikeError(f"@step(service_account=...): {SERVICE_ACCOUNT_PER_RUN[0]}", where,
+                                        SERVICE_ACCOUNT_PER_RUN[1]))
+            continue
         if key not in allowed:
             errors.append(KaleLikeError(f"@{kind} has no setting '{key}'", where, "settings: " + ", ".join(allowed)))
             continue

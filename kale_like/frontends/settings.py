@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from kale_like.errors import KaleLikeError, SourceLocation
-from kale_like.frontends.tags import GPU_RESOURCES, KNOWN_RESOURCES, Tag, parse_tag
+from kale_like.frontends.tags import GPU_RESOURCES, KNOWN_RESOURCES, Tag, parse_tag, unknown_tag_error
 from kale_like.graph.model import PipelineSettings, Secret, StepSettings
+from kale_like.graph.overrides import checked_service_account
 
 _HONOURED = {"pipeline_name", "experiment_name", "experiment", "pipeline_description", "base_image",
-             "enable_caching", "steps_defaults", "pip_index_urls"}
+             "enable_caching", "steps_defaults", "pip_index_urls", "service_account"}
 _IGNORED_IF_EMPTY = {"docker_image", "volumes", "katib_run", "katib_metadata", "snapshot_volumes",
                      "autosnapshot", "storage_class_name", "volume_access_mode", "abs_working_dir"}
 
@@ -26,8 +28,12 @@ def pipeline_name_from(text: str) -> str:
     return (name or "pipeline")[:128]
 
 
-def pipeline_settings(metadata: dict, stem: str) -> tuple[PipelineSettings, list[str]]:
-    """Pipeline identity and defaults from `kubeflow_notebook` metadata, with warnings."""
+def pipeline_settings(metadata: dict, source: str) -> tuple[PipelineSettings, list[str]]:
+    """Pipeline identity and defaults from `kubeflow_notebook` metadata, with warnings.
+
+    Raises KaleLikeError for a service account that is not a Kubernetes name (a run must not fall
+    back to another account silently)."""
+    stem = Path(source).stem
     meta = metadata.get("kubeflow_notebook") or {}
     warnings = []
     if not isinstance(meta, dict):
@@ -58,6 +64,10 @@ def pipeline_settings(metadata: dict, stem: str) -> tuple[PipelineSettings, list
     )
     if image:
         settings = replace(settings, image=str(image))
+    if meta.get("service_account") is not None:
+        account = checked_service_account(meta["service_account"], "notebook metadata 'service_account'",
+                                          SourceLocation(source))
+        settings = replace(settings, service_account=account)
     urls = meta.get("pip_index_urls") or []
     if isinstance(urls, list) and all(isinstance(u, str) for u in urls):
         settings = replace(settings, pip_index_urls=tuple(urls))
@@ -81,7 +91,7 @@ class SettingsBuilder:
         for text in raw if isinstance(raw, list) else []:
             tag = parse_tag(str(text))
             if tag is None:
-                errors.append(KaleLikeError(f"unknown tag '{text}' in notebook metadata steps_defaults", where))
+                errors.append(unknown_tag_error(str(text), where, " in notebook metadata steps_defaults"))
             else:
                 tags.append((tag, where))
         return cls(_apply(StepSettings(), tags, errors))

@@ -11,6 +11,9 @@ import json
 import re
 from dataclasses import dataclass
 
+from kale_like.errors import KaleLikeError, SourceLocation
+from kale_like.graph.overrides import SERVICE_ACCOUNT_PER_RUN
+
 NAME = r"[a-z_][a-z0-9_]*"
 KEY = r"[A-Za-z0-9_./-]+"
 VARIABLE = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -22,6 +25,11 @@ TAG_GRAMMAR: dict[str, tuple[str, str]] = {
     "pipeline-parameters": (r"pipeline-parameters", "NAME = literal lines become parameters"),
     "pipeline-metrics": (r"pipeline-metrics", "print(name) lines become KFP metrics"),
     "skip": (r"skip", "the cell is left out of the pipeline"),
+    "exit-handler": (
+        r"exit-handler",
+        "the cell runs last, whether the pipeline succeeded or failed (KFP ExitHandler); "
+        "it reads the outcome as pipeline_status",
+    ),
     "step": (rf"(?:step|block):(?P<name>{NAME})", "the cell starts (or continues) a step"),
     "prev": (rf"prev:(?P<name>{NAME})", "the step runs after that earlier step"),
     "image": (r"image:(?P<image>\S+)", "container image for the step"),
@@ -57,7 +65,7 @@ TAG_GRAMMAR: dict[str, tuple[str, str]] = {
     ),
 }
 
-CELL_KINDS = ("imports", "functions", "pipeline-parameters", "pipeline-metrics", "skip", "step")
+CELL_KINDS = ("imports", "functions", "pipeline-parameters", "pipeline-metrics", "skip", "step", "exit-handler")
 GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
 KNOWN_RESOURCES = ("cpu", "memory") + GPU_RESOURCES
 
@@ -86,6 +94,13 @@ def parse_tag(raw: str) -> Tag | None:
             fields = tuple(sorted((k, v) for k, v in match.groupdict().items() if v is not None))
             return Tag(text, kind, fields)
     return None
+
+
+def unknown_tag_error(raw: str, where: SourceLocation, place: str = "") -> KaleLikeError:
+    """The error for a tag that did not parse (`place`: e.g. " in notebook metadata steps_defaults")."""
+    if raw.strip().split(":", 1)[0].replace("_", "-").lower() in ("service-account", "serviceaccount"):
+        return KaleLikeError(f"'{raw}'{place}: {SERVICE_ACCOUNT_PER_RUN[0]}", where, SERVICE_ACCOUNT_PER_RUN[1])
+    return KaleLikeError(f"unknown tag '{raw}'{place}", where, unknown_tag_hint(raw))
 
 
 def unknown_tag_hint(raw: str) -> str:

@@ -249,6 +249,7 @@ class PipelineSettings:
     image: str = "python:3.11"
     cache: bool = True
     pip_index_urls: tuple[str, ...] = ()
+    service_account: str = ""  # the run's pods' Kubernetes service account ("": the namespace's default)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,24 @@ from kale_like.errors import KaleLikeError, SourceLocation
 from kale_like.graph.model import Parameter, StepGraph
 
 _PIPELINE_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,126}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+SERVICE_ACCOUNT_PER_RUN = (
+    "KFP sets the service account per run (or recurring run), for every step of it: it cannot be set per step",
+    "set it for the whole pipeline: notebook metadata kubeflow_notebook.service_account, "
+    "@pipeline(service_account=...), or --service-account on the command line",
+)
+
+
+def checked_service_account(value: object, origin: str, where: SourceLocation | None) -> str:
+    """A Kubernetes service account name (stripped), or a KaleLikeError naming `origin`."""
+    text = str(value).strip() if isinstance(value, str) else None
+    if text is None or (text and (len(text) > 253 or not _DNS_SUBDOMAIN.match(text))):
+        raise KaleLikeError(
+            f"{origin} {value!r} is not a Kubernetes service account name",
+            where,
+            "lowercase letters, digits, '-' and '.', e.g. 'pipeline-runner'",
+        )
+    return text
 
 
 def apply_overrides(
@@ -22,6 +40,7 @@ def apply_overrides(
     params: dict[str, str] | None = None,
     pip_index_urls: list[str] | None = None,
     cache: bool | None = None,
+    service_account: str | None = None,
 ) -> StepGraph:
     """Return `graph` with the given settings replaced; only what is given changes."""
     where = SourceLocation(graph.source)
@@ -36,6 +55,9 @@ def apply_overrides(
         settings = replace(settings, pip_index_urls=tuple(pip_index_urls))
     if cache is not None:
         settings = replace(settings, cache=cache)
+    if service_account is not None:
+        settings = replace(settings, service_account=checked_service_account(service_account, "--service-account",
+                                                                             None))
     if not _PIPELINE_NAME.match(settings.name):
         raise KaleLikeError(
             f"pipeline name '{settings.name}' is not valid for Kubeflow Pipelines",

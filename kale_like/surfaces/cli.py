@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     kfp.add_argument("--max-concurrency", type=int, default=1, help="recurring runs allowed at once (default 1)")
     kfp.add_argument("--no-catchup", action="store_true", help="do not back-fill missed scheduled runs")
     kfp.add_argument("--disabled", action="store_true", help="create the recurring run disabled")
-    kfp.add_argument("--service-account", help="Kubernetes service account the run's pods use")
+    kfp.add_argument("--service-account", help="Kubernetes service account the run's pods use (overrides the "
+                                               "notebook's or @pipeline's service_account)")
     parser.add_argument("--allow-secret-like-params", action="store_true",
                         help="accept pipeline parameters whose name or value looks like a credential")
     parser.add_argument("--run", action="store_true", help="run the pipeline locally (a .yaml too)")
@@ -184,13 +185,14 @@ def _deploy(graph, args: argparse.Namespace, schedule) -> int:
             cron, plain = schedule
             name = args.schedule_name or f"{graph.settings.name}-schedule"
             job = deploy.schedule(client, target, experiment, name, cron, uploaded, {}, args.max_concurrency,
-                                  args.no_catchup, not args.disabled, args.service_account)
+                                  args.no_catchup, not args.disabled, graph.settings.service_account or None)
             times = ", ".join(t.strftime("%Y-%m-%d %H:%M UTC") for t in next_fire_times(plain))
             state = "disabled" if args.disabled else "enabled"
             print(f"recurring run '{name}' ({job}, {state}) with cron '{cron}'; next runs: {times}")
             return 0
         run_name = args.run_name or f"{graph.settings.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        run_id = deploy.start_run(client, target, experiment, run_name, uploaded, {}, args.service_account)
+        run_id = deploy.start_run(client, target, experiment, run_name, uploaded, {},
+                                  graph.settings.service_account or None)
         print(f"started run '{run_name}' ({run_id}): {deploy.ui_link(target, run_id)}")
         if args.wait:
             state = deploy.wait_for(client, target, run_id, args.wait_timeout)
@@ -256,6 +258,7 @@ def _apply_cli_overrides(graph, args: argparse.Namespace):
         params=params,
         pip_index_urls=args.pip_index_url,
         cache=False if args.disable_caching else None,
+        service_account=args.service_account,
     )
 
 

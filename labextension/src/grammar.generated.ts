@@ -22,7 +22,8 @@ export const GRAMMAR: Grammar = {
     "pipeline-parameters",
     "pipeline-metrics",
     "skip",
-    "step"
+    "step",
+    "exit-handler"
   ],
   "tags": [
     {
@@ -54,6 +55,12 @@ export const GRAMMAR: Grammar = {
       "pattern": "skip",
       "example": "skip",
       "meaning": "the cell is left out of the pipeline"
+    },
+    {
+      "kind": "exit-handler",
+      "pattern": "exit-handler",
+      "example": "exit-handler",
+      "meaning": "the cell runs last, whether the pipeline succeeded or failed (KFP ExitHandler); it reads the outcome as pipeline_status"
     },
     {
       "kind": "step",

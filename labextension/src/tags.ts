@@ -18,7 +18,8 @@ export type CellKind =
   | 'pipeline-parameters'
   | 'pipeline-metrics'
   | 'skip'
-  | 'step';
+  | 'step'
+  | 'exit-handler';
 
 export const CELL_KINDS: CellKind[] = ['none', ...(GRAMMAR.cellKinds as CellKind[])];
 
@@ -29,7 +30,8 @@ export const CELL_KIND_LABELS: Record<CellKind, string> = {
   'pipeline-parameters': 'Pipeline parameters',
   'pipeline-metrics': 'Pipeline metrics',
   skip: 'Skip',
-  step: 'Pipeline step'
+  step: 'Pipeline step',
+  'exit-handler': 'Exit handler (runs last, reads pipeline_status)'
 };
 
 export interface ParsedTag {
@@ -83,6 +85,7 @@ const COMPILED: [string, RegExp][] = GRAMMAR.tags.map(row => [
 ]);
 const NAME = new RegExp(`^${GRAMMAR.name}$`);
 const KIND_TAGS = new Set<string>(GRAMMAR.cellKinds);
+const HAS_SETTINGS = new Set<CellKind>(['step', 'exit-handler']);
 const SETTING_KINDS = new Set([
   'image',
   'limit',
@@ -235,12 +238,15 @@ export function writeCell(info: CellInfo): string[] {
       tags.push(`prev:${parent}`);
     }
     tags.push(...settingsTags(info.settings));
+  } else if (info.kind === 'exit-handler') {
+    // its own container settings, but no loop or condition: it runs once, whatever happened
+    tags.push(info.kind, ...settingsTags({ ...info.settings, foreach: null, parallelism: '', when: null }));
   } else if (info.kind !== 'none') {
     tags.push(info.kind);
   }
   for (const raw of info.other) {
     const tag = parseTag(raw);
-    if (tag && info.kind !== 'step' && SETTING_KINDS.has(tag.kind)) {
+    if (tag && !HAS_SETTINGS.has(info.kind) && SETTING_KINDS.has(tag.kind)) {
       continue;
     }
     tags.push(raw);

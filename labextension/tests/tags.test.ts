@@ -37,7 +37,7 @@ describe('the generated grammar', () => {
   it('lists the cell kinds the Python side knows', () => {
     assert.deepEqual(
       [...GRAMMAR.cellKinds].sort(),
-      ['functions', 'imports', 'pipeline-metrics', 'pipeline-parameters', 'skip', 'step']
+      ['exit-handler', 'functions', 'imports', 'pipeline-metrics', 'pipeline-parameters', 'skip', 'step']
     );
   });
 });
@@ -132,6 +132,17 @@ describe('readCell / writeCell round trip', () => {
     const info = readCell(tags);
     assert.deepEqual(info.invalid, ['not-a-tag']);
     assert.deepEqual(updateTags(tags, info), tags);
+  });
+
+  it('keeps the container settings of an exit-handler cell', () => {
+    const tags = ['exit-handler', 'image:python:3.12', 'env:MODE:final', 'report:enabled'];
+    assert.deepEqual(updateTags(tags, readCell(tags)), tags);
+  });
+
+  it('turns a step into the exit handler without its dependencies, loop or condition', () => {
+    const info = readCell(['step:notify', 'prev:load', 'image:python:3.12', 'foreach:x:xs', 'when:ok']);
+    info.kind = 'exit-handler';
+    assert.deepEqual(writeCell(info), ['exit-handler', 'image:python:3.12']);
   });
 
   it('round-trips every cell kind', () => {

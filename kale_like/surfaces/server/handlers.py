@@ -10,9 +10,9 @@
 | GET  | `runs/<id>/logs?task=LABEL` | a task's log (its tail) |
 | POST | `runs/<id>/stop` | ends the run and its step processes |
 | GET  | `kfp/status?host=&namespace=` | whether a KFP API answers there (bounded wait) |
-| POST | `upload` | `{path, host, namespace?, run_name?, params?}`: upload a version and start a run |
+| POST | `upload` | `{path, host, namespace?, run_name?, params?, service_account?}`: upload a version and start a run |
 | POST | `schedule/preview` | `{cron}`: KFP's form and the next three fire times |
-| POST | `schedule` | `{path, host, cron, name?, ...}`: upload and create a recurring run |
+| POST | `schedule` | `{path, host, cron, name?, service_account?, ...}`: upload and create a recurring run |
 
 Every verb is `@tornado.web.authenticated` (Jupyter's token or login cookie); POSTs go through
 Jupyter's XSRF check. Paths are relative to the server's root and checked by `paths.py`.
@@ -211,20 +211,36 @@ class KfpStatusHandler(BaseHandler):
         self.reply({"ok": True, **await self.blocking(kfp_status, host, namespace)})
 
 
-class UploadHandler(BaseHandler):
+class KfpDeployHandler(BaseHandler):
+    """Upload and Schedule: the same request checks and common fields, then their own call."""
+
+    def deploy_request(self) -> tuple[dict, dict]:
+        """(the body, the arguments upload_and_run and schedule share): source path, host, namespace,
+        params, output folder, default image and service account (empty: the pipeline's own)."""
+        from kale_like.surfaces.server.service import ServiceError
+
+        data = self.body()
+        path, _ = self.source(data.get("path"))
+        host = str(data.get("host") or "").strip()
+        if not host:
+            raise ServiceError(400, "no KFP host given")
+        params = data.get("params") or {}
+        if not isinstance(params, dict):
+            raise ServiceError(400, "'params' must be an object")
+        common = {"root": self.root_dir, "source": path, "host": host, "namespace": str(data.get("namespace") or ""),
+                  "params": params, "output_folder": str(data.get("output_folder") or ""),
+                  "image": str(data.get("image") or ""), "service_account": str(data.get("service_account") or "")}
+        return data, common
+
+
+class UploadHandler(KfpDeployHandler):
     @tornado.web.authenticated
     async def post(self):
         async def action():
-            from kale_like.surfaces.server.service import ServiceError, upload_and_run
+            from kale_like.surfaces.server.service import upload_and_run
 
-            data = self.body()
-            path, _ = self.source(data.get("path"))
-            if not str(data.get("host") or "").strip():
-                raise ServiceError(400, "no KFP host given")
-            self.reply(await self.blocking(
-                upload_and_run, self.root_dir, path, str(data["host"]), str(data.get("namespace") or ""),
-                str(data.get("run_name") or ""), data.get("params") or {}, str(data.get("output_folder") or ""),
-                str(data.get("image") or "")))
+            data, common = self.deploy_request()
+            self.reply(await self.blocking(upload_and_run, run_name=str(data.get("run_name") or ""), **common))
 
         await self.guarded(action)
 
@@ -240,21 +256,17 @@ class CronPreviewHandler(BaseHandler):
         await self.guarded(action)
 
 
-class ScheduleHandler(BaseHandler):
+class ScheduleHandler(KfpDeployHandler):
     @tornado.web.authenticated
     async def post(self):
         async def action():
-            from kale_like.surfaces.server.service import ServiceError, schedule
+            from kale_like.surfaces.server.service import schedule
 
-            data = self.body()
-            path, _ = self.source(data.get("path"))
-            if not str(data.get("host") or "").strip():
-                raise ServiceError(400, "no KFP host given")
+            data, common = self.deploy_request()
             self.reply(await self.blocking(
-                schedule, self.root_dir, path, str(data["host"]), str(data.get("cron") or ""),
-                str(data.get("namespace") or ""), str(data.get("name") or ""), data.get("params") or {},
-                str(data.get("output_folder") or ""), str(data.get("image") or ""),
-                int(data.get("max_concurrency") or 1), bool(data.get("enabled", True))))
+                schedule, cron=str(data.get("cron") or ""), name=str(data.get("name") or ""),
+                max_concurrency=int(data.get("max_concurrency") or 1), enabled=bool(data.get("enabled", True)),
+                **common))
 
         await self.guarded(action)
 

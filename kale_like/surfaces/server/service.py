@@ -13,7 +13,7 @@ import os
 import tempfile
 import threading
 import traceback
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import timezone
 from pathlib import Path
 from typing import Any
@@ -255,30 +255,67 @@ def typed_params(graph, params: dict) -> dict:
     return result
 
 
+@dataclass(frozen=True)
+class _Uploaded:
+    """A compiled source uploaded as a new pipeline version, with what a run or schedule of it needs."""
+
+    compiled: dict
+    graph: object
+    arguments: dict
+    target: object
+    client: object
+    version: object
+    experiment: str
+    service_account: str | None
+
+
+def _compile_and_upload(root: str, source: Path, host: str, namespace: str, params: dict | None,
+                        output_folder: str, image: str, service_account: str) -> _Uploaded:
+    """Compile the saved source, check the run arguments, upload a new version; the run's service
+    account is the request's, else the pipeline's own (notebook metadata / @pipeline)."""
+    from kale_like.backends.kfp import deploy
+    from kale_like.graph.overrides import checked_service_account
+
+    compiled = compile_source(root, source, output_folder, image)
+    graph = compiled.pop("graph")
+    arguments = typed_params(graph, params or {})
+    try:
+        account = checked_service_account(service_account, "service account", None)
+    except KaleLikeError as error:
+        raise ServiceError(400, f"error: {error.render()}") from None
+    target = kfp_target(host, namespace)
+    try:
+        client = deploy.connect(target)
+        version = deploy.upload(client, target, Path(root) / compiled["yaml_path"], graph.settings.name,
+                                graph.settings.description)
+        experiment = deploy.experiment_id(client, target, graph.settings.experiment or "Default")
+    except deploy.DeployError as error:
+        raise _deploy_failure(error) from None
+    return _Uploaded(compiled, graph, arguments, target, client, version, experiment,
+                     account or graph.settings.service_account or None)
+
+
 def upload_and_run(root: str, source: Path, host: str, namespace: str = "", run_name: str = "",
-                   params: dict | None = None, output_folder: str = "", image: str = "") -> dict:
+                   params: dict | None = None, output_folder: str = "", image: str = "",
+                   service_account: str = "") -> dict:
     """Compile, upload a new version, start a run of it; the run's link."""
     import time
 
     from kale_like.backends.kfp import deploy
 
-    compiled = compile_source(root, source, output_folder, image)
-    graph = compiled.pop("graph")
-    arguments = typed_params(graph, params or {})
-    target = kfp_target(host, namespace)
+    up = _compile_and_upload(root, source, host, namespace, params, output_folder, image, service_account)
+    settings = up.graph.settings
+    name = run_name.strip() or f"{settings.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
-        client = deploy.connect(target)
-        uploaded = deploy.upload(client, target, Path(root) / compiled["yaml_path"], graph.settings.name,
-                                 graph.settings.description)
-        experiment = deploy.experiment_id(client, target, graph.settings.experiment or "Default")
-        name = run_name.strip() or f"{graph.settings.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        run_id = deploy.start_run(client, target, experiment, name, uploaded, arguments)
+        run_id = deploy.start_run(up.client, up.target, up.experiment, name, up.version, up.arguments,
+                                  up.service_account)
     except deploy.DeployError as error:
         raise _deploy_failure(error) from None
-    return {"ok": True, "yaml_path": compiled["yaml_path"], "pipeline_id": uploaded.pipeline_id,
-            "version_id": uploaded.version_id, "version_name": uploaded.version_name, "run_id": run_id,
-            "run_name": name, "experiment": graph.settings.experiment or "Default",
-            "run_url": deploy.ui_link(target, run_id), "host": target.host}
+    return {"ok": True, "yaml_path": up.compiled["yaml_path"], "pipeline_id": up.version.pipeline_id,
+            "version_id": up.version.version_id, "version_name": up.version.version_name, "run_id": run_id,
+            "run_name": name, "experiment": settings.experiment or "Default",
+            "run_url": deploy.ui_link(up.target, run_id), "host": up.target.host,
+            "service_account": up.service_account or ""}
 
 
 def cron_preview(expression: str) -> dict:
@@ -296,30 +333,23 @@ def cron_preview(expression: str) -> dict:
 
 def schedule(root: str, source: Path, host: str, cron: str, namespace: str = "", name: str = "",
              params: dict | None = None, output_folder: str = "", image: str = "", max_concurrency: int = 1,
-             enabled: bool = True) -> dict:
+             enabled: bool = True, service_account: str = "") -> dict:
     """Compile, upload a new version and create a recurring run of it."""
     from kale_like.backends.kfp import deploy
 
     preview = cron_preview(cron)  # checked before any network call
     if int(max_concurrency) < 1:
         raise ServiceError(400, "max concurrency must be at least 1")
-    compiled = compile_source(root, source, output_folder, image)
-    graph = compiled.pop("graph")
-    arguments = typed_params(graph, params or {})
-    target = kfp_target(host, namespace)
-    job_name = name.strip() or f"{graph.settings.name}-schedule"
+    up = _compile_and_upload(root, source, host, namespace, params, output_folder, image, service_account)
+    job_name = name.strip() or f"{up.graph.settings.name}-schedule"
     try:
-        client = deploy.connect(target)
-        uploaded = deploy.upload(client, target, Path(root) / compiled["yaml_path"], graph.settings.name,
-                                 graph.settings.description)
-        experiment = deploy.experiment_id(client, target, graph.settings.experiment or "Default")
-        job = deploy.schedule(client, target, experiment, job_name, preview["kfp_cron"], uploaded, arguments,
-                              int(max_concurrency), False, bool(enabled))
+        job = deploy.schedule(up.client, up.target, up.experiment, job_name, preview["kfp_cron"], up.version,
+                              up.arguments, int(max_concurrency), False, bool(enabled), up.service_account)
     except deploy.DeployError as error:
         raise _deploy_failure(error) from None
     return {"ok": True, "recurring_run_id": job, "name": job_name, "kfp_cron": preview["kfp_cron"],
-            "next": preview["next"], "host": target.host, "yaml_path": compiled["yaml_path"],
-            "version_name": uploaded.version_name}
+            "next": preview["next"], "host": up.target.host, "yaml_path": up.compiled["yaml_path"],
+            "version_name": up.version.version_name, "service_account": up.service_account or ""}
 
 
 def _deploy_failure(error) -> ServiceError:
