@@ -292,6 +292,20 @@ def test_analyze_gives_steps_edges_with_variables_and_parameters(api):
     assert graph["source"] == "sub/parallel_branches.ipynb"
 
 
+def test_analyze_names_the_exit_handler_and_its_cells(api, root):
+    (root / "exit.ipynb").write_text(notebook([
+        ("x = 1", ["step:make"]),
+        ("print(pipeline_status['state'])", ["exit-handler"]),
+        ("print('done')", []),
+    ]), encoding="utf-8")
+    code, data = api.post("analyze", {"path": "exit.ipynb"})
+    assert code == 200, data
+    assert [s["name"] for s in data["graph"]["steps"]] == ["make"]
+    assert data["graph"]["exit_step"] == {"name": "exit_handler", "cells": [1, 2]}
+    code, data = api.post("analyze", {"path": "tiny.ipynb"})
+    assert data["graph"]["exit_step"] is None
+
+
 def test_analyze_unsaved_content_sent_by_the_panel(api, root):
     content = json.loads((root / "tiny.ipynb").read_text())
     content["cells"][2]["metadata"]["tags"] = ["step:use_renamed", "prev:make"]

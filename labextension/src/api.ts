@@ -78,6 +78,8 @@ export interface GraphData {
   steps: StepData[];
   edges: Edge[];
   body: BodyNode[];
+  /** The exit handler (an `exit-handler` cell or `@pipeline(on_exit=)`): runs last, outside the body. */
+  exit_step?: { name: string; cells: number[] } | null;
 }
 
 export interface AnalyzeResult {

@@ -212,7 +212,8 @@ export class NotebookPipeline {
       analysis.state = 'ok';
       analysis.graph = result.data.graph;
       analysis.warnings = result.data.warnings ?? [];
-      for (const step of analysis.graph.steps) {
+      const exit = analysis.graph.exit_step;
+      for (const step of exit ? [...analysis.graph.steps, exit] : analysis.graph.steps) {
         for (const cell of step.cells) {
           analysis.stepOfCell.set(cell, step.name);
         }

@@ -105,7 +105,7 @@ def graph_payload(graph, fix=lambda text: text) -> dict:
     document = json.loads(graph.to_json())
     steps = []
     for step, data in zip(graph.steps, document["steps"]):
-        cells = sorted({block.location.cell_index for block in step.code if block.location.cell_index is not None})
+        cells = _cells_of(step)
         data.pop("code", None)
         data.pop("prelude", None)
         data["cells"] = cells
@@ -123,7 +123,12 @@ def graph_payload(graph, fix=lambda text: text) -> dict:
         "edges": document["edges"],
         "body": document["body"],
         "subpipelines": [{"name": s["name"]} for s in document["subpipelines"]],
+        "exit_step": {"name": graph.exit_step.name, "cells": _cells_of(graph.exit_step)} if graph.exit_step else None,
     }
+
+
+def _cells_of(step) -> list[int]:
+    return sorted({block.location.cell_index for block in step.code if block.location.cell_index is not None})
 
 
 def _fix_location(location, fix):
