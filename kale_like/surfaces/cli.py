@@ -280,4 +280,6 @@ def _summary(graph) -> None:
     for step in graph.steps:
         parents = ", ".join(step.upstream) or "-"
         print(f"  {step.name:<24} after: {parents}")
+    if graph.exit_step is not None:
+        print(f"  {graph.exit_step.name:<24} last, whatever happened (exit handler)")
     print("add --kfp to compile it")
