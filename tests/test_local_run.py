@@ -383,6 +383,27 @@ def test_one_worker_runs_steps_one_at_a_time(backend, tmp_path, logs):
     assert len(notes(log)) == 4 and max_overlap(log) == 1
 
 
+def test_progress_counts_pending_running_and_done_work(tmp_path, logs):
+    """The progress lines' counts: a loop's iterations are pending from the loop's start, and every
+    line accounts for every task known so far (here all four from the first line on)."""
+    import io
+
+    from kale_like.surfaces.run_report import ConsoleProgress
+
+    stream = io.StringIO()
+    result = kale_like.run(LOOPS, {"log": str(logs.new())}, pipeline="loop_param", backend="thread", max_workers=1,
+                           store=tmp_path / "store", echo=False, observer=ConsoleProgress(stream))
+    assert result.succeeded, result.error
+    progress = [line for line in stream.getvalue().splitlines() if line.startswith("[kale-like] ")]
+    tallies = [{kind: int(n) for n, kind in re.findall(r"(\d+) ([a-z ]+?)(?:,|$)", line.rsplit("  (", 1)[1][:-1])}
+               for line in progress]
+    assert len(progress) == 8, progress  # started and done, for 3 iterations and the total
+    assert all(sum(tally.values()) == 4 for tally in tallies), progress
+    assert tallies[0]["pending"] >= 1 and tallies[0]["running"] >= 1, progress[0]
+    assert [t.get("pending", 0) for t in tallies] == sorted((t.get("pending", 0) for t in tallies), reverse=True)
+    assert tallies[-1] == {"done": 4}, progress[-1]
+
+
 def test_independent_steps_run_concurrently(tmp_path, logs):
     log = logs.new()
     result = run(TIMING, tmp_path, log, pipeline="four_independent", max_workers=4, params={"seconds": 0.5})

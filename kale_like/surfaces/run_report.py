@@ -14,17 +14,27 @@ _SHOWN = {"running": "started", "done": "done", "cached": "cached (not re-run)",
 
 
 class ConsoleProgress:
-    """Prints task state changes to stderr, with counts of pending/running/done work."""
+    """Prints task state changes to stderr, with counts of pending/running/done/skipped/failed work.
+
+    A task is pending from the moment its DAG instance starts (a loop's iterations when the loop
+    starts) until it runs, comes from the cache, is skipped or is not run; "pending" events update
+    the counts without a line of their own."""
 
     def __init__(self, stream=None, quiet: bool = False):
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.lock = threading.Lock()
         self.started = time.perf_counter()
-        self.counts = {"running": 0, "done": 0, "skipped": 0, "failed": 0, "not run": 0}
+        self.pending: set[str] = set()
+        self.counts = {"pending": 0, "running": 0, "done": 0, "skipped": 0, "failed": 0, "not run": 0}
 
     def __call__(self, event: TaskEvent) -> None:
         with self.lock:
+            if event.status == "pending":
+                self.pending.add(event.path)
+            else:
+                self.pending.discard(event.path)
+            self.counts["pending"] = len(self.pending)
             if event.status == "running":
                 self.counts["running"] += 1
             elif event.status in ("done", "cached", "failed", "skipped", "not run"):
@@ -32,7 +42,7 @@ class ConsoleProgress:
                     self.counts["running"] -= 1
                 key = "done" if event.status == "cached" else event.status
                 self.counts[key] += 1
-            if self.quiet and event.status != "failed":
+            if event.status == "pending" or (self.quiet and event.status != "failed"):
                 return
             elapsed = f" in {event.seconds:.2f} s" if event.status in ("done", "failed") else ""
             tally = ", ".join(f"{n} {k}" for k, n in self.counts.items() if n)

@@ -141,6 +141,10 @@ def run_pipeline(ir: PipelineIR, arguments: dict | None = None, config: RunConfi
     lock = threading.Lock()
 
     def observe(event: TaskEvent) -> None:
+        if event.status == "pending":  # known, not started: for the progress display only
+            if observer is not None:
+                observer(event)
+            return
         with lock:
             report = reports.setdefault(event.path, TaskReport(event.path, event.label))
             report.status = event.status

@@ -82,10 +82,12 @@ class DagRunner:
 
     # -- DAGs -----------------------------------------------------------------------------------
 
-    def run_dag(self, component: str, parameters: dict, artifacts: dict, path: str) -> Outcome:
+    def run_dag(self, component: str, parameters: dict, artifacts: dict, path: str, announce: bool = True) -> Outcome:
         """Run one DAG instance to completion; its outputs per the DAG's output selectors."""
         spec = self.ir.component(component)
         tasks: dict = spec.get("dag", {}).get("tasks", {})
+        if announce:
+            self._announce(component, path)
         if not tasks:
             return Outcome("done")
         outcomes: dict[str, Outcome] = {}
@@ -179,6 +181,15 @@ class DagRunner:
         return self.execute(task_path, self._label(path, name), component, inputs_p, inputs_a,
                             spec.get("executorLabel", ""))
 
+    def _announce(self, component: str, path: str) -> None:
+        """The executor tasks of a DAG instance about to run are pending (those of the DAGs and loops
+        inside it are announced when these start: a loop's length is known only then)."""
+        for name, task in self.ir.component(component).get("dag", {}).get("tasks", {}).items():
+            if "parameterIterator" in task or "artifactIterator" in task:
+                continue
+            if "dag" not in self.ir.component(task["componentRef"]["name"]):
+                self.observe(TaskEvent(f"{path}/{name}", self._label(path, name), "pending"))
+
     def _skip(self, component: str, path: str) -> None:
         """A branch not taken: its steps (and those of DAGs inside it) are reported skipped."""
         spec = self.ir.component(component)
@@ -217,6 +228,9 @@ class DagRunner:
         results: list[Outcome | None] = [None] * len(items)
         semaphore = threading.Semaphore(limit)
 
+        for index in range(len(items)):  # every iteration's tasks are pending from now on
+            self._announce(component, f"{path}[{index}]")
+
         def one(index: int, item: Any) -> None:
             with semaphore:
                 p = dict(inputs_p)
@@ -226,7 +240,7 @@ class DagRunner:
                 else:
                     a[item_input] = [item]
                 try:
-                    results[index] = self.run_dag(component, p, a, f"{path}[{index}]")
+                    results[index] = self.run_dag(component, p, a, f"{path}[{index}]", announce=False)
                 except Exception as error:  # never lose an iteration's failure to its thread
                     results[index] = Outcome("failed", error=f"{type(error).__name__}: {error}")
 
