@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures as futures
 import hashlib
 import json
+import mmap
 import multiprocessing
 import os
 import re
@@ -324,12 +325,19 @@ def hash_path(path: Path) -> str:
             files += [parts + (name,) for name in names if os.path.isfile(os.path.join(folder, name))]
         for parts in sorted(files):
             digest.update(os.path.join(*parts).encode())
-            with open(os.path.join(top, *parts), "rb") as handle:
-                digest.update(hashlib.file_digest(handle, "sha256").digest())
+            digest.update(_file_digest(os.path.join(top, *parts)))
     elif os.path.isfile(top):
-        with open(top, "rb") as handle:
-            digest.update(hashlib.file_digest(handle, "sha256").digest())
+        digest.update(_file_digest(top))
     return digest.hexdigest()
+
+
+def _file_digest(path: str) -> bytes:
+    """SHA-256 of a file's bytes; a large file is hashed in place, memory-mapped (no copies)."""
+    with open(path, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size < 1 << 20:
+            return hashlib.file_digest(handle, "sha256").digest()
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return hashlib.sha256(mapped).digest()
 
 
 def _task_spec(ir: PipelineIR, path: str) -> dict:
