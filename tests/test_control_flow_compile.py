@@ -159,7 +159,7 @@ def test_fixture_compiles_to_a_valid_ir_and_a_dsl_module(run_cli, tmp_path, name
     dsl = tmp_path / "out_kfp.py"
     source = dsl.read_text(encoding="utf-8")
     ast.parse(source)
-    assert "@dsl.pipeline" in source
+    assert "@dsl.pipeline" in source or "@_kl_pipeline(" in source  # the latter wraps dsl.pipeline
 
 
 @pytest.mark.parametrize("name", GOOD)
@@ -420,8 +420,10 @@ def test_literals_take_the_operand_type(compiled):
 def test_chained_comparison_and_int_against_float(compiled):
     ir = compiled("if_chain_compare")
     assert ir.chains_of("in range") == [[f"int({channel('n')}) > 0", f"int({channel('n')}) < 10"]]
-    ((bigger,),) = ir.chains_of("bigger")
-    assert bigger.startswith("double(int(") and bigger.endswith(f"> {channel('m')}")
+    # KFP would test double(int(n)) > m, wrong beyond 2**53: a generated step compares them exactly
+    assert ir.chains_of("bigger") == [[f"{channel('compare-Output')} == true"]]
+    assert ir.input_parameter("compare", "left")["componentInputParameter"] == "n"
+    assert ir.input_parameter("compare", "right")["componentInputParameter"] == "m"
 
 
 # ---------------------------------------------------------------------------------------------

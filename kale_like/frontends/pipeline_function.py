@@ -99,8 +99,11 @@ def compile_pipeline(state: ProgramState, decorated: Decorated) -> CompiledPipel
     body = compiler.block(decorated.node.body.body, ())
     state.compiling.pop()
     name = str(decorated.settings.get("name") or decorated.function.replace("_", "-"))
-    result = CompiledPipeline(decorated.function, name, parameters, tuple(body), compiler.returns,
-                              compiler.return_type)
+    return_type = compiler.return_type
+    if compiler.returns is not None and compiler.returns.kind == "task":
+        # the body may have typed the result after the return was read (a loop over it makes it a list)
+        return_type = state.output_types.get((compiler.returns.source, compiler.returns.output), return_type)
+    result = CompiledPipeline(decorated.function, name, parameters, tuple(body), compiler.returns, return_type)
     state.compiled[decorated.function] = result
     return result
 
@@ -166,7 +169,7 @@ class _BodyCompiler:
         if isinstance(statement, cst.For):
             return self.loop(statement, scope)
         if isinstance(statement, cst.If):
-            return [self.condition(statement, scope)]
+            return self.condition(statement, scope)
         return self.unsupported(statement)
 
     def unsupported(self, node: cst.CSTNode) -> list[Node]:
@@ -416,11 +419,6 @@ class _BodyCompiler:
                         "assign it in every branch (with an else), or use it inside the branch")
         if isinstance(bound, Collector):
             return self.collected(node, name, bound, scope)
-        for depth, level in enumerate(scope):
-            if level[0] == "loop" and self.loop_items.get(level[1]) == bound.ref and depth + 1 < len(scope):
-                self.refuse(node, f"'{name}' is the list an enclosing loop runs over; KFP cannot pass it into a loop "
-                                  "or branch nested inside that loop", "pass it to a step directly in the loop's body, "
-                                  "or have a step outside the loop return what the inner steps need")
         if not visible(bound.scope, scope):
             if bound.scope and bound.scope[-1][0] == "loop":
                 self.refuse(node, f"'{name}' is made inside a for loop (line {bound.line}) and used outside it",
@@ -500,7 +498,7 @@ class _BodyCompiler:
             self.refuse(node, "async for is not supported in a pipeline body")
         loop_id = self.state.next_id("for")
         items, item_type, parallelism, binder = self.iterable(node.iter, node.target, scope, loop_id)
-        self.loop_items[loop_id] = items
+        self._register_loop(node.iter, scope, loop_id, items)
         inner: Scope = scope + (("loop", loop_id),)
         saved = dict(self.env.names)
         binder(inner)
@@ -508,6 +506,15 @@ class _BodyCompiler:
         body = self.block(node.body.body, inner)
         self._close_scope(saved, inner)
         return helpers + [Loop(loop_id, items, item_type, tuple(body), self.module.where(node), parallelism)]
+
+    def _register_loop(self, node: cst.CSTNode, scope: Scope, loop_id: str, items: Ref) -> None:
+        """kfp names a loop's item after the list it runs over: two nested loops over one list collide."""
+        for level in scope:
+            if level[0] == "loop" and items.kind in ("parameter", "task") and self.loop_items.get(level[1]) == items:
+                self.refuse(node, "this loop runs over the same list as a loop it is nested in; KFP gives both loops' "
+                                  "items the same name and cannot compile it",
+                            "loop once over the pairs, e.g. from a step returning [[a, b] for a in xs for b in xs]")
+        self.loop_items[loop_id] = items
 
     def comprehension(self, node: cst.ListComp, scope: Scope, name: str) -> list[Node]:
         if len(node.for_in.ifs) or node.for_in.inner_for_in is not None:
@@ -518,6 +525,7 @@ class _BodyCompiler:
                         "e.g. scores = [train(s) for s in seeds]")
         loop_id = self.state.next_id("for")
         items, item_type, parallelism, binder = self.iterable(node.for_in.iter, node.for_in.target, scope, loop_id)
+        self._register_loop(node.for_in.iter, scope, loop_id, items)
         inner: Scope = scope + (("loop", loop_id),)
         saved = dict(self.env.names)
         binder(inner)
@@ -700,7 +708,7 @@ class _BodyCompiler:
 
     # -- conditions -----------------------------------------------------------------------------
 
-    def condition(self, node: cst.If, scope: Scope) -> Node:
+    def condition(self, node: cst.If, scope: Scope) -> list[Node]:
         condition_id = self.state.next_id("if")
         arms: list[tuple[cst.BaseExpression | None, object]] = []
         current: cst.If | cst.Else | None = node
@@ -713,8 +721,10 @@ class _BodyCompiler:
                 current = None
         saved = dict(self.env.names)
         branches, bound_per_branch = [], []
+        helpers: list[Node] = []  # steps the tests need, run before the if
         for index, (test_node, body) in enumerate(arms):
             test = self.test(test_node, scope) if test_node is not None else None
+            helpers += self._take_pending()
             inner: Scope = scope + (("branch", condition_id, str(index)),)
             before = dict(self.env.names)
             nodes = self.block(body.body, inner)
@@ -724,7 +734,7 @@ class _BodyCompiler:
             branches.append(Branch(test, tuple(nodes)))
         self.env.names = saved
         self._merge_branches(node, branches, bound_per_branch, scope)
-        return Condition(condition_id, tuple(branches), self.module.where(node))
+        return helpers + [Condition(condition_id, tuple(branches), self.module.where(node))]
 
     def _merge_branches(self, node, branches, bound_per_branch, scope: Scope) -> None:
         has_else = branches[-1].test is None
@@ -752,12 +762,35 @@ class _BodyCompiler:
             self.env.names[name] = Value(Ref("oneof", options=tuple(v.ref for v in values)), kind, scope, line)
 
     def test(self, node: cst.BaseExpression, scope: Scope) -> Test:
-        test = self._test(node, scope)
+        test = self._exact_mixed_comparisons(node, self._test(node, scope))
         try:
             normalize(test, self._type_for_condition)
         except ConditionError as error:
             self.refuse(node, str(error), "compute the decision inside a step and return a bool")
         return test
+
+    def _exact_mixed_comparisons(self, node: cst.BaseExpression, test: Test) -> Test:
+        """An int value compared with a float value becomes a small generated step that compares them.
+
+        KFP writes `double(int(a)) > double(b)` into the condition, wrong for ints beyond ±2**53;
+        Python compares them exactly, and so does the step. The branch tests the step's bool.
+        """
+        if test.tests:
+            return replace(test, tests=tuple(self._exact_mixed_comparisons(node, t) for t in test.tests))
+        if test.op not in _COMPARE.values() or any(ref.kind == "constant" for ref in test.operands):
+            return test
+        types = tuple(self._type_for_condition(ref) for ref in test.operands)
+        if set(types) != {"int", "float"}:
+            return test
+        name = self.state.unique("compare")
+        where = self.module.where(node)
+        step = Step(name=name, code=(CodeBlock(f"result = left {test.op} right\n", where),), location=where,
+                    inputs=tuple(Input(side, ref, kind) for side, ref, kind in zip(("left", "right"), test.operands,
+                                                                                 types)),
+                    outputs=(Output("result", "bool"),))
+        self.state.output_types[(name, "result")] = "bool"
+        self._pending_nodes.append(step)
+        return Test("==", (Ref("task", name, "result"), Ref("constant", value=True)))
 
     def _type_for_condition(self, ref: Ref) -> str:
         if ref.kind == "constant":

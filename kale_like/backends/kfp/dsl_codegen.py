@@ -13,7 +13,7 @@ from pathlib import Path
 from kale_like.backends.kfp.components import component_shape, component_source, embedded_runtime
 from kale_like.backends.kfp.naming import python_identifier
 from kale_like.backends.kfp.pipeline_body import BodyWriter, _all_nodes, _output_types
-from kale_like.graph.model import Step, StepGraph
+from kale_like.graph.model import Loop, Step, StepGraph
 
 
 def generate_module(graph: StepGraph, yaml_name: str = "pipeline.yaml", pipeline_function: str = "pipeline") -> str:
@@ -31,7 +31,10 @@ def generate_module(graph: StepGraph, yaml_name: str = "pipeline.yaml", pipeline
                           or s.settings.tolerations or s.settings.timeout for s in steps)
     parts = [_header(graph, uses_kubernetes)]
     parts += [component_source(graph, step, shapes[step.name], runtime) for step in steps]
-    writer = BodyWriter(graph, shapes, functions)
+    fix_channels = any(isinstance(node, Loop) for node in _all_nodes(graph))
+    if fix_channels:
+        parts.append(embedded_source("channel_fix.py"))
+    writer = BodyWriter(graph, shapes, functions, "_kl_pipeline" if fix_channels else "dsl.pipeline")
     for sub in graph.subpipelines:
         parts.append(
             writer.pipeline_function(sub.name, functions[sub.name], "", sub.parameters, sub.body, sub.returns,
@@ -41,7 +44,7 @@ def generate_module(graph: StepGraph, yaml_name: str = "pipeline.yaml", pipeline
         writer.pipeline_function(graph.settings.name, pipeline_function, graph.settings.description,
                                  graph.parameters, graph.body, graph.returns, graph.return_type)
     )
-    parts.append(stable_header_source())
+    parts.append(embedded_source("stable_header.py"))
     parts.append(
         'if __name__ == "__main__":\n'
         f"    _path = os.path.join(os.path.dirname(os.path.abspath(__file__)), {yaml_name!r})\n"
@@ -54,9 +57,9 @@ def generate_module(graph: StepGraph, yaml_name: str = "pipeline.yaml", pipeline
     return "\n\n".join(parts)
 
 
-def stable_header_source() -> str:
-    """The header-normalising function, as embedded in the generated module."""
-    text = (Path(__file__).parent / "stable_header.py").read_text(encoding="utf-8")
+def embedded_source(file_name: str) -> str:
+    """The self-contained part of a module of this package, as embedded in the generated module."""
+    text = (Path(__file__).parent / file_name).read_text(encoding="utf-8")
     return text.split("# --- embedded below: keep self-contained ---\n", 1)[1].strip("\n") + "\n"
 
 

@@ -24,8 +24,10 @@ class _Scope:
 class BodyWriter:
     """Writes the statements of pipeline functions; one instance per module."""
 
-    def __init__(self, graph: StepGraph, shapes: dict[str, ComponentShape], functions: dict[str, str]):
+    def __init__(self, graph: StepGraph, shapes: dict[str, ComponentShape], functions: dict[str, str],
+                 decorator: str = "dsl.pipeline"):
         self.graph = graph
+        self.decorator = decorator  # the generated module's wrapper when kfp's compiler needs the channel fix
         self.shapes = shapes
         self.functions = functions  # subpipeline name -> python function name
         self.types = _output_types(graph)
@@ -48,7 +50,7 @@ class BodyWriter:
         result = ""
         if returns is not None:
             result = " -> Dataset" if return_type == ANY else f" -> {annotation(return_type)}"
-        lines = [f"@dsl.pipeline(name={name!r}, description={description!r})", f"def {function}({signature}){result}:"]
+        lines = [f"@{self.decorator}(name={name!r}, description={description!r})", f"def {function}({signature}){result}:"]
         scope = _Scope()
         exit_step = self.graph.exit_step if function == "pipeline" else None
         if exit_step is not None:
@@ -126,7 +128,10 @@ class BodyWriter:
         tests = [normalize(b.test, self.type_of) if b.test is not None else None for b in condition.branches]
         lines: list[str] = []
         inner_tasks: dict[str, str] = {}
-        if tests[0] is not None and all(t is None or is_atom(t) for t in tests):
+        # kfp leaves an If/Elif chain without Else open (its ConditionBranches group is only closed by an
+        # Else), swallowing what follows; such chains become exclusive nested Ifs instead
+        chained = len(tests) == 1 or tests[-1] is None
+        if chained and tests[0] is not None and all(t is None or is_atom(t) for t in tests):
             for index, (branch, test) in enumerate(zip(condition.branches, tests)):
                 keyword = "dsl.If" if index == 0 else "dsl.Else" if test is None else "dsl.Elif"
                 argument = "" if test is None else self.atom(test, scope)
