@@ -87,7 +87,8 @@ def test_kfp_alone_writes_ir_that_cannot_run_for_these_shapes(tmp_path):
     When this fails, kfp has fixed its compiler and the workaround can go.
     """
     output = tmp_path / "gaps.yaml"
-    assert main([str(GAPS), "--pipeline", "short_names", "--kfp", "-o", str(output), "-q"]) == 0
+    # --pipeline takes the function name or the pipeline's name=
+    assert main([str(GAPS), "--pipeline", "short-names", "--kfp", "-o", str(output), "-q"]) == 0
     module = output.with_name("gaps_kfp.py")
     source = module.read_text(encoding="utf-8").replace("@_kl_pipeline(", "@dsl.pipeline(")
     module.write_text(source, encoding="utf-8")

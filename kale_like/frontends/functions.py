@@ -61,9 +61,12 @@ def _main_pipeline(module, requested: str | None) -> str:
     where = SourceLocation(module.path)
     names = sorted(module.pipelines)
     if requested is not None:
-        if requested not in module.pipelines:
-            raise KaleLikeError(f"no @pipeline function '{requested}'", where, f"pipelines here: {', '.join(names)}")
-        return requested
+        if requested in module.pipelines:
+            return requested
+        by_name = [f for f, d in module.pipelines.items() if d.settings.get("name") == requested]
+        if len(by_name) == 1:  # the pipeline's name=, as the KFP UI shows it
+            return by_name[0]
+        raise KaleLikeError(f"no @pipeline function '{requested}'", where, f"pipelines here: {', '.join(names)}")
     if not names:
         raise KaleLikeError("no @pipeline function in this file", where,
                             "decorate the function that calls your steps with @pipeline")
