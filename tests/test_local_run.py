@@ -740,6 +740,26 @@ def test_cache_records_are_written_atomically(tmp_path, logs):
         json.loads(record.read_text())
 
 
+def test_content_hash_of_a_folder_is_its_files_in_path_order_names_and_bytes(tmp_path):
+    """The definition cache keys and lineage rely on (stores written earlier keep their hits):
+    files by path, component by component; symlinked folders not entered; big files hashed alike."""
+    import hashlib
+
+    from kale_like.backends.local.run import hash_path
+
+    folder = tmp_path / "value"
+    files = {"a/b": b"1", "a-b/x": b"2", "a.txt": b"3", "z/big.npy": bytes(range(256)) * 8192}
+    for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    (folder / "link").symlink_to(folder / "a")
+    expected = hashlib.sha256()
+    for name in ("a/b", "a-b/x", "a.txt", "z/big.npy"):  # "a/b" before "a-b/x": by component
+        expected.update(name.encode() + hashlib.sha256(files[name]).digest())
+    assert hash_path(folder) == expected.hexdigest()
+    assert hash_path(folder / "z" / "big.npy") == hashlib.sha256(hashlib.sha256(files["z/big.npy"]).digest()).hexdigest()
+
+
 # ---------------------------------------------------------------------------
 # Lineage
 

@@ -104,11 +104,15 @@ class RunResult:
 
 
 class _Pool:
-    """The workers executor tasks run on: threads, or processes started once and reused."""
+    """The workers executor tasks run on: threads, or processes started once and reused.
+
+    On threads, a task's component runs on the thread already running the task, at most `workers`
+    at a time (a hand-over to a pool thread and back would add two thread switches per step)."""
 
     def __init__(self, backend: str, workers: int, program: str = ""):
+        self.executor: futures.Executor | None = None
         if backend == "thread":
-            self.executor: futures.Executor = futures.ThreadPoolExecutor(workers, thread_name_prefix="step")
+            self.slots = threading.BoundedSemaphore(workers)
             return
         # fork: workers start with kfp already imported and without re-running the caller's
         # __main__ (a notebook, stdin). All of them are started now, before the run starts any
@@ -122,10 +126,14 @@ class _Pool:
         self.executor.submit(os.getpid).result()
 
     def run(self, call: ComponentCall, echo: bool) -> ComponentResult:
+        if self.executor is None:
+            with self.slots:
+                return run_component(call, echo)
         return self.executor.submit(run_component, call, echo).result()
 
     def close(self) -> None:
-        self.executor.shutdown(wait=True, cancel_futures=True)
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
 
 
 def run_pipeline(ir: PipelineIR, arguments: dict | None = None, config: RunConfig | None = None,
