@@ -522,6 +522,13 @@ def test_schedule_checks_the_cron_before_any_network_call(api):
     assert "not a valid cron expression" in data["message"]
 
 
+def test_schedule_with_a_max_concurrency_that_is_not_a_number(api):
+    code, data = api.post("schedule", {"path": "tiny.ipynb", "host": "http://127.0.0.1:1", "cron": "0 2 * * 0",
+                                       "max_concurrency": "two"})
+    assert code == 400
+    assert "max_concurrency must be a whole number" in data["message"]
+
+
 def test_schedule_on_an_unreachable_host(api):
     host = f"http://127.0.0.1:{closed_port()}"
     code, data = api.post("schedule", {"path": "tiny.ipynb", "host": host, "cron": "*/15 * * * *"})

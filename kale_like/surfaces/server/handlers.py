@@ -263,10 +263,12 @@ class ScheduleHandler(KfpDeployHandler):
             from kale_like.surfaces.server.service import schedule
 
             data, common = self.deploy_request()
+            limit = data.get("max_concurrency") or 1
+            if type(limit) is not int and not (isinstance(limit, str) and limit.strip().isdigit()):
+                raise tornado.web.HTTPError(400, f"max_concurrency must be a whole number, not {limit!r}")
             self.reply(await self.blocking(
                 schedule, cron=str(data.get("cron") or ""), name=str(data.get("name") or ""),
-                max_concurrency=int(data.get("max_concurrency") or 1), enabled=bool(data.get("enabled", True)),
-                **common))
+                max_concurrency=int(limit), enabled=bool(data.get("enabled", True)), **common))
 
         await self.guarded(action)
 
