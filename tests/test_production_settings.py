@@ -630,6 +630,13 @@ def test_the_exit_handler_cell_is_in_the_graph_but_not_in_the_body():
     assert graph.exit_step.inputs[0].ref.kind == "final_status"
 
 
+def test_the_graph_json_shows_the_exit_handler(run_cli):
+    document = json.loads(run_cli(EXIT_CELL, "--graph-json", "-q").out)
+    assert document["exit_step"]["name"] == "exit_handler"
+    assert [i["name"] for i in document["exit_step"]["inputs"]][0] == "pipeline_status"
+    assert "exit_handler" not in [s["name"] for s in document["steps"]]
+
+
 def test_the_summary_lists_the_exit_handler_last(run_cli):
     rows = [line.split(None, 1) for line in run_cli(EXIT_CELL, "-q").out.splitlines() if line.startswith(" ")]
     assert [(name, text.strip()) for name, text in rows] == [

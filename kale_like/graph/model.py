@@ -312,6 +312,8 @@ class StepGraph:
             "steps": [asdict(s) | {"code_hash": s.code_hash, "parameters": list(s.parameters)} for s in self.steps],
             "edges": [asdict(e) for e in self.edges],
             "subpipelines": [asdict(p) for p in self.subpipelines],
+            "exit_step": None if self.exit_step is None else asdict(self.exit_step) | {
+                "code_hash": self.exit_step.code_hash, "parameters": list(self.exit_step.parameters)},
             "warnings": list(self.warnings),
         }
         return json.dumps(document, indent=2, sort_keys=True, default=str)
