@@ -1,7 +1,7 @@
 """Local-run benchmark: the local executor against plain concurrent.futures, side by side.
 
-    python benchmarks/bench_local.py              # 3 repetitions (~8-12 min on 2 shared cores)
-    python benchmarks/bench_local.py --quick      # 1 repetition
+    python benchmarks/bench_local.py              # 3 repetitions (~3-4 min on 2 shared cores)
+    python benchmarks/bench_local.py --quick      # 1 repetition (~1 min)
     python benchmarks/bench_local.py --repeat 5 --output results.md --max-load 2.0
 
 Every measurement runs in a fresh `python` subprocess (this interpreter), with kfp, numpy and
@@ -25,10 +25,6 @@ lineage, pool shutdown). The baselines run in their own fresh subprocesses right
    size summed over the process and its descendants, sampled every 10 ms from /proc, minus the
    same sum just before the run) against the array size.
 5. A fully cached re-run of the 200-step pipelines (from the children of 1).
-
-What-if rows repeat 1 and 2 with the lineage database switched to WAL + synchronous=NORMAL by a
-patch in the child (kale_like itself unchanged), to size the cost of its per-task fsyncs. Ratios
-are also given "paired": the median over repetitions of the ratio within one repetition.
 
 A wall-time breakdown follows (thread backend; timers wrapped around the executor's functions):
 the 200-step chain (one task at a time, so the phases add up), its cached re-run, the 200
@@ -323,23 +319,6 @@ def _run_ours(ir, store: Path, backend: str, workers: int, cache: bool = True):
     return result, wall, cpu
 
 
-def _fast_lineage() -> None:
-    """What-if (this process only, kale_like unchanged): the lineage database in WAL mode with
-    synchronous=NORMAL from the moment it is opened, so a commit does not wait for fsync."""
-    import sqlite3
-    import types
-
-    from kale_like.backends.local import lineage
-
-    def connect(*args, **kwargs):
-        connection = sqlite3.connect(*args, **kwargs)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
-        return connection
-
-    lineage.sqlite3 = types.SimpleNamespace(**{**vars(sqlite3), "connect": connect})
-
-
 def _child(spec: dict) -> dict:
     import concurrent.futures as futures
     import multiprocessing
@@ -354,8 +333,6 @@ def _child(spec: dict) -> dict:
             return futures.ThreadPoolExecutor(width)
         return futures.ProcessPoolExecutor(width, mp_context=fork)
 
-    if spec.get("fast_lineage"):
-        _fast_lineage()
     if case in ("independent", "chain"):
         _child_imports()
         ir = _load_ir(spec["yaml"])
@@ -557,9 +534,10 @@ def _breakdown_targets():
         (run._TaskExecutor, "_cache_key", "`_cache_key`", 2),
         (run._TaskExecutor, "_cached", "`_cached` (cache lookup)", 2),
         (run, "_executor_input", "`_executor_input`", 2),
-        (run._Pool, "run", "`_Pool.run` (submit to the worker and wait)", 2),
+        (run._Pool, "run", "`_Pool.run` (on threads: wait for a free slot, run; else to the worker and back)", 2),
         (run, "run_component", "`run_component` (in the worker)", 3),
-        (component_runner, "_load", "`_load` (exec of the component program)", 4),
+        (component_runner, "_load", "`_load` (compile and exec of the component program)", 4),
+        (component_runner, "compile_program", "`compile_program` (the runtime's code reused)", 5),
         (kfp_executor.Executor, "execute", "kfp `Executor.execute` (the step runtime and the step)", 4),
         (run, "_outcome", "`_outcome`", 2),
         (run._TaskExecutor, "_remember_hashes", "`_remember_hashes` (content hashes of outputs)", 2),
@@ -654,14 +632,10 @@ def measure(info: dict, repeat: int, workers: int, workdir: Path) -> tuple[dict,
             ours = {"case": kind, "yaml": y[kind], "backend": backend, "workers": workers}
             plan.append((f"{kind}/{backend}/ours", ours))
             plan.append((f"{kind}/{backend}/floor", {"case": f"floor-{kind}", "backend": backend, "workers": workers}))
-            plan.append((f"{kind}/{backend}/fast-lineage", {"case": kind, "yaml": y[kind], "backend": backend,
-                                                            "workers": workers, "fast_lineage": True}))
     for backend in ("thread", "process"):
         plan.append((f"sleep/{backend}/ours", {"case": "sleep", "yaml": y["sleep"], "backend": backend,
                                                "workers": SLEEP_WORKERS}))
         plan.append((f"sleep/{backend}/floor", {"case": "floor-sleep", "backend": backend, "workers": SLEEP_WORKERS}))
-        plan.append((f"sleep/{backend}/fast-lineage", {"case": "sleep", "yaml": y["sleep"], "backend": backend,
-                                                       "workers": SLEEP_WORKERS, "fast_lineage": True}))
     plan.append(("cpu/sequential", {"case": "sequential-cpu", "spin_n": info["spin_n"]}))
     plan.append(("cpu/process/ours", {"case": "cpu", "yaml": y["cpu"], "backend": "process", "workers": CPU_WORKERS}))
     plan.append(("cpu/floor", {"case": "floor-cpu", "spin_n": info["spin_n"], "workers": CPU_WORKERS}))
@@ -719,24 +693,6 @@ def tables(results: dict, info: dict, workers: int) -> str:
                 f"| {_ms(_med(fl))} / {_ms(min(fl))} | {_paired(cold, fl):.0f}x | {_ms(_med(cpu))} "
                 f"| <= {goal:g} | {_yes(_med(cold) * 1000 / STEPS <= goal)} |"
             )
-    out += [
-        "",
-        "What-if, same children otherwise: the lineage database opened in WAL mode with `synchronous=NORMAL` "
-        "(patched in the benchmark's child process; kale_like unchanged):",
-        "",
-        "| case | backend | cold ms/step (median / min) | warm ms/step (median) | cached re-run ms/step (median) "
-        "| cold vs ours as is (paired median) | goal met (cold median) |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for kind in ("independent", "chain"):
-        for backend in ("thread", "process"):
-            rows, ours = r[f"{kind}/{backend}/fast-lineage"], r[f"{kind}/{backend}/ours"]
-            cold = [x["cold"] for x in rows]
-            out.append(
-                f"| {kind} | {backend} | {_ms(_med(cold))} / {_ms(min(cold))} | {_ms(_med([x['warm'] for x in rows]))} "
-                f"| {_ms(_med([x['cached'] for x in rows]))} | {_paired(cold, [x['cold'] for x in ours]):.2f}x "
-                f"| {_yes(_med(cold) * 1000 / STEPS <= GOALS[backend])} |"
-            )
     b = info["build"]
     out += [
         "",
@@ -750,17 +706,15 @@ def tables(results: dict, info: dict, workers: int) -> str:
         f"(ideal {SLEEP_SECONDS * -(-SLEEP_STEPS // SLEEP_WORKERS):.1f} s)",
         "",
         "| backend | ours s (median / min) | ours/ideal (median / min) | floor s (median / min) | floor/ideal (median) "
-        "| goal | met (median) | what-if WAL lineage: s (median) / ideal |",
-        "|---|---|---|---|---|---|---|---|",
+        "| goal | met (median) |",
+        "|---|---|---|---|---|---|---|",
     ]
     ideal = SLEEP_SECONDS * -(-SLEEP_STEPS // SLEEP_WORKERS)
     for backend in ("thread", "process"):
         ours, fl = [x["wall"] for x in r[f"sleep/{backend}/ours"]], [x["wall"] for x in r[f"sleep/{backend}/floor"]]
-        fast = _med([x["wall"] for x in r[f"sleep/{backend}/fast-lineage"]])
         out.append(f"| {backend} | {_med(ours):.3f} / {min(ours):.3f} | {_med(ours) / ideal:.2f}x / "
                    f"{min(ours) / ideal:.2f}x | {_med(fl):.3f} / {min(fl):.3f} | {_med(fl) / ideal:.2f}x | <= 1.15x "
-                   f"| {_yes(_med(ours) / ideal <= 1.15)} "
-                   f"| {fast:.3f} / {fast / ideal:.2f}x |")
+                   f"| {_yes(_med(ours) / ideal <= 1.15)} |")
     seq, fl, ours = ([x["wall"] for x in r[k]] for k in ("cpu/sequential", "cpu/floor", "cpu/process/ours"))
     one = _med(seq) / CPU_STEPS
     out += [
