@@ -328,6 +328,11 @@ def _bad_raw_items(docs: Docs) -> None:
     _root_tasks(docs)["for-loop-2"]["parameterIterator"]["items"]["raw"] = "{not json"
 
 
+def _loop_dag_without_tasks(docs: Docs) -> None:
+    # what kfp leaves behind when it writes a group's tasks into another pipeline's DAG of that name
+    docs[0]["components"]["comp-for-loop-2"]["dag"]["tasks"] = {}
+
+
 def _bad_collected_artifact_key(docs: Docs) -> None:
     models = _root_tasks(docs)["count-models"]["inputs"]["artifacts"]["models"]
     models["taskOutputArtifact"]["outputArtifactKey"] = "nope"
@@ -444,6 +449,11 @@ def _bad_final_status_producer(docs: Docs) -> None:
             Breakage(parallel_for_pipeline, _bad_raw_items,
                      "root/for-loop-2: parameterIterator raw items are not valid JSON"),
             id="bad-raw-items",
+        ),
+        pytest.param(
+            Breakage(parallel_for_pipeline, _loop_dag_without_tasks,
+                     "comp-for-loop-2: neither an executor nor a DAG with tasks (used by root/for-loop-2)"),
+            id="loop-dag-without-tasks",
         ),
         pytest.param(
             Breakage(collected_pipeline, _bad_collected_artifact_key,

@@ -3,7 +3,9 @@
 tests/fixtures/local/kfp_gaps.py holds one pipeline per kfp (2.17) defect: a loop body that never
 reads its item, nested in a loop or branch; pipeline parameters whose names are part of kfp's loop
 variable names (`a`, `t`, `p`) read two levels below a loop; a loop's own list passed deeper into
-it; if/elif chains without else before an outer else or a returned value. Each is compiled to IR,
+it; if/elif chains without else before an outer else or a returned value; a nested pipeline whose
+loops and conditions are numbered like its caller's (kfp merged both DAGs' tasks into one); loops and
+branches that run no step (left out rather than written as empty DAGs). Each is compiled to IR,
 checked, and the IR is run by the local executor with the cache off; every step notes what it ran
 with, and the plain-Python run of the same file is the oracle.
 """
@@ -34,6 +36,11 @@ CASES = [
     ("open_elif", {}),
     ("open_elif", {"n": 1}),
     ("open_elif", {"n": 7, "go": False}),
+    ("dag_names", {}),
+    ("dag_names", {"xs": [5], "n": 4}),
+    ("empty_bodies", {}),
+    ("empty_bodies", {"n": 1}),
+    ("empty_bodies", {"n": 0}),
 ]
 
 
@@ -81,18 +88,22 @@ def test_the_dsl_module_writes_the_same_yaml_and_leaves_kfp_unpatched(tmp_path):
     assert output.read_bytes() == written
 
 
-def test_kfp_alone_writes_ir_that_cannot_run_for_these_shapes(tmp_path):
-    """Why the fix exists: the same DSL module under plain `dsl.pipeline` gives IR with missing inputs.
+@pytest.mark.parametrize(("pipeline", "problem"), [
+    ("short-names", "componentInputParameter 'pipelinechannel--a' not in"),
+    ("dag-names", "neither an executor nor a DAG with tasks"),
+])
+def test_kfp_alone_writes_ir_that_cannot_run_for_these_shapes(tmp_path, pipeline, problem):
+    """Why the fixes exist: the same DSL module under plain `dsl.pipeline` gives IR that cannot run.
 
     When this fails, kfp has fixed its compiler and the workaround can go.
     """
     output = tmp_path / "gaps.yaml"
     # --pipeline takes the function name or the pipeline's name=
-    assert main([str(GAPS), "--pipeline", "short-names", "--kfp", "-o", str(output), "-q"]) == 0
+    assert main([str(GAPS), "--pipeline", pipeline, "--kfp", "-o", str(output), "-q"]) == 0
     module = output.with_name("gaps_kfp.py")
     source = module.read_text(encoding="utf-8").replace("@_kl_pipeline(", "@dsl.pipeline(")
     module.write_text(source, encoding="utf-8")
     output.unlink()
     subprocess.run([sys.executable, str(module)], check=True, cwd=tmp_path)
     problems = check_pipeline_spec(output.read_text(encoding="utf-8"))
-    assert any("pipelinechannel--a" in problem and "not in" in problem for problem in problems), problems
+    assert any(problem in line for line in problems), problems

@@ -13,7 +13,7 @@ from pathlib import Path
 from kale_like.backends.kfp.components import component_shape, component_source, embedded_runtime
 from kale_like.backends.kfp.naming import python_identifier
 from kale_like.backends.kfp.pipeline_body import BodyWriter, _all_nodes, _output_types
-from kale_like.graph.model import Loop, Step, StepGraph
+from kale_like.graph.model import Condition, Loop, Step, StepGraph
 
 
 def generate_module(graph: StepGraph, yaml_name: str = "pipeline.yaml", pipeline_function: str = "pipeline") -> str:
@@ -31,10 +31,12 @@ def generate_module(graph: StepGraph, yaml_name: str = "pipeline.yaml", pipeline
                           or s.settings.tolerations or s.settings.timeout for s in steps)
     parts = [_header(graph, uses_kubernetes)]
     parts += [component_source(graph, step, shapes[step.name], runtime) for step in steps]
-    fix_channels = any(isinstance(node, Loop) for node in _all_nodes(graph))
-    if fix_channels:
-        parts.append(embedded_source("channel_fix.py"))
-    writer = BodyWriter(graph, shapes, functions, "_kl_pipeline" if fix_channels else "dsl.pipeline")
+    # the kfp defects kfp_fixes.py repairs need loops, or groups in nested pipelines
+    groups = [node for node in _all_nodes(graph) if isinstance(node, (Loop, Condition))]
+    needs_fixes = any(isinstance(node, Loop) for node in groups) or bool(groups and graph.subpipelines)
+    if needs_fixes:
+        parts.append(embedded_source("kfp_fixes.py"))
+    writer = BodyWriter(graph, shapes, functions, "_kl_pipeline" if needs_fixes else "dsl.pipeline")
     for sub in graph.subpipelines:
         parts.append(
             writer.pipeline_function(sub.name, functions[sub.name], "", sub.parameters, sub.body, sub.returns,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from kale_like.backends.kfp.components import ComponentShape, annotation
 from kale_like.errors import InternalError
 from kale_like.graph.conditions import exclusive_paths, is_atom, normalize
-from kale_like.graph.model import ANY, Condition, Loop, Node, PipelineCall, Ref, Step, StepGraph, Test, producers
+from kale_like.graph.model import ANY, Condition, Loop, Node, PipelineCall, Ref, Step, StepGraph, Test, producers, walk
 
 
 @dataclass
@@ -119,7 +119,10 @@ class BodyWriter:
         lines = [f"{pad}with dsl.ParallelFor(items={self.expression(loop.items, scope)}{limit}) as {item}:"]
         inner = scope.copy()
         inner.items[loop.id] = item
-        lines += self.body(loop.body, depth + 1, inner) or [f"{pad}    pass"]
+        body = self.body(loop.body, depth + 1, inner)
+        if not body:  # a loop that runs no step does nothing; kfp would write an empty DAG for it
+            return []
+        lines += body
         scope.tasks.update({k: v for k, v in inner.tasks.items() if k not in scope.tasks})
         return lines
 
@@ -129,24 +132,28 @@ class BodyWriter:
         lines: list[str] = []
         inner_tasks: dict[str, str] = {}
         # kfp leaves an If/Elif chain without Else open (its ConditionBranches group is only closed by an
-        # Else), swallowing what follows; such chains become exclusive nested Ifs instead
-        chained = len(tests) == 1 or tests[-1] is None
+        # Else), swallowing what follows; such chains, and chains with a branch that runs no step (an
+        # empty DAG), become exclusive nested Ifs instead, leaving the empty branches out
+        runs_steps = [any(isinstance(n, (Step, PipelineCall)) for n in walk(b.body)) for b in condition.branches]
+        chained = (len(tests) == 1 or tests[-1] is None) and all(runs_steps)
         if chained and tests[0] is not None and all(t is None or is_atom(t) for t in tests):
             for index, (branch, test) in enumerate(zip(condition.branches, tests)):
                 keyword = "dsl.If" if index == 0 else "dsl.Else" if test is None else "dsl.Elif"
                 argument = "" if test is None else self.atom(test, scope)
                 lines.append(f"{pad}with {keyword}({argument}):")
                 inner = scope.copy()
-                lines += self.body(branch.body, depth + 1, inner) or [f"{pad}    pass"]
+                lines += self.body(branch.body, depth + 1, inner)
                 inner_tasks.update(inner.tasks)
         else:
             for index, conjunction in exclusive_paths(tests):
+                if not runs_steps[index]:
+                    continue
                 inner = scope.copy()
                 level = depth
                 for atom in conjunction:
                     lines.append(f"{'    ' * level}with dsl.If({self.atom(atom, inner)}):")
                     level += 1
-                lines += self.body(condition.branches[index].body, level, inner) or [f"{'    ' * level}pass"]
+                lines += self.body(condition.branches[index].body, level, inner)
                 inner_tasks.update(inner.tasks)
         scope.tasks.update({k: v for k, v in inner_tasks.items() if k not in scope.tasks})
         return lines

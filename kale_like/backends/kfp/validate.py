@@ -175,12 +175,15 @@ def _check_executor_labels(spec: pb.PipelineSpec, executors: set[str]) -> list[s
     problems = []
     for name, comp in sorted(spec.components.items()):
         label = comp.executor_label
+        used_by = ", ".join(users.get(name, [])) or "no task"
         if comp.WhichOneof("implementation") == "executor_label" and label not in executors:
-            used_by = ", ".join(users.get(name, [])) or "no task"
             problems.append(
                 f"{name}: executorLabel '{label}' not in deploymentSpec.executors"
                 f" (used by {used_by})"
             )
+        elif comp.WhichOneof("implementation") is None or (comp.HasField("dag") and not comp.dag.tasks):
+            # e.g. kfp registered a DAG under a new name but wrote its tasks elsewhere
+            problems.append(f"{name}: neither an executor nor a DAG with tasks (used by {used_by})")
     return problems
 
 
