@@ -128,6 +128,21 @@ class CompiledIR:
         return self.container(step)["command"][-1]
 
 
+@pytest.fixture(autouse=True)
+def print_restored_after_kfp_local():
+    """Put `builtins.print` back after every test.
+
+    kfp.local indents task output by swapping `builtins.print` per task, which is not thread-safe:
+    after a parallel loop the process can keep a wrapped print that pads every line, and a later
+    test on the same worker that compares captured output sees its lines indented.
+    """
+    import builtins
+
+    original = builtins.print
+    yield
+    builtins.print = original
+
+
 @pytest.fixture
 def temp_files_in_tmp_path(tmp_path, monkeypatch):
     """Keep kale_like's scratch dirs, crash reports and bug-report folders inside tmp_path.

@@ -49,8 +49,6 @@ REFUSALS = [
     ("bad_str_eq_int", 11, 8, "comparing a str with 1 is never true in Python", "return a bool"),
     ("bad_quote_in_string", 11, 8, "KFP cannot compare with a string holding ', \\ or a control character",
      "return a bool"),
-    ("bad_untyped_condition", 17, 8, "step 'make' has no return type, so KFP cannot test it",
-     "annotate its return type"),
     ("bad_loop_over_collected", 17, 14, "KFP cannot loop over a collected list", "loop over the original items"),
     ("bad_step_call_in_argument", 16, 10, "a step call inside another call's arguments is not supported",
      "assign its result to a name first"),

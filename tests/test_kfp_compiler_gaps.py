@@ -5,7 +5,8 @@ reads its item, nested in a loop or branch; pipeline parameters whose names are 
 variable names (`a`, `t`, `p`) read two levels below a loop; a loop's own list passed deeper into
 it; if/elif chains without else before an outer else or a returned value; a nested pipeline whose
 loops and conditions are numbered like its caller's (kfp merged both DAGs' tasks into one); loops and
-branches that run no step (left out rather than written as empty DAGs). Each is compiled to IR,
+branches that run no step (left out rather than written as empty DAGs); tests on untyped results
+and on an int against a float beyond 2**53 (made by a generated step). Each is compiled to IR,
 checked, and the IR is run by the local executor with the cache off; every step notes what it ran
 with, and the plain-Python run of the same file is the oracle.
 """
@@ -41,6 +42,10 @@ CASES = [
     ("empty_bodies", {}),
     ("empty_bodies", {"n": 1}),
     ("empty_bodies", {"n": 0}),
+    ("untyped_tests", {}),
+    ("untyped_tests", {"a": 0, "b": 0.5}),
+    ("untyped_tests", {"a": 2 ** 53 + 1, "b": float(2 ** 53)}),
+    ("untyped_tests", {"a": 2 ** 53, "b": float(2 ** 53)}),
 ]
 
 

@@ -640,10 +640,11 @@ def test_the_graph_json_shows_the_exit_handler(run_cli):
 def test_the_summary_lists_the_exit_handler_last(run_cli):
     # step rows are indented by exactly two spaces (stray whitespace from another test's thread has been
     # seen in front of the header line under xdist; it must not count as a row)
-    rows = [line.split(None, 1) for line in run_cli(EXIT_CELL, "-q").out.splitlines()
-            if line.startswith("  ") and not line.startswith("   ")]
+    out = run_cli(EXIT_CELL, "-q").out
+    rows = [line.split(None, 1) for line in out.splitlines() if line.startswith("  ") and not line.startswith("   ")]
     assert [(name, text.strip()) for name, text in rows] == [
-        ("work", "after: -"), ("after_work", "after: work"), ("exit_handler", "last, whatever happened (exit handler)")]
+        ("work", "after: -"), ("after_work", "after: work"),
+        ("exit_handler", "last, whatever happened (exit handler)")], repr(out)
 
 
 def test_the_exit_handler_cell_runs_locally_after_a_succeeding_pipeline(tmp_path, local_env, capsys):

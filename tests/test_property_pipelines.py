@@ -1034,12 +1034,7 @@ def mark(log: str, branch: int):
 
 '''
 # Known bugs property 2 would rediscover: name -> predicate(source, argument sets).
-_UNTYPED_VS_FLOAT = re.compile(r"\bru\s*(==|!=|<=|>=|<|>)\s*(b|rb)\b|\b(b|rb)\s*(==|!=|<=|>=|<|>)\s*ru\b")
-BRANCH_KNOWN_BUGS: dict = {
-    # test_regression_untyped_int_result_inferred_as_float_loses_precision
-    "untyped_int_inferred_float": lambda source, argument_sets: bool(_UNTYPED_VS_FLOAT.search(source)) and any(
-        abs(arguments["a"]) > 2 ** 53 for arguments in argument_sets),
-}
+BRANCH_KNOWN_BUGS: dict = {}
 
 BRANCH_OPERANDS = {"a": "int", "b": "float", "s": "str", "flag": "bool",
                    "ra": "int", "rb": "float", "rs": "str", "rflag": "bool", "ru": "any"}
@@ -1720,11 +1715,7 @@ def p(a: int = 0, b: float = 0.0, s: str = "", flag: bool = False, log: str = ""
     check_branches(source, [{"a": 2 ** 53 + 1, "b": float(2 ** 53), "s": "", "flag": False}])
 
 
-@pytest.mark.xfail(reason="BUG: an untyped step result compared with a float value is inferred as a float (with a "
-                          "warning suggesting the annotation), so an int result beyond 2**53 is rounded before the "
-                          "comparison and the branch can differ from Python's; annotating the step (-> int) makes it "
-                          "exact (a generated step compares int with float)", strict=True)
-def test_regression_untyped_int_result_inferred_as_float_loses_precision():
+def test_regression_untyped_int_result_compared_exactly_with_a_float():
     source = BRANCH_HEADER + """@pipeline(name="branchy")
 def p(a: int = 0, b: float = 0.0, s: str = "", flag: bool = False, log: str = ""):
     ru = same_any(a)

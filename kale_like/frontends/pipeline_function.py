@@ -762,31 +762,43 @@ class _BodyCompiler:
             self.env.names[name] = Value(Ref("oneof", options=tuple(v.ref for v in values)), kind, scope, line)
 
     def test(self, node: cst.BaseExpression, scope: Scope) -> Test:
-        test = self._exact_mixed_comparisons(node, self._test(node, scope))
+        test = self._exact_comparisons(node, self._test(node, scope))
         try:
             normalize(test, self._type_for_condition)
         except ConditionError as error:
             self.refuse(node, str(error), "compute the decision inside a step and return a bool")
         return test
 
-    def _exact_mixed_comparisons(self, node: cst.BaseExpression, test: Test) -> Test:
-        """An int value compared with a float value becomes a small generated step that compares them.
+    def _exact_comparisons(self, node: cst.BaseExpression, test: Test) -> Test:
+        """Tests KFP cannot make the way Python does become a small generated step that makes them.
 
-        KFP writes `double(int(a)) > double(b)` into the condition, wrong for ints beyond ±2**53;
-        Python compares them exactly, and so does the step. The branch tests the step's bool.
+        KFP writes `double(int(a)) > double(b)` for an int compared with a float value (wrong beyond
+        ±2**53), and cannot read an untyped step result (a serialised artifact) at all. The step
+        receives the values, compares them in Python, and the branch tests its bool.
         """
         if test.tests:
-            return replace(test, tests=tuple(self._exact_mixed_comparisons(node, t) for t in test.tests))
-        if test.op not in _COMPARE.values() or any(ref.kind == "constant" for ref in test.operands):
+            return replace(test, tests=tuple(self._exact_comparisons(node, t) for t in test.tests))
+        if test.op == "truth":
+            (ref,) = test.operands
+            return self._comparison_step(node, "bool(value)", (("value", ref),)) if self._untyped(ref) else test
+        if test.op not in _COMPARE.values():
             return test
-        types = tuple(self._type_for_condition(ref) for ref in test.operands)
-        if set(types) != {"int", "float"}:
+        types = {self._type_for_condition(ref) for ref in test.operands if ref.kind != "constant"}
+        if not (types == {"int", "float"} or any(self._untyped(ref) for ref in test.operands)):
             return test
+        sides = [repr(ref.value) if ref.kind == "constant" else side for side, ref in zip(("left", "right"),
+                                                                                            test.operands)]
+        inputs = tuple((side, ref) for side, ref in zip(("left", "right"), test.operands) if ref.kind != "constant")
+        return self._comparison_step(node, f"{sides[0]} {test.op} {sides[1]}", inputs)
+
+    def _untyped(self, ref: Ref) -> bool:
+        return ref.kind == "task" and self._type_for_condition(ref) == ANY
+
+    def _comparison_step(self, node: cst.CSTNode, expression: str, inputs: tuple[tuple[str, Ref], ...]) -> Test:
         name = self.state.unique("compare")
         where = self.module.where(node)
-        step = Step(name=name, code=(CodeBlock(f"result = left {test.op} right\n", where),), location=where,
-                    inputs=tuple(Input(side, ref, kind) for side, ref, kind in zip(("left", "right"), test.operands,
-                                                                                 types)),
+        step = Step(name=name, code=(CodeBlock(f"result = {expression}\n", where),), location=where,
+                    inputs=tuple(Input(side, ref, self._type_for_condition(ref)) for side, ref in inputs),
                     outputs=(Output("result", "bool"),))
         self.state.output_types[(name, "result")] = "bool"
         self._pending_nodes.append(step)
@@ -821,7 +833,7 @@ class _BodyCompiler:
                 left = target.comparator
             return parts[0] if len(parts) == 1 else Test("and", tests=tuple(parts))
         value = self.value(node, scope)
-        self._condition_operand(value, node, None)
+        self._condition_operand(value, node)
         return Test("truth", (value.ref,))
 
     def _comparison(self, left_node, target: cst.ComparisonTarget, scope: Scope) -> Test:
@@ -832,7 +844,11 @@ class _BodyCompiler:
             if not ok or not isinstance(options, (list, tuple, set)) or not options:
                 self.refuse(target, "`in` in a condition needs a literal list of values",
                             "e.g. if region in ['eu', 'us']:")
-            self._condition_operand(left, left_node, type_of_value(next(iter(options))))
+            self._condition_operand(left, left_node)
+            if self._untyped(left.ref):
+                keyword = "in" if operator is cst.In else "not in"
+                listed = sorted(options, key=repr)
+                return self._comparison_step(target, f"value {keyword} {listed!r}", (("value", left.ref),))
             options = _matchable(options, self._type_for_condition(left.ref))
             if not options:
                 self.refuse(target, f"no value in the list can equal a {self._type_for_condition(left.ref)}, so "
@@ -844,12 +860,12 @@ class _BodyCompiler:
             self.refuse(target, f"'{_text(target.operator).strip()}' is not supported in a condition",
                         "use ==, !=, <, <=, >, >=, in or not in")
         right = self.value(target.comparator, scope)
-        for value, other, where in ((left, right, left_node), (right, left, target.comparator)):
-            self._condition_operand(value, where, other.type if other.type in PRIMITIVES else None)
+        for value, where in ((left, left_node), (right, target.comparator)):
+            self._condition_operand(value, where)
         return Test(_COMPARE[operator], (left.ref, right.ref))
 
-    def _condition_operand(self, value: Value, node, other_type: str | None) -> None:
-        """An untyped step result compared with a typed value takes its type (ints as float)."""
+    def _condition_operand(self, value: Value, node) -> None:
+        """Values no test can be made on, not even by a generated step (see `_exact_comparisons`)."""
         if value.ref.kind == "collected":
             self.refuse(node, "KFP cannot branch on a collected list", "decide inside a step that reads the list")
         if value.ref.kind == "oneof":
@@ -859,17 +875,6 @@ class _BodyCompiler:
             self.refuse(node, "KFP passes loop items to conditions as strings, so this comparison would not "
                               "be the one Python makes",
                         "compare inside a step that receives the item and returns a bool, then test that")
-        if value.ref.kind == "task" and value.type == ANY:
-            if value.ref.output == "":
-                self.refuse(node, "the untyped result of a nested pipeline cannot be tested by KFP",
-                            "annotate the return type of the step that nested pipeline returns (e.g. -> float)")
-            if other_type is None:
-                self.refuse(node, f"step '{value.ref.source}' has no return type, so KFP cannot test it",
-                            "annotate its return type, e.g. -> bool or -> float")
-            kind = "float" if other_type == "int" else other_type
-            if kind in PRIMITIVES:
-                self._infer(value, kind)
-                value.type = kind
 
 
 def _matchable(options, kind: str) -> list:
