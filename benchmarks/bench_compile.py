@@ -44,7 +44,7 @@ PYTHON = sys.executable
 FLOOR_CMD = [PYTHON, "-c", "import kfp.compiler"]
 # children import kale_like from the tree this script lives in (not whatever is installed)
 # children import kale_like from the tree this script lives in (not whatever is installed), and may
-# write .pyc files (an installed package has them; this workplace sets PYTHONDONTWRITEBYTECODE=1,
+# write .pyc files (an installed package has them; some environments set PYTHONDONTWRITEBYTECODE=1,
 # which would make every run recompile kale_like's sources): see --no-pyc
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
 ENV.pop("PYTHONDONTWRITEBYTECODE", None)

@@ -1,7 +1,7 @@
 """Unit tests of kale_like/graph/conditions.py: the lowering of Python `if` tests to what KFP evaluates.
 
 KFP compiles `and` by dropping a clause, inverts `bool == 1` and quotes int-vs-str comparisons
-(../shared/notes/kfp-findings.md §1), so kale_like only ever hands KFP `channel <op> literal` with
+(measured on kfp 2.17), so kale_like only ever hands KFP `channel <op> literal` with
 the literal of the channel's own type; `not` is pushed into comparisons, truth tests become
 comparisons, and `and`/`or` become nested `dsl.If` blocks, one per conjunction of
 `exclusive_paths`. The property at the end checks the whole pipeline of functions against Python's

@@ -10,7 +10,7 @@ compiled file also passes `check_pipeline_spec`.
 The tests marked slow run a few fixtures with KFP's local runner and compare what the steps saw
 with what the same pipeline function does when called as plain Python (the SDK decorators return
 the functions, so `main(...)` runs the steps in this process). Shapes are chosen where kfp.local
-is right (no nested loops over channels, kfp-findings §2).
+is right (no nested loops over channels).
 
 `bug_*.py` fixtures are shapes where kale_like is wrong today; their tests are strict xfails.
 """

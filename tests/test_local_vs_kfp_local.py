@@ -5,7 +5,7 @@ Python components) and are compiled here with `kfp.compiler.Compiler`, as their 
 Every component appends what it received to the file named by the `log` parameter, so both runners
 are judged on the same evidence: the values, and their JSON types (`1` is not `1.0`).
 
-The shapes are the ones /work/shared/notes/kfp-findings.md §2 lists as wrong in kfp.local (kfp 2.17):
+The shapes are the ones measured to be wrong in kfp.local (kfp 2.17):
 
 * nested ParallelFor whose outer loop iterates a pipeline parameter or a task output: kfp.local's
   `create_parameter_loop_iteration_task_spec` replaces every input ending in `-loop-item` with the

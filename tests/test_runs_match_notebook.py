@@ -6,15 +6,16 @@ exactly as its component body is written in the IR), and reads back the logged m
 values passed between steps. The reference is the same notebook executed by nbclient in a fresh
 kernel. Helpers live in `runs.py`.
 
-On kfp.local (see ../shared/notes/kfp-findings.md §2): it is a smoke runner, not a cluster. It
+On kfp.local (its defects measured on kfp 2.17): it is a smoke runner, not a cluster. It
 ignores resource limits, so the GPU limit of the peer notebook is not exercised. Metric values come
 back as floats (`n_outliers` 10 is logged as 10.0); that is KFP's Metrics type, a float per name, so
 metrics are compared as numbers, never by type. No value read from an artifact is cast.
 
 Where a notebook is random without a seed, the test says why it compares what it compares.
 
-The peer notebooks (Kubeflow Kale's own examples) are read from $KALE_LIKE_PEER_CASES, default
-/work/shared/peer-cases/kale; tests that need them are skipped, with a reason, when it is absent.
+The peer notebooks (Kubeflow Kale's own examples) are read from $KALE_LIKE_PEER_CASES, default a
+`shared/peer-cases/kale` folder beside the repository; tests that need them are skipped, with a
+reason, when it is absent.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((REPO / "examples" / "notebooks").glob("*.ipynb"))
-PEERS = Path(os.environ.get("KALE_LIKE_PEER_CASES", "/work/shared/peer-cases/kale"))
+PEERS = Path(os.environ.get("KALE_LIKE_PEER_CASES", REPO.parent / "shared" / "peer-cases" / "kale"))
 needs_peers = pytest.mark.skipif(not PEERS.is_dir(), reason=f"Kale peer notebooks not found at {PEERS}")
 
 _notebook_runs: dict[str, object] = {}
