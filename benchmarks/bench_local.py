@@ -3,6 +3,7 @@
     python benchmarks/bench_local.py              # 3 repetitions (~3-4 min on 2 shared cores)
     python benchmarks/bench_local.py --quick      # 1 repetition (~1 min)
     python benchmarks/bench_local.py --repeat 5 --output results.md --max-load 2.0
+    python benchmarks/bench_local.py --repeat 15 --cases array --no-profile   # one case only
 
 Every measurement runs in a fresh `python` subprocess (this interpreter), with kfp, numpy and
 kale_like's local backend imported and the compiled pipeline loaded before the clock starts; what
@@ -67,6 +68,7 @@ CPU_STEPS, CPU_SECONDS, CPU_WORKERS = 8, 0.3, 2
 ARRAY_ITEMS = 12_500_000  # float64: 100,000,000 bytes
 ARRAY_BYTES = ARRAY_ITEMS * 8
 GOALS = {"thread": 5.0, "process": 10.0}  # ms/step
+CASES = {"overhead": ("independent", "chain"), "sleep": ("sleep",), "cpu": ("cpu",), "array": ("array",)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -267,11 +269,11 @@ def _build(kind: str, workdir: Path, spin_n: int = 0):
     return p
 
 
-def prepare(workdir: Path) -> dict:
+def prepare(workdir: Path, cases: tuple[str, ...] = tuple(CASES)) -> dict:
     """Compile each pipeline once (YAML files the children load); time add_step + compile of the 200-step ones."""
-    spin_n = _calibrate_spin(CPU_SECONDS)
+    spin_n = _calibrate_spin(CPU_SECONDS) if "cpu" in cases else 0
     info: dict = {"spin_n": spin_n, "yaml": {}, "build": {}}
-    for kind in ("independent", "chain", "sleep", "cpu", "array"):
+    for kind in (kind for case in cases for kind in CASES[case]):
         t0 = time.perf_counter()
         p = _build(kind, workdir, spin_n)
         t1 = time.perf_counter()
@@ -544,6 +546,7 @@ def _breakdown_targets():
         (run, "hash_path", "`hash_path` (sha256 of an artifact)", 3),
         (run._TaskExecutor, "_store", "`_store` (cache record)", 2),
         (lineage.Lineage, "record_task", "`Lineage.record_task` (incl. waiting for its lock)", 2),
+        (run._TaskExecutor, "drain", "`_TaskExecutor.drain` (run's end: waits for hashes still running)", 0),
     ]
 
 
@@ -624,22 +627,25 @@ def breakdown_report(info: dict, workers: int, workdir: Path) -> str:
 # the measurements (parent)
 
 
-def measure(info: dict, repeat: int, workers: int, workdir: Path) -> tuple[dict, list[str]]:
+def measure(info: dict, repeat: int, workers: int, workdir: Path,
+            cases: tuple[str, ...] = tuple(CASES)) -> tuple[dict, list[str]]:
     y = info["yaml"]
     plan: list[tuple[str, dict]] = []
-    for kind in ("independent", "chain"):
+    for kind in ("independent", "chain") if "overhead" in cases else ():
         for backend in ("thread", "process"):
             ours = {"case": kind, "yaml": y[kind], "backend": backend, "workers": workers}
             plan.append((f"{kind}/{backend}/ours", ours))
             plan.append((f"{kind}/{backend}/floor", {"case": f"floor-{kind}", "backend": backend, "workers": workers}))
-    for backend in ("thread", "process"):
+    for backend in ("thread", "process") if "sleep" in cases else ():
         plan.append((f"sleep/{backend}/ours", {"case": "sleep", "yaml": y["sleep"], "backend": backend,
                                                "workers": SLEEP_WORKERS}))
         plan.append((f"sleep/{backend}/floor", {"case": "floor-sleep", "backend": backend, "workers": SLEEP_WORKERS}))
-    plan.append(("cpu/sequential", {"case": "sequential-cpu", "spin_n": info["spin_n"]}))
-    plan.append(("cpu/process/ours", {"case": "cpu", "yaml": y["cpu"], "backend": "process", "workers": CPU_WORKERS}))
-    plan.append(("cpu/floor", {"case": "floor-cpu", "spin_n": info["spin_n"], "workers": CPU_WORKERS}))
-    for backend in ("thread", "process"):
+    if "cpu" in cases:
+        plan.append(("cpu/sequential", {"case": "sequential-cpu", "spin_n": info["spin_n"]}))
+        plan.append(("cpu/process/ours", {"case": "cpu", "yaml": y["cpu"], "backend": "process",
+                                          "workers": CPU_WORKERS}))
+        plan.append(("cpu/floor", {"case": "floor-cpu", "spin_n": info["spin_n"], "workers": CPU_WORKERS}))
+    for backend in ("thread", "process") if "array" in cases else ():
         plan.append((f"array/{backend}/raw", {"case": "raw-array"}))
         plan.append((f"array/{backend}/ours", {"case": "array", "yaml": y["array"], "backend": backend, "workers": 2}))
     results: dict[str, list[dict]] = {name: [] for name, _ in plan}
@@ -675,6 +681,21 @@ def _yes(ok: bool) -> str:
 
 def tables(results: dict, info: dict, workers: int) -> str:
     r = results
+    out: list[str] = []
+    if "independent/thread/ours" in r:
+        out += _overhead_table(r, info, workers)
+    if "sleep/thread/ours" in r:
+        out += _sleep_table(r)
+    if "cpu/sequential" in r:
+        out += _cpu_table(r)
+    if "array/thread/ours" in r:
+        out += _array_table(r)
+    if "independent/thread/ours" in r:
+        out += _cached_table(r, workers)
+    return "\n".join(out).strip("\n")
+
+
+def _overhead_table(r: dict, info: dict, workers: int) -> list[str]:
     out = [
         f"#### 1. Per-step overhead: {STEPS} trivial steps, {workers} workers (ms/step = run wall time / {STEPS})",
         "",
@@ -702,6 +723,12 @@ def tables(results: dict, info: dict, workers: int) -> str:
                     f"({b[kind]['yaml_bytes']:,} bytes of YAML)" for kind in ("independent", "chain"))
         + " (one measurement each, in the parent process).",
         "",
+    ]
+    return out
+
+
+def _sleep_table(r: dict) -> list[str]:
+    out = [
         f"#### 2. {SLEEP_STEPS} x {SLEEP_SECONDS} s sleeping steps, {SLEEP_WORKERS} workers "
         f"(ideal {SLEEP_SECONDS * -(-SLEEP_STEPS // SLEEP_WORKERS):.1f} s)",
         "",
@@ -715,10 +742,14 @@ def tables(results: dict, info: dict, workers: int) -> str:
         out.append(f"| {backend} | {_med(ours):.3f} / {min(ours):.3f} | {_med(ours) / ideal:.2f}x / "
                    f"{min(ours) / ideal:.2f}x | {_med(fl):.3f} / {min(fl):.3f} | {_med(fl) / ideal:.2f}x | <= 1.15x "
                    f"| {_yes(_med(ours) / ideal <= 1.15)} |")
+    out.append("")
+    return out
+
+
+def _cpu_table(r: dict) -> list[str]:
     seq, fl, ours = ([x["wall"] for x in r[k]] for k in ("cpu/sequential", "cpu/floor", "cpu/process/ours"))
     one = _med(seq) / CPU_STEPS
-    out += [
-        "",
+    return [
         f"#### 3. {CPU_STEPS} CPU-bound steps ({CPU_SECONDS} s of CPU each, calibrated; {one:.2f} s wall each "
         f"sequentially, median), process backend, {CPU_WORKERS} workers",
         "",
@@ -734,6 +765,11 @@ def tables(results: dict, info: dict, workers: int) -> str:
         f"{min(ours) / min(fl):.2f}x (min). Each repetition runs sequential, ours and the floor back to back; "
         "the paired median is the median over repetitions of the ratio within one.",
         "",
+    ]
+
+
+def _array_table(r: dict) -> list[str]:
+    out = [
         f"#### 4. A {ARRAY_BYTES / 1e6:.0f} MB float64 array from one step to the next (2 workers)",
         "",
         "| what | s (median / min) | / raw: paired median / median / min | time goal (paired) "
@@ -764,6 +800,12 @@ def tables(results: dict, info: dict, workers: int) -> str:
         "of the consumer counts as its pages are read. (`ru_maxrss` is not used: a child started from this "
         "script inherits the parent's high-water mark.)",
         "",
+    ]
+    return out
+
+
+def _cached_table(r: dict, workers: int) -> list[str]:
+    out = [
         f"#### 5. Fully cached re-run of the {STEPS}-step pipelines ({workers} workers)",
         "",
         "| case | backend | ms/step (median / min) | CPU ms/step | goal | met (median) |",
@@ -776,7 +818,7 @@ def tables(results: dict, info: dict, workers: int) -> str:
             cpu = [x["cached_cpu"] for x in rows]
             out.append(f"| {kind} | {backend} | {_ms(_med(c))} / {_ms(min(c))} | {_ms(_med(cpu))} "
                        f"| <= 5 | {_yes(_med(c) * 1000 / STEPS <= 5)} |")
-    return "\n".join(out)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -789,6 +831,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4, help="workers for the 200-step cases (default 4)")
     parser.add_argument("--top", type=int, default=10, help="rows in the profile tables (default 10)")
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile section")
+    parser.add_argument("--cases", default=",".join(CASES),
+                        help=f"comma-separated subset of {','.join(CASES)} (default: all; the breakdown "
+                             "needs all, the profile needs overhead)")
     parser.add_argument("--output", help="also write the markdown to this file")
     parser.add_argument("--max-load", type=float,
                         help="first wait (up to 10 minutes) until the 1-minute load average is below this")
@@ -806,6 +851,9 @@ def main() -> int:
         _profile_child(json.loads(args._profile))
         return 0
     repeat = 1 if args.quick else args.repeat
+    cases = tuple(dict.fromkeys(c.strip() for c in args.cases.split(",") if c.strip()))
+    if not cases or set(cases) - set(CASES):
+        parser.error(f"--cases takes a subset of {','.join(CASES)}")
 
     import kfp
     import numpy
@@ -818,15 +866,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="kale_like_bench_local_") as tmp:
         workdir = Path(tmp)
         print("compiling the pipelines ...", file=sys.stderr)
-        info = prepare(workdir)
+        info = prepare(workdir, cases)
         load_before = _load_avg()
         print(f"measuring: {repeat} repetitions (load {load_before})", file=sys.stderr)
-        results, loads = measure(info, repeat, args.workers, workdir)
+        results, loads = measure(info, repeat, args.workers, workdir, cases)
         load_after = _load_avg()
-        print("wall-time breakdown ...", file=sys.stderr)
-        breakdown = breakdown_report(info, args.workers, workdir)
+        breakdown = ""
+        if set(cases) == set(CASES):
+            print("wall-time breakdown ...", file=sys.stderr)
+            breakdown = breakdown_report(info, args.workers, workdir)
         profiles = []
-        if not args.no_profile:
+        if not args.no_profile and "overhead" in cases:
             print("profiling the thread case ...", file=sys.stderr)
             for phase in ("cold", "cached"):
                 profiles.append((phase, profile_report(info["yaml"]["independent"], args.workers, workdir, phase,
@@ -838,7 +888,9 @@ def main() -> int:
         f"after: {load_after}. CPU loop: spin(n={info['spin_n']:,}). Date: {time.strftime('%Y-%m-%d %H:%M %Z')}."
     )
     parts = [f"### Local runs ({repeat} repetitions, a fresh process per measurement)", "", machine, "",
-             tables(results, info, args.workers), "", "### Where the time goes", "", breakdown]
+             tables(results, info, args.workers)]
+    if breakdown:
+        parts += ["", "### Where the time goes", "", breakdown]
     for phase, text in profiles:
         title = "first run, 200 independent steps" if phase == "cold" else "fully cached re-run, 200 independent steps"
         parts += ["", f"### Profile: thread backend, {title} (cProfile, thread CPU time)", "", text]

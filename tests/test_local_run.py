@@ -740,6 +740,79 @@ def test_cache_records_are_written_atomically(tmp_path, logs):
         json.loads(record.read_text())
 
 
+def _slow(hash_path):
+    def slow(path):
+        import time
+
+        time.sleep(0.2)
+        return hash_path(path)
+
+    return slow
+
+
+@pytest.mark.parametrize("backend", ["process", "thread"])
+def test_outputs_hashed_while_dependents_start_keep_cache_and_lineage_the_same(backend, tmp_path, logs,
+                                                                               monkeypatch):
+    """Every output hashed in the background (as large ones are): the same statuses, cache hits and
+    lineage hashes as when hashed in line, including a rerun whose producer runs again with the same
+    output (its consumer, which could have started before the hash was known, is still a hit)."""
+    import shutil
+
+    from kale_like.backends.local import run as local_run
+
+    monkeypatch.setattr(local_run, "BACKGROUND_HASH_BYTES", 0)
+    monkeypatch.setattr(local_run, "hash_path", _slow(local_run.hash_path))  # dependents start before it ends
+    log = logs.new()
+    first = run(ARTIFACTS, tmp_path, log, pipeline="artifact_chain", backend=backend)
+    assert first.succeeded, first.error
+    assert statuses(first) == dict.fromkeys(["make-rows", "summarize", "publish"], "done")
+    assert len(list((tmp_path / "store" / "cache").glob("*.json"))) == 3  # records in place when run returns
+    with sqlite3.connect(tmp_path / "store" / "lineage.sqlite") as db:
+        hashes = dict(db.execute("SELECT uri, content_hash FROM artifacts WHERE run_id = ?", (first.run_id,)))
+    assert hashes and all(h == local_run.hash_path(Path(uri)) for uri, h in hashes.items()), hashes
+    assert set(statuses(run(ARTIFACTS, tmp_path, log, pipeline="artifact_chain", backend=backend)).values()) == {
+        "cached"}
+    shutil.rmtree(first.store)
+    again = run(ARTIFACTS, tmp_path, log, pipeline="artifact_chain", backend=backend)
+    assert statuses(again) == {"make-rows": "done", "summarize": "done", "publish": "cached"}
+    assert sorted(n["what"] for n in notes(log)) == ["publish", "summarize", "summarize"]
+
+
+def test_store_with_records_older_than_the_cache_index_keeps_its_hits(tmp_path, logs, monkeypatch):
+    """A store whose records have no index entries (written before the index existed): tasks wait
+    for their inputs' hashes and look the record up, as before, and the store is not marked indexed."""
+    import shutil
+
+    from kale_like.backends.local import run as local_run
+
+    monkeypatch.setattr(local_run, "BACKGROUND_HASH_BYTES", 0)
+    monkeypatch.setattr(local_run, "hash_path", _slow(local_run.hash_path))
+    log = logs.new()
+    first = run(ARTIFACTS, tmp_path, log, pipeline="artifact_chain", backend="thread")
+    assert first.succeeded, first.error
+    (tmp_path / "store" / "cache-index").unlink()
+    shutil.rmtree(first.store)  # make-rows runs again; what follows must still find its records
+    again = run(ARTIFACTS, tmp_path, log, pipeline="artifact_chain", backend="thread")
+    assert statuses(again) == {"make-rows": "done", "summarize": "done", "publish": "cached"}
+    assert not (tmp_path / "store" / "cache-index").exists()
+
+
+def test_process_pool_is_no_wider_than_a_chain_needs_and_gone_after_the_run(tmp_path, logs):
+    import multiprocessing
+
+    from kale_like.backends.local.ir import PipelineIR
+    from kale_like.backends.local.run import most_at_once
+
+    diamond = PipelineIR.from_text(kale_like.compile(TIMING, "diamond"))
+    assert most_at_once(diamond) == 2  # base, then side and combine together, then finish
+    chain = PipelineIR.from_text(kale_like.compile(ARTIFACTS, "artifact_chain"))
+    assert most_at_once(chain) == 1
+    assert most_at_once(PipelineIR.from_text(kale_like.compile(ARTIFACTS, "collected_artifacts"))) is None  # a loop
+    result = run(ARTIFACTS, tmp_path, logs.new(), pipeline="artifact_chain", backend="process", max_workers=4)
+    assert result.succeeded, result.error
+    assert multiprocessing.active_children() == []
+
+
 def test_content_hash_of_a_folder_is_its_files_in_path_order_names_and_bytes(tmp_path):
     """The definition cache keys and lineage rely on (stores written earlier keep their hits):
     files by path, component by component; symlinked folders not entered; big files hashed alike."""

@@ -5,7 +5,12 @@ Layout of the store (default `.kale_like/` in the working directory):
 `runs/<run id>/logs/<task>.log` its output; `cache/<key>.json` the record of a finished task,
 written atomically after the task succeeded (so a run killed at any point, even with SIGKILL, is
 resumed by running again: finished tasks are cache hits, a half-done one runs again);
+`cache-index` lists, a line each, the cache keys of the records with their inputs' content hashes left
+out (so a task whose inputs are still being hashed can start at once when no record can match it);
 `lineage.sqlite` the lineage database.
+
+Large outputs (`BACKGROUND_HASH_BYTES` and up) are hashed on a thread while the tasks that need them
+start; a task's cache record and its "done" event wait for the hashes, and the run for both.
 """
 
 from __future__ import annotations
@@ -122,8 +127,9 @@ class _Pool:
         preload(program)  # the step runtime compiled once here, inherited too
 
         self.executor = futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-        # a fork-based pool forks all its workers at the first submit, before its manager thread starts
-        self.executor.submit(os.getpid).result()
+        # a fork-based pool forks all its workers within the first submit, before its manager thread
+        # starts (no need to wait for the call itself: the workers finish starting while the run begins)
+        self.executor.submit(os.getpid)
 
     def run(self, call: ComponentCall, echo: bool) -> ComponentResult:
         if self.executor is None:
@@ -134,6 +140,12 @@ class _Pool:
     def close(self) -> None:
         if self.executor is not None:
             self.executor.shutdown(wait=True, cancel_futures=True)
+
+    def close_soon(self) -> threading.Thread:
+        """Start closing (workers stopped and joined on a thread); join the thread returned."""
+        closing = threading.Thread(target=self.close, name="pool-close", daemon=True)
+        closing.start()
+        return closing
 
 
 def run_pipeline(ir: PipelineIR, arguments: dict | None = None, config: RunConfig | None = None,
@@ -169,7 +181,10 @@ def run_pipeline(ir: PipelineIR, arguments: dict | None = None, config: RunConfi
     tracer = tracer_for(ir.name, run_id, config.span_processor)
     if tracer is not None:
         observer = chained(observer, tracer.observe)
-    pool = _Pool(config.backend, max(1, config.max_workers), _first_program(ir))
+    workers = max(1, config.max_workers)
+    if config.backend == "process":  # no more processes than tasks can run at once (each costs a fork)
+        workers = min(workers, most_at_once(ir) or workers)
+    pool = _Pool(config.backend, workers, _first_program(ir))
     executor = _TaskExecutor(ir, root, config, pool, observe)
     runner = DagRunner(ir, executor.execute, observe, max_in_flight=max(1, config.max_workers) * 4,
                        collect_failed_iterations=config.collect_failed_iterations)
@@ -180,7 +195,11 @@ def run_pipeline(ir: PipelineIR, arguments: dict | None = None, config: RunConfi
         outcome = Outcome("failed", error="interrupted")
         raise
     finally:
-        pool.close()
+        closing = pool.close_soon()  # the workers exit while the last outputs are hashed and recorded
+        late = executor.drain()
+        closing.join()
+        if late and outcome_status(locals().get("outcome")):
+            outcome = Outcome("failed", error="; ".join(late))
         status = "SUCCEEDED" if outcome_status(locals().get("outcome")) else "FAILED"
         lineage.finish_run(run_id, status)
         lineage.close()
@@ -200,6 +219,35 @@ def _first_program(ir: PipelineIR) -> str:
     return ""
 
 
+def most_at_once(ir: PipelineIR) -> int | None:
+    """At most how many executor tasks can run at the same time, if a pipeline bounds it simply: a
+    root DAG of executor tasks only allows its tasks minus its longest chain of dependencies plus one
+    (tasks along a chain never overlap); None with loops or nested DAGs (conditions, exit handlers)."""
+    tasks = ir.component("root").get("dag", {}).get("tasks", {})
+    for task in tasks.values():
+        if ("parameterIterator" in task or "artifactIterator" in task
+                or "dag" in ir.component(task["componentRef"]["name"])):
+            return None
+    parents = {name: [p for p in ir.upstream(task) if p in tasks] for name, task in tasks.items()}
+    children: dict[str, list[str]] = {name: [] for name in tasks}
+    for name, names in parents.items():
+        for parent in names:
+            children[parent].append(name)
+    waiting = {name: len(names) for name, names in parents.items()}
+    ready = [name for name, count in waiting.items() if count == 0]
+    depth = dict.fromkeys(ready, 1)  # the longest chain ending at a task, in topological order
+    while ready:
+        name = ready.pop()
+        for child in children[name]:
+            depth[child] = max(depth.get(child, 0), depth[name] + 1)
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                ready.append(child)
+    if any(waiting.values()):
+        return None  # a cycle: the scheduler reports it
+    return max(1, len(tasks) - max(depth.values(), default=0) + 1)
+
+
 def outcome_status(outcome: Outcome | None) -> bool:
     return outcome is not None and outcome.status != "failed"
 
@@ -211,8 +259,14 @@ class _TaskExecutor:
         self.ir, self.root, self.config, self.pool, self.observe = ir, root, config, pool, observe
         self.cache_dir = Path(config.store).resolve() / "cache"
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        self.hashes: dict[str, str] = {}
+        self.index_path = Path(config.store).resolve() / "cache-index"  # partial keys of the records
+        self.indexed, self.partials = self._load_index()
+        self.index_fd: int | None = None
+        self.hashes: dict[str, str | futures.Future] = {}
         self.hash_lock = threading.Lock()
+        self.hasher: futures.ThreadPoolExecutor | None = None
+        self.finishing: list[threading.Thread] = []
+        self.late_failures: list[str] = []
 
     def execute(self, path: str, label: str, component: str, parameters: dict, artifacts: dict,
                 executor_label: str) -> Outcome:
@@ -222,11 +276,15 @@ class _TaskExecutor:
         task_root = self.root / _safe(path)
         log_path = str(self.root / "logs" / f"{_safe(label)}.log")
         inputs = {**input_defaults(spec), **parameters}
-        key = self._cache_key(program, function, inputs, artifacts, spec)
         final_status = any("taskFinalStatus" in v for v in task.get("inputs", {}).get("parameters", {}).values())
         cacheable = (self.config.cache and bool(task.get("cachingOptions", {}).get("enableCache"))
                      and not final_status)  # an exit step reports this run's outcome: never from the cache
-        if cacheable:
+        key = ""
+        if cacheable and self._hashes_pending(artifacts) and self._never_stored(program, function, inputs, artifacts,
+                                                                                spec):
+            pass  # no cache record can match, whatever the inputs hash to: run without waiting for their hashes
+        elif cacheable:
+            key = self._cache_key(program, function, inputs, artifacts, spec)
             hit = self._cached(key)
             if hit is not None:
                 self.observe(TaskEvent(path, label, "cached", 0.0, log_path="",
@@ -256,18 +314,23 @@ class _TaskExecutor:
             return Outcome("failed", error=result.error)
         outcome = _outcome(spec, executor_input, result.executor_output)
         self._remember_hashes(outcome)
-        if cacheable:
-            self._store(key, outcome)
-        self.observe(TaskEvent(path, label, "done", seconds, log_path=log_path,
-                               inputs=_event_inputs(inputs, artifacts), outputs=_event_outputs(outcome),
-                               component=component, hashes=self._hashes_of(outcome, artifacts)))
+
+        def finish() -> None:  # the cache record and the "done" event need the content hashes
+            if cacheable:
+                self._store(key or self._cache_key(program, function, inputs, artifacts, spec), outcome,
+                            self._partial_key(program, function, inputs, artifacts, spec))
+            self.observe(TaskEvent(path, label, "done", seconds, log_path=log_path,
+                                   inputs=_event_inputs(inputs, artifacts), outputs=_event_outputs(outcome),
+                                   component=component, hashes=self._hashes_of(outcome, artifacts)))
+
+        if self._hashes_pending(outcome.artifacts) or self._hashes_pending(artifacts):
+            self._finish_later(path, label, finish)  # dependents start while large outputs are hashed
+        else:
+            finish()
         return outcome
 
     def _cache_key(self, program: str, function: str, parameters: dict, artifacts: dict, spec: dict) -> str:
-        digest = hashlib.sha256()
-        digest.update(program.encode())
-        digest.update(function.encode())
-        digest.update(json.dumps(parameters, sort_keys=True, default=str).encode())
+        digest = _key_base(program, function, parameters)
         for name in sorted(artifacts):
             for artifact in artifacts[name]:
                 digest.update(name.encode())
@@ -275,9 +338,42 @@ class _TaskExecutor:
         digest.update(json.dumps(spec.get("outputDefinitions", {}), sort_keys=True).encode())
         return digest.hexdigest()
 
+    def _partial_key(self, program: str, function: str, parameters: dict, artifacts: dict, spec: dict) -> str:
+        """The cache key without the inputs' content hashes: every key it can complete to shares it."""
+        digest = _key_base(program, function, parameters)
+        digest.update(b"\0partial")
+        for name in sorted(artifacts):
+            digest.update(f"{name}\0{len(artifacts[name])}\0".encode())
+        digest.update(json.dumps(spec.get("outputDefinitions", {}), sort_keys=True).encode())
+        return digest.hexdigest()
+
+    def _never_stored(self, program: str, function: str, parameters: dict, artifacts: dict, spec: dict) -> bool:
+        """True if no cache record of this store can match the task, whatever its inputs hash to.
+
+        Known only in a store whose records all have an index entry (one created by this version);
+        any doubt answers False (the caller then waits for the hashes and looks the record up)."""
+        return self.indexed and self._partial_key(program, function, parameters, artifacts, spec) not in self.partials
+
+    def _load_index(self) -> tuple[bool, set[str]]:
+        """Whether every cache record has its partial key in the index (true of an index started in an
+        empty cache), and the partial keys listed. Records another run stores from now on are not seen:
+        at worst a task runs that could have been a cache hit, as when both runs look up at once."""
+        try:
+            with open(self.index_path, encoding="ascii", errors="replace") as handle:
+                return True, set(handle.read().split())
+        except FileNotFoundError:
+            pass
+        with os.scandir(self.cache_dir) as entries:
+            if any(entry.name.endswith(".json") for entry in entries):
+                return False, set()  # records written before the index existed: it cannot answer for them
+        os.close(os.open(self.index_path, os.O_WRONLY | os.O_CREAT, 0o644))
+        return True, set()
+
     def content_hash(self, uri: str) -> str:
         with self.hash_lock:
             known = self.hashes.get(uri)
+        if isinstance(known, futures.Future):
+            return known.result()
         if known is None:
             known = hash_path(Path(uri))
             with self.hash_lock:
@@ -285,14 +381,59 @@ class _TaskExecutor:
         return known
 
     def _remember_hashes(self, outcome: Outcome) -> None:
+        """Hash the outputs: small ones now, large ones on a hashing thread (hashlib releases the GIL)."""
         for artifacts in outcome.artifacts.values():
             for artifact in artifacts:
                 artifact.setdefault("metadata", {})
-                self.content_hash(artifact["uri"])
+                uri = artifact["uri"]
+                if _size(uri) < BACKGROUND_HASH_BYTES:
+                    self.content_hash(uri)
+                    continue
+                with self.hash_lock:
+                    if self.hasher is None:
+                        self.hasher = futures.ThreadPoolExecutor(2, thread_name_prefix="hash")
+                    self.hashes[uri] = self.hasher.submit(hash_path, Path(uri))
 
     def _hashes_of(self, outcome: Outcome, artifacts: dict) -> dict[str, str]:
         uris = [a["uri"] for values in (outcome.artifacts, artifacts) for v in values.values() for a in v]
         return {uri: self.content_hash(uri) for uri in uris}
+
+    def _hashes_pending(self, artifacts: dict) -> bool:
+        with self.hash_lock:
+            return any(isinstance(known := self.hashes.get(a["uri"]), futures.Future) and not known.done()
+                       for values in artifacts.values() for a in values)
+
+    def _finish_later(self, path: str, label: str, finish: Callable[[], None]) -> None:
+        def guarded() -> None:
+            try:
+                finish()
+            except Exception as error:  # as a failure in `execute` would: the task, and so the run, fails
+                message = f"{type(error).__name__}: {error}"
+                with self.hash_lock:
+                    self.late_failures.append(f"{label}: {message}")
+                self.observe(TaskEvent(path, label, "failed", error=message))
+
+        thread = threading.Thread(target=guarded, name=f"finish-{label}", daemon=True)
+        with self.hash_lock:
+            self.finishing.append(thread)
+        thread.start()
+
+    def drain(self) -> list[str]:
+        """Wait for the tasks still finishing (cache records, lineage) and the hashing threads; the
+        failures among them."""
+        while True:
+            with self.hash_lock:
+                threads, self.finishing = self.finishing, []
+            if not threads:
+                break
+            for thread in threads:
+                thread.join()
+        if self.hasher is not None:
+            self.hasher.shutdown(wait=True)
+        if self.index_fd is not None:
+            os.close(self.index_fd)
+            self.index_fd = None
+        return self.late_failures
 
     def _cached(self, key: str) -> Outcome | None:
         record_path = self.cache_dir / f"{key}.json"
@@ -307,8 +448,15 @@ class _TaskExecutor:
             self.hashes.update(record.get("hashes", {}))
         return Outcome("cached", record["parameters"], record["artifacts"])
 
-    def _store(self, key: str, outcome: Outcome) -> None:
+    def _store(self, key: str, outcome: Outcome, partial: str = "") -> None:
         uris = [a["uri"] for artifacts in outcome.artifacts.values() for a in artifacts]
+        if partial and self.indexed:  # the index entry first: no record without one
+            with self.hash_lock:
+                if partial not in self.partials:
+                    self.partials.add(partial)
+                    if self.index_fd is None:
+                        self.index_fd = os.open(self.index_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                    os.write(self.index_fd, f"{partial}\n".encode())  # one append: whole lines
         record = {"parameters": outcome.parameters, "artifacts": outcome.artifacts,
                   "hashes": {uri: self.content_hash(uri) for uri in uris},
                   "present": [uri for uri in uris if os.path.exists(uri)]}  # metrics have no file
@@ -316,6 +464,27 @@ class _TaskExecutor:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(json.dumps(record, default=str))  # json.dump would encode in pure Python
         os.replace(temporary, self.cache_dir / f"{key}.json")
+
+
+BACKGROUND_HASH_BYTES = 16 << 20  # outputs at least this large are hashed while dependents start
+
+
+def _key_base(program: str, function: str, parameters: dict):
+    digest = hashlib.sha256()
+    digest.update(program.encode())
+    digest.update(function.encode())
+    digest.update(json.dumps(parameters, sort_keys=True, default=str).encode())
+    return digest
+
+
+def _size(uri: str) -> int:
+    """Bytes in a file or directory tree (0 if absent)."""
+    try:
+        if not os.path.isdir(uri):
+            return os.path.getsize(uri)
+        return sum(os.path.getsize(os.path.join(folder, name)) for folder, _, names in os.walk(uri) for name in names)
+    except OSError:
+        return 0
 
 
 def hash_path(path: Path) -> str:
