@@ -833,6 +833,21 @@ def test_content_hash_of_a_folder_is_its_files_in_path_order_names_and_bytes(tmp
     assert hash_path(folder / "z" / "big.npy") == hashlib.sha256(hashlib.sha256(files["z/big.npy"]).digest()).hexdigest()
 
 
+def test_hash_with_a_size_limit_is_the_content_hash_or_none(tmp_path):
+    """How a run tells the outputs it hashes at once from those it hashes while dependents start."""
+    from kale_like.backends.local.run import _hash_below, hash_path
+
+    folder = tmp_path / "value"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_bytes(b"x" * 100)
+    (folder / "sub" / "b.bin").write_bytes(b"y" * 300)
+    assert _hash_below(str(folder), 401) == hash_path(folder)
+    assert _hash_below(str(folder), 400) is None  # the two files reach the limit together
+    assert _hash_below(str(folder / "a.txt"), 101) == hash_path(folder / "a.txt")
+    assert _hash_below(str(folder / "a.txt"), 100) is None
+    assert _hash_below(str(tmp_path / "absent"), 1) == hash_path(tmp_path / "absent")
+
+
 # ---------------------------------------------------------------------------
 # Lineage
 

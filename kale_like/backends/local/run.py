@@ -280,11 +280,11 @@ class _TaskExecutor:
         cacheable = (self.config.cache and bool(task.get("cachingOptions", {}).get("enableCache"))
                      and not final_status)  # an exit step reports this run's outcome: never from the cache
         key = ""
-        if cacheable and self._hashes_pending(artifacts) and self._never_stored(program, function, inputs, artifacts,
-                                                                                spec):
+        base = _KeyBase(program, function, inputs, spec) if cacheable else None
+        if cacheable and self._hashes_pending(artifacts) and self._never_stored(base, artifacts):
             pass  # no cache record can match, whatever the inputs hash to: run without waiting for their hashes
         elif cacheable:
-            key = self._cache_key(program, function, inputs, artifacts, spec)
+            key = self._cache_key(base, artifacts)
             hit = self._cached(key)
             if hit is not None:
                 self.observe(TaskEvent(path, label, "cached", 0.0, log_path="",
@@ -317,8 +317,7 @@ class _TaskExecutor:
 
         def finish() -> None:  # the cache record and the "done" event need the content hashes
             if cacheable:
-                self._store(key or self._cache_key(program, function, inputs, artifacts, spec), outcome,
-                            self._partial_key(program, function, inputs, artifacts, spec))
+                self._store(key or self._cache_key(base, artifacts), outcome, self._partial_key(base, artifacts))
             self.observe(TaskEvent(path, label, "done", seconds, log_path=log_path,
                                    inputs=_event_inputs(inputs, artifacts), outputs=_event_outputs(outcome),
                                    component=component, hashes=self._hashes_of(outcome, artifacts)))
@@ -329,30 +328,30 @@ class _TaskExecutor:
             finish()
         return outcome
 
-    def _cache_key(self, program: str, function: str, parameters: dict, artifacts: dict, spec: dict) -> str:
-        digest = _key_base(program, function, parameters)
+    def _cache_key(self, base: _KeyBase, artifacts: dict) -> str:
+        digest = base.digest.copy()
         for name in sorted(artifacts):
             for artifact in artifacts[name]:
                 digest.update(name.encode())
                 digest.update(self.content_hash(artifact["uri"]).encode())
-        digest.update(json.dumps(spec.get("outputDefinitions", {}), sort_keys=True).encode())
+        digest.update(base.outputs)
         return digest.hexdigest()
 
-    def _partial_key(self, program: str, function: str, parameters: dict, artifacts: dict, spec: dict) -> str:
+    def _partial_key(self, base: _KeyBase, artifacts: dict) -> str:
         """The cache key without the inputs' content hashes: every key it can complete to shares it."""
-        digest = _key_base(program, function, parameters)
+        digest = base.digest.copy()
         digest.update(b"\0partial")
         for name in sorted(artifacts):
             digest.update(f"{name}\0{len(artifacts[name])}\0".encode())
-        digest.update(json.dumps(spec.get("outputDefinitions", {}), sort_keys=True).encode())
+        digest.update(base.outputs)
         return digest.hexdigest()
 
-    def _never_stored(self, program: str, function: str, parameters: dict, artifacts: dict, spec: dict) -> bool:
+    def _never_stored(self, base: _KeyBase, artifacts: dict) -> bool:
         """True if no cache record of this store can match the task, whatever its inputs hash to.
 
         Known only in a store whose records all have an index entry (one created by this version);
         any doubt answers False (the caller then waits for the hashes and looks the record up)."""
-        return self.indexed and self._partial_key(program, function, parameters, artifacts, spec) not in self.partials
+        return self.indexed and self._partial_key(base, artifacts) not in self.partials
 
     def _load_index(self) -> tuple[bool, set[str]]:
         """Whether every cache record has its partial key in the index (true of an index started in an
@@ -386,10 +385,14 @@ class _TaskExecutor:
             for artifact in artifacts:
                 artifact.setdefault("metadata", {})
                 uri = artifact["uri"]
-                if _size(uri) < BACKGROUND_HASH_BYTES:
-                    self.content_hash(uri)
-                    continue
                 with self.hash_lock:
+                    if uri in self.hashes:
+                        continue
+                known = _hash_below(uri, BACKGROUND_HASH_BYTES)  # small outputs (most) hashed here and now
+                with self.hash_lock:
+                    if known is not None:
+                        self.hashes[uri] = known
+                        continue
                     if self.hasher is None:
                         self.hasher = futures.ThreadPoolExecutor(2, thread_name_prefix="hash")
                     self.hashes[uri] = self.hasher.submit(hash_path, Path(uri))
@@ -399,6 +402,8 @@ class _TaskExecutor:
         return {uri: self.content_hash(uri) for uri in uris}
 
     def _hashes_pending(self, artifacts: dict) -> bool:
+        if self.hasher is None:  # nothing was ever hashed in the background
+            return False
         with self.hash_lock:
             return any(isinstance(known := self.hashes.get(a["uri"]), futures.Future) and not known.done()
                        for values in artifacts.values() for a in values)
@@ -469,22 +474,16 @@ class _TaskExecutor:
 BACKGROUND_HASH_BYTES = 16 << 20  # outputs at least this large are hashed while dependents start
 
 
-def _key_base(program: str, function: str, parameters: dict):
-    digest = hashlib.sha256()
-    digest.update(program.encode())
-    digest.update(function.encode())
-    digest.update(json.dumps(parameters, sort_keys=True, default=str).encode())
-    return digest
+class _KeyBase:
+    """What a task's cache key hashes besides its inputs' content: the program, the function, the
+    parameters (hashed, in this order) and the output definitions (hashed last)."""
 
-
-def _size(uri: str) -> int:
-    """Bytes in a file or directory tree (0 if absent)."""
-    try:
-        if not os.path.isdir(uri):
-            return os.path.getsize(uri)
-        return sum(os.path.getsize(os.path.join(folder, name)) for folder, _, names in os.walk(uri) for name in names)
-    except OSError:
-        return 0
+    def __init__(self, program: str, function: str, parameters: dict, spec: dict):
+        self.digest = hashlib.sha256()
+        self.digest.update(program.encode())
+        self.digest.update(function.encode())
+        self.digest.update(json.dumps(parameters, sort_keys=True, default=str).encode())
+        self.outputs = json.dumps(spec.get("outputDefinitions", {}), sort_keys=True).encode()
 
 
 def hash_path(path: Path) -> str:
@@ -492,8 +491,14 @@ def hash_path(path: Path) -> str:
 
     A directory's files are taken in path order (as sorted `Path`s: component by component),
     symlinked directories not entered, each as its relative path then the SHA-256 of its bytes."""
+    return _hash_below(str(path), None)
+
+
+def _hash_below(top: str, limit: int | None) -> str | None:
+    """`hash_path`, or None as soon as the files hashed would reach `limit` bytes (before hashing
+    the file that would reach it)."""
     digest = hashlib.sha256()
-    top = str(path)
+    budget = [limit]
     if os.path.isdir(top):
         files = []
         for folder, _, names in os.walk(top):
@@ -501,17 +506,29 @@ def hash_path(path: Path) -> str:
             parts = () if relative == "." else tuple(relative.split(os.sep))
             files += [parts + (name,) for name in names if os.path.isfile(os.path.join(folder, name))]
         for parts in sorted(files):
+            file_digest = _file_digest(os.path.join(top, *parts), budget)
+            if file_digest is None:
+                return None
             digest.update(os.path.join(*parts).encode())
-            digest.update(_file_digest(os.path.join(top, *parts)))
+            digest.update(file_digest)
     elif os.path.isfile(top):
-        digest.update(_file_digest(top))
+        file_digest = _file_digest(top, budget)
+        if file_digest is None:
+            return None
+        digest.update(file_digest)
     return digest.hexdigest()
 
 
-def _file_digest(path: str) -> bytes:
-    """SHA-256 of a file's bytes; a large file is hashed in place, memory-mapped (no copies)."""
+def _file_digest(path: str, budget: list) -> bytes | None:
+    """SHA-256 of a file's bytes (a large file hashed in place, memory-mapped: no copies); None if
+    the file is larger than what is left of `budget[0]` bytes (None: no limit), else spent from it."""
     with open(path, "rb") as handle:
-        if os.fstat(handle.fileno()).st_size < 1 << 20:
+        size = os.fstat(handle.fileno()).st_size
+        if budget[0] is not None:
+            if size >= budget[0]:
+                return None
+            budget[0] -= size
+        if size < 1 << 20:
             return hashlib.file_digest(handle, "sha256").digest()
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
             return hashlib.sha256(mapped).digest()
