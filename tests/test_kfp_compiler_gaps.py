@@ -112,3 +112,15 @@ def test_kfp_alone_writes_ir_that_cannot_run_for_these_shapes(tmp_path, pipeline
     subprocess.run([sys.executable, str(module)], check=True, cwd=tmp_path)
     problems = check_pipeline_spec(output.read_text(encoding="utf-8"))
     assert any(problem in line for line in problems), problems
+
+
+def test_a_kfp_without_the_patched_internals_builds_unrepaired(monkeypatch):
+    """The repairs touch kfp internals; a kfp laid out differently gets no patch rather than a crash."""
+    import contextlib
+
+    from kfp.compiler import pipeline_spec_builder
+
+    from kale_like.backends.kfp.kfp_fixes import _kl_kfp_fixes
+
+    monkeypatch.delattr(pipeline_spec_builder, "_merge_component_spec")
+    assert isinstance(_kl_kfp_fixes(), contextlib.nullcontext)

@@ -21,7 +21,8 @@
 kfp builds a pipeline's IR when `@dsl.pipeline` runs, so the generated DSL module embeds this
 code and declares its pipelines with `_kl_pipeline`, which applies the repairs only while kfp
 builds them: importing the module, from kale_like or with `python`, gives the same bytes and
-leaves kfp unpatched afterwards.
+leaves kfp unpatched afterwards. A kfp without these internals builds the pipeline unrepaired; the
+structural check then reports any IR it cannot run.
 """
 
 # --- embedded below: keep self-contained ---
@@ -33,6 +34,11 @@ def _kl_kfp_fixes():
     from kfp.compiler import compiler_utils, pipeline_spec_builder
     from kfp.dsl import pipeline_channel, utils
 
+    needed = (compiler_utils, "get_inputs_for_all_groups"), (compiler_utils, "_get_uncommon_ancestors"), \
+        (compiler_utils, "get_all_groups"), (pipeline_spec_builder, "create_pipeline_spec"), \
+        (pipeline_spec_builder, "_merge_component_spec")
+    if not all(hasattr(module, name) for module, name in needed):
+        return contextlib.nullcontext()  # a kfp whose compiler is laid out differently: build it as it is
     original_inputs = compiler_utils.get_inputs_for_all_groups
     original_spec = pipeline_spec_builder.create_pipeline_spec
     original_merge = pipeline_spec_builder._merge_component_spec
