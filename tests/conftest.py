@@ -24,9 +24,19 @@ TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 FIXTURES = TESTS / "fixtures" / "notebooks"
 EXAMPLES = REPO / "examples" / "notebooks"
-# Kubeflow Kale's own example notebooks (not vendored): $KALE_LIKE_PEER_CASES, by default a `shared`
-# folder beside the repository; tests that need them skip when they are absent.
-KALE_CASES = Path(os.environ.get("KALE_LIKE_PEER_CASES", REPO.parent / "shared" / "peer-cases" / "kale"))
+
+
+def _peer_cases() -> Path:
+    """Kubeflow Kale's own example notebooks (not vendored): $KALE_LIKE_PEER_CASES, or the first
+    `shared/peer-cases/kale` folder beside the repository or beside one of its parent folders.
+    Tests that need them skip when there is none."""
+    if os.environ.get("KALE_LIKE_PEER_CASES"):
+        return Path(os.environ["KALE_LIKE_PEER_CASES"])
+    candidates = [folder / "shared" / "peer-cases" / "kale" for folder in REPO.parents]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+KALE_CASES = _peer_cases()
 
 
 def fixture_notebook(name: str) -> Path:

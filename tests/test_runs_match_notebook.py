@@ -13,27 +13,26 @@ metrics are compared as numbers, never by type. No value read from an artifact i
 
 Where a notebook is random without a seed, the test says why it compares what it compares.
 
-The peer notebooks (Kubeflow Kale's own examples) are read from $KALE_LIKE_PEER_CASES, default a
-`shared/peer-cases/kale` folder beside the repository; tests that need them are skipped, with a
-reason, when it is absent.
+The peer notebooks (Kubeflow Kale's own examples) are found as conftest.KALE_CASES says; tests
+that need them are skipped, with a reason, when they are absent.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import KALE_CASES
 from runs import compile_notebook, metric_names, run_notebook, run_pipeline, task_logs
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((REPO / "examples" / "notebooks").glob("*.ipynb"))
-PEERS = Path(os.environ.get("KALE_LIKE_PEER_CASES", REPO.parent / "shared" / "peer-cases" / "kale"))
+PEERS = KALE_CASES
 needs_peers = pytest.mark.skipif(not PEERS.is_dir(), reason=f"Kale peer notebooks not found at {PEERS}")
 
 _notebook_runs: dict[str, object] = {}
