@@ -32,6 +32,7 @@ class Pipeline:
         self.experiment = experiment
         self.description = description
         self._steps: list = []
+        self._compiled: dict[tuple[str, str], object] = {}  # (graph JSON, YAML name) -> CompiledPipeline
 
     def add_step(self, fn: Callable, name: str | None = None, params: dict[str, Any] | None = None,
                  after: list[str] | tuple[str, ...] = ()) -> str:
@@ -58,7 +59,11 @@ class Pipeline:
         """The KFP v2 IR YAML (also written to `path` when given)."""
         from kale_like.backends.kfp.compile import compile_graph, write_outputs
 
-        compiled = compile_graph(self.graph(), Path(path).name if path else "pipeline.yaml")
+        graph, name = self.graph(), Path(path).name if path else "pipeline.yaml"
+        key = (graph.to_json(), name)  # compiling costs ~25 ms a step: a re-run of the same steps reuses it
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self._compiled[key] = compile_graph(graph, name)
         if path is not None:
             write_outputs(compiled, Path(path), None)
         return compiled.yaml_text
