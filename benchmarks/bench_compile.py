@@ -37,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import cpu_model, load_avg, wait_for_load
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SMALL = ROOT / "examples" / "notebooks" / "wine_quality.ipynb"
@@ -53,23 +55,6 @@ SIZES = (100, 500)
 
 # --------------------------------------------------------------------------------------------
 # helpers
-
-
-def _load_avg() -> str:
-    try:
-        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _timed(cmd: list[str], cwd: Path) -> float:
@@ -130,7 +115,7 @@ def cold_runs(cases: list[dict], repeat: int, workdir: Path) -> tuple[list[float
         for case in cases:
             floor.append(_timed(FLOOR_CMD, workdir))
             ours[case["name"]].append(_timed(_ours(case["notebook"], case["out"]), workdir))
-        print(f"  repetition {rep + 1}/{repeat} done (load {_load_avg()})", file=sys.stderr)
+        print(f"  repetition {rep + 1}/{repeat} done (load {load_avg()})", file=sys.stderr)
     return floor, ours
 
 
@@ -406,18 +391,14 @@ def main() -> int:
 
     import kfp
 
-    if args.max_load is not None:
-        deadline = time.monotonic() + 600
-        while os.getloadavg()[0] >= args.max_load and time.monotonic() < deadline:
-            print(f"waiting for load < {args.max_load} (now {_load_avg()})", file=sys.stderr)
-            time.sleep(15)
-    load_before = _load_avg()
+    wait_for_load(args.max_load)
+    load_before = load_avg()
     with tempfile.TemporaryDirectory(prefix="kale_like_bench_") as tmp:
         workdir = Path(tmp)
         cases = _prepare(workdir)
         print(f"cold runs: {repeat} repetitions x {len(cases)} cases (+ floor before each)", file=sys.stderr)
         floor, ours = cold_runs(cases, repeat, workdir)
-        load_after = _load_avg()
+        load_after = load_avg()
         print("in-process breakdown ...", file=sys.stderr)
         table2 = breakdown(cases)
         print("import times ...", file=sys.stderr)
@@ -427,7 +408,7 @@ def main() -> int:
             print("profiling the 500-cell notebook ...", file=sys.stderr)
             profile = profile_report(cases[-1]["notebook"], args.top)
     machine = (
-        f"Machine: {os.cpu_count()} cores ({_cpu_model()}), {platform.system()} {platform.release()}, "
+        f"Machine: {os.cpu_count()} cores ({cpu_model()}), {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}, kfp {kfp.__version__}; "
         f"{'no .pyc for kale_like (PYTHONDONTWRITEBYTECODE)' if 'PYTHONDONTWRITEBYTECODE' in ENV else '.pyc files written and used'}. "
         f"Load average (1/5/15 min) before the cold runs: {load_before}; after: {load_after}. "

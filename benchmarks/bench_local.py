@@ -53,6 +53,8 @@ import threading
 import time
 from pathlib import Path
 
+from machine import cpu_model, load_avg, wait_for_load
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PYTHON = sys.executable
@@ -109,23 +111,6 @@ def _chain_link(previous):
 
 # --------------------------------------------------------------------------------------------
 # helpers
-
-
-def _load_avg() -> str:
-    try:
-        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _cpu_seconds() -> float:
@@ -654,7 +639,7 @@ def measure(info: dict, repeat: int, workers: int, workdir: Path,
     for rep in range(repeat):
         for name, spec in plan:
             results[name].append(_spawn(spec, workdir))
-        loads.append(_load_avg())
+        loads.append(load_avg())
         print(f"  repetition {rep + 1}/{repeat} done (load {loads[-1]})", file=sys.stderr)
     return results, loads
 
@@ -859,19 +844,15 @@ def main() -> int:
     import kfp
     import numpy
 
-    if args.max_load is not None:
-        deadline = time.monotonic() + 600
-        while os.getloadavg()[0] >= args.max_load and time.monotonic() < deadline:
-            print(f"waiting for load < {args.max_load} (now {_load_avg()})", file=sys.stderr)
-            time.sleep(15)
+    wait_for_load(args.max_load)
     with tempfile.TemporaryDirectory(prefix="kale_like_bench_local_") as tmp:
         workdir = Path(tmp)
         print("compiling the pipelines ...", file=sys.stderr)
         info = prepare(workdir, cases)
-        load_before = _load_avg()
+        load_before = load_avg()
         print(f"measuring: {repeat} repetitions (load {load_before})", file=sys.stderr)
         results, loads = measure(info, repeat, args.workers, workdir, cases)
-        load_after = _load_avg()
+        load_after = load_avg()
         breakdown = ""
         if set(cases) == set(CASES):
             print("wall-time breakdown ...", file=sys.stderr)
@@ -883,7 +864,7 @@ def main() -> int:
                 profiles.append((phase, profile_report(info["yaml"]["independent"], args.workers, workdir, phase,
                                                        args.top)))
     machine = (
-        f"Machine: {os.cpu_count()} cores ({_cpu_model()}), {platform.system()} {platform.release()}, "
+        f"Machine: {os.cpu_count()} cores ({cpu_model()}), {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}, kfp {kfp.__version__}, numpy {numpy.__version__}. "
         f"Load average (1/5/15 min) before: {load_before}; after each repetition: {' | '.join(loads)}; "
         f"after: {load_after}. CPU loop: spin(n={info['spin_n']:,}). Date: {time.strftime('%Y-%m-%d %H:%M %Z')}."

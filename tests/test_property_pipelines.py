@@ -178,7 +178,6 @@ class Val:
     origin: str  # param, result, item, entry, const, collected, oneof
     element: str | None = None  # for collected lists: the appended step's return type ("any", None: nothing)
     mixed: bool = False  # a OneOf of branch values of different types
-    looped: bool = False  # an untyped result a loop iterated over (its type inferred as list)
     level: int = 0  # for collected lists: how many loops/branches enclose the `res = []`
 
 
@@ -408,7 +407,6 @@ class ModuleGen:
         elif choice == "untyped":
             name = pick(draw, untyped)
             env[name].kind = "list"  # looping over an untyped result makes it a list (in place)
-            env[name].looped = True
             text, binds = name, {item: Val("any", "item")}
         else:
             owner = pick(draw, dicts) if choice == "dict" else "SIZES"
@@ -425,16 +423,15 @@ class ModuleGen:
                 text = f"{owner}.values()"
                 binds = {item: Val("int" if choice == "const_dict" else "any",
                                    "item" if choice == "const_dict" else "entry")}
-        dynamic = choice in ("name", "untyped", "dict") or text == "SIZES.items()"  # items come from a task/param
         self.last_iterated = text if choice in ("name", "untyped") else None
         if self.last_iterated is not None and self.last_iterated in self.iterating:
             self.expect.refuse("a loop over the list an enclosing loop runs over")
         if coin(draw, 3):
             text = f"parallel({text}, parallelism={num(draw, 1, 4)})" if coin(draw, 4) is False else f"parallel({text})"
-        return f"{item} in {text}", binds, choice, dynamic
+        return f"{item} in {text}", binds, choice
 
     def loop(self, env: dict[str, Val], depth: int, indent: str, hidden: dict[str, str]) -> list[str]:
-        header, binds, _, dynamic = self.iterable(env)
+        header, binds, _ = self.iterable(env)
         inner = {**env, **binds}
         self.loop_depth += 1
         self.iterating.append(self.last_iterated)
@@ -454,7 +451,7 @@ class ModuleGen:
         """res = [] / for ...: res.append(step(...)) / (maybe) a step reading res."""
         draw = self.draw
         name = self.fresh("res")
-        header, binds, _, dynamic = self.iterable(env)
+        header, binds, _ = self.iterable(env)
         inner = {**env, **binds}
         body_indent = indent + "    "
         self.loop_depth += 1
@@ -477,7 +474,7 @@ class ModuleGen:
 
     def comprehension(self, env: dict[str, Val], indent: str) -> list[str]:
         name = self.fresh("res")
-        header, binds, _, dynamic = self.iterable(env)
+        header, binds, _ = self.iterable(env)
         if "," in header.split(" in ")[0]:
             self.expect.unsure("a comprehension over .items() (two targets)")
         text, returns = self.call({**env, **binds})
@@ -660,7 +657,7 @@ class ModuleGen:
             text = [f"{indent}if {pick(draw, anything)} is None:", f"{indent}    {call}"]
         elif kind == "collected_in_loop":
             name = self.fresh("res")
-            header, binds, _, dynamic = self.iterable(env)
+            header, binds, _ = self.iterable(env)
             inner = {**env, **binds}
             first, _ = self.call(inner)
             text = [f"{indent}{name} = []", f"{indent}for {header}:", f"{indent}    {name}.append({first})",
@@ -704,14 +701,14 @@ class ModuleGen:
             text = [f"{indent}{self.fresh('f')} = lambda: 1"]
         elif kind == "append_in_if" and self.loop_depth == 0:
             name = self.fresh("res")
-            header, binds, _, dynamic = self.iterable(env)
+            header, binds, _ = self.iterable(env)
             inner = {**env, **binds}
             first, _ = self.call(inner)
             text = [f"{indent}{name} = []", f"{indent}for {header}:", f"{indent}    if {pick(draw, anything)}:",
                     f"{indent}        {name}.append({first})"]
         elif kind == "append_twice":
             name = self.fresh("res")
-            header, binds, _, dynamic = self.iterable(env)
+            header, binds, _ = self.iterable(env)
             inner = {**env, **binds}
             first, _ = self.call(inner)
             second, _ = self.call(inner)
@@ -805,7 +802,6 @@ class ModuleGen:
             sub = SubSpec(function, list(params))
             env = {name: Val(kind, "param") for name, kind in params}
             hidden: dict[str, str] = {}
-            self.top_depth = 1
             body = self.block(env, 1, "    ", hidden)
             results = sorted(n for n, v in env.items() if v.origin in ("result", "oneof"))
             if results and coin(draw, 3) is False:
@@ -837,7 +833,6 @@ class ModuleGen:
             if kind in PRIMS:
                 env.setdefault(name, Val(kind, "const"))
         hidden: dict[str, str] = {}
-        self.top_depth = 0
         body = self.block(env, 0, "    ", hidden)
         for index, sub in enumerate(self.subs):  # every nested pipeline is called, or the file has several roots
             callers = "\n".join(body + sub_texts[index + 1:])

@@ -52,8 +52,7 @@ def python_to_graph(path: str | Path, pipeline: str | None = None, text: str | N
         warnings=tuple(state.warnings),
         subpipelines=subs,
         returns=compiled.returns,
-        return_type=state.output_types.get((compiled.returns.source, compiled.returns.output), compiled.return_type)
-        if compiled.returns is not None and compiled.returns.kind == "task" else compiled.return_type,
+        return_type=compiled.return_type,  # already typed by what the body inferred (compile_pipeline)
     )
 
 

@@ -113,16 +113,15 @@ class BodyWriter:
         return lines
 
     def _loop(self, loop: Loop, depth: int, scope: _Scope) -> list[str]:
+        if not _runs_steps(loop.body):  # a loop that runs no step does nothing; kfp would write an empty DAG
+            return []
         pad = "    " * depth
         item = self._variable("item").replace("_task", "")
         limit = f", parallelism={loop.parallelism}" if loop.parallelism else ""
         lines = [f"{pad}with dsl.ParallelFor(items={self.expression(loop.items, scope)}{limit}) as {item}:"]
         inner = scope.copy()
         inner.items[loop.id] = item
-        body = self.body(loop.body, depth + 1, inner)
-        if not body:  # a loop that runs no step does nothing; kfp would write an empty DAG for it
-            return []
-        lines += body
+        lines += self.body(loop.body, depth + 1, inner)
         scope.tasks.update({k: v for k, v in inner.tasks.items() if k not in scope.tasks})
         return lines
 
@@ -134,7 +133,7 @@ class BodyWriter:
         # kfp leaves an If/Elif chain without Else open (its ConditionBranches group is only closed by an
         # Else), swallowing what follows; such chains, and chains with a branch that runs no step (an
         # empty DAG), become exclusive nested Ifs instead, leaving the empty branches out
-        runs_steps = [any(isinstance(n, (Step, PipelineCall)) for n in walk(b.body)) for b in condition.branches]
+        runs_steps = [_runs_steps(b.body) for b in condition.branches]
         chained = (len(tests) == 1 or tests[-1] is None) and all(runs_steps)
         if chained and tests[0] is not None and all(t is None or is_atom(t) for t in tests):
             for index, (branch, test) in enumerate(zip(condition.branches, tests)):
@@ -242,6 +241,10 @@ def task_settings(graph: StepGraph, step: Step, task: str) -> list[str]:
     if s.display_name:
         lines.append(f"{task}.set_display_name({s.display_name!r})")
     return lines
+
+
+def _runs_steps(body: tuple[Node, ...]) -> bool:
+    return any(isinstance(node, (Step, PipelineCall)) for node in walk(body))
 
 
 def _all_nodes(graph: StepGraph):
