@@ -215,3 +215,12 @@ def compile_notebook(tmp_path_factory):
 def compiled(compile_notebook):
     """`compiled(fixture_name, *extra_args) -> CompiledIR` for a fixture notebook."""
     return lambda name, *args: compile_notebook(fixture_notebook(name), *args)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def compiled_runtimes_kept_out_of_the_home_folder(tmp_path_factory):
+    """Local runs keep the compiled step runtime in the user's cache folder; the tests' copy goes to
+    a temporary one (a test that needs a fresh cache sets its own)."""
+    if "KALE_LIKE_CACHE_DIR" not in os.environ:
+        os.environ["KALE_LIKE_CACHE_DIR"] = str(tmp_path_factory.mktemp("kale_like_cache"))
+    yield

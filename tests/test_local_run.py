@@ -814,38 +814,42 @@ def test_process_pool_is_no_wider_than_a_chain_needs_and_gone_after_the_run(tmp_
 
 
 def test_content_hash_of_a_folder_is_its_files_in_path_order_names_and_bytes(tmp_path):
-    """The definition cache keys and lineage rely on (stores written earlier keep their hits):
-    files by path, component by component; symlinked folders not entered; big files hashed alike."""
-    import hashlib
+    """The definition cache keys and lineage rely on (a change of it costs every store its hits):
+    BLAKE3, named in the hash; files by path, component by component; symlinked folders not
+    entered; big files (hashed memory-mapped, on every core) hashed alike."""
+    import blake3
 
     from kale_like.backends.local.run import hash_path
 
     folder = tmp_path / "value"
-    files = {"a/b": b"1", "a-b/x": b"2", "a.txt": b"3", "z/big.npy": bytes(range(256)) * 8192}
+    files = {"a/b": b"1", "a-b/x": b"2", "a.txt": b"3", "z/big.npy": bytes(range(256)) * 16384}
     for name, data in files.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
     (folder / "link").symlink_to(folder / "a")
-    expected = hashlib.sha256()
+    expected = blake3.blake3()
     for name in ("a/b", "a-b/x", "a.txt", "z/big.npy"):  # "a/b" before "a-b/x": by component
-        expected.update(name.encode() + hashlib.sha256(files[name]).digest())
-    assert hash_path(folder) == expected.hexdigest()
-    assert hash_path(folder / "z" / "big.npy") == hashlib.sha256(hashlib.sha256(files["z/big.npy"]).digest()).hexdigest()
+        expected.update(name.encode() + blake3.blake3(files[name]).digest())
+    assert hash_path(folder) == f"blake3:{expected.hexdigest()}"
+    big = blake3.blake3(blake3.blake3(files["z/big.npy"]).digest()).hexdigest()
+    assert hash_path(folder / "z" / "big.npy") == f"blake3:{big}"
+    (folder / "z" / "big.npy").write_bytes(files["z/big.npy"][:-1] + b"\0")  # one byte at the end
+    assert hash_path(folder / "z" / "big.npy") != f"blake3:{big}"
 
 
 def test_hash_with_a_size_limit_is_the_content_hash_or_none(tmp_path):
     """How a run tells the outputs it hashes at once from those it hashes while dependents start."""
-    from kale_like.backends.local.run import _hash_below, hash_path
+    from kale_like.backends.local.content import hash_below, hash_path
 
     folder = tmp_path / "value"
     (folder / "sub").mkdir(parents=True)
     (folder / "a.txt").write_bytes(b"x" * 100)
     (folder / "sub" / "b.bin").write_bytes(b"y" * 300)
-    assert _hash_below(str(folder), 401) == hash_path(folder)
-    assert _hash_below(str(folder), 400) is None  # the two files reach the limit together
-    assert _hash_below(str(folder / "a.txt"), 101) == hash_path(folder / "a.txt")
-    assert _hash_below(str(folder / "a.txt"), 100) is None
-    assert _hash_below(str(tmp_path / "absent"), 1) == hash_path(tmp_path / "absent")
+    assert hash_below(str(folder), 401) == hash_path(folder)
+    assert hash_below(str(folder), 400) is None  # the two files reach the limit together
+    assert hash_below(str(folder / "a.txt"), 101) == hash_path(folder / "a.txt")
+    assert hash_below(str(folder / "a.txt"), 100) is None
+    assert hash_below(str(tmp_path / "absent"), 1) == hash_path(tmp_path / "absent")
 
 
 # ---------------------------------------------------------------------------
@@ -891,9 +895,25 @@ def test_lineage_of_a_run_and_of_its_artifacts(tmp_path, logs, capsys):
     assert f"{data} (from root/make-rows in run {result.run_id})" in inputs
     assert '"scale": 0.5' in out
 
-    digest = re.search(r"content sha256: ([0-9a-f]{64})", out).group(1)
-    code, by_hash, _ = _lineage(capsys, digest[:12], "--store", store)
-    assert code == 0 and f"artifact {summary}" in by_hash
+    digest = re.search(r"content hash: blake3:([0-9a-f]{64})", out).group(1)
+    for prefix in (digest[:12], f"blake3:{digest[:12]}"):
+        code, by_hash, _ = _lineage(capsys, prefix, "--store", store)
+        assert code == 0 and f"artifact {summary}" in by_hash
+
+
+def test_lineage_of_a_store_from_before_hashes_named_their_algorithm(tmp_path, logs, capsys):
+    """Older stores held bare SHA-256 hex: shown as sha256:..., found by either form."""
+    import sqlite3
+
+    result = run(ARTIFACTS, tmp_path, logs.new(), pipeline="artifact_chain", params={"n": 2})
+    assert result.succeeded, result.error
+    data = task_folder(result, "make-rows") / "data"
+    legacy = "ab12" * 16
+    with sqlite3.connect(tmp_path / "store" / "lineage.sqlite") as db:
+        db.execute("UPDATE artifacts SET content_hash = ? WHERE uri = ?", (legacy, str(data)))
+    for query in (legacy[:10], f"sha256:{legacy[:10]}"):
+        code, out, _ = _lineage(capsys, query, "--store", tmp_path / "store")
+        assert code == 0 and f"artifact {data}" in out and f"content hash: sha256:{legacy}" in out, out
 
 
 def test_lineage_of_a_cached_rerun_points_at_the_first_runs_artifact(tmp_path, logs, capsys):
@@ -1040,6 +1060,44 @@ def test_component_programs_compile_to_the_code_a_whole_compile_gives(source, mo
         _same_code(programs.compile_program(program, filename),
                    compile(program, filename, "exec", dont_inherit=True))
     assert swapped and None not in swapped  # the runtime's code was reused, never compiled again
+
+
+def test_compiled_runtime_is_kept_in_the_cache_folder_and_read_back(tmp_path, monkeypatch):
+    """A new process (here: the in-memory table emptied) reads the compiled runtime from the cache
+    folder instead of compiling it; a damaged or foreign file there is compiled over, not trusted."""
+    from kale_like.backends.local import programs
+
+    program, function = _programs(kale_like.compile(EXAMPLE_PIPELINES / "kale_loop_item.py"))[0]
+    monkeypatch.setattr(programs, "_RUNTIMES", {})
+    built = []
+    build = programs._build
+    monkeypatch.setattr(programs, "_build", lambda text: built.append(text) or build(text))
+    programs.preload(program, tmp_path)
+    (kept,) = tmp_path.glob("runtime-*.marshal")
+    assert len(built) == 1 and not list(tmp_path.glob("*.partial"))
+
+    monkeypatch.setattr(programs, "_RUNTIMES", {})
+    programs.preload(program, tmp_path)
+    assert len(built) == 1  # read back, not compiled
+    filename = f"<component {function}>"
+    _same_code(programs.compile_program(program, filename), compile(program, filename, "exec", dont_inherit=True))
+
+    for damage in (b"not marshal data", kept.read_bytes()[:100]):
+        kept.write_bytes(damage)
+        monkeypatch.setattr(programs, "_RUNTIMES", {})
+        programs.preload(program, tmp_path)
+        _same_code(programs.compile_program(program, filename), compile(program, filename, "exec", dont_inherit=True))
+    assert len(built) == 3
+
+
+def test_runs_keep_the_compiled_runtime_in_the_folder_named_by_the_environment(tmp_path, monkeypatch):
+    from kale_like.backends.local import programs
+
+    monkeypatch.setenv("KALE_LIKE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(programs, "_RUNTIMES", {})
+    result = run(EXAMPLE_PIPELINES / "kale_loop_item.py", tmp_path)
+    assert result.succeeded, result.error
+    assert len(list((tmp_path / "cache").glob("runtime-*.marshal"))) == 1
 
 
 def test_component_program_binding_a_name_the_runtime_reads_is_compiled_whole(monkeypatch):

@@ -11,6 +11,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+from kale_like.backends.local.content import labelled, stored_prefixes
 from kale_like.errors import KaleLikeError, SourceLocation
 
 
@@ -47,8 +48,8 @@ def find_artifact(connection: sqlite3.Connection, target: str):
         if row is not None:
             return row
     if len(target) >= 8:
-        return connection.execute("SELECT * FROM artifacts WHERE content_hash LIKE ? ORDER BY created DESC",
-                                  (target + "%",)).fetchone()
+        return connection.execute("SELECT * FROM artifacts WHERE content_hash LIKE ? OR content_hash LIKE ? "
+                                  "ORDER BY created DESC", tuple(f"{prefix}%" for prefix in stored_prefixes(target))).fetchone()
     return None
 
 
@@ -69,7 +70,7 @@ def describe_artifact(connection: sqlite3.Connection, artifact) -> str:
     task = connection.execute("SELECT * FROM tasks WHERE run_id = ? AND path = ?",
                               (artifact["run_id"], artifact["task_path"])).fetchone()
     run = connection.execute("SELECT * FROM runs WHERE run_id = ?", (artifact["run_id"],)).fetchone()
-    lines = [f"artifact {artifact['uri']}", f"  content sha256: {artifact['content_hash']}",
+    lines = [f"artifact {artifact['uri']}", f"  content hash: {labelled(artifact['content_hash'])}",
              f"  produced by: run {artifact['run_id']} ('{run['pipeline'] if run else '?'}'), "
              f"step {task['label'] if task else artifact['task_path']} as output '{artifact['name']}'"]
     if run is not None:

@@ -9,21 +9,34 @@ same names from the enclosing scope. The stubs' code objects are then swapped fo
 moved to the program's lines, file name and qualified names. The result is the code object
 `compile(program)` gives (the tests compare them field by field); a program without such a
 runtime, or whose function binds a name the runtime reads from outside, is compiled whole.
+
+Compiling the runtime itself costs 7-11 ms, more than running a small step, and every run from the
+command line is a new process: `preload` keeps the compiled form in the user's cache folder
+(marshalled, like a `.pyc`, keyed by the runtime text and the Python version), so later runs, in
+any store, only read it.
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
+import importlib.util
+import marshal
+import os
 import symtable
+import sys
+import tempfile
 import threading
 import types
 from dataclasses import dataclass
+from pathlib import Path
 
 _HOST = "_kl_host"
 _HOST_PREFIX = len(f"{_HOST}.<locals>.")
 _LOCK = threading.Lock()
 _RUNTIMES: dict[str, _Runtime | None] = {}  # runtime text -> its compiled form (None: compile whole)
 _CALLS = ("\n    _kl_run_step(", "\n    return _kl_run_step(")
+_CACHE_FORMAT = 1  # bump when what `_build` makes of a runtime text changes
 
 
 @dataclass(frozen=True)
@@ -47,13 +60,21 @@ def compile_program(program: str, filename: str) -> types.CodeType:
     return swapped if swapped is not None else compile(program, filename, "exec", dont_inherit=True)
 
 
-def preload(program: str) -> None:
+def cache_folder() -> Path:
+    """Where compiled runtimes are kept: $KALE_LIKE_CACHE_DIR, else kale_like under the user's
+    cache folder ($XDG_CACHE_HOME, else ~/.cache)."""
+    if os.environ.get("KALE_LIKE_CACHE_DIR"):
+        return Path(os.environ["KALE_LIKE_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kale_like"
+
+
+def preload(program: str, cache_dir: Path | None = None) -> None:
     """Compile the runtime `program` carries now (before worker processes are forked, so they
-    inherit it)."""
-    _runtime_of(program)
+    inherit it): read from `cache_dir` if a run compiled it before, else compiled and kept there."""
+    _runtime_of(program, cache_dir)
 
 
-def _runtime_of(program: str) -> tuple[int, _Runtime | None]:
+def _runtime_of(program: str, cache_dir: Path | None = None) -> tuple[int, _Runtime | None]:
     """Where the embedded runtime starts in `program`, and its compiled form (compiled on first
     sight of that runtime text, so a program of another version is served as well)."""
     start = program.find("\n    def _kl_") + 1
@@ -63,11 +84,37 @@ def _runtime_of(program: str) -> tuple[int, _Runtime | None]:
     text = program[start:end]
     with _LOCK:
         if text not in _RUNTIMES:
-            try:
-                _RUNTIMES[text] = _build(text)
-            except (SyntaxError, ValueError):
-                _RUNTIMES[text] = None  # not a block of plain functions: programs are compiled whole
+            _RUNTIMES[text] = _cached(text, cache_dir)
         return start, _RUNTIMES[text]
+
+
+def _cached(text: str, cache_dir: Path | None) -> _Runtime | None:
+    """The compiled runtime from `cache_dir` (a file per runtime text and Python), else built and
+    written there (atomically: a run killed mid-write leaves no half file to read)."""
+    path = None
+    if cache_dir is not None:
+        key = hashlib.sha256(f"{_CACHE_FORMAT}\0{sys.version}\0{importlib.util.MAGIC_NUMBER.hex()}\0{text}".encode())
+        path = Path(cache_dir) / f"runtime-{key.hexdigest()[:32]}.marshal"
+        try:
+            stored_text, codes, stubs, outside = marshal.loads(path.read_bytes())
+            if stored_text == text:
+                return _Runtime(text, 2, codes, _nesting(codes.values()), stubs, frozenset(outside))
+        except (OSError, EOFError, ValueError, TypeError):
+            pass  # absent, or written by something else: build it
+    try:
+        runtime = _build(text)
+    except (SyntaxError, ValueError):
+        return None  # not a block of plain functions: programs are compiled whole
+    if runtime is not None and path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".partial")
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(marshal.dumps((text, runtime.codes, runtime.stubs, tuple(sorted(runtime.outside)))))
+            os.replace(temporary, path)
+        except OSError:
+            pass  # a read-only store: compiled again next time
+    return runtime
 
 
 def _build(text: str) -> _Runtime | None:
@@ -102,13 +149,18 @@ def _build(text: str) -> _Runtime | None:
             stub_lines[first_body - 1] = opening
             stub_lines[node.end_lineno - 1] = closing
     stubs = "\n".join(stub_lines[1:])
+    return _Runtime(text, 2, codes, _nesting(codes.values()), stubs, frozenset().union(*outer.values()) - set(codes))
+
+
+def _nesting(codes) -> dict[int, tuple[int, ...]]:
+    """For each code object (and those nested in it): the indexes of its code constants."""
     nested: dict[int, tuple[int, ...]] = {}
-    todo = list(codes.values())
+    todo = list(codes)
     while todo:
         code = todo.pop()
         nested[id(code)] = tuple(i for i, c in enumerate(code.co_consts) if isinstance(c, types.CodeType))
         todo += [code.co_consts[i] for i in nested[id(code)]]
-    return _Runtime(text, 2, codes, nested, stubs, frozenset().union(*outer.values()) - set(codes))
+    return nested
 
 
 def _outside_names(host: symtable.SymbolTable) -> dict[str, set[str]]:

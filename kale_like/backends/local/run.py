@@ -7,7 +7,8 @@ written atomically after the task succeeded (so a run killed at any point, even 
 resumed by running again: finished tasks are cache hits, a half-done one runs again);
 `cache-index` lists, a line each, the cache keys of the records with their inputs' content hashes left
 out (so a task whose inputs are still being hashed can start at once when no record can match it);
-`lineage.sqlite` the lineage database.
+`lineage.sqlite` the lineage database. (The step runtime, compiled, is kept in the user's cache
+folder: see `programs`.)
 
 Large outputs (`BACKGROUND_HASH_BYTES` and up) are hashed on a thread while the tasks that need them
 start; a task's cache record and its "done" event wait for the hashes, and the run for both.
@@ -18,7 +19,6 @@ from __future__ import annotations
 import concurrent.futures as futures
 import hashlib
 import json
-import mmap
 import multiprocessing
 import os
 import re
@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from kale_like.backends.local.component_runner import ComponentCall, ComponentResult, run_component
+from kale_like.backends.local.content import hash_below, hash_path
 from kale_like.backends.local.ir import PipelineIR, component_program, input_defaults
 from kale_like.backends.local.lineage import Lineage
-from kale_like.backends.local.programs import preload
+from kale_like.backends.local.programs import cache_folder, preload
 from kale_like.backends.local.scheduler import DagRunner, Outcome, TaskEvent
 from kale_like.backends.local.tracing import chained, tracer_for
 from kale_like.errors import KaleLikeError
@@ -114,17 +115,16 @@ class _Pool:
     On threads, a task's component runs on the thread already running the task, at most `workers`
     at a time (a hand-over to a pool thread and back would add two thread switches per step)."""
 
-    def __init__(self, backend: str, workers: int, program: str = ""):
+    def __init__(self, backend: str, workers: int):
         self.executor: futures.Executor | None = None
         if backend == "thread":
             self.slots = threading.BoundedSemaphore(workers)
             return
         # fork: workers start with kfp already imported and without re-running the caller's
         # __main__ (a notebook, stdin). All of them are started now, before the run starts any
-        # thread, so no child inherits a lock held by another thread.
+        # thread, so no child inherits a lock held by another thread. The step runtime is compiled
+        # (`preload`) before, so they inherit it too.
         import kfp.dsl.executor  # noqa: F401  (imported once here, inherited by every worker)
-
-        preload(program)  # the step runtime compiled once here, inherited too
 
         self.executor = futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
         # a fork-based pool forks all its workers within the first submit, before its manager thread
@@ -184,7 +184,8 @@ def run_pipeline(ir: PipelineIR, arguments: dict | None = None, config: RunConfi
     workers = max(1, config.max_workers)
     if config.backend == "process":  # no more processes than tasks can run at once (each costs a fork)
         workers = min(workers, most_at_once(ir) or workers)
-    pool = _Pool(config.backend, workers, _first_program(ir))
+    preload(_first_program(ir), cache_folder())
+    pool = _Pool(config.backend, workers)
     executor = _TaskExecutor(ir, root, config, pool, observe)
     runner = DagRunner(ir, executor.execute, observe, max_in_flight=max(1, config.max_workers) * 4,
                        collect_failed_iterations=config.collect_failed_iterations)
@@ -380,7 +381,7 @@ class _TaskExecutor:
         return known
 
     def _remember_hashes(self, outcome: Outcome) -> None:
-        """Hash the outputs: small ones now, large ones on a hashing thread (hashlib releases the GIL)."""
+        """Hash the outputs: small ones now, large ones on a hashing thread (the hash releases the GIL)."""
         for artifacts in outcome.artifacts.values():
             for artifact in artifacts:
                 artifact.setdefault("metadata", {})
@@ -388,7 +389,7 @@ class _TaskExecutor:
                 with self.hash_lock:
                     if uri in self.hashes:
                         continue
-                known = _hash_below(uri, BACKGROUND_HASH_BYTES)  # small outputs (most) hashed here and now
+                known = hash_below(uri, BACKGROUND_HASH_BYTES)  # small outputs (most) hashed here and now
                 with self.hash_lock:
                     if known is not None:
                         self.hashes[uri] = known
@@ -484,54 +485,6 @@ class _KeyBase:
         self.digest.update(function.encode())
         self.digest.update(json.dumps(parameters, sort_keys=True, default=str).encode())
         self.outputs = json.dumps(spec.get("outputDefinitions", {}), sort_keys=True).encode()
-
-
-def hash_path(path: Path) -> str:
-    """Content hash of a file or directory (names and bytes), for cache keys and lineage.
-
-    A directory's files are taken in path order (as sorted `Path`s: component by component),
-    symlinked directories not entered, each as its relative path then the SHA-256 of its bytes."""
-    return _hash_below(str(path), None)
-
-
-def _hash_below(top: str, limit: int | None) -> str | None:
-    """`hash_path`, or None as soon as the files hashed would reach `limit` bytes (before hashing
-    the file that would reach it)."""
-    digest = hashlib.sha256()
-    budget = [limit]
-    if os.path.isdir(top):
-        files = []
-        for folder, _, names in os.walk(top):
-            relative = os.path.relpath(folder, top)
-            parts = () if relative == "." else tuple(relative.split(os.sep))
-            files += [parts + (name,) for name in names if os.path.isfile(os.path.join(folder, name))]
-        for parts in sorted(files):
-            file_digest = _file_digest(os.path.join(top, *parts), budget)
-            if file_digest is None:
-                return None
-            digest.update(os.path.join(*parts).encode())
-            digest.update(file_digest)
-    elif os.path.isfile(top):
-        file_digest = _file_digest(top, budget)
-        if file_digest is None:
-            return None
-        digest.update(file_digest)
-    return digest.hexdigest()
-
-
-def _file_digest(path: str, budget: list) -> bytes | None:
-    """SHA-256 of a file's bytes (a large file hashed in place, memory-mapped: no copies); None if
-    the file is larger than what is left of `budget[0]` bytes (None: no limit), else spent from it."""
-    with open(path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if budget[0] is not None:
-            if size >= budget[0]:
-                return None
-            budget[0] -= size
-        if size < 1 << 20:
-            return hashlib.file_digest(handle, "sha256").digest()
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            return hashlib.sha256(mapped).digest()
 
 
 def _task_spec(ir: PipelineIR, path: str) -> dict:
