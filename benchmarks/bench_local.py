@@ -38,6 +38,7 @@ timing thread CPU time (so threads blocked on a lock or a future cost nothing), 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import json
 import os
@@ -187,6 +188,13 @@ class TreeMemory:
     def report(self) -> dict:
         return {"peak_pss": self.peak_pss - self.baseline_pss, "peak_rss": self.peak_rss - self.baseline_rss,
                 "baseline_pss": self.baseline_pss, "samples": self.samples}
+
+
+def _sampled(spec: dict):
+    """Memory sampled for a memory measurement only: reading /proc/PID/smaps_rollup every 10 ms takes
+    each sampled process's memory-map lock and walks its page tables, which slows the allocations and
+    page faults being timed (a run with a worker process is sampled twice as often as the baseline)."""
+    return TreeMemory() if spec.get("memory") else contextlib.nullcontext()
 
 
 def _calibrate_spin(target: float) -> int:
@@ -366,21 +374,21 @@ def _child(spec: dict) -> dict:
     elif case == "array":
         _child_imports(numpy_too=True)
         ir = _load_ir(spec["yaml"])
-        with TreeMemory() as memory:
+        with _sampled(spec) as memory:
             result, out["wall"], out["cpu"] = _run_ours(ir, tmp / "store", backend, workers)
         assert result.value("sum_array") == float(ARRAY_ITEMS) * (ARRAY_ITEMS - 1) / 2
-        out.update(memory.report())
+        out.update(memory.report() if memory else {})
     elif case == "raw-array":
         import numpy as np
 
         target = tmp / "raw.npy"
-        with TreeMemory() as memory:
+        with _sampled(spec) as memory:
             t0 = time.perf_counter()
             np.save(target, make_array(ARRAY_ITEMS))
             total = float(np.load(target).sum())
             out["wall"] = time.perf_counter() - t0
         assert total == float(ARRAY_ITEMS) * (ARRAY_ITEMS - 1) / 2
-        out.update(memory.report())
+        out.update(memory.report() if memory else {})
     else:
         raise ValueError(case)
     return out
@@ -511,7 +519,7 @@ def profile_report(yaml_path: str, workers: int, workdir: Path, phase: str, top:
 def _breakdown_targets():
     from kfp.dsl import executor as kfp_executor
 
-    from kale_like.backends.local import component_runner, lineage, run, scheduler
+    from kale_like.backends.local import component_runner, lineage, run, scheduler, workers
 
     return [
         (scheduler.DagRunner, "_run_task", "task, end to end (`DagRunner._run_task`)", 0),
@@ -521,8 +529,8 @@ def _breakdown_targets():
         (run._TaskExecutor, "_cache_key", "`_cache_key`", 2),
         (run._TaskExecutor, "_cached", "`_cached` (cache lookup)", 2),
         (run, "_executor_input", "`_executor_input`", 2),
-        (run._Pool, "run", "`_Pool.run` (on threads: wait for a free slot, run; else to the worker and back)", 2),
-        (run, "run_component", "`run_component` (in the worker)", 3),
+        (workers.ThreadWorkers, "run", "`ThreadWorkers.run` (wait for a free slot, run)", 2),
+        (workers, "run_component", "`run_component`", 3),
         (component_runner, "_load", "`_load` (compile and exec of the component program)", 4),
         (component_runner, "compile_program", "`compile_program` (the runtime's code reused)", 5),
         (kfp_executor.Executor, "execute", "kfp `Executor.execute` (the step runtime and the step)", 4),
@@ -632,8 +640,11 @@ def measure(info: dict, repeat: int, workers: int, workdir: Path,
                                           "workers": CPU_WORKERS}))
         plan.append(("cpu/floor", {"case": "floor-cpu", "spin_n": info["spin_n"], "workers": CPU_WORKERS}))
     for backend in ("thread", "process") if "array" in cases else ():
+        ours = {"case": "array", "yaml": y["array"], "backend": backend, "workers": 2}
         plan.append((f"array/{backend}/raw", {"case": "raw-array"}))
-        plan.append((f"array/{backend}/ours", {"case": "array", "yaml": y["array"], "backend": backend, "workers": 2}))
+        plan.append((f"array/{backend}/ours", ours))
+        plan.append((f"array/{backend}/raw/memory", {"case": "raw-array", "memory": True}))
+        plan.append((f"array/{backend}/ours/memory", {**ours, "memory": True}))
     results: dict[str, list[dict]] = {name: [] for name, _ in plan}
     loads = []
     for rep in range(repeat):
@@ -762,15 +773,15 @@ def _array_table(r: dict) -> list[str]:
         "| peak tree PSS above start, MB (median) | / array | memory goal | peak RSS sum above start, MB |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    raw = r["array/thread/raw"] + r["array/process/raw"]
-    raw_t = [x["wall"] for x in raw]
+    raw_t = [x["wall"] for x in r["array/thread/raw"] + r["array/process/raw"]]
+    raw = r["array/thread/raw/memory"] + r["array/process/raw/memory"]
     raw_pss = _med([x["peak_pss"] for x in raw])
     out.append(f"| raw: make, `np.save`, `np.load`, sum | {_med(raw_t):.3f} / {min(raw_t):.3f} | 1.00x | - "
                f"| {raw_pss / 1e6:.0f} | {raw_pss / ARRAY_BYTES:.2f}x | - "
                f"| {_med([x['peak_rss'] for x in raw]) / 1e6:.0f} |")
     for backend in ("thread", "process"):
-        rows = r[f"array/{backend}/ours"]
-        t = [x["wall"] for x in rows]
+        t = [x["wall"] for x in r[f"array/{backend}/ours"]]
+        rows = r[f"array/{backend}/ours/memory"]
         pss = _med([x["peak_pss"] for x in rows])
         ratio = _paired(t, [x["wall"] for x in r[f"array/{backend}/raw"]])
         out.append(
@@ -781,6 +792,8 @@ def _array_table(r: dict) -> list[str]:
         )
     out += [
         "",
+        "Times come from runs without memory sampling; memory from separate runs that sample it "
+        "(every 10 ms, which slows what it samples). "
         "PSS (proportional set size) shares each page among the processes mapping it, so pages a forked worker "
         "shares with its parent count once; the RSS sum counts them once per process. The memory-mapped input "
         "of the consumer counts as its pages are read. (`ru_maxrss` is not used: a child started from this "

@@ -97,3 +97,42 @@ def test_run_killed_with_sigkill_resumes_from_the_cache(tmp_path):
     (uri,) = [row[0] for row in inputs]
     assert Path(uri).is_relative_to(first_run)
     assert json.loads((Path(uri) / "value.json").read_text()) == {"x": 1, "rows": list(range(100))}
+
+
+def test_ctrl_c_stops_the_run_and_its_running_step_at_once(tmp_path):
+    """Ctrl-C in a terminal reaches the run's whole process group: the step running in a worker
+    process stops too (it would otherwise block for a minute), the command exits 130 saying it was
+    interrupted, without a traceback and with no process of it left; the next run resumes."""
+    store, log, release = tmp_path / "store", tmp_path / "notes.jsonl", tmp_path / "release"
+    command = [sys.executable, "-m", "kale_like", str(RESUME), "--run", "--store", str(store),
+               "--param", f"log={log}", "--param", f"release={release}"]
+    interrupted = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   start_new_session=True)
+    try:
+        wait_for(lambda: any(n["what"] == "slow-start" for n in read_notes(log)), 60, "slow to start")
+        started = time.monotonic()
+        os.killpg(interrupted.pid, signal.SIGINT)  # as the terminal does on Ctrl-C
+        _, stderr = interrupted.communicate(timeout=30)
+        waited = time.monotonic() - started
+    finally:
+        if interrupted.poll() is None:
+            os.killpg(interrupted.pid, signal.SIGKILL)
+    assert interrupted.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr, stderr
+    assert "error: interrupted (Ctrl-C)" in stderr, stderr  # the step's own report
+    assert waited < 20, f"took {waited:.1f} s to stop"  # slow would have blocked for 60 s
+    wait_for(lambda: not _group_alive(interrupted.pid), 10, "the worker processes to exit")
+    assert "slow-done" not in [n["what"] for n in read_notes(log)]
+
+    release.touch()
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert summary_rows(resumed.stdout)["second"] == ("cached", "yes"), resumed.stdout
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -592,6 +592,31 @@ def test_retries_rerun_a_failing_step_until_it_succeeds(tmp_path, logs):
     assert "transient failure on attempt 1" in Path(result.task("flaky").log_path).read_text()
 
 
+@pytest.mark.parametrize("how", ["always-exit", "always-signal"])
+def test_a_step_that_ends_its_worker_process_fails_alone(how, tmp_path, logs):
+    """A crash that takes the worker process down (here os._exit and SIGKILL) fails that step with
+    the exit code or signal and its log; the other steps, even those started later, still run."""
+    log = logs.new()
+    result = run(FAILURES, tmp_path, log, pipeline="worker_dies", backend="process", max_workers=2,
+                 params={"counter": str(tmp_path / "counter"), "how": how, "seconds": 0.3})
+    assert result.status == "FAILED"
+    died = result.task("die")
+    expected = "was killed by SIGKILL" if how.endswith("signal") else "exited with code 3"
+    assert f"the worker process running this step {expected}" in died.error, died.error
+    assert "attempt 2 starting" in Path(died.log_path).read_text()  # retried once, on a new worker
+    assert statuses(result)["independent"] == statuses(result)["later"] == "done"
+    assert statuses(result)["after-die"] != "done"
+    assert [n["attempt"] for n in notes(log) if n["what"] == "die"] == [1, 2]
+
+
+def test_a_retry_after_the_worker_process_died_can_succeed(tmp_path, logs):
+    log = logs.new()
+    result = run(FAILURES, tmp_path, log, pipeline="worker_dies", backend="process", max_workers=1,
+                 params={"counter": str(tmp_path / "counter"), "how": "once-signal", "seconds": 0.0})
+    assert result.succeeded, result.error
+    assert {"what": "after-die", "attempts": 2} in notes(log)
+
+
 def test_failed_loop_iteration_fails_the_run(tmp_path, logs):
     log = logs.new()
     result = run(FAILURES, tmp_path, log, pipeline="loop_fails")
@@ -802,6 +827,7 @@ def test_process_pool_is_no_wider_than_a_chain_needs_and_gone_after_the_run(tmp_
 
     from kale_like.backends.local.ir import PipelineIR
     from kale_like.backends.local.run import most_at_once
+    from kale_like.backends.local.workers import wait_for_closing_pools
 
     diamond = PipelineIR.from_text(kale_like.compile(TIMING, "diamond"))
     assert most_at_once(diamond) == 2  # base, then side and combine together, then finish
@@ -810,6 +836,7 @@ def test_process_pool_is_no_wider_than_a_chain_needs_and_gone_after_the_run(tmp_
     assert most_at_once(PipelineIR.from_text(kale_like.compile(ARTIFACTS, "collected_artifacts"))) is None  # a loop
     result = run(ARTIFACTS, tmp_path, logs.new(), pipeline="artifact_chain", backend="process", max_workers=4)
     assert result.succeeded, result.error
+    wait_for_closing_pools()  # the workers exit after the run returns
     assert multiprocessing.active_children() == []
 
 

@@ -65,7 +65,7 @@ def run_component(call: ComponentCall, echo: bool = True) -> ComponentResult:
             print("".join(traceback.format_exception(error)[-12:]), file=sys.stderr)
             failure = f"{type(error).__name__}: {error}"
     if failure:  # the log is complete (flushed and closed) only now
-        return ComponentResult(False, {}, failure, _tail(call.log_path))
+        return ComponentResult(False, {}, failure, tail(call.log_path))
     try:
         with open(output_file, encoding="utf-8") as handle:
             return ComponentResult(True, json.load(handle))
@@ -111,7 +111,7 @@ def _load(program: str, function: str):
     return getattr(module, function)
 
 
-def _tail(path: str, lines: int = 20) -> str:
+def tail(path: str, lines: int = 20) -> str:
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             return "".join(handle.readlines()[-lines:])

@@ -19,7 +19,6 @@ from __future__ import annotations
 import concurrent.futures as futures
 import hashlib
 import json
-import multiprocessing
 import os
 import re
 import shutil
@@ -31,13 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from kale_like.backends.local.component_runner import ComponentCall, ComponentResult, run_component
+from kale_like.backends.local.component_runner import ComponentCall
 from kale_like.backends.local.content import hash_below, hash_path
 from kale_like.backends.local.ir import PipelineIR, component_program, input_defaults
 from kale_like.backends.local.lineage import Lineage
 from kale_like.backends.local.programs import cache_folder, preload
 from kale_like.backends.local.scheduler import DagRunner, Outcome, TaskEvent
 from kale_like.backends.local.tracing import chained, tracer_for
+from kale_like.backends.local.workers import ProcessWorkers, ThreadWorkers
 from kale_like.errors import KaleLikeError
 
 BACKENDS = ("process", "thread")
@@ -109,45 +109,6 @@ class RunResult:
         return _kl_load_value(uris[0]) if len(uris) == 1 else [_kl_load_value(u) for u in uris]
 
 
-class _Pool:
-    """The workers executor tasks run on: threads, or processes started once and reused.
-
-    On threads, a task's component runs on the thread already running the task, at most `workers`
-    at a time (a hand-over to a pool thread and back would add two thread switches per step)."""
-
-    def __init__(self, backend: str, workers: int):
-        self.executor: futures.Executor | None = None
-        if backend == "thread":
-            self.slots = threading.BoundedSemaphore(workers)
-            return
-        # fork: workers start with kfp already imported and without re-running the caller's
-        # __main__ (a notebook, stdin). All of them are started now, before the run starts any
-        # thread, so no child inherits a lock held by another thread. The step runtime is compiled
-        # (`preload`) before, so they inherit it too.
-        import kfp.dsl.executor  # noqa: F401  (imported once here, inherited by every worker)
-
-        self.executor = futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-        # a fork-based pool forks all its workers within the first submit, before its manager thread
-        # starts (no need to wait for the call itself: the workers finish starting while the run begins)
-        self.executor.submit(os.getpid)
-
-    def run(self, call: ComponentCall, echo: bool) -> ComponentResult:
-        if self.executor is None:
-            with self.slots:
-                return run_component(call, echo)
-        return self.executor.submit(run_component, call, echo).result()
-
-    def close(self) -> None:
-        if self.executor is not None:
-            self.executor.shutdown(wait=True, cancel_futures=True)
-
-    def close_soon(self) -> threading.Thread:
-        """Start closing (workers stopped and joined on a thread); join the thread returned."""
-        closing = threading.Thread(target=self.close, name="pool-close", daemon=True)
-        closing.start()
-        return closing
-
-
 def run_pipeline(ir: PipelineIR, arguments: dict | None = None, config: RunConfig | None = None,
                  observer: Callable[[TaskEvent], None] | None = None) -> RunResult:
     """Run a compiled pipeline to completion on this machine."""
@@ -185,7 +146,7 @@ def run_pipeline(ir: PipelineIR, arguments: dict | None = None, config: RunConfi
     if config.backend == "process":  # no more processes than tasks can run at once (each costs a fork)
         workers = min(workers, most_at_once(ir) or workers)
     preload(_first_program(ir), cache_folder())
-    pool = _Pool(config.backend, workers)
+    pool = ProcessWorkers(workers) if config.backend == "process" else ThreadWorkers(workers)
     executor = _TaskExecutor(ir, root, config, pool, observe)
     runner = DagRunner(ir, executor.execute, observe, max_in_flight=max(1, config.max_workers) * 4,
                        collect_failed_iterations=config.collect_failed_iterations)
@@ -196,9 +157,9 @@ def run_pipeline(ir: PipelineIR, arguments: dict | None = None, config: RunConfi
         outcome = Outcome("failed", error="interrupted")
         raise
     finally:
-        closing = pool.close_soon()  # the workers exit while the last outputs are hashed and recorded
+        pool.close_soon(cancel=runner.cancelled.is_set())  # workers exit while the last outputs are
+        # hashed and recorded, and after the run returns
         late = executor.drain()
-        closing.join()
         if late and outcome_status(locals().get("outcome")):
             outcome = Outcome("failed", error="; ".join(late))
         status = "SUCCEEDED" if outcome_status(locals().get("outcome")) else "FAILED"
@@ -256,7 +217,7 @@ def outcome_status(outcome: Outcome | None) -> bool:
 class _TaskExecutor:
     """Runs one executor task: cache lookup, retries, worker call, outputs, cache record."""
 
-    def __init__(self, ir: PipelineIR, root: Path, config: RunConfig, pool: _Pool, observe):
+    def __init__(self, ir: PipelineIR, root: Path, config: RunConfig, pool: ProcessWorkers | ThreadWorkers, observe):
         self.ir, self.root, self.config, self.pool, self.observe = ir, root, config, pool, observe
         self.cache_dir = Path(config.store).resolve() / "cache"
         self.cache_dir.mkdir(parents=True, exist_ok=True)

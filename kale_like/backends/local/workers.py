@@ -1,0 +1,157 @@
+"""Where a local run's steps execute: on the task's own thread, or in worker processes.
+
+Worker processes are forked once per run, before the run starts any thread, and each serves one
+call at a time over its own pipe. Not `concurrent.futures.ProcessPoolExecutor`, because:
+- a call there crosses two more threads (the executor's manager and its queue feeder): 0.2-0.3 ms
+  a call against 0.04 ms over a pipe, and a millisecond or two more to start and to stop;
+- a worker that dies (a crash in native code, `os._exit` in a step) breaks that pool for good, so
+  every task still to run fails with it; here the task it ran fails with the exit code or signal,
+  and a new worker takes its place;
+- a run should not wait for its workers to exit (tearing down a process's memory takes a few ms),
+  and that pool cannot be left closing on its own (its exit hook races with the closing).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import threading
+import warnings
+from multiprocessing.connection import Connection
+
+from kale_like.backends.local.component_runner import ComponentCall, ComponentResult, run_component, tail
+
+_CLOSING: list[_Worker] = []  # earlier runs' workers, told to stop, that may still be exiting
+_CLOSING_LOCK = threading.Lock()
+
+
+def wait_for_closing_pools() -> None:
+    """Return once the worker processes of every run that has returned have exited."""
+    with _CLOSING_LOCK:
+        closing, _CLOSING[:] = list(_CLOSING), []
+    for worker in closing:
+        worker.process.join()
+        worker.connection.close()
+
+
+class ThreadWorkers:
+    """A task's component runs on the thread already running the task, at most `count` at a time
+    (a hand-over to a pool thread and back would add two thread switches per step)."""
+
+    def __init__(self, count: int):
+        self.slots = threading.BoundedSemaphore(count)
+
+    def run(self, call: ComponentCall, echo: bool) -> ComponentResult:
+        with self.slots:
+            return run_component(call, echo)
+
+    def close_soon(self, cancel: bool = False) -> None:
+        pass
+
+
+class _Worker:
+    def __init__(self, context):
+        self.connection, child_end = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child_end,), name="kale-like-worker", daemon=True)
+        self.process.start()
+        child_end.close()
+
+
+class ProcessWorkers:
+    """`count` forked worker processes; `run` takes an idle one for the call."""
+
+    def __init__(self, count: int):
+        # fork: workers start with kfp (and the compiled step runtime, see `programs.preload`)
+        # already loaded, and without re-running the caller's __main__ (a notebook, stdin). All of
+        # them start now, before the run starts any thread and once an earlier run's workers have
+        # exited, so no child inherits a lock another thread holds.
+        wait_for_closing_pools()
+        import kfp.dsl.executor  # noqa: F401  (imported once here, inherited by every worker)
+
+        self.context = multiprocessing.get_context("fork")
+        self.idle = [_Worker(self.context) for _ in range(count)]
+        self.all = list(self.idle)
+        self.available = threading.Condition()
+        self.closed = False
+
+    def run(self, call: ComponentCall, echo: bool) -> ComponentResult:
+        with self.available:
+            while not self.idle:
+                self.available.wait()
+            worker = self.idle.pop()
+        try:
+            worker.connection.send((call, echo))
+            return worker.connection.recv()
+        except (EOFError, OSError):  # the worker died during the call (or the run was cancelled)
+            code, worker = self._replace(worker)
+            return ComponentResult(False, {}, _death(code), tail(call.log_path))
+        finally:
+            with self.available:
+                self.idle.append(worker)
+                self.available.notify()
+
+    def _replace(self, dead: _Worker) -> tuple[int | None, _Worker]:
+        """The dead worker's exit code, and a new worker in its place (forked from a parent that
+        has threads by now: the rare path; ProcessPoolExecutor itself forks on demand). None
+        once the pool is closing."""
+        dead.process.join(timeout=5)
+        with self.available:
+            if self.closed:
+                return dead.process.exitcode, dead
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: fork with threads
+            fresh = _Worker(self.context)
+        dead.connection.close()
+        with self.available:
+            self.all[self.all.index(dead)] = fresh
+        return dead.process.exitcode, fresh
+
+    def close_soon(self, cancel: bool = False) -> None:
+        """Tell every worker to stop once idle (`cancel`: stop the busy ones now), and return: the
+        caller need not wait for processes to exit (tearing down their memory takes a few ms). The
+        next run's workers wait for them before forking; at the interpreter's exit,
+        multiprocessing joins them (they are daemon processes)."""
+        with self.available:
+            workers, idle, self.closed = list(self.all), list(self.idle), True
+        for worker in workers:
+            if cancel and worker not in idle:
+                worker.process.terminate()
+                continue
+            try:
+                worker.connection.send(None)
+            except OSError:
+                pass  # already gone
+        with _CLOSING_LOCK:
+            _CLOSING.extend(workers)
+
+
+def _serve(connection: Connection) -> None:
+    """A worker's loop: run calls until told to stop, the run's process is gone or Ctrl-C (which
+    reaches the whole process group: the run stops, and so does the step)."""
+    try:
+        while True:
+            message = connection.recv()
+            if message is None:
+                break
+            call, echo = message
+            try:
+                result = run_component(call, echo)
+            except KeyboardInterrupt:
+                connection.send(ComponentResult(False, {}, "interrupted (Ctrl-C)", tail(call.log_path)))
+                break
+            connection.send(result)
+    except (EOFError, OSError, KeyboardInterrupt):
+        pass
+
+
+def _death(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        how = f"was killed by {name}"
+    else:
+        how = f"exited with code {code}"
+    return (f"the worker process running this step {how} (a crash in native code, os._exit or "
+            "running out of memory); the step's output so far is in its log")
