@@ -9,7 +9,8 @@ Every measurement runs in a fresh `python` subprocess (this interpreter), with k
 kale_like's local backend imported and the compiled pipeline loaded before the clock starts; what
 is timed is `run_pipeline(...)` (pool start, scheduling, executor, artifacts, cache records,
 lineage, pool shutdown). The baselines run in their own fresh subprocesses right next to ours
-(interleaved, every repetition), so both see the same machine state. Cases:
+(interleaved, every repetition, which one goes first alternating), so both see the same machine
+state. Cases:
 
 1. Per-step overhead: a code-built Pipeline of 200 independent `return i` steps, and a 200-step
    chain (each step returns its parent's result + 1), thread and process backends on `--workers`
@@ -24,7 +25,8 @@ lineage, pool shutdown). The baselines run in their own fresh subprocesses right
 4. A 100 MB float64 numpy array passed between two steps (producer makes it, consumer sums it) vs
    `np.save` + `np.load` + sum in one process; peak memory of the process tree (proportional set
    size summed over the process and its descendants, sampled every 10 ms from /proc, minus the
-   same sum just before the run) against the array size.
+   same sum just before the run) against the array size, in separate runs (sampling slows what
+   it samples).
 5. A fully cached re-run of the 200-step pipelines (from the children of 1).
 
 A wall-time breakdown follows (thread backend; timers wrapped around the executor's functions):
@@ -623,33 +625,36 @@ def breakdown_report(info: dict, workers: int, workdir: Path) -> str:
 
 def measure(info: dict, repeat: int, workers: int, workdir: Path,
             cases: tuple[str, ...] = tuple(CASES)) -> tuple[dict, list[str]]:
+    """Each repetition runs every group: ours and its baseline back to back, in alternating order
+    (a run after another that wrote 100 MB can meet that write's writeback and memory compaction:
+    whoever runs second would always pay it)."""
     y = info["yaml"]
-    plan: list[tuple[str, dict]] = []
+    plan: list[list[tuple[str, dict]]] = []
     for kind in ("independent", "chain") if "overhead" in cases else ():
         for backend in ("thread", "process"):
             ours = {"case": kind, "yaml": y[kind], "backend": backend, "workers": workers}
-            plan.append((f"{kind}/{backend}/ours", ours))
-            plan.append((f"{kind}/{backend}/floor", {"case": f"floor-{kind}", "backend": backend, "workers": workers}))
+            plan.append([(f"{kind}/{backend}/ours", ours),
+                         (f"{kind}/{backend}/floor", {"case": f"floor-{kind}", "backend": backend, "workers": workers})])
     for backend in ("thread", "process") if "sleep" in cases else ():
-        plan.append((f"sleep/{backend}/ours", {"case": "sleep", "yaml": y["sleep"], "backend": backend,
-                                               "workers": SLEEP_WORKERS}))
-        plan.append((f"sleep/{backend}/floor", {"case": "floor-sleep", "backend": backend, "workers": SLEEP_WORKERS}))
+        plan.append([(f"sleep/{backend}/ours", {"case": "sleep", "yaml": y["sleep"], "backend": backend,
+                                                "workers": SLEEP_WORKERS}),
+                     (f"sleep/{backend}/floor", {"case": "floor-sleep", "backend": backend, "workers": SLEEP_WORKERS})])
     if "cpu" in cases:
-        plan.append(("cpu/sequential", {"case": "sequential-cpu", "spin_n": info["spin_n"]}))
-        plan.append(("cpu/process/ours", {"case": "cpu", "yaml": y["cpu"], "backend": "process",
-                                          "workers": CPU_WORKERS}))
-        plan.append(("cpu/floor", {"case": "floor-cpu", "spin_n": info["spin_n"], "workers": CPU_WORKERS}))
+        plan.append([("cpu/sequential", {"case": "sequential-cpu", "spin_n": info["spin_n"]}),
+                     ("cpu/process/ours", {"case": "cpu", "yaml": y["cpu"], "backend": "process",
+                                           "workers": CPU_WORKERS}),
+                     ("cpu/floor", {"case": "floor-cpu", "spin_n": info["spin_n"], "workers": CPU_WORKERS})])
     for backend in ("thread", "process") if "array" in cases else ():
         ours = {"case": "array", "yaml": y["array"], "backend": backend, "workers": 2}
-        plan.append((f"array/{backend}/raw", {"case": "raw-array"}))
-        plan.append((f"array/{backend}/ours", ours))
-        plan.append((f"array/{backend}/raw/memory", {"case": "raw-array", "memory": True}))
-        plan.append((f"array/{backend}/ours/memory", {**ours, "memory": True}))
-    results: dict[str, list[dict]] = {name: [] for name, _ in plan}
+        plan.append([(f"array/{backend}/raw", {"case": "raw-array"}), (f"array/{backend}/ours", ours)])
+        plan.append([(f"array/{backend}/raw/memory", {"case": "raw-array", "memory": True}),
+                     (f"array/{backend}/ours/memory", {**ours, "memory": True})])
+    results: dict[str, list[dict]] = {name: [] for group in plan for name, _ in group}
     loads = []
     for rep in range(repeat):
-        for name, spec in plan:
-            results[name].append(_spawn(spec, workdir))
+        for group in plan:
+            for name, spec in group if rep % 2 == 0 else reversed(group):
+                results[name].append(_spawn(spec, workdir))
         loads.append(load_avg())
         print(f"  repetition {rep + 1}/{repeat} done (load {loads[-1]})", file=sys.stderr)
     return results, loads
@@ -790,8 +795,11 @@ def _array_table(r: dict) -> list[str]:
             f"| <= 1.5x: {_yes(ratio <= 1.5)} | {pss / 1e6:.0f} | {pss / ARRAY_BYTES:.2f}x "
             f"| <= 2.5x: {_yes(pss / ARRAY_BYTES <= 2.5)} | {_med([x['peak_rss'] for x in rows]) / 1e6:.0f} |"
         )
+    slow = ", ".join(f"{what} {sum(x > 2 * min(times) for x in times)}/{len(times)}" for what, times in (
+        ("raw", raw_t), *((backend, [x["wall"] for x in r[f"array/{backend}/ours"]]) for backend in ("thread", "process"))))
     out += [
         "",
+        f"Runs slower than twice the fastest of their kind: {slow}. "
         "Times come from runs without memory sampling; memory from separate runs that sample it "
         "(every 10 ms, which slows what it samples). "
         "PSS (proportional set size) shares each page among the processes mapping it, so pages a forked worker "
