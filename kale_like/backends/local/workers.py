@@ -82,9 +82,10 @@ class ProcessWorkers:
         try:
             worker.connection.send((call, echo))
             return worker.connection.recv()
-        except (EOFError, OSError):  # the worker died during the call (or the run was cancelled)
+        except (EOFError, OSError):  # the worker died during the call, or the run stopped it
             code, worker = self._replace(worker)
-            return ComponentResult(False, {}, _death(code), tail(call.log_path))
+            error = "stopped with the run" if self.closed else _death(code)
+            return ComponentResult(False, {}, error, tail(call.log_path))
         finally:
             with self.available:
                 self.idle.append(worker)
@@ -92,8 +93,8 @@ class ProcessWorkers:
 
     def _replace(self, dead: _Worker) -> tuple[int | None, _Worker]:
         """The dead worker's exit code, and a new worker in its place (forked from a parent that
-        has threads by now: the rare path; ProcessPoolExecutor itself forks on demand). None
-        once the pool is closing."""
+        has threads by now: the rare path; ProcessPoolExecutor itself forks on demand); the dead
+        one again once the pool is closing."""
         dead.process.join(timeout=5)
         with self.available:
             if self.closed:
