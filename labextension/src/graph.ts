@@ -21,8 +21,11 @@ interface Placed {
   y: number;
   h: number;
   badges: string[];
-  kind: 'step' | 'pipelinecall';
+  kind: 'step' | 'pipelinecall' | 'exit';
 }
+
+/** The badge of the exit handler, drawn below the body: it runs after everything else. */
+export const EXIT_BADGE = '⚑ runs last, always';
 
 /** Where each step sits in the body tree: the loops and branches around it, as short labels. */
 export function containers(body: BodyNode[]): Map<string, string[]> {
@@ -79,7 +82,10 @@ export function testText(test: Test): string {
   }
 }
 
-/** Layer = longest path from a step without parents; order within a layer = body order. */
+/**
+ * Layer = longest path from a step without parents; order within a layer = body order. The exit
+ * handler, outside the body, gets a row of its own at the bottom.
+ */
 export function layout(graph: GraphData): { placed: Map<string, Placed>; width: number; height: number } {
   const names: string[] = [];
   const kinds = new Map<string, 'step' | 'pipelinecall'>();
@@ -147,6 +153,12 @@ export function layout(graph: GraphData): { placed: Map<string, Placed>; width: 
       x += NODE_W + GAP_X;
     }
     y += rowHeight + GAP_Y;
+  }
+  const exit = graph.exit_step?.name;
+  if (exit && !placed.has(exit)) {
+    const h = NODE_H + BADGE_H;
+    placed.set(exit, { name: exit, x: (width - NODE_W) / 2, y, h, badges: [EXIT_BADGE], kind: 'exit' });
+    y += h + GAP_Y;
   }
   return { placed, width, height: Math.max(y - GAP_Y + MARGIN, NODE_H + 2 * MARGIN) };
 }
@@ -242,7 +254,7 @@ export function renderGraph(graph: GraphData, failing: Set<string> = new Set()):
     const group = el(
       'g',
       {
-        class: 'kl-GraphNode' + (failing.has(node.name) ? ' kl-mod-error' : ''),
+        class: 'kl-GraphNode' + (node.kind === 'exit' ? ' kl-mod-exit' : '') + (failing.has(node.name) ? ' kl-mod-error' : ''),
         'data-step': node.name,
         transform: `translate(${node.x}, ${node.y})`
       },

@@ -320,6 +320,27 @@ def test_loops_and_conditions_show_on_their_steps(page, lab):
     assert tags == ["step:report", "when:best:>=:0.25"]
 
 
+def test_the_exit_handler_is_drawn_below_the_body(page, lab):
+    name = write_notebook(lab, "exit.ipynb", [
+        ("x = 1", ["step:first"]),
+        ("y = x + 1", ["step:second"]),
+        ("print('finished with', pipeline_status)", ["exit-handler"]),
+    ])
+    open_lab(page, lab)
+    open_notebook(page, name)
+    panel = page.locator("#kale-like-panel")
+    expect(panel.locator(".kl-GraphNode")).to_have_count(3, timeout=30_000)
+    exit_node = panel.locator(".kl-GraphNode.kl-mod-exit")
+    expect(exit_node).to_have_attribute("data-step", "exit_handler")
+    expect(exit_node.locator(".kl-GraphNodeBadge")).to_have_text("⚑ runs last, always")
+    bottom = page.evaluate("""() => {
+        const y = s => document.querySelector(`#kale-like-panel .kl-GraphNode[data-step="${s}"]`).getBoundingClientRect();
+        return [y('second').bottom, y('exit_handler').top];
+    }""")
+    assert bottom[0] < bottom[1], bottom
+    panel.locator(".kl-Graph").screenshot(path=str(ARTIFACTS / "graph-exit-handler.png"))
+
+
 def test_stop_a_local_run_from_the_panel(page, lab):
     name = write_notebook(lab, "slow.ipynb", [
         ("import time\nx = 1", ["step:first"]),
