@@ -45,6 +45,15 @@ def write_notebook(lab, name: str, cells: list[tuple[str, list[str]]]) -> str:
     return name
 
 
+def open_pipeline(page, lab, path: str, steps: int):
+    """Lab opened on a notebook, once the panel's graph shows its `steps` steps: the panel."""
+    open_lab(page, lab)
+    open_notebook(page, path)
+    panel = page.locator("#kale-like-panel")
+    expect(panel.locator(".kl-GraphNode")).to_have_count(steps, timeout=30_000)
+    return panel
+
+
 def open_notebook(page, path: str) -> None:
     page.evaluate(f"window.jupyterapp.commands.execute('docmanager:open', {{path: {json.dumps(path)}}})")
     page.wait_for_selector(f"{VISIBLE} .jp-Cell")
@@ -152,10 +161,7 @@ def test_tag_a_step_see_the_graph_compile_and_run_locally(page, lab):
 
 def test_errors_appear_on_their_cell_with_the_cli_message(page, lab):
     copy_example(lab, NOTEBOOK)
-    open_lab(page, lab)
-    open_notebook(page, NOTEBOOK)
-    panel = page.locator("#kale-like-panel")
-    expect(panel.locator(".kl-GraphNode")).to_have_count(4, timeout=30_000)
+    panel = open_pipeline(page, lab, NOTEBOOK, steps=4)
     # a tag the grammar refuses, typed as a plain Jupyter tag (not through the editor)
     page.evaluate("window.jupyterapp.shell.currentWidget.content.model.cells.get(8).setMetadata("
                   "'tags', ['step:train_logreg', 'prev:load_data', 'retries:many'])")
@@ -182,10 +188,7 @@ def test_errors_appear_on_their_cell_with_the_cli_message(page, lab):
 
 def test_renaming_a_step_rewrites_the_prev_tags_that_name_it(page, lab):
     copy_example(lab, NOTEBOOK)
-    open_lab(page, lab)
-    open_notebook(page, NOTEBOOK)
-    panel = page.locator("#kale-like-panel")
-    expect(panel.locator(".kl-GraphNode")).to_have_count(4, timeout=30_000)
+    panel = open_pipeline(page, lab, NOTEBOOK, steps=4)
     cell = code_cell(page, 5)
     cell.locator(".kl-Chip").first.click()
     cell.locator(".kl-StepName").fill("make_data")
@@ -297,10 +300,7 @@ def test_loops_and_conditions_show_on_their_steps(page, lab):
         ("best = max(score)", ["step:pick"]),
         ("print('best', best)", ["step:report", "when:best:>=:0.2"]),
     ])
-    open_lab(page, lab)
-    open_notebook(page, name)
-    panel = page.locator("#kale-like-panel")
-    expect(panel.locator(".kl-GraphNode")).to_have_count(3, timeout=30_000)
+    panel = open_pipeline(page, lab, name, steps=3)
     expect(panel.locator('.kl-GraphNode[data-step="train"] .kl-GraphNodeBadge')).to_have_text("↻ each of seeds ≤2")
     expect(panel.locator('.kl-GraphNode[data-step="report"] .kl-GraphNodeBadge')).to_have_text("⑂ if pick.best >= 0.2")
     assert graph_edges(page) == {("train", "pick"): "score", ("pick", "report"): "best"}
@@ -326,10 +326,7 @@ def test_the_exit_handler_is_drawn_below_the_body(page, lab):
         ("y = x + 1", ["step:second"]),
         ("print('finished with', pipeline_status)", ["exit-handler"]),
     ])
-    open_lab(page, lab)
-    open_notebook(page, name)
-    panel = page.locator("#kale-like-panel")
-    expect(panel.locator(".kl-GraphNode")).to_have_count(3, timeout=30_000)
+    panel = open_pipeline(page, lab, name, steps=3)
     exit_node = panel.locator(".kl-GraphNode.kl-mod-exit")
     expect(exit_node).to_have_attribute("data-step", "exit_handler")
     expect(exit_node.locator(".kl-GraphNodeBadge")).to_have_text("⚑ runs last, always")
@@ -346,10 +343,7 @@ def test_stop_a_local_run_from_the_panel(page, lab):
         ("import time\nx = 1", ["step:first"]),
         ("time.sleep(300)\ny = x", ["step:sleepy"]),
     ])
-    open_lab(page, lab)
-    open_notebook(page, name)
-    panel = page.locator("#kale-like-panel")
-    expect(panel.locator(".kl-GraphNode")).to_have_count(2, timeout=30_000)
+    panel = open_pipeline(page, lab, name, steps=2)
     panel.locator(".kl-RunLocal").click()
     expect(panel.locator('.kl-Task[data-task="sleepy"]')).to_have_attribute("data-status", "running", timeout=90_000)
     expect(panel.locator(".kl-RunLocal")).to_be_disabled()
