@@ -192,6 +192,18 @@ class TreeMemory:
                 "baseline_pss": self.baseline_pss, "samples": self.samples}
 
 
+def _touch_memory() -> None:
+    """Touch (and free) three times the array's memory just before the clock, on both sides.
+
+    This VM hands memory freed a second or more ago back to its host, and the first touch of
+    such memory costs a host fault per page: a 100 MB allocation took 12 ms right after a free,
+    110-120 ms two to four seconds later. Which run met that cost depended on timing alone (how
+    long its imports took after the previous run exited), not on what it does."""
+    import numpy as np
+
+    np.ones(3 * ARRAY_ITEMS)  # allocated, written, freed
+
+
 def _sampled(spec: dict):
     """Memory sampled for a memory measurement only: reading /proc/PID/smaps_rollup every 10 ms takes
     each sampled process's memory-map lock and walks its page tables, which slows the allocations and
@@ -376,17 +388,16 @@ def _child(spec: dict) -> dict:
     elif case == "array":
         _child_imports(numpy_too=True)
         ir = _load_ir(spec["yaml"])
+        _touch_memory()
         with _sampled(spec) as memory:
             result, out["wall"], out["cpu"] = _run_ours(ir, tmp / "store", backend, workers)
         assert result.value("sum_array") == float(ARRAY_ITEMS) * (ARRAY_ITEMS - 1) / 2
         out.update(memory.report() if memory else {})
     elif case == "raw-array":
-        # the same imports as ours before the clock, and so the same time since the previous run
-        # freed its memory (a VM that hands freed memory back to its host makes the first touch
-        # of memory freed a second or more ago cost 3-10x)
-        _child_imports(numpy_too=True)
+        _child_imports(numpy_too=True)  # what ours imports before its clock
         import numpy as np
 
+        _touch_memory()
         target = tmp / "raw.npy"
         with _sampled(spec) as memory:
             t0 = time.perf_counter()
