@@ -383,6 +383,17 @@ def test_one_worker_runs_steps_one_at_a_time(backend, tmp_path, logs):
     assert len(notes(log)) == 4 and max_overlap(log) == 1
 
 
+def test_a_loop_over_many_items_runs_on_a_few_threads(tmp_path, logs):
+    """Iterations are taken in order by at most max_workers x 4 runners, not a thread each."""
+    log = logs.new()
+    result = run(TIMING, tmp_path, log, pipeline="many_items", params={"items": list(range(300))}, max_workers=2,
+                 backend="thread")
+    assert result.succeeded, result.error
+    seen = notes(log)
+    assert sorted(n["i"] for n in seen) == list(range(300))
+    assert max(n["alive"] for n in seen) < 40, max(n["alive"] for n in seen)
+
+
 def test_progress_counts_pending_running_and_done_work(tmp_path, logs):
     """The progress lines' counts: a loop's iterations are pending from the loop's start, and every
     line accounts for every task known so far (here all four from the first line on)."""

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from kale_like.backends.local.component_runner import ComponentCall
+from kale_like.backends.local.component_runner import ComponentCall, tail
 from kale_like.backends.local.content import hash_below, hash_path
 from kale_like.backends.local.ir import PipelineIR, component_program, input_defaults
 from kale_like.backends.local.lineage import Lineage
@@ -265,7 +265,13 @@ class _TaskExecutor:
             if attempt:
                 self.observe(TaskEvent(path, label, "retrying", error=result.error, log_path=log_path))
             shutil.rmtree(task_root, ignore_errors=True)
-            result = self.pool.run(call, self.config.echo)
+            try:
+                result = self.pool.run(call, self.config.echo)
+            except KeyboardInterrupt:  # Ctrl-C while the step ran on the main thread
+                shutil.rmtree(task_root, ignore_errors=True)
+                self.observe(TaskEvent(path, label, "failed", time.perf_counter() - started,
+                                       "interrupted (Ctrl-C)", tail(log_path), log_path, component=component))
+                raise
             if result.ok:
                 break
         seconds = time.perf_counter() - started

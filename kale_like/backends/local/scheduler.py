@@ -123,6 +123,10 @@ class DagRunner:
                                                    error=blocked.error))
                         finish(name, blocked)
                         continue
+                    if not ready and not running:  # the only task that can run: on this thread, which
+                        # would only wait for it (a chain, a loop iteration of one step)
+                        finish(name, self._run_task(name, tasks[name], parameters, artifacts, outcomes, path))
+                        continue
                     future = pool.submit(self._run_task, name, tasks[name], parameters, artifacts, outcomes, path)
                     future.add_done_callback(lambda done, name=name: finished.put((name, done)))
                     running += 1
@@ -226,28 +230,40 @@ class DagRunner:
         limit = min(limit, self.max_in_flight)
         item_input = iterator["itemInput"]
         results: list[Outcome | None] = [None] * len(items)
-        semaphore = threading.Semaphore(limit)
 
         for index in range(len(items)):  # every iteration's tasks are pending from now on
             self._announce(component, f"{path}[{index}]")
 
         def one(index: int, item: Any) -> None:
-            with semaphore:
-                p = dict(inputs_p)
-                a = dict(inputs_a)
-                if "parameterIterator" in task:
-                    p[item_input] = item
-                else:
-                    a[item_input] = [item]
-                try:
-                    results[index] = self.run_dag(component, p, a, f"{path}[{index}]", announce=False)
-                except Exception as error:  # never lose an iteration's failure to its thread
-                    results[index] = Outcome("failed", error=f"{type(error).__name__}: {error}")
+            p = dict(inputs_p)
+            a = dict(inputs_a)
+            if "parameterIterator" in task:
+                p[item_input] = item
+            else:
+                a[item_input] = [item]
+            try:
+                results[index] = self.run_dag(component, p, a, f"{path}[{index}]", announce=False)
+            except Exception as error:  # never lose an iteration's failure to its thread
+                results[index] = Outcome("failed", error=f"{type(error).__name__}: {error}")
 
-        threads = [threading.Thread(target=one, args=(i, item), daemon=True) for i, item in enumerate(items)]
-        for thread in threads:
+        # `limit` runners (this thread one of them) take the iterations in order: a loop over
+        # 100,000 items runs on a handful of threads, not 100,000
+        indexes = iter(range(len(items)))
+        taking = threading.Lock()
+
+        def runner() -> None:
+            while True:
+                with taking:
+                    index = next(indexes, None)
+                if index is None:
+                    return
+                one(index, items[index])
+
+        helpers = [threading.Thread(target=runner, daemon=True) for _ in range(min(limit, len(items)) - 1)]
+        for thread in helpers:
             thread.start()
-        for thread in threads:
+        runner()
+        for thread in helpers:
             thread.join()
         failed = [i for i, r in enumerate(results) if r is None or r.status == "failed"]
         if failed and not self.collect_failed_iterations:

@@ -86,6 +86,9 @@ class ProcessWorkers:
             code, worker = self._replace(worker)
             error = "stopped with the run" if self.closed else _death(code)
             return ComponentResult(False, {}, error, tail(call.log_path))
+        except BaseException:  # Ctrl-C while this (main) thread waited: the step stops too
+            worker.process.terminate()
+            raise
         finally:
             with self.available:
                 self.idle.append(worker)
