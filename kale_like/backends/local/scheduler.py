@@ -109,7 +109,9 @@ class DagRunner:
                 if unfinished[child] == 0:
                     heapq.heappush(ready, child)
 
-        with futures.ThreadPoolExecutor(max_workers=max(1, len(tasks)), thread_name_prefix="dag") as pool:
+        # at most max_in_flight tasks of this DAG on threads at once (nested DAGs have their own)
+        width = max(1, min(len(tasks), self.max_in_flight))
+        with futures.ThreadPoolExecutor(max_workers=width, thread_name_prefix="dag") as pool:
             while len(outcomes) < len(tasks):
                 while ready:
                     name = heapq.heappop(ready)
