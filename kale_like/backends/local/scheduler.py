@@ -5,7 +5,9 @@ a task with a trigger condition (CEL) runs only if it holds, otherwise it and th
 its outputs are skipped; an iterator task runs its DAG once per item (at most `parallelismLimit` at
 a time) and its DAG outputs become lists (Collected, flattened over nested loops); a `valueFromOneof`
 output takes the branch that ran. Executor tasks run on a pool of threads or worker processes;
-DAG bookkeeping runs on the calling side, one light thread per running DAG instance.
+DAG bookkeeping runs on the calling side: a DAG's ready tasks on at most `max_in_flight` threads
+(the only runnable one on the DAG's own thread), a loop's iterations on at most its width of
+runner threads, so thread counts follow the pipeline's width, not its size.
 """
 
 from __future__ import annotations
