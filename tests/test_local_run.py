@@ -141,8 +141,8 @@ def statuses(result) -> dict[str, str]:
 
 
 def task_folder(result, label: str) -> Path:
-    """Where a task's outputs live: <run>/root/for-loop-1-0/train for root/for-loop-1[0]/train."""
-    return result.store / re.sub(r"\[(\d+)\]", r"-\1", result.task(label).path)
+    """Where a task's outputs live: <run>/root/for-loop-1@0/train for root/for-loop-1[0]/train."""
+    return result.store / re.sub(r"\[(\d+)\]", r"@\1", result.task(label).path)
 
 
 def output_parameters(result, label: str) -> dict:
@@ -527,6 +527,18 @@ def test_result_outputs_hold_the_main_pipelines_return_value(tmp_path, logs):
 # Failures and retries
 
 FAILURES = LOCAL / "failures.py"
+
+
+def test_each_task_keeps_its_own_log_and_folder(tmp_path):
+    """An iteration `shout[2]` and the task KFP names `shout-2` do not share a log file or folder."""
+    result = run(LOCAL / "logs.py", tmp_path)
+    assert result.succeeded, result.error
+    expected = {"shout[0]": 10, "shout[1]": 11, "shout[2]": 12, "shout-2": 1, "shout-3": 2}
+    assert {t.label for t in result.tasks} == set(expected)
+    assert len({t.log_path for t in result.tasks}) == 5
+    for label, x in expected.items():
+        assert Path(result.task(label).log_path).read_text() == f"shout {x}\n", label
+        assert (task_folder(result, label) / "executor_output.json").exists(), label
 
 
 def test_failing_step_fails_the_run_and_independent_work_finishes(tmp_path, logs):

@@ -529,4 +529,6 @@ def _event_outputs(outcome: Outcome) -> dict:
 
 
 def _safe(path: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.\-/\[\]]", "_", path).replace("[", "-").replace("]", "")
+    """A task path or label as a file name: `train[2]` -> `train@2` (KFP names never hold `@`, so
+    an iteration cannot meet a task KFP named `train-2`; `[` is a glob character in shells)."""
+    return re.sub(r"[^A-Za-z0-9_.\-/\[\]]", "_", path).replace("[", "@").replace("]", "")
