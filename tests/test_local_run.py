@@ -1150,6 +1150,25 @@ def test_runs_keep_the_compiled_runtime_in_the_folder_named_by_the_environment(t
     assert len(list((tmp_path / "cache").glob("runtime-*.marshal"))) == 1
 
 
+def test_runs_without_a_home_folder_keep_no_compiled_runtime(tmp_path, monkeypatch):
+    """No $HOME and no user entry (some containers): the run works, nothing is kept."""
+    from pathlib import Path as RealPath
+
+    from kale_like.backends.local import programs
+
+    for name in ("KALE_LIKE_CACHE_DIR", "XDG_CACHE_HOME", "HOME"):
+        monkeypatch.delenv(name, raising=False)
+
+    def no_home(cls):
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(RealPath, "home", classmethod(no_home))
+    monkeypatch.setattr(programs, "_RUNTIMES", {})
+    assert programs.cache_folder() is None
+    result = run(EXAMPLE_PIPELINES / "kale_loop_item.py", tmp_path)
+    assert result.succeeded, result.error
+
+
 def test_component_program_binding_a_name_the_runtime_reads_is_compiled_whole(monkeypatch):
     """A component argument named like a builtin the runtime calls (`len`) would be the runtime's
     `len` on a cluster: the cached runtime code (which reads the builtin) must not be used."""
