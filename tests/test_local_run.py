@@ -1150,6 +1150,17 @@ def test_runs_keep_the_compiled_runtime_in_the_folder_named_by_the_environment(t
     assert len(list((tmp_path / "cache").glob("runtime-*.marshal"))) == 1
 
 
+def test_process_backend_on_a_platform_without_fork_is_refused_with_a_hint(tmp_path, monkeypatch, capsys):
+    import multiprocessing
+
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    with pytest.raises(KaleLikeError, match="cannot fork") as refused:
+        run(EXAMPLE_PIPELINES / "kale_loop_item.py", tmp_path, backend="process")
+    assert "--backend thread" in refused.value.render()
+    assert not (tmp_path / "store" / "runs").exists()  # refused before anything was written
+    assert run(EXAMPLE_PIPELINES / "kale_loop_item.py", tmp_path, backend="thread").succeeded
+
+
 def test_runs_without_a_home_folder_keep_no_compiled_runtime(tmp_path, monkeypatch):
     """No $HOME and no user entry (some containers): the run works, nothing is kept."""
     from pathlib import Path as RealPath

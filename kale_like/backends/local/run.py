@@ -19,6 +19,7 @@ from __future__ import annotations
 import concurrent.futures as futures
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -113,6 +114,9 @@ def run_pipeline(ir: PipelineIR, arguments: dict | None = None, config: RunConfi
                  observer: Callable[[TaskEvent], None] | None = None) -> RunResult:
     """Run a compiled pipeline to completion on this machine."""
     config = config or RunConfig()
+    if config.backend == "process" and "fork" not in multiprocessing.get_all_start_methods():
+        raise KaleLikeError("the process backend forks its workers, and this platform cannot fork", None,
+                            "use the thread backend (--backend thread, backend='thread')")
     run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     root = Path(config.store).resolve() / "runs" / run_id
     root.mkdir(parents=True, exist_ok=True)
