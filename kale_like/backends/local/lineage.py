@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS events (
     run_id TEXT, task_path TEXT, direction TEXT, name TEXT, uri TEXT
 );
 CREATE INDEX IF NOT EXISTS events_uri ON events (uri);
+CREATE INDEX IF NOT EXISTS events_task ON events (run_id, task_path);
 CREATE INDEX IF NOT EXISTS artifacts_hash ON artifacts (content_hash);
 """
 
