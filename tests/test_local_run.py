@@ -966,6 +966,23 @@ def test_lineage_of_a_store_from_before_hashes_named_their_algorithm(tmp_path, l
         assert code == 0 and f"artifact {data}" in out and f"content hash: sha256:{legacy}" in out, out
 
 
+def test_deleting_an_old_runs_folder_makes_its_steps_run_again(tmp_path, logs):
+    """Freeing disk space is safe: a cache record whose outputs are gone is not used."""
+    log = logs.new()
+    first = run(ARTIFACTS, tmp_path, log, pipeline="artifact_chain", params={"n": 3})
+    assert first.succeeded, first.error
+    import shutil
+
+    shutil.rmtree(first.store)  # runs/<run id>
+    again = run(ARTIFACTS, tmp_path, log, pipeline="artifact_chain", params={"n": 3})
+    assert again.succeeded, again.error
+    # the steps whose outputs were deleted run again; publish has no output to lose
+    assert statuses(again) == {"make-rows": "done", "summarize": "done", "publish": "cached"}
+    assert sorted(n["what"] for n in notes(log)) == ["publish", "summarize", "summarize"]
+    third = run(ARTIFACTS, tmp_path, log, pipeline="artifact_chain", params={"n": 3})
+    assert set(statuses(third).values()) == {"cached"}, statuses(third)
+
+
 def test_lineage_looks_a_tasks_events_up_by_index(tmp_path, logs):
     """`lineage RUN_ID` looks up each task's events: without an index that is a scan of every event
     of every run in the store per task (28 s for a 3,000-task run among 20, benchmarks/bench_lineage.py)."""
