@@ -665,6 +665,20 @@ def test_show_draws_loops_and_branches_of_a_pipeline_file():
     assert "↻ each of" in svg and "⑂ if" in svg
 
 
+def test_show_draws_the_exit_handler_below_the_body():
+    pytest.importorskip("ipywidgets")
+    import re
+
+    import kale_like
+
+    svg = kale_like.show(REPO / "tests" / "fixtures" / "production" / "exit_handler_cell.ipynb").children[1].value
+    nodes = dict(re.findall(r'data-step="([^"]+)" transform="translate\([0-9.]+,([0-9.]+)\)"', svg))
+    assert "exit_handler" in nodes, svg
+    assert all(float(nodes["exit_handler"]) > float(y) for name, y in nodes.items() if name != "exit_handler")
+    exit_node = svg[svg.index('data-step="exit_handler"'):].split("</g>")[0]
+    assert "⚑ runs last, always" in exit_node and 'stroke-dasharray="6 3"' in exit_node
+
+
 def test_show_reports_problems_with_the_cli_message(tmp_path):
     pytest.importorskip("ipywidgets")
     import kale_like

@@ -23,6 +23,7 @@ from typing import Any
 from kale_like.errors import KaleLikeError
 
 NODE_W, NODE_H, BADGE_H, GAP_X, GAP_Y, MARGIN = 150, 30, 14, 26, 48, 12
+EXIT_BADGE = "⚑ runs last, always"  # the exit handler: after the body, whatever happened (as in the panel)
 STATUS_ICON = {"pending": "○", "running": "◔", "retrying": "↻", "done": "✔", "cached": "✔", "skipped": "⤼",
                "failed": "✖"}
 STATUS_COLOR = {"done": "#2e7d32", "cached": "#2e7d32", "failed": "#c62828", "running": "#1565c0",
@@ -135,6 +136,11 @@ def graph_svg(document: dict, statuses: dict[str, str] | None = None) -> str:
             row_height = max(row_height, h)
             x += NODE_W + GAP_X
         y += row_height + GAP_Y
+    exit_step = (document.get("exit_step") or {}).get("name")
+    if exit_step and exit_step not in boxes:  # outside the body: a row of its own, below it
+        around = {**around, exit_step: (EXIT_BADGE,)}
+        boxes[exit_step] = ((width - NODE_W) / 2, y, NODE_H + BADGE_H)
+        y += NODE_H + BADGE_H + GAP_Y
     height = max(y - GAP_Y + MARGIN, NODE_H + 2 * MARGIN)
     esc = html.escape
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="kale-like-graph" width="{width:.0f}" '
@@ -162,8 +168,9 @@ def graph_svg(document: dict, statuses: dict[str, str] | None = None) -> str:
         color = step_color(name)
         status = (statuses or {}).get(name)
         fill = {"done": "#e8f5e9", "cached": "#e8f5e9", "failed": "#ffebee", "running": "#e3f2fd"}.get(status, "white")
+        dashed = ' stroke-dasharray="6 3"' if name == exit_step else ""
         parts.append(f'<g class="node" data-step="{esc(name)}" transform="translate({x:.1f},{y0:.1f})">'
-                     f'<rect width="{NODE_W}" height="{h}" rx="6" fill="{fill}" stroke="{color}" stroke-width="2"/>'
+                     f'<rect width="{NODE_W}" height="{h}" rx="6" fill="{fill}" stroke="{color}" stroke-width="2"{dashed}/>'
                      f'<rect width="6" height="{h}" rx="3" fill="{color}"/>'
                      f'<text x="{NODE_W / 2 + 3}" y="19" text-anchor="middle" font-size="12" font-weight="600">'
                      f'{esc(name if len(name) <= 20 else name[:19] + "…")}</text>')
