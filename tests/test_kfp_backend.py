@@ -19,7 +19,8 @@ pytestmark = pytest.mark.usefixtures("temp_files_in_tmp_path")
 
 
 @pytest.mark.parametrize("name", ["kubernetes", "parameters", "prev_diamond"])
-def test_compiling_twice_gives_identical_bytes(run_cli, tmp_path, name):
+def test_compiling_twice_gives_identical_bytes(run_cli, tmp_path, name, monkeypatch):
+    monkeypatch.setenv("KALE_LIKE_COMPILE_CACHE", "0")  # kfp compiles each time: determinism, not the cache
     texts = []
     for run in ("first", "second"):
         out = tmp_path / run / "pipeline.yaml"
@@ -73,10 +74,74 @@ def test_compile_graph_raises_internal_error_when_the_check_fails(monkeypatch):
         return ["root: injected problem"]
 
     monkeypatch.setattr(kfp_compile, "check_pipeline_spec", failing_check)
+    monkeypatch.setenv("KALE_LIKE_COMPILE_CACHE", "0")  # the check of a fresh compile, alone
     graph = notebook_to_graph(fixture_notebook("step_tags"))
     with pytest.raises(InternalError, match="injected problem"):
         kfp_compile.compile_graph(graph)
     assert len(seen) == 1 and seen[0].startswith("# PIPELINE DEFINITION")
+
+
+# --- compiled pipelines kept in the cache folder -------------------------------------------------
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    """An empty cache folder, and a count of the times kfp really compiles."""
+    monkeypatch.setenv("KALE_LIKE_CACHE_DIR", str(tmp_path / "cache"))
+    calls = []
+    original = kfp_compile._compile_module
+    monkeypatch.setattr(kfp_compile, "_compile_module", lambda *a: calls.append(1) or original(*a))
+    return tmp_path / "cache" / "pipelines", calls
+
+
+def test_a_pipeline_compiled_before_is_read_back_not_compiled_again(fresh_cache):
+    kept, calls = fresh_cache
+    graph = notebook_to_graph(EXAMPLES / "wine_quality.ipynb")
+    first = kfp_compile.compile_graph(graph)
+    again = kfp_compile.compile_graph(notebook_to_graph(EXAMPLES / "wine_quality.ipynb"))
+    assert len(calls) == 1
+    assert again == first and len(list(kept.glob("*.yaml"))) == 1
+
+
+def test_other_library_versions_or_another_module_compile_again(fresh_cache, monkeypatch):
+    kept, calls = fresh_cache
+    graph = notebook_to_graph(EXAMPLES / "wine_quality.ipynb")
+    kfp_compile.compile_graph(graph)
+    kfp_compile.compile_graph(graph, yaml_name="other.yaml")  # the module's __main__ differs
+    monkeypatch.setattr(kfp_compile, "_writer_versions", lambda: "kfp=9.9")
+    kfp_compile.compile_graph(graph)
+    assert len(calls) == 3 and len(list(kept.glob("*.yaml"))) == 3
+
+
+def test_a_damaged_kept_pipeline_is_compiled_over(fresh_cache):
+    kept, calls = fresh_cache
+    graph = notebook_to_graph(EXAMPLES / "wine_quality.ipynb")
+    good = kfp_compile.compile_graph(graph).yaml_text
+    (path,) = kept.glob("*.yaml")
+    path.write_text(good[: len(good) // 2], encoding="utf-8")
+    assert kfp_compile.compile_graph(graph).yaml_text == good
+    assert len(calls) == 2 and path.read_text(encoding="utf-8") == good
+
+
+def test_only_the_most_recently_used_pipelines_are_kept(fresh_cache, monkeypatch):
+    kept, calls = fresh_cache
+    monkeypatch.setattr(kfp_compile, "KEPT_PIPELINES", 2)
+    graph = notebook_to_graph(EXAMPLES / "wine_quality.ipynb")
+    for name in ("a.yaml", "b.yaml", "c.yaml"):
+        kfp_compile.compile_graph(graph, yaml_name=name)
+    assert len(list(kept.glob("*.yaml"))) == 2
+    kfp_compile.compile_graph(graph, yaml_name="c.yaml")
+    kfp_compile.compile_graph(graph, yaml_name="a.yaml")  # the oldest was dropped: compiled again
+    assert len(calls) == 4
+
+
+def test_no_pipeline_is_kept_when_turned_off(fresh_cache, monkeypatch):
+    kept, calls = fresh_cache
+    monkeypatch.setenv("KALE_LIKE_COMPILE_CACHE", "0")
+    graph = notebook_to_graph(EXAMPLES / "wine_quality.ipynb")
+    kfp_compile.compile_graph(graph)
+    kfp_compile.compile_graph(graph)
+    assert len(calls) == 2 and not kept.exists()
 
 
 # --- real notebooks -----------------------------------------------------------------------------

@@ -1204,7 +1204,9 @@ def test_runs_without_a_home_folder_keep_no_compiled_runtime(tmp_path, monkeypat
 
     monkeypatch.setattr(RealPath, "home", classmethod(no_home))
     monkeypatch.setattr(programs, "_RUNTIMES", {})
-    assert programs.cache_folder() is None
+    from kale_like.user_cache import cache_folder
+
+    assert cache_folder() is None
     result = run(EXAMPLE_PIPELINES / "kale_loop_item.py", tmp_path)
     assert result.succeeded, result.error
 

@@ -474,7 +474,8 @@ def _compile_to(folder: Path, source: Path, *args: str) -> tuple[bytes, bytes]:
 
 
 @pytest.mark.parametrize("source", DETERMINISM_SOURCES, ids=lambda p: p.name)
-def test_compiling_twice_gives_identical_bytes(tmp_path, source):
+def test_compiling_twice_gives_identical_bytes(tmp_path, source, monkeypatch):
+    monkeypatch.setenv("KALE_LIKE_COMPILE_CACHE", "0")  # kfp compiles each time: determinism, not the cache
     first = _compile_to(tmp_path / "a", source)
     second = _compile_to(tmp_path / "b", source)
     assert first[0] == second[0]
@@ -505,7 +506,7 @@ def test_identical_bytes_across_processes_hash_seeds_and_working_directories(tmp
     for seed, cwd in (("0", tmp_path), ("4242", REPO)):
         out = tmp_path / f"out-{seed}"
         out.mkdir()
-        env = {**os.environ, "PYTHONHASHSEED": seed}
+        env = {**os.environ, "PYTHONHASHSEED": seed, "KALE_LIKE_COMPILE_CACHE": "0"}  # each compiles
         sources = [str(TAGS_ALL), str(PROD / "exit_handler.py")]  # secrets, tolerations, exit handler
         done = subprocess.run([sys.executable, "-c", _HASH_SCRIPT, str(out), *sources], cwd=cwd, env=env,
                               capture_output=True, text=True, timeout=120)

@@ -4,10 +4,19 @@ The generated DSL module is imported from a file (kfp reads each component's sou
 `inspect`), compiled, parsed back and structurally checked. Only then are the YAML and the module
 written to their final paths, each through a temporary file and a rename: a failure at any point
 leaves no half-written output behind.
+
+Compiling is a pure function of the generated module's text (which embeds the kfp repairs and the
+header code) and the versions of the libraries that write the YAML, and it costs ~20 ms a step
+(most of it kfp's pure-Python YAML writer): the YAML is kept in the user's cache folder under a
+hash of both, and a later compile of the same module reads it back. The structural check runs on
+every compile, cached or not.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -21,6 +30,9 @@ from kale_like.backends.kfp.stable_header import _kl_stable_header
 from kale_like.backends.kfp.validate import check_pipeline_spec
 from kale_like.errors import InternalError
 from kale_like.graph.model import StepGraph
+from kale_like.user_cache import cache_folder
+
+KEPT_PIPELINES = 64  # compiled pipelines kept in the cache folder (the least recently used go)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,13 +49,14 @@ def compile_graph(graph: StepGraph, yaml_name: str = "pipeline.yaml") -> Compile
     `yaml_name` is the file name the DSL module's `__main__` block writes to.
     """
     source = generate_module(graph, yaml_name)
-    with tempfile.TemporaryDirectory(prefix="kale_like_") as scratch:
-        module_path = Path(scratch) / "generated_pipeline.py"
-        module_path.write_text(source, encoding="utf-8")
-        yaml_path = Path(scratch) / "pipeline.yaml"
-        _compile_module(module_path, yaml_path)
-        text = _kl_stable_header(yaml_path.read_text(encoding="utf-8"))
-    problems = check_pipeline_spec(text)
+    path = _kept_path(source)
+    text = _read_kept(path)
+    problems = check_pipeline_spec(text) if text is not None else []
+    if text is None or problems:  # not kept yet, or kept by a kale_like whose check was laxer
+        text = _compile_source(source)
+        problems = check_pipeline_spec(text)
+        if not problems and path is not None:
+            _keep(path, text)
     if problems:
         kept = _keep_for_bug_report(source, text)
         raise InternalError(
@@ -51,6 +64,61 @@ def compile_graph(graph: StepGraph, yaml_name: str = "pipeline.yaml") -> Compile
             f"the files in {kept}):\n" + "\n".join(problems)
         )
     return CompiledPipeline(text, source)
+
+
+def _compile_source(source: str) -> str:
+    with tempfile.TemporaryDirectory(prefix="kale_like_") as scratch:
+        module_path = Path(scratch) / "generated_pipeline.py"
+        module_path.write_text(source, encoding="utf-8")
+        yaml_path = Path(scratch) / "pipeline.yaml"
+        _compile_module(module_path, yaml_path)
+        return _kl_stable_header(yaml_path.read_text(encoding="utf-8"))
+
+
+@functools.lru_cache(maxsize=1)
+def _writer_versions() -> str:
+    """The versions of what turns a module into YAML bytes (part of the cache key)."""
+    names = ("kfp", "kfp-kubernetes", "kfp-pipeline-spec", "protobuf", "PyYAML")
+    versions = []
+    for name in names:
+        try:
+            versions.append(f"{name}={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(f"{name}=-")
+    return ";".join(versions + [f"python={sys.version_info[0]}.{sys.version_info[1]}"])
+
+
+def _kept_path(source: str) -> Path | None:
+    if os.environ.get("KALE_LIKE_COMPILE_CACHE", "1") == "0":
+        return None
+    folder = cache_folder()
+    if folder is None:
+        return None
+    key = hashlib.sha256(f"{_writer_versions()}\0{source}".encode()).hexdigest()
+    return folder / "pipelines" / f"{key[:40]}.yaml"
+
+
+def _read_kept(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+        os.utime(path)  # recently used: kept longer
+        return text
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _keep(path: Path, text: str) -> None:
+    """Write atomically, then let only the KEPT_PIPELINES most recently used stay (each notebook
+    edit makes a new key). A read-only or full cache folder just means compiling next time."""
+    try:
+        _atomic_write(path, text)
+        kept = sorted(path.parent.glob("*.yaml"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in kept[KEPT_PIPELINES:]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def write_outputs(compiled: CompiledPipeline, yaml_path: Path, dsl_path: Path | None) -> None:

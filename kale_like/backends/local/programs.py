@@ -60,19 +60,6 @@ def compile_program(program: str, filename: str) -> types.CodeType:
     return swapped if swapped is not None else compile(program, filename, "exec", dont_inherit=True)
 
 
-def cache_folder() -> Path | None:
-    """Where compiled runtimes are kept: $KALE_LIKE_CACHE_DIR, else kale_like under the user's
-    cache folder ($XDG_CACHE_HOME, else ~/.cache); None without a home (then nothing is kept)."""
-    if os.environ.get("KALE_LIKE_CACHE_DIR"):
-        return Path(os.environ["KALE_LIKE_CACHE_DIR"])
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]) / "kale_like"
-    try:
-        return Path.home() / ".cache" / "kale_like"
-    except RuntimeError:  # no $HOME and no user entry (some containers)
-        return None
-
-
 def preload(program: str, cache_dir: Path | None = None) -> None:
     """Compile the runtime `program` carries now (before worker processes are forked, so they
     inherit it): read from `cache_dir` if a run compiled it before, else compiled and kept there."""

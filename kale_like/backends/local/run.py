@@ -35,11 +35,12 @@ from kale_like.backends.local.component_runner import ComponentCall, tail
 from kale_like.backends.local.content import hash_below, hash_path
 from kale_like.backends.local.ir import PipelineIR, component_program, input_defaults
 from kale_like.backends.local.lineage import Lineage
-from kale_like.backends.local.programs import cache_folder, preload
+from kale_like.backends.local.programs import preload
 from kale_like.backends.local.scheduler import DagRunner, Outcome, TaskEvent
 from kale_like.backends.local.tracing import chained, tracer_for
 from kale_like.backends.local.workers import ProcessWorkers, ThreadWorkers
 from kale_like.errors import KaleLikeError
+from kale_like.user_cache import cache_folder
 
 BACKENDS = ("process", "thread")
 
