@@ -103,10 +103,13 @@ def _read_kept(path: Path | None) -> str | None:
         return None
     try:
         text = path.read_text(encoding="utf-8")
-        os.utime(path)  # recently used: kept longer
-        return text
     except (OSError, UnicodeDecodeError):
         return None
+    try:
+        os.utime(path)  # recently used: kept longer
+    except OSError:
+        pass  # a read-only cache folder is still read
+    return text
 
 
 def _keep(path: Path, text: str) -> None:
