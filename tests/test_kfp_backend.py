@@ -103,14 +103,16 @@ def test_a_pipeline_compiled_before_is_read_back_not_compiled_again(fresh_cache)
     assert again == first and len(list(kept.glob("*.yaml"))) == 1
 
 
-def test_other_library_versions_or_another_module_compile_again(fresh_cache, monkeypatch):
+def test_other_library_versions_settings_or_another_module_compile_again(fresh_cache, monkeypatch):
     kept, calls = fresh_cache
     graph = notebook_to_graph(EXAMPLES / "wine_quality.ipynb")
     kfp_compile.compile_graph(graph)
     kfp_compile.compile_graph(graph, yaml_name="other.yaml")  # the module's __main__ differs
+    monkeypatch.setenv("KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT", "true")  # kfp reads it: part of the key
+    kfp_compile.compile_graph(graph)
     monkeypatch.setattr(kfp_compile, "_writer_versions", lambda: "kfp=9.9")
     kfp_compile.compile_graph(graph)
-    assert len(calls) == 3 and len(list(kept.glob("*.yaml"))) == 3
+    assert len(calls) == 4 and len(list(kept.glob("*.yaml"))) == 4
 
 
 def test_a_damaged_kept_pipeline_is_compiled_over(fresh_cache):

@@ -94,7 +94,9 @@ def _kept_path(source: str) -> Path | None:
     folder = cache_folder()
     if folder is None:
         return None
-    key = hashlib.sha256(f"{_writer_versions()}\0{source}".encode()).hexdigest()
+    # kfp reads one setting from the environment that changes the YAML: the tasks' caching default
+    setting = os.environ.get("KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT", "")
+    key = hashlib.sha256(f"{_writer_versions()}\0{setting}\0{source}".encode()).hexdigest()
     return folder / "pipelines" / f"{key[:40]}.yaml"
 
 
