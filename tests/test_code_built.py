@@ -68,6 +68,20 @@ def test_many_independent_steps_run_on_a_few_threads(tmp_path):
     assert max(alive) - before < 30, (max(alive), before)
 
 
+def test_worker_processes_leave_the_parents_objects_to_the_parent(tmp_path):
+    """Workers start with the parent's objects frozen (the garbage collector never touches them, so
+    their pages are not copied); the parent itself is left collecting as before."""
+    import gc
+
+    pipeline = Pipeline("frozen")
+    pipeline.add_step(chunks.frozen_objects, name="probe", params={"i": 0})
+    result = pipeline.run(executor=ParallelExecutor(max_workers=1, backend="process"), store=tmp_path / "store",
+                          echo=False, cache=False)
+    assert result.succeeded, result.error
+    assert result.value("probe") > 1000
+    assert gc.get_freeze_count() == 0
+
+
 def test_a_second_run_reuses_the_compiled_pipeline_and_the_cache(tmp_path, monkeypatch):
     from kale_like.backends.kfp import compile as kfp_compile
 
