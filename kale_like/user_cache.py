@@ -5,6 +5,7 @@ made again when needed."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 
@@ -19,3 +20,21 @@ def cache_folder() -> Path | None:
         return Path.home() / ".cache" / "kale_like"
     except RuntimeError:  # no $HOME and no user entry
         return None
+
+
+def keep(path: Path, data: bytes) -> bool:
+    """Write a file of the cache folder atomically (a process killed mid-write leaves no half file
+    for the next one to read); False if it could not be written (a read-only or full disk: the
+    caller just derives it again next time)."""
+    temporary = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, path)
+        return True
+    except OSError:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
+        return False

@@ -30,7 +30,7 @@ from kale_like.backends.kfp.stable_header import _kl_stable_header
 from kale_like.backends.kfp.validate import check_pipeline_spec
 from kale_like.errors import InternalError
 from kale_like.graph.model import StepGraph
-from kale_like.user_cache import cache_folder
+from kale_like.user_cache import cache_folder, keep
 
 KEPT_PIPELINES = 64  # compiled pipelines kept in the cache folder (the least recently used go)
 
@@ -115,15 +115,16 @@ def _read_kept(path: Path | None) -> str | None:
 
 
 def _keep(path: Path, text: str) -> None:
-    """Write atomically, then let only the KEPT_PIPELINES most recently used stay (each notebook
-    edit makes a new key). A read-only or full cache folder just means compiling next time."""
+    """Keep it, then let only the KEPT_PIPELINES most recently used stay (each notebook edit makes
+    a new key)."""
+    if not keep(path, text.encode("utf-8")):
+        return
     try:
-        _atomic_write(path, text)
         kept = sorted(path.parent.glob("*.yaml"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in kept[KEPT_PIPELINES:]:
             old.unlink(missing_ok=True)
     except OSError:
-        pass
+        pass  # another process evicting at the same time
 
 
 def write_outputs(compiled: CompiledPipeline, yaml_path: Path, dsl_path: Path | None) -> None:

@@ -22,14 +22,14 @@ import ast
 import hashlib
 import importlib.util
 import marshal
-import os
 import symtable
 import sys
-import tempfile
 import threading
 import types
 from dataclasses import dataclass
 from pathlib import Path
+
+from kale_like.user_cache import keep
 
 _HOST = "_kl_host"
 _HOST_PREFIX = len(f"{_HOST}.<locals>.")
@@ -82,7 +82,7 @@ def _runtime_of(program: str, cache_dir: Path | None = None) -> tuple[int, _Runt
 
 def _cached(text: str, cache_dir: Path | None) -> _Runtime | None:
     """The compiled runtime from `cache_dir` (a file per runtime text and Python), else built and
-    written there (atomically: a run killed mid-write leaves no half file to read)."""
+    kept there."""
     path = None
     if cache_dir is not None:
         key = hashlib.sha256(f"{_CACHE_FORMAT}\0{sys.version}\0{importlib.util.MAGIC_NUMBER.hex()}\0{text}".encode())
@@ -98,14 +98,7 @@ def _cached(text: str, cache_dir: Path | None) -> _Runtime | None:
     except (SyntaxError, ValueError):
         return None  # not a block of plain functions: programs are compiled whole
     if runtime is not None and path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".partial")
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(marshal.dumps((text, runtime.codes, runtime.stubs, tuple(sorted(runtime.outside)))))
-            os.replace(temporary, path)
-        except OSError:
-            pass  # a read-only store: compiled again next time
+        keep(path, marshal.dumps((text, runtime.codes, runtime.stubs, tuple(sorted(runtime.outside)))))
     return runtime
 
 
