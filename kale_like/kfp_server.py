@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kale_like.errors import KaleLikeError
+from kale_like.errors import KaleLikeError, SourceLocation
 
 SUPPORTED = ("2.14", "2.15", "2.16", "2.17")  # release lines whose driver source was read and modelled
 
@@ -25,8 +25,12 @@ class ServerVersion:
     minor: int
 
     @classmethod
-    def parse(cls, text: str | ServerVersion | None, where: str = "--kfp-version") -> ServerVersion:
-        """`2.15`, `2.15.0` or `v2.15.1` -> 2.15; None -> the default; anything else is refused."""
+    def parse(cls, text: str | ServerVersion | None, where: str = "--kfp-version",
+              location: SourceLocation | None = None) -> ServerVersion:
+        """`2.15`, `2.15.0` or `v2.15.1` -> 2.15; None -> the default; anything else is refused.
+
+        `where` names the setting the value came from and `location` the file (or notebook) that set
+        it, so the error says which of the four places to fix."""
         if isinstance(text, ServerVersion):
             return text
         if text is None or str(text).strip() == "":
@@ -41,7 +45,7 @@ class ServerVersion:
         if len(parts) > 3 or str(version) not in SUPPORTED:
             raise KaleLikeError(
                 f"{where}: {text!r} is not a KFP server version kale_like supports",
-                None, f"use one of {', '.join(SUPPORTED)} (the version of the KFP backend you deploy to)")
+                location, f"use one of {', '.join(SUPPORTED)} (the version of the KFP backend you deploy to)")
         return version
 
     def at_least(self, other: str) -> bool:

@@ -19,7 +19,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 STEP_SETTINGS = ("name", "image", "packages", "retries", "cpu", "memory", "gpu", "gpu_type", "cache",
                  "secrets", "env", "labels", "annotations", "limits", "timeout", "node_selector", "tolerations",
                  "display_name", "requests", "retry_backoff")
-PIPELINE_SETTINGS = ("name", "experiment", "description", "on_exit", "service_account")
+PIPELINE_SETTINGS = ("name", "experiment", "description", "on_exit", "service_account", "kfp_version")
 
 
 def step(function: F | None = None, /, **settings: Any):
@@ -71,3 +71,7 @@ def _check(settings: dict, allowed: tuple[str, ...], what: str) -> None:
     unknown = sorted(set(settings) - set(allowed))
     if unknown:
         raise TypeError(f"@{what} got unknown settings {unknown}; allowed: {', '.join(allowed)}")
+    if what == "pipeline" and "kfp_version" in settings:  # refused when the module is imported, as when compiled
+        from kale_like.kfp_server import ServerVersion
+
+        ServerVersion.parse(settings["kfp_version"], "@pipeline(kfp_version=...)")

@@ -13,6 +13,7 @@ from kale_like.graph.model import (
     Condition, Loop, Node, Output, PipelineCall, PipelineSettings, Step, StepGraph, SubPipeline,
 )
 from kale_like.graph.overrides import checked_service_account
+from kale_like.kfp_server import ServerVersion
 
 
 def python_to_graph(path: str | Path, pipeline: str | None = None, text: str | None = None,
@@ -46,6 +47,8 @@ def python_to_graph(path: str | Path, pipeline: str | None = None, text: str | N
             experiment=str(settings.get("experiment") or ""),
             service_account=checked_service_account(settings.get("service_account", ""),
                                                     "@pipeline(service_account=...)", module.pipelines[main].location),
+            kfp_version=str(ServerVersion.parse(settings.get("kfp_version"), "@pipeline(kfp_version=...)",
+                                                module.pipelines[main].location)),
         ),
         body=_typed(compiled.body, state.output_types),
         parameters=compiled.parameters,

@@ -15,9 +15,10 @@ from kale_like.errors import KaleLikeError, SourceLocation
 from kale_like.frontends.tags import GPU_RESOURCES, KNOWN_RESOURCES, Tag, parse_tag, unknown_tag_error
 from kale_like.graph.model import PipelineSettings, Secret, StepSettings
 from kale_like.graph.overrides import checked_service_account
+from kale_like.kfp_server import ServerVersion
 
 _HONOURED = {"pipeline_name", "experiment_name", "experiment", "pipeline_description", "base_image",
-             "enable_caching", "steps_defaults", "pip_index_urls", "service_account"}
+             "enable_caching", "steps_defaults", "pip_index_urls", "service_account", "kfp_version"}
 _IGNORED_IF_EMPTY = {"docker_image", "volumes", "katib_run", "katib_metadata", "snapshot_volumes",
                      "autosnapshot", "storage_class_name", "volume_access_mode", "abs_working_dir"}
 
@@ -32,7 +33,8 @@ def pipeline_settings(metadata: dict, source: str) -> tuple[PipelineSettings, li
     """Pipeline identity and defaults from `kubeflow_notebook` metadata, with warnings.
 
     Raises KaleLikeError for a service account that is not a Kubernetes name (a run must not fall
-    back to another account silently)."""
+    back to another account silently) and for a `kfp_version` kale_like does not model (the checks
+    and the local run would otherwise describe a server nobody deploys to)."""
     stem = Path(source).stem
     meta = metadata.get("kubeflow_notebook") or {}
     warnings = []
@@ -68,6 +70,10 @@ def pipeline_settings(metadata: dict, source: str) -> tuple[PipelineSettings, li
         account = checked_service_account(meta["service_account"], "notebook metadata 'service_account'",
                                           SourceLocation(source))
         settings = replace(settings, service_account=account)
+    if meta.get("kfp_version") is not None:
+        version = ServerVersion.parse(meta["kfp_version"], "notebook metadata 'kubeflow_notebook.kfp_version'",
+                                      SourceLocation(source))
+        settings = replace(settings, kfp_version=str(version))
     urls = meta.get("pip_index_urls") or []
     if isinstance(urls, list) and all(isinstance(u, str) for u in urls):
         settings = replace(settings, pip_index_urls=tuple(urls))

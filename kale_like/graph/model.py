@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, Union
 
 from kale_like.errors import SourceLocation
+from kale_like.kfp_server import DEFAULT as DEFAULT_KFP_SERVER
 
 PARAMETER_TYPES = ("int", "float", "str", "bool", "list", "dict")
 ANY = "any"  # a value of unknown type: travels as a serialised artifact
@@ -250,6 +251,7 @@ class PipelineSettings:
     cache: bool = True
     pip_index_urls: tuple[str, ...] = ()
     service_account: str = ""  # the run's pods' Kubernetes service account ("": the namespace's default)
+    kfp_version: str = str(DEFAULT_KFP_SERVER)  # the KFP server release line targeted (ServerVersion, parsed)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from kale_like.errors import KaleLikeError, SourceLocation
 from kale_like.graph.model import Parameter, StepGraph
+from kale_like.kfp_server import ServerVersion
 
 _PIPELINE_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,126}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -41,8 +42,12 @@ def apply_overrides(
     pip_index_urls: list[str] | None = None,
     cache: bool | None = None,
     service_account: str | None = None,
+    kfp_version: str | None = None,
+    kfp_version_origin: str = "--kfp-version",
 ) -> StepGraph:
-    """Return `graph` with the given settings replaced; only what is given changes."""
+    """Return `graph` with the given settings replaced; only what is given changes.
+
+    `kfp_version_origin` names where a bad `kfp_version` came from (the flag, the panel's setting)."""
     where = SourceLocation(graph.source)
     settings = graph.settings
     if name is not None:
@@ -58,6 +63,8 @@ def apply_overrides(
     if service_account is not None:
         settings = replace(settings, service_account=checked_service_account(service_account, "--service-account",
                                                                              None))
+    if kfp_version is not None:
+        settings = replace(settings, kfp_version=str(ServerVersion.parse(kfp_version, kfp_version_origin)))
     if not _PIPELINE_NAME.match(settings.name):
         raise KaleLikeError(
             f"pipeline name '{settings.name}' is not valid for Kubeflow Pipelines",
