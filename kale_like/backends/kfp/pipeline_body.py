@@ -225,6 +225,8 @@ def task_settings(graph: StepGraph, step: Step, task: str) -> list[str]:
             f"kubernetes.use_secret_as_env({task}, secret_name={secret.secret!r}, "
             f"secret_key_to_env={{{secret.key!r}: {secret.env!r}}})"
         )
+        # kfp-kubernetes 2.15+ writes `optional: false`, which KFP 2.14 refuses (#12216); unset means the same
+        lines.append(f"{task}.platform_config['kubernetes']['secretAsEnv'][-1].pop('optional', None)")
     for key, value in s.labels:
         lines.append(f"kubernetes.add_pod_label({task}, {key!r}, {value!r})")
     for key, value in s.annotations:
