@@ -214,15 +214,26 @@ def test_loop_over_a_parameter_with_parallelism(compiled):
 
 
 def test_loop_over_a_step_result(compiled):
+    """`-> list` has no element type: kfp declares the loop item STRING and the KFP driver turns each
+    item into text (resolve.go handleParamTypeValidationAndConversion), so `use(x: int)` would fail on a
+    cluster. The loop runs over a generated step's JSON texts of the items instead; `use` decodes them."""
     ir = compiled("loop_step_list")
     name, loop = ir.loop()
-    assert loop["parameterIterator"]["items"] == {"inputParameter": "pipelinechannel--make-Output"}
-    assert loop["inputs"]["parameters"]["pipelinechannel--make-Output"] == {
+    assert loop["parameterIterator"]["items"] == {"inputParameter": "pipelinechannel--make-xs-items-Output"}
+    assert loop["inputs"]["parameters"]["pipelinechannel--make-xs-items-Output"] == {
+        "taskOutputParameter": {"outputParameterKey": "Output", "producerTask": "make-xs-items"}
+    }
+    assert ir.input_parameter("make-xs-items", "items") == {
         "taskOutputParameter": {"outputParameterKey": "Output", "producerTask": "make"}
     }
-    assert "make" in loop["dependentTasks"]
+    assert "make-xs-items" in loop["dependentTasks"]
     assert "iteratorPolicy" not in loop
-    assert ir.input_parameter("use", "x") == {"componentInputParameter": loop["parameterIterator"]["itemInput"]}
+    item = loop["parameterIterator"]["itemInput"]
+    assert ir.input_parameter("use", "x") == {"componentInputParameter": item}
+    assert ir.components[loop["componentRef"]["name"]]["inputDefinitions"]["parameters"][item] == {
+        "parameterType": "STRING"}
+    assert ir.components[ir.task("use")["componentRef"]["name"]]["inputDefinitions"]["parameters"]["x"] == {
+        "parameterType": "STRING"}
 
 
 def test_loop_over_a_module_constant_is_static(compiled):
@@ -502,10 +513,15 @@ def test_nested_pipeline_in_a_loop_is_collected(compiled):
 def test_kale_loop_example_loops_over_the_generated_list(compiled, name):
     ir = compiled(name)
     assert ir.spec["pipelineInfo"]["name"] == "loop"
-    (outer,) = [t for d, _, t in ir.loops() if "pipelinechannel--generate-Output" in str(t["parameterIterator"])]
-    assert outer["parameterIterator"]["items"] == {"inputParameter": "pipelinechannel--generate-Output"}
-    assert outer["inputs"]["parameters"]["pipelinechannel--generate-Output"]["taskOutputParameter"] == {
+    # generate() returns an untyped list: the loop runs over its items' JSON texts, made by a generated
+    # step (see test_loop_over_a_step_result)
+    assert ir.input_parameter("generate-res-items", "items")["taskOutputParameter"] == {
         "outputParameterKey": "Output", "producerTask": "generate"}
+    items = "pipelinechannel--generate-res-items-Output"
+    (outer,) = [t for d, _, t in ir.loops() if items in str(t["parameterIterator"])]
+    assert outer["parameterIterator"]["items"] == {"inputParameter": items}
+    assert outer["inputs"]["parameters"][items]["taskOutputParameter"] == {
+        "outputParameterKey": "Output", "producerTask": "generate-res-items"}
     assert ir.input_parameter("printer", "value") == {
         "componentInputParameter": outer["parameterIterator"]["itemInput"]}
 
@@ -530,7 +546,7 @@ def test_kale_loop_example_innermost_loop_over_the_constant(compiled, name):
     assert dag == const_loop["componentRef"]["name"]
     items = {p: spec["componentInputParameter"] for p, spec in ir.task("printer3")["inputs"]["parameters"].items()}
     assert items["value3"] == const_loop["parameterIterator"]["itemInput"]
-    assert items["value1"] == "pipelinechannel--generate-Output-loop-item"
+    assert items["value1"] == "pipelinechannel--generate-res-items-Output-loop-item"
     assert items["value2"] == "pipelinechannel--arg_list-loop-item"
 
 

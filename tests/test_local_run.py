@@ -253,7 +253,9 @@ def test_example_kale_loop_item(tmp_path):
             for c, j in enumerate(const_list):
                 assert task_log(result, f"printer3[{a}][{b}][{c}]") == [str(float(x) * float(i) * float(j))]
     assert task_log(result, "printer4[0]") == task_log(result, "printer4[1]") == ["Hello!"]
-    assert len(result.tasks) == 1 + 2 + 4 + 8 + 2
+    # generate, the generated step that hands its untyped items to the loop as JSON texts, the loops' steps
+    assert output_parameters(result, "generate-res-items")["Output"] == [str(v) for v in res]
+    assert len(result.tasks) == 1 + 1 + 2 + 4 + 8 + 2
 
 
 EXAMPLE_NOTEBOOK_PATHS = sorted(EXAMPLE_NOTEBOOKS.glob("*.ipynb"))

@@ -24,8 +24,8 @@ from kale_like.frontends.python_module import Decorated, PythonModule
 from kale_like.frontends.settings import step_settings_from
 from kale_like.graph.conditions import ConditionError, normalize
 from kale_like.graph.model import (
-    ANY, Branch, CodeBlock, Condition, Input, Loop, Node, Output, Parameter, PipelineCall, Ref, Step, SubPipeline,
-    Test,
+    ANY, JSON, Branch, CodeBlock, Condition, Input, Loop, Node, Output, Parameter, PipelineCall, Ref, Step,
+    SubPipeline, Test,
 )
 
 _COMPARE = {cst.Equal: "==", cst.NotEqual: "!=", cst.LessThan: "<", cst.LessThanEqual: "<=",
@@ -379,6 +379,9 @@ class _BodyCompiler:
         """The type a value has as a KFP input (parameters must have one)."""
         if value.ref.kind in ("task", "collected", "oneof"):
             return value.type
+        if value.type == JSON:  # decoded by the step, then given the declared type
+            known = annotation in PRIMITIVES + ("list", "dict") or (annotation or "").startswith("list:")
+            return f"{JSON}:{annotation}" if known else JSON
         if annotation in PRIMITIVES + ("list", "dict") or (annotation or "").startswith("list:"):
             if value.type not in (ANY, annotation) and not _compatible(value.type, annotation):
                 self.refuse(node, f"a {value.type} is passed where a {annotation} is declared",
@@ -665,7 +668,7 @@ class _BodyCompiler:
 
             def bind(inner: Scope) -> None:
                 self.env.names[key] = Value(Ref("item", loop_id, "entry_key"), "str", inner)
-                self.env.names[value] = Value(Ref("item", loop_id, "entry_value"), ANY, inner)
+                self.env.names[value] = Value(Ref("item", loop_id, "entry_value"), JSON, inner)
 
             self._pending_nodes.append(helper)
             return ref, "dict", parallelism, bind
@@ -684,7 +687,9 @@ class _BodyCompiler:
         name = self.state.unique(f"list_{method}")
         where = self.module.where(node)
         code = {
-            "items": "items = [{'entry_key': str(k), 'entry_value': v} for k, v in mapping.items()]\n",
+            # a value of unknown type travels as its JSON text (see kale_like/lowering/loop_items.py)
+            "items": "import json\nitems = [{'entry_key': str(k), 'entry_value': json.dumps(v)} for k, v in "
+                     "mapping.items()]\n",
             "keys": "items = [str(k) for k in mapping]\n",
             "values": "items = list(mapping.values())\n",
         }[method]

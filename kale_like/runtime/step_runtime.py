@@ -108,6 +108,10 @@ def _kl_coerce(value, type_name):
     does this to Collected ints) and a numpy scalar cannot travel at all.
     """
     outer, _, inner = (type_name or "any").partition(":")
+    if outer == "json" and isinstance(value, str):  # a value of unknown type, sent as its JSON text
+        import json
+
+        return _kl_coerce(json.loads(value), inner)  # then as the step's annotation says, if it has one
     if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
         try:
             value = value.item()

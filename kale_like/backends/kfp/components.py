@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kale_like.backends.kfp.naming import input_argument, output_argument, python_string
-from kale_like.graph.model import ANY, Input, Step, StepGraph
+from kale_like.graph.model import ANY, JSON, Input, Step, StepGraph
 
 RUNTIME_MARKER = "# --- embedded runtime below: keep self-contained ---\n"
 ALWAYS_INSTALLED = ("cloudpickle",)  # the runtime's fallback serialiser
@@ -91,6 +91,8 @@ def annotation(type_name: str) -> str:
     outer, _, inner = type_name.partition(":")
     if outer == "list" and inner in ("int", "float", "str", "bool"):
         return f"List[{inner}]"
+    if outer == JSON:
+        return "str"  # the value's JSON text; the step runtime decodes it
     return outer
 
 

@@ -14,10 +14,12 @@ from kale_like.backends.kfp.components import component_shape, component_source,
 from kale_like.backends.kfp.naming import python_identifier
 from kale_like.backends.kfp.pipeline_body import BodyWriter, _all_nodes, _output_types
 from kale_like.graph.model import Condition, Loop, Step, StepGraph
+from kale_like.lowering import lower
 
 
 def generate_module(graph: StepGraph, yaml_name: str = "pipeline.yaml", pipeline_function: str = "pipeline") -> str:
     """The whole DSL module for `graph`, deterministic for the same graph."""
+    graph = lower(graph)  # what the KFP backend needs to run the graph as the user's Python means it
     taken: set[str] = {pipeline_function}
     taken |= {p.name for p in graph.parameters} | {p.name for sub in graph.subpipelines for p in sub.parameters}
     steps = [node for node in _all_nodes(graph) if isinstance(node, Step)]

@@ -1,0 +1,24 @@
+"""Lowering: passes from the step graph the frontends build to the graph KFP's backend can run as meant.
+
+A frontend's graph says what the user's Python means. Some of it, compiled as it stands, would mean
+something else on a KFP cluster, because the backend's driver converts and drops values in ways
+Python never does (kubeflow/pipelines `backend/src/v2/driver/resolve.go`). Each pass here is a
+pure function `StepGraph -> StepGraph` that rewrites one such shape into one whose cluster meaning
+is the Python meaning, usually by adding a small generated step. The KFP backend applies them all
+(`lower`) before it writes the DSL module; the graph the panel draws is the frontend's.
+"""
+
+from __future__ import annotations
+
+from kale_like.graph.model import StepGraph
+from kale_like.lowering.loop_items import encode_untyped_loop_items
+from kale_like.lowering.nested_collected import keep_nested_collected
+
+PASSES = (encode_untyped_loop_items, keep_nested_collected)
+
+
+def lower(graph: StepGraph) -> StepGraph:
+    """The graph with every pass applied, in order."""
+    for lowering_pass in PASSES:
+        graph = lowering_pass(graph)
+    return graph
