@@ -40,6 +40,7 @@ from kale_like.backends.local.scheduler import DagRunner, Outcome, TaskEvent
 from kale_like.backends.local.tracing import chained, tracer_for
 from kale_like.backends.local.workers import ProcessWorkers, ThreadWorkers
 from kale_like.errors import KaleLikeError
+from kale_like.kfp_server import DEFAULT, ServerVersion
 from kale_like.user_cache import cache_folder
 
 BACKENDS = ("process", "thread")
@@ -55,6 +56,7 @@ class RunConfig:
     cache: bool = True
     echo: bool = True
     collect_failed_iterations: bool = False
+    kfp_version: ServerVersion = DEFAULT  # the KFP server whose driver the run follows (backends/local/driver.py)
     lineage_context: dict = field(default_factory=dict)
     span_processor: Any = None  # an OpenTelemetry span processor (tests); else OTEL_EXPORTER_OTLP_ENDPOINT
 
