@@ -13,6 +13,7 @@ import traceback
 from pathlib import Path
 
 from kale_like.errors import InternalError, KaleLikeError, SourceLocation
+from kale_like.kfp_server import ServerVersion
 
 EXIT_USER_ERROR = 2
 EXIT_FAILURE = 1
@@ -39,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="package index the steps install from (repeat for several; air-gapped clusters)")
     parser.add_argument("--disable-caching", action="store_true", help="KFP caching off for every step by default")
     parser.add_argument("--graph-json", action="store_true", help="print the step graph as JSON")
+    parser.add_argument("--kfp-version", metavar="VERSION",
+                        help="the KFP server version the pipeline targets: compile-time checks, upload and --run "
+                             "follow it (2.14, 2.15, 2.16, 2.17; overrides kubeflow_notebook.kfp_version and "
+                             "@pipeline(kfp_version=); default: the pipeline's own, else 2.14)")
     kfp = parser.add_argument_group("Kubeflow Pipelines server (with --kfp)")
     kfp.add_argument("--host", help="KFP API address: upload a version and start a run (or a schedule)")
     kfp.add_argument("--namespace", help="namespace (multi-user KFP)")
@@ -116,19 +121,19 @@ def _run(args: argparse.Namespace) -> int:
         if not args.run:
             raise KaleLikeError("a compiled pipeline can only be run here", SourceLocation(str(source)),
                                 "add --run")
+        from kale_like.backends.kfp.server_checks import checked_spec
         from kale_like.backends.local.ir import PipelineIR
         from kale_like.surfaces.api import typed_arguments
 
         ir = PipelineIR.from_file(source)
-        return _local_run(ir, typed_arguments(ir, _param_pairs(args), args.allow_secret_like_params), args)
+        version = ServerVersion.parse(args.kfp_version)
+        _print_warnings(checked_spec(ir.spec, version, str(source), ir.platform), args)
+        return _local_run(ir, typed_arguments(ir, _param_pairs(args), args.allow_secret_like_params), args, version)
     graph = _load(source, args.pipeline)
     graph = _apply_cli_overrides(graph, args)
     from kale_like.graph.checks import check_graph
 
-    warnings = list(graph.warnings) + check_graph(graph, args.allow_secret_like_params)
-    if not args.quiet:
-        for warning in warnings:
-            print(f"warning: {warning}", file=sys.stderr)
+    _print_warnings(list(graph.warnings) + check_graph(graph, args.allow_secret_like_params), args)
     if args.graph_json:
         print(graph.to_json())
     if args.host and not args.kfp:
@@ -138,14 +143,26 @@ def _run(args: argparse.Namespace) -> int:
     if args.host:
         return _deploy(graph, args, schedule)
     if args.run:
+        from kale_like.backends.kfp.server_checks import checked_spec
         from kale_like.backends.local.ir import PipelineIR
         from kale_like.surfaces.api import pipeline_ir
 
-        ir = PipelineIR.from_text(compiled.yaml_text, str(source)) if compiled else pipeline_ir(source, graph=graph)
-        return _local_run(ir, {}, args)
+        version = ServerVersion.parse(graph.settings.kfp_version)
+        if compiled is None:  # compiling refused what the version cannot run; say what it may get wrong
+            ir = pipeline_ir(source, graph=graph)
+            _print_warnings(checked_spec(ir.spec, version, str(source), ir.platform), args)
+        else:
+            ir = PipelineIR.from_text(compiled.yaml_text, str(source))
+        return _local_run(ir, {}, args, version)
     if not args.kfp and not args.graph_json:
         _summary(graph)
     return 0
+
+
+def _print_warnings(warnings: list[str], args: argparse.Namespace) -> None:
+    if not args.quiet:
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
 
 
 def _checked_schedule(args: argparse.Namespace):
@@ -204,7 +221,7 @@ def _deploy(graph, args: argparse.Namespace, schedule) -> int:
         return EXIT_USER_ERROR if error.user_error else EXIT_FAILURE
 
 
-def _local_run(ir, arguments: dict, args: argparse.Namespace) -> int:
+def _local_run(ir, arguments: dict, args: argparse.Namespace, version: ServerVersion) -> int:
     import os
     import time
 
@@ -216,7 +233,7 @@ def _local_run(ir, arguments: dict, args: argparse.Namespace) -> int:
         raise KaleLikeError("--max-workers must be at least 1", None, "e.g. --max-workers 4")
     config = RunConfig(store=Path(args.store), max_workers=args.max_workers or os.cpu_count() or 1,
                        backend=args.backend, cache=not args.no_cache, echo=not args.quiet,
-                       collect_failed_iterations=args.collect_failed_iterations,
+                       collect_failed_iterations=args.collect_failed_iterations, kfp_version=version,
                        lineage_context=lineage_context(ir.source))
     started = time.perf_counter()
     result = run_pipeline(ir, arguments, config, ConsoleProgress(quiet=args.quiet))
@@ -259,17 +276,20 @@ def _apply_cli_overrides(graph, args: argparse.Namespace):
         pip_index_urls=args.pip_index_url,
         cache=False if args.disable_caching else None,
         service_account=args.service_account,
+        kfp_version=args.kfp_version,
     )
 
 
 def _compile(graph, source: Path, args: argparse.Namespace):
     from kale_like.backends.kfp.compile import compile_graph, write_outputs
+    from kale_like.backends.kfp.server_checks import server_warnings
 
     output = Path(args.output) if args.output else source.with_suffix(".yaml")
     if output.suffix not in (".yaml", ".yml"):
         raise KaleLikeError(f"output '{output}' must end in .yaml", None, "e.g. -o pipeline.yaml")
     dsl = None if args.no_dsl else Path(args.dsl) if args.dsl else output.with_name(output.stem + "_kfp.py")
-    compiled = compile_graph(graph, output.name)
+    compiled = compile_graph(graph, output.name)  # refuses what the target KFP server cannot run
+    _print_warnings(server_warnings(compiled.yaml_text, graph), args)
     write_outputs(compiled, output, dsl)
     print(f"wrote {output} ({len(graph.all_steps)} steps)" + (f" and {dsl}" if dsl else ""))
     return compiled

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kale_like.backends.kfp.dsl_codegen import generate_module
+from kale_like.backends.kfp.server_checks import check_compiled
 from kale_like.backends.kfp.stable_header import _kl_stable_header
 from kale_like.backends.kfp.validate import check_pipeline_spec
 from kale_like.errors import InternalError
@@ -63,6 +64,7 @@ def compile_graph(graph: StepGraph, yaml_name: str = "pipeline.yaml") -> Compile
             "the compiled pipeline failed the structural check (a kale_like bug; please report it with "
             f"the files in {kept}):\n" + "\n".join(problems)
         )
+    check_compiled(text, graph)  # refuses what the targeted KFP server cannot run (server_checks.py)
     return CompiledPipeline(text, source)
 
 
