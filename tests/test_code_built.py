@@ -13,6 +13,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kale_like import ParallelExecutor, Pipeline
 from kale_like.backends.kfp.validate import check_pipeline_spec
@@ -105,7 +106,15 @@ def test_the_same_object_compiles_to_kfp(tmp_path):
     text = chunk_pipeline().compile(out)
     assert out.read_text(encoding="utf-8") == text
     assert check_pipeline_spec(text) == []
-    assert "comp-chunk-0" in text and "comp-combine" in text
+    spec = yaml.safe_load(text.split("\n---\n")[0])
+    tasks = spec["root"]["dag"]["tasks"]
+    # the three steps of one function share one component; their tasks keep the steps' names
+    assert set(spec["components"]) == {"comp-process-chunk", "comp-combine"}
+    assert {name: task["componentRef"]["name"] for name, task in tasks.items()} == {
+        "chunk-0": "comp-process-chunk", "chunk-1": "comp-process-chunk", "chunk-2": "comp-process-chunk",
+        "combine": "comp-combine"}
+    assert [tasks[f"chunk-{i}"]["inputs"]["parameters"]["step_name"]["runtimeValue"]["constant"]
+            for i in range(3)] == ["chunk_0", "chunk_1", "chunk_2"]
 
 
 def test_bad_additions_are_refused_with_a_message():

@@ -1104,85 +1104,6 @@ def test_api_params_are_checked_and_typed(tmp_path, logs):
         run(PARAMS, tmp_path, params={"n": True})
 
 
-# ---------------------------------------------------------------------------
-# Component programs: the step runtime compiled once gives the code a whole compile gives
-
-
-def _same_code(fast, full, where: str = "module") -> None:
-    """Two code objects are the same, field by field, nested code objects included."""
-    import types
-
-    assert fast == full, where  # bytecode, constants, names, line and exception tables
-    for name in ("co_filename", "co_qualname", "co_firstlineno", "co_freevars", "co_cellvars", "co_varnames",
-                 "co_flags", "co_stacksize", "co_code", "co_linetable", "co_exceptiontable"):
-        assert getattr(fast, name) == getattr(full, name), f"{where}: {name}"
-    assert list(fast.co_positions()) == list(full.co_positions()), where
-    nested = [(a, b) for a, b in zip(fast.co_consts, full.co_consts) if isinstance(a, types.CodeType)]
-    assert len(nested) == sum(isinstance(c, types.CodeType) for c in full.co_consts), where
-    for a, b in nested:
-        _same_code(a, b, f"{where}/{a.co_name}")
-
-
-def _programs(yaml_text: str) -> list[tuple[str, str]]:
-    from kale_like.backends.local.ir import PipelineIR, component_program
-
-    ir = PipelineIR.from_text(yaml_text)
-    return [component_program(e) for e in ir.spec["deploymentSpec"]["executors"].values()]
-
-
-@pytest.mark.parametrize("source", sorted(EXAMPLE_PIPELINES.glob("*.py")) + sorted(EXAMPLE_NOTEBOOKS.glob("*.ipynb")),
-                         ids=lambda p: p.name)
-def test_component_programs_compile_to_the_code_a_whole_compile_gives(source, monkeypatch):
-    from kale_like.backends.local import programs
-
-    swapped = []
-    swap = programs._swap
-    monkeypatch.setattr(programs, "_swap", lambda *args: swapped.append(swap(*args)) or swapped[-1])
-    for program, function in _programs(kale_like.compile(source)):
-        filename = f"<component {function}>"
-        _same_code(programs.compile_program(program, filename),
-                   compile(program, filename, "exec", dont_inherit=True))
-    assert swapped and None not in swapped  # the runtime's code was reused, never compiled again
-
-
-def test_compiled_runtime_is_kept_in_the_cache_folder_and_read_back(tmp_path, monkeypatch):
-    """A new process (here: the in-memory table emptied) reads the compiled runtime from the cache
-    folder instead of compiling it; a damaged or foreign file there is compiled over, not trusted."""
-    from kale_like.backends.local import programs
-
-    program, function = _programs(kale_like.compile(EXAMPLE_PIPELINES / "kale_loop_item.py"))[0]
-    monkeypatch.setattr(programs, "_RUNTIMES", {})
-    built = []
-    build = programs._build
-    monkeypatch.setattr(programs, "_build", lambda text: built.append(text) or build(text))
-    programs.preload(program, tmp_path)
-    (kept,) = tmp_path.glob("runtime-*.marshal")
-    assert len(built) == 1 and not list(tmp_path.glob("*.partial"))
-
-    monkeypatch.setattr(programs, "_RUNTIMES", {})
-    programs.preload(program, tmp_path)
-    assert len(built) == 1  # read back, not compiled
-    filename = f"<component {function}>"
-    _same_code(programs.compile_program(program, filename), compile(program, filename, "exec", dont_inherit=True))
-
-    for damage in (b"not marshal data", kept.read_bytes()[:100]):
-        kept.write_bytes(damage)
-        monkeypatch.setattr(programs, "_RUNTIMES", {})
-        programs.preload(program, tmp_path)
-        _same_code(programs.compile_program(program, filename), compile(program, filename, "exec", dont_inherit=True))
-    assert len(built) == 3
-
-
-def test_runs_keep_the_compiled_runtime_in_the_folder_named_by_the_environment(tmp_path, monkeypatch):
-    from kale_like.backends.local import programs
-
-    monkeypatch.setenv("KALE_LIKE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(programs, "_RUNTIMES", {})
-    result = run(EXAMPLE_PIPELINES / "kale_loop_item.py", tmp_path)
-    assert result.succeeded, result.error
-    assert len(list((tmp_path / "cache").glob("runtime-*.marshal"))) == 1
-
-
 def test_process_backend_on_a_platform_without_fork_is_refused_with_a_hint(tmp_path, monkeypatch, capsys):
     import multiprocessing
 
@@ -1198,8 +1119,6 @@ def test_runs_without_a_home_folder_keep_no_compiled_runtime(tmp_path, monkeypat
     """No $HOME and no user entry (some containers): the run works, nothing is kept."""
     from pathlib import Path as RealPath
 
-    from kale_like.backends.local import programs
-
     for name in ("KALE_LIKE_CACHE_DIR", "XDG_CACHE_HOME", "HOME"):
         monkeypatch.delenv(name, raising=False)
 
@@ -1207,28 +1126,10 @@ def test_runs_without_a_home_folder_keep_no_compiled_runtime(tmp_path, monkeypat
         raise RuntimeError("Could not determine home directory.")
 
     monkeypatch.setattr(RealPath, "home", classmethod(no_home))
-    monkeypatch.setattr(programs, "_RUNTIMES", {})
+    for name in [name for name in sys.modules if name.startswith("kale_like_runtime_")]:
+        monkeypatch.delitem(sys.modules, name)  # as in a new process: the runtime is compiled again
     from kale_like.user_cache import cache_folder
 
     assert cache_folder() is None
     result = run(EXAMPLE_PIPELINES / "kale_loop_item.py", tmp_path)
     assert result.succeeded, result.error
-
-
-def test_component_program_binding_a_name_the_runtime_reads_is_compiled_whole(monkeypatch):
-    """A component argument named like a builtin the runtime calls (`len`) would be the runtime's
-    `len` on a cluster: the cached runtime code (which reads the builtin) must not be used."""
-    from kale_like.backends.local import programs
-
-    example = _programs(kale_like.compile(EXAMPLE_PIPELINES / "kale_loop_item.py"))[0][0]
-    runtime = programs._runtime_of(example)[1].text
-    program = (f"def step(len: int, label: str):\n    \"\"\"A step.\"\"\"\n{runtime}\n"
-               "    _kl_run_step(step='s', cells=[], values={'len': len, 'label': label})\n")
-    swapped = []
-    swap = programs._swap
-    monkeypatch.setattr(programs, "_swap", lambda *args: swapped.append(swap(*args)) or swapped[-1])
-    _same_code(programs.compile_program(program, "<c>"), compile(program, "<c>", "exec", dont_inherit=True))
-    assert swapped == [None]
-    other = example.replace("if depth > 100:", "if depth > 99:")  # another runtime version: served too
-    _same_code(programs.compile_program(other, "<c>"), compile(other, "<c>", "exec", dont_inherit=True))
-    assert len(swapped) == 2 and swapped[1] is not None

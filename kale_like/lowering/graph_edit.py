@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable
 
-from kale_like.graph.model import CodeBlock, Condition, Input, Loop, Node, Output, PipelineCall, Step, StepGraph, walk
 from kale_like.errors import SourceLocation
+from kale_like.graph.model import (
+    ANY, CodeBlock, Condition, Input, Loop, Node, Output, PipelineCall, Ref, Step, StepGraph, StepSettings, walk,
+)
 
 BodyRewrite = Callable[[tuple[Node, ...]], tuple[Node, ...]]
 
@@ -50,8 +52,50 @@ def unique_name(base: str, taken: set[str]) -> str:
 
 
 def generated_step(name: str, code: str, inputs: tuple[Input, ...], outputs: tuple[Output, ...],
-                   location: SourceLocation) -> Step:
-    """A step kale_like writes itself: plain Python over its inputs, no packages, cached like any step.
+                   location: SourceLocation, cache: bool | None = None) -> Step:
+    """A step kale_like writes itself: plain Python over its inputs, no packages.
 
-    `location` is the user's code it stands for, so errors and the panel point there."""
-    return Step(name=name, code=(CodeBlock(code, location),), location=location, inputs=inputs, outputs=outputs)
+    `location` is the user's code it stands for, so errors point there; `cache` False keeps KFP from
+    reusing an earlier run's result (None: the pipeline's default)."""
+    return Step(name=name, code=(CodeBlock(code, location),), location=location, inputs=inputs, outputs=outputs,
+                settings=StepSettings(cache=cache))
+
+
+def all_bodies(graph: StepGraph) -> list[tuple[Node, ...]]:
+    """The main body and each nested pipeline's body."""
+    return [graph.body] + [sub.body for sub in graph.subpipelines]
+
+
+def type_of(graph: StepGraph, ref: Ref) -> str:
+    """The declared type of the value `ref` names (ANY where the graph does not say)."""
+    if ref.kind == "parameter":
+        parameters = list(graph.parameters) + [p for sub in graph.subpipelines for p in sub.parameters]
+        return next((p.type for p in parameters if p.name == ref.source), ANY)
+    if ref.kind == "constant":
+        return ANY
+    for body in all_bodies(graph):
+        for node in walk(body):
+            if ref.kind == "item" and isinstance(node, Loop) and node.id == ref.source and not ref.output:
+                return node.item_type
+            if ref.kind == "task" and isinstance(node, (Step, PipelineCall)) and node.name == ref.source:
+                return next((o.type for o in node.outputs if o.name == ref.output), ANY)
+    return ANY
+
+
+def replace_refs(graph: StepGraph, replacements: dict[Ref, Ref], keep: frozenset[str] = frozenset()) -> StepGraph:
+    """The graph with every input (and returned value) that reads a key of `replacements` reading
+    its value instead, except the inputs of the tasks named in `keep`."""
+    if not replacements:
+        return graph
+
+    def swap_inputs(node: Node) -> Node:
+        if isinstance(node, (Step, PipelineCall)) and node.name not in keep \
+                and any(v.ref in replacements for v in node.inputs):
+            return replace(node, inputs=tuple(replace(v, ref=replacements.get(v.ref, v.ref)) for v in node.inputs))
+        return node
+
+    graph = rewrite_bodies(graph, lambda body: tuple(swap_inputs(node) for node in body))
+    subpipelines = tuple(replace(sub, returns=replacements.get(sub.returns, sub.returns))
+                         if sub.returns is not None else sub for sub in graph.subpipelines)
+    returns = replacements.get(graph.returns, graph.returns) if graph.returns is not None else None
+    return replace(graph, subpipelines=subpipelines, returns=returns)

@@ -1,15 +1,17 @@
-"""A list a nested pipeline returns stays one value when a loop collects it.
+"""A nested pipeline returns the value of one task, so the driver reads it as Python means it.
 
-In Python, `results.append(sub(x))` in a loop, where `sub` returns a list it collected in a loop of
-its own, makes a list of lists. The KFP driver collects outputs breadth first through every loop and
-nested DAG below the one collected and appends each container's value to ONE flat list
-(kubeflow/pipelines 2.14-2.17, `backend/src/v2/driver/resolve.go`, `CollectInputs`): the caller would
-get the inner items, flattened.
+Two shapes of a nested pipeline's returned value mean something else on a KFP cluster:
 
-The pass ends such a nested pipeline with a generated step that receives the collected list and
-returns it as one value (a list parameter, or one artifact holding the list of untyped values): the
-driver then collects one value per call, as Python does. Pipelines never called inside a loop are
-left alone (there, the driver's collected list is already the value returned).
+- a list it collected in a loop, when the caller calls it inside a loop and collects its results:
+  Python makes a list of lists, but the driver collects breadth first through every loop and nested
+  DAG below the one collected and appends each container's value to ONE flat list
+  (kubeflow/pipelines 2.14-2.17, `backend/src/v2/driver/resolve.go`, `CollectInputs`);
+- a value chosen by an if/else (a OneOf): before KFP 2.17 the state of the chosen branch does not
+  reach the calling pipeline and the caller's driver finds no branch that ran
+  (kubeflow/pipelines#13322); that is also what `empty_loops.py` makes of a collected list.
+
+The pass ends such a nested pipeline with a generated step that receives the value and returns it:
+the pipeline's result is then one task's output, which every supported server reads right.
 """
 
 from __future__ import annotations
@@ -17,38 +19,41 @@ from __future__ import annotations
 from dataclasses import replace
 
 from kale_like.errors import SourceLocation
-from kale_like.graph.model import Input, Loop, Output, PipelineCall, Ref, StepGraph, SubPipeline, walk
-from kale_like.lowering.graph_edit import generated_step, task_names, unique_name
+from kale_like.graph.model import ANY, Input, Loop, Output, PipelineCall, Ref, StepGraph, SubPipeline, walk
+from kale_like.lowering.graph_edit import all_bodies, generated_step, task_names, unique_name
 
-GATHER = "values = list(values)\n"
+HAND_ON = "value = value\n"
 
 
-def keep_nested_collected(graph: StepGraph) -> StepGraph:
-    """Nested pipelines that return a collected list and are called in a loop return it whole."""
-    if not _calls_in_loops(graph):
-        return graph
+def plain_nested_results(graph: StepGraph) -> StepGraph:
+    """Nested pipelines whose result the driver would misread return it through a generated step."""
+    in_loops = _called_in_loops(graph)
     taken = task_names(graph)
-    subpipelines = tuple(_gathered(sub, graph, taken) if _returns_collected_parameters(sub) else sub
+    subpipelines = tuple(_handed_on(sub, graph, taken) if _misread(sub, sub.name in in_loops) else sub
                          for sub in graph.subpipelines)
     return replace(graph, subpipelines=subpipelines)
 
 
-def _returns_collected_parameters(sub: SubPipeline) -> bool:
-    """A collected list of typed values (parameters). Untyped values travel as artifacts, and a
-    nested pipeline's artifact output is not rewritten here: see the README's list of gaps."""
-    return sub.returns is not None and sub.returns.kind == "collected" and sub.return_type.startswith("list")
+def _misread(sub: SubPipeline, called_in_loop: bool) -> bool:
+    if sub.returns is None:
+        return False
+    if sub.returns.kind == "oneof":
+        return True
+    # a collected list of untyped values travels as artifacts; the caller declares its inputs from the
+    # pipeline's return type, so that shape is left as it is (see the README's notes on nesting)
+    return sub.returns.kind == "collected" and called_in_loop and sub.return_type != ANY
 
 
-def _calls_in_loops(graph: StepGraph) -> bool:
-    bodies = [graph.body] + [sub.body for sub in graph.subpipelines]
-    loops = [node for body in bodies for node in walk(body) if isinstance(node, Loop)]
-    return any(isinstance(node, PipelineCall) for loop in loops for node in walk(loop.body))
+def _called_in_loops(graph: StepGraph) -> set[str]:
+    """Names of the nested pipelines called inside a loop (of any pipeline)."""
+    loops = [node for body in all_bodies(graph) for node in walk(body) if isinstance(node, Loop)]
+    return {node.pipeline for loop in loops for node in walk(loop.body) if isinstance(node, PipelineCall)}
 
 
-def _gathered(sub: SubPipeline, graph: StepGraph, taken: set[str]) -> SubPipeline:
+def _handed_on(sub: SubPipeline, graph: StepGraph, taken: set[str]) -> SubPipeline:
     assert sub.returns is not None
-    location = next((n.location for n in walk(sub.body) if isinstance(n, Loop)), SourceLocation(graph.source))
-    step = generated_step(unique_name(f"{sub.name.replace('-', '_')}_result", taken), GATHER,
-                          (Input("values", sub.returns, sub.return_type),), (Output("values", sub.return_type),),
-                          location)
-    return replace(sub, body=sub.body + (step,), returns=Ref("task", step.name, "values"))
+    location = next((getattr(n, "location") for n in walk(sub.body)), SourceLocation(graph.source))
+    step = generated_step(unique_name(f"{sub.name.replace('-', '_')}_result", taken), HAND_ON,
+                          (Input("value", sub.returns, sub.return_type),), (Output("value", sub.return_type),),
+                          location, cache=False)
+    return replace(sub, body=sub.body + (step,), returns=Ref("task", step.name, "value"))

@@ -1,9 +1,12 @@
-"""The code every step runs, on a cluster and locally: one implementation, embedded verbatim.
+"""The code every step runs, on a cluster and locally: one implementation, shipped with each step.
 
-The KFP backend copies everything below the marker line into each component's body, so a step
-needs no kale_like install in its image; the local executor imports this module and calls the
-same functions. Everything here must therefore be self-contained: standard library imports inside
-the functions, optional ones (numpy, pandas, cloudpickle) only when a value needs them.
+The KFP backend puts the functions below the marker that a step can call into that step's
+component, compressed (`kale_like/backends/kfp/packed_runtime.py`: a step with no artifact output
+carries no serialiser, one that does not import kale_like no SDK stand-in), so a step needs no
+kale_like install in its image; the local executor imports this module and calls the same
+functions. Everything here must therefore be self-contained: standard library imports inside the
+functions, optional ones (numpy, pandas, cloudpickle) only when a value needs them; and a function
+may call one that a step leaves out only where the step cannot reach it.
 
 A value is stored as a directory holding one file whose name says how to read it back:
 `value.json` (JSON-exact values), `value.npy` (numpy arrays), `value.pkl` (pickle protocol 5, used
@@ -143,26 +146,53 @@ def _kl_run_step(step, cells, values=None, inputs=None, outputs=None, metrics=No
     `types`; `inputs` are artifact objects or paths to load (a list of them for a collected
     input); `outputs` maps names to artifact objects or paths to write; `metrics` names variables
     to log on `metrics_artifact`. Returns the values named in `result` ((name, type) pairs):
-    one value, or a tuple for several (KFP's NamedTuple outputs).
+    one value, or a tuple for several (KFP's NamedTuple outputs). Every output artifact's
+    metadata names the step (a component shared by several steps learns which one it runs here).
     """
-    _kl_provide_sdk()
+    provide_sdk = globals().get("_kl_provide_sdk")  # left out of the steps that do not import kale_like
+    if provide_sdk is not None:
+        provide_sdk()
+    if lineage is not None and "step" not in lineage:
+        lineage = {**lineage, "step": step}
     with _kl_span(step):
         return _kl_run_step_body(step, cells, values, inputs, outputs, metrics, metrics_artifact, types, result,
                                  prelude, key_order, lineage)
 
 
+def _kl_stand_still(outputs, result):
+    """What a task that must not run returns (a loop's filler iteration): empty values of each type."""
+    for artifact in (outputs or {}).values():
+        _kl_save_value(None, getattr(artifact, "path", artifact))
+    if not result:
+        return None
+    empty = {"int": 0, "float": 0.0, "str": "", "bool": False, "list": [], "dict": {}}
+    values = tuple(empty.get((type_name or "").partition(":")[0]) for _, type_name in result)
+    return values[0] if len(values) == 1 else values
+
+
 def _kl_run_step_body(step, cells, values, inputs, outputs, metrics, metrics_artifact, types, result, prelude,
                       key_order, lineage):
+    values, inputs = dict(values or {}), dict(inputs or {})
+    if values.pop("_kl_run_if", True) in (False, "false"):  # a loop's filler iteration (lowering/empty_loops.py)
+        return _kl_stand_still(outputs, result)
+    empty = set()
+    for flag in [name for name in values if name.startswith("_kl_empty_unless__")]:
+        if values.pop(flag) in (False, "false"):  # the loop this list was collected from had no items
+            name = flag[len("_kl_empty_unless__"):]
+            empty.add(name)
+            values.pop(name, None)
+            inputs.pop(name, None)
     namespace = {"__name__": "__main__", "display": _kl_display}
     for label, code in prelude:
         _kl_exec(label, code, namespace)
-    for name, value in (values or {}).items():
+    namespace.update({name: [] for name in empty})
+    for name, value in values.items():
         value = _kl_coerce(value, (types or {}).get(name))
         if isinstance(value, dict) and name in (key_order or {}):
             order = key_order[name]
             value = {**{k: value[k] for k in order if k in value}, **{k: value[k] for k in sorted(value) if k not in order}}
         namespace[name] = value
-    for name, artifact in (inputs or {}).items():
+    for name, artifact in inputs.items():
         if isinstance(artifact, (list, tuple)):
             namespace[name] = [_kl_load_value(getattr(one, "path", one)) for one in artifact]
         else:

@@ -1,4 +1,10 @@
-"""One step -> the source of one self-contained KFP lightweight component."""
+"""One step -> the source of one self-contained KFP lightweight component.
+
+A component is the step's own code, the calls that run it and the parts of the step runtime it
+needs (`packed_runtime.py`). What names the step (its name in the runtime call and the lineage)
+can instead be left to a task input, `shared=`: then steps whose code, interface and settings are
+the same have the same component text, and the generated module defines it once (`sharing.py`).
+"""
 
 from __future__ import annotations
 
@@ -6,18 +12,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kale_like.backends.kfp.naming import input_argument, output_argument, python_string
+from kale_like.backends.kfp.packed_runtime import packed_runtime, unpacking_lines
 from kale_like.graph.model import ANY, JSON, Input, Step, StepGraph
 
-RUNTIME_MARKER = "# --- embedded runtime below: keep self-contained ---\n"
 ALWAYS_INSTALLED = ("cloudpickle",)  # the runtime's fallback serialiser
 SINGLE_OUTPUT_KEY = "Output"  # KFP's name for a component's one returned value
+# An exit handler reads the state of the pipeline's tasks as the KFP driver records it in ML Metadata:
+# COMPLETE after success (kubeflow/pipelines 2.14-2.17, backend/src/v2/driver/resolve.go, the
+# TaskFinalStatus case of resolveInputParameter; KFP's critical test pipeline_with_input_status_state
+# asserts it). User code sees the words of KFP's run states, locally and on every server alike.
+RUN_STATES = {"COMPLETE": "SUCCEEDED", "CACHED": "SUCCEEDED"}
 
 
-def embedded_runtime() -> str:
-    """The runtime functions, as they will appear in each component (4-space indented)."""
-    text = (Path(__file__).parents[2] / "runtime" / "step_runtime.py").read_text(encoding="utf-8")
-    body = text.split(RUNTIME_MARKER, 1)[1].strip("\n")
-    return "\n".join(("    " + line) if line else "" for line in body.splitlines())
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """How a component shared by several steps learns which one it runs."""
+
+    argument: str  # the input holding the step's name
+    label: str  # what its code blocks are labelled with in tracebacks (the function's name)
 
 
 def input_type(value: Input, output_type_of) -> tuple[str, str]:
@@ -96,11 +108,34 @@ def annotation(type_name: str) -> str:
     return outer
 
 
-def component_source(graph: StepGraph, step: Step, shape: ComponentShape, runtime: str) -> str:
+def step_argument(shape: ComponentShape) -> str:
+    """The input a shared component receives the step's name in (clear of the step's own names)."""
+    taken = set((shape.arguments or {}).values()) | set(shape.outputs.values()) | set((shape.fields or {}).values())
+    return input_argument("step_name", taken | {shape.metrics_argument})
+
+
+def runtime_parts(step: Step, shape: ComponentShape) -> frozenset[str]:
+    """The parts of the step runtime (`packed_runtime.PARTS`) this step can call."""
+    parts = set()
+    if shape.parameters or shape.statuses or shape.typed_outputs:
+        parts.add("coerce")
+    if shape.artifacts or shape.artifact_lists:
+        parts.add("load")
+    if shape.outputs:
+        parts.add("save")
+    if any("kale_like" in block.code for block in step.prelude + step.code):
+        parts.add("sdk")
+    return frozenset(parts)
+
+
+def component_source(graph: StepGraph, step: Step, shape: ComponentShape, shared: Shared | None = None) -> str:
+    """The `@dsl.component` function for `step`; with `shared`, one that does not name the step."""
     signature = [f"{name}: dsl.PipelineTaskFinalStatus" for name in shape.statuses]
     signature += [f"{shape.arguments[name]}: {annotation(t)}" for name, t in shape.parameters.items()]
     signature += [f"{argument}: Input[Dataset]" for argument in shape.artifacts.values()]
     signature += [f"{argument}: Input[List[Dataset]]" for argument in shape.artifact_lists.values()]
+    if shared is not None:
+        signature.append(f"{shared.argument}: str")
     signature += [f"{argument}: Output[Dataset]" for argument in shape.outputs.values()]
     if step.metrics:
         signature.append(f"{shape.metrics_argument}: Output[Metrics]")
@@ -119,7 +154,12 @@ def component_source(graph: StepGraph, step: Step, shape: ComponentShape, runtim
     defaults = {p.name: p.default for p in graph.parameters}
     for sub in graph.subpipelines:
         defaults.update({p.name: p.default for p in sub.parameters})
-    body = [f'    """Step {step.name!r} ({_origin(step)})."""', runtime, ""] + _call(graph, step, shape, defaults)
+    if shared is None:
+        doc = f'    """Step {step.name!r} ({_origin(step)})."""'
+    else:
+        doc = f'    """Code of {shared.label!r} ({_origin(step)}), for every step that runs it."""'
+    runtime = unpacking_lines(packed_runtime(runtime_parts(step, shape)))
+    body = [doc] + runtime + _call(graph, step, shape, defaults, shared)
     return f"{decorator}\ndef {shape.function}({', '.join(signature)}){returns}:\n" + "\n".join(body) + "\n"
 
 
@@ -140,29 +180,33 @@ def _dict_key_orders(step: Step, defaults: dict) -> dict[str, list[str]]:
     return orders
 
 
-def _lineage(graph: StepGraph, step: Step) -> dict[str, str]:
-    """Metadata every output artifact carries: where its code came from (never parameter values)."""
+def _lineage(graph: StepGraph, step: Step, shared: bool = False) -> dict[str, str]:
+    """Metadata every output artifact carries: where its code came from (never parameter values).
+
+    A shared component leaves out the step's name, which the runtime adds."""
     from kale_like import __version__
 
     cells = [str(b.location.cell_index) for b in step.code if b.location.cell_index is not None]
     where = f"{step.code[0].location.path.split('/')[-1]}:{step.code[0].location.line}"
     origin = {"notebook_cells": ",".join(cells)} if cells else {"function": f"{step.function} ({where})"
                                                                 if step.function else where}
-    return {**dict(graph.provenance), **origin, "step": step.name, "code_sha256": step.code_hash,
+    named = {} if shared else {"step": step.name}
+    return {**dict(graph.provenance), **origin, **named, "code_sha256": step.code_hash,
             "image": step.settings.image or graph.settings.image, "kale_like_version": __version__,
             "parameters": ",".join(i.name for i in step.inputs if i.ref.kind == "parameter")}
 
 
-def _call(graph: StepGraph, step: Step, shape: ComponentShape, defaults: dict) -> list[str]:
-    prefix = "    return _kl_run_step(" if shape.typed_outputs else "    _kl_run_step("
-    call = [prefix, f"        step={step.name!r},"]
+def _call(graph: StepGraph, step: Step, shape: ComponentShape, defaults: dict, shared: Shared | None) -> list[str]:
+    prefix = "    return _kl._kl_run_step(" if shape.typed_outputs else "    _kl._kl_run_step("
+    call = [prefix, f"        step={shared.argument if shared else repr(step.name)},"]
     if step.prelude:
         call.append("        prelude=" + _blocks(step.prelude, "prelude") + ",")
-    call.append("        cells=" + _blocks(step.code, step.name) + ",")
+    call.append("        cells=" + _blocks(step.code, shared.label if shared else step.name) + ",")
     if shape.parameters or shape.statuses:
         plain = [f"{n!r}: {shape.arguments[n]}" for n in shape.parameters]
         status_of = {a: v for v, a in shape.arguments.items()}
-        plain += [f"{status_of[n]!r}: {{'state': {n}.state, 'error_code': {n}.error_code, 'error_message': "
+        plain += [f"{status_of[n]!r}: {{'state': {RUN_STATES!r}.get({n}.state, {n}.state), 'error_code': "
+                  f"{n}.error_code, 'error_message': "
                   f"{n}.error_message, 'task': {n}.pipeline_task_name}}" for n in shape.statuses]
         call.append("        values={" + ", ".join(plain) + "},")
         typed = {n: t for n, t in shape.parameters.items() if t != ANY}
@@ -175,7 +219,7 @@ def _call(graph: StepGraph, step: Step, shape: ComponentShape, defaults: dict) -
         call.append("        inputs={" + ", ".join(f"{v!r}: {a}" for v, a in loaded.items()) + "},")
     if shape.outputs:
         call.append("        outputs={" + ", ".join(f"{v!r}: {a}" for v, a in shape.outputs.items()) + "},")
-    lineage = _lineage(graph, step)
+    lineage = _lineage(graph, step, shared is not None)
     call.append(f"        lineage={lineage!r},")
     if step.metrics:
         call.append(f"        metrics={list(step.metrics)!r},")

@@ -2,15 +2,18 @@
 
 The module is the single source of truth for the compiled pipeline: kale_like compiles the YAML by
 importing exactly this file, and a user can run `python <module>.py` to get the same bytes. Each
-step becomes a self-contained lightweight component (`components.py`); the pipeline functions are
-written by `pipeline_body.py`.
+step becomes a self-contained lightweight component (`components.py`); steps whose components
+would be the same but for the step's name share one (`sharing.py`: one function, called under each
+step's name); the pipeline functions are written by `pipeline_body.py`.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
-from kale_like.backends.kfp.components import component_shape, component_source, embedded_runtime
+from kale_like.backends.kfp.components import (ComponentShape, Shared, component_shape, component_source,
+                                               step_argument)
 from kale_like.backends.kfp.naming import python_identifier
 from kale_like.backends.kfp.pipeline_body import BodyWriter, _all_nodes, _output_types
 from kale_like.graph.model import Condition, Loop, Step, StepGraph
@@ -26,13 +29,14 @@ def generate_module(graph: StepGraph, yaml_name: str = "pipeline.yaml", pipeline
     steps += [graph.exit_step] if graph.exit_step is not None else []
     types = _output_types(graph)
     output_type_of = lambda task, output: types.get((task, output), "any")  # noqa: E731
+    taken |= {"_kl_named", "_kl_share_components"}
     shapes = {s.name: component_shape(s, python_identifier(s.name, taken), output_type_of) for s in steps}
     functions = {sub.name: python_identifier(sub.name.replace("-", "_"), taken) for sub in graph.subpipelines}
-    runtime = embedded_runtime()
     uses_kubernetes = any(s.settings.secrets or s.settings.labels or s.settings.annotations or s.settings.node_selector
                           or s.settings.tolerations or s.settings.timeout for s in steps)
     parts = [_header(graph, uses_kubernetes)]
-    parts += [component_source(graph, step, shapes[step.name], runtime) for step in steps]
+    components, sharing = _components(graph, steps, shapes, taken)
+    parts += components
     # the kfp defects kfp_fixes.py repairs need loops, or groups in nested pipelines
     groups = [node for node in _all_nodes(graph) if isinstance(node, (Loop, Condition))]
     needs_fixes = any(isinstance(node, Loop) for node in groups) or bool(groups and graph.subpipelines)
@@ -48,6 +52,8 @@ def generate_module(graph: StepGraph, yaml_name: str = "pipeline.yaml", pipeline
         writer.pipeline_function(graph.settings.name, pipeline_function, graph.settings.description,
                                  graph.parameters, graph.body, graph.returns, graph.return_type)
     )
+    if sharing:
+        parts.append(f"_kl_share_components({pipeline_function})\n")
     parts.append(embedded_source("stable_header.py"))
     parts.append(
         'if __name__ == "__main__":\n'
@@ -59,6 +65,39 @@ def generate_module(graph: StepGraph, yaml_name: str = "pipeline.yaml", pipeline
         "        _file.write(_text)\n"
     )
     return "\n\n".join(parts)
+
+
+def _components(graph: StepGraph, steps: list[Step], shapes: dict[str, ComponentShape],
+                taken: set[str]) -> tuple[list[str], bool]:
+    """The component functions, and whether some are shared.
+
+    Steps are grouped by the text their component has when the step's name is a task input; a
+    group of one keeps the plain form (the name written in), a larger group gets one function
+    named after the steps' function, called under each step's name."""
+    groups: dict[str, list[Step]] = {}
+    for step in steps:
+        shape = shapes[step.name]
+        shared = Shared(step_argument(shape), step.function or step.name)
+        groups.setdefault(component_source(graph, step, replace(shape, function="_kl_"), shared), []).append(step)
+    parts: list[str] = []
+    aliases: list[str] = []
+    for members in groups.values():
+        first = members[0]
+        if len(members) == 1:
+            parts.append(component_source(graph, first, shapes[first.name]))
+            continue
+        shape = shapes[first.name]
+        shared = Shared(step_argument(shape), first.function or first.name)
+        function = python_identifier(shared.label, taken)
+        parts.append(component_source(graph, first, replace(shape, function=function), shared))
+        aliases += [f"{shapes[s.name].function} = _kl_named({function}, {shapes[s.name].function!r}, "
+                    f"{shared.argument}={s.name!r})" for s in members]
+    if not aliases:
+        return parts, False
+    parts.append(embedded_source("sharing.py"))
+    parts.append("# one task per step: each calls its shared component under the step's name\n" + "\n".join(aliases)
+                 + "\n")
+    return parts, True
 
 
 def embedded_source(file_name: str) -> str:

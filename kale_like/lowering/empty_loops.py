@@ -1,0 +1,141 @@
+"""A loop over an empty list collects `[]`, as in Python.
+
+On a KFP cluster, a loop whose list turns out empty runs no iteration, and a task that reads what
+the loop collected then fails: its driver looks for the producer inside an iteration that never ran
+(kubeflow/pipelines 2.14-2.17, `backend/src/v2/driver/resolve.go`, `resolveUpstreamParameters` /
+`resolveUpstreamArtifacts`: with 0 iterations they fall through to `GetProducerTask`, "... not in
+tasks"). Only the outermost loop the reader is outside of matters: an empty loop nested in an
+iteration that runs adds nothing to `CollectInputs` and is fine.
+
+Branching around the loop does not help before KFP 2.17: a branch that holds a loop is never marked
+complete, so a `OneOf` over it finds no branch that ran (kubeflow/pipelines#13322), and a branch
+that only reads the collected list resolves that input before it tests its condition
+(driver/dag.go, `DAG`). So the loop always runs at least once instead: a generated step hands the
+loop its list, or one filler item when the list is empty, and says which (`has_items`). Every task
+of the loop's body receives that flag (`_kl_run_if`) and, when it is false, runs none of the user's
+code and returns empty values; every task that reads what the loop collected receives it too
+(`_kl_empty_unless__<name>`) and then reads `[]`. The step runtime does both (step_runtime.py).
+
+Loops over literal lists are never empty and are left alone; so are loops whose body calls a nested
+pipeline or whose collected values a nested pipeline reads (those tasks cannot be told to stand
+still): there an empty list still fails on a cluster, and the local run fails the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from kale_like.graph.model import JSON, Input, Loop, Node, Output, PipelineCall, Ref, Step, StepGraph, walk
+from kale_like.lowering.graph_edit import (
+    all_bodies, generated_step, rewrite_bodies, rewrite_body, task_names, type_of, unique_name,
+)
+
+RUN_IF = "_kl_run_if"  # the step's code runs only when this input is true (see _kl_run_step)
+EMPTY_UNLESS = "_kl_empty_unless__"  # + a variable: the variable is [] unless this input is true
+FILLERS = {"int": 0, "float": 0.0, "str": "", "bool": False, JSON: "null"}
+
+
+@dataclass
+class _Plan:
+    """Per guarded loop (by id): the collected values read outside it, and who reads each."""
+
+    reads: dict[str, dict[Ref, set[str]]] = field(default_factory=dict)
+    flags: dict[str, Ref] = field(default_factory=dict)  # loop id -> its generated step's has_items
+
+
+def guard_empty_loops(graph: StepGraph) -> StepGraph:
+    """Loops over lists known only at run time, whose collected values are read, run at least once."""
+    plan = _plan(graph)
+    if not plan.reads:
+        return graph
+    taken = task_names(graph)
+
+    def rewrite(body: tuple[Node, ...]) -> tuple[Node, ...]:
+        nodes: list[Node] = []
+        for node in body:
+            if isinstance(node, Loop) and node.id in plan.reads:
+                nodes += _run_at_least_once(graph, node, plan, taken)
+            else:
+                nodes.append(node)
+        return tuple(nodes)
+
+    graph = rewrite_bodies(graph, rewrite)
+    return rewrite_bodies(graph, lambda body: tuple(_flagged_reader(node, plan) for node in body))
+
+
+def _plan(graph: StepGraph) -> _Plan:
+    """For each collected value a step reads: the outermost loop around its producer and not around
+    the step, if that loop can be guarded."""
+    plan = _Plan()
+    loops = {node.id: node for body in all_bodies(graph) for node in walk(body) if isinstance(node, Loop)}
+    refused: set[str] = set()
+    for body in all_bodies(graph):
+        around = _loops_around(body)
+        for node in walk(body):
+            if not isinstance(node, (Step, PipelineCall)):
+                continue
+            for value in node.inputs:
+                if value.ref.kind != "collected":
+                    continue
+                outside = [loop for loop in around.get(value.ref.source, ()) if loop not in around[node.name]]
+                if not outside or loops[outside[0]].items.kind == "constant":
+                    continue
+                if isinstance(node, PipelineCall) or not _guardable(loops[outside[0]]):
+                    refused.add(outside[0])
+                plan.reads.setdefault(outside[0], {}).setdefault(value.ref, set()).add(node.name)
+    for sub in graph.subpipelines:  # a returned collected list is read by the caller: not guarded
+        if sub.returns is not None and sub.returns.kind == "collected":
+            refused |= {loop for loop, reads in plan.reads.items() if sub.returns in reads}
+            refused |= {loop.id for loop in loops.values() if any(n.name == sub.returns.source
+                                                                   for n in walk(loop.body))}
+    for loop in refused:
+        plan.reads.pop(loop, None)
+    return plan
+
+
+def _guardable(loop: Loop) -> bool:
+    """Its item type has a filler, and every task of its body can be told not to run."""
+    return loop.item_type in FILLERS and not any(isinstance(n, PipelineCall) for n in walk(loop.body))
+
+
+def _loops_around(body: tuple[Node, ...], enclosing: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
+    """Task name -> the ids of the loops around it, outermost first."""
+    found: dict[str, tuple[str, ...]] = {}
+    for node in body:
+        if isinstance(node, (Step, PipelineCall)):
+            found[node.name] = enclosing
+        elif isinstance(node, Loop):
+            found.update(_loops_around(node.body, enclosing + (node.id,)))
+        else:
+            for branch in getattr(node, "branches", ()):
+                found.update(_loops_around(branch.body, enclosing))
+    return found
+
+
+def _run_at_least_once(graph: StepGraph, loop: Loop, plan: _Plan, taken: set[str]) -> list[Node]:
+    kind = type_of(graph, loop.items)
+    kind = kind if kind.startswith("list") else f"list:{loop.item_type}"
+    base = "".join(c if c.isalnum() else "_" for c in loop.id)
+    code = f"has_items = len(items) > 0\nitems = list(items) if has_items else [{FILLERS[loop.item_type]!r}]\n"
+    step = generated_step(unique_name(f"{base}_items_or_filler", taken), code, (Input("items", loop.items, kind),),
+                          (Output("items", kind), Output("has_items", "bool")), loop.location)
+    flag = plan.flags[loop.id] = Ref("task", step.name, "has_items")
+
+    def told(body: tuple[Node, ...]) -> tuple[Node, ...]:
+        return tuple(replace(n, inputs=n.inputs + (Input(RUN_IF, flag, "bool"),)) if isinstance(n, Step) else n
+                     for n in body)
+
+    return [step, replace(loop, items=Ref("task", step.name, "items"), body=rewrite_body(loop.body, told))]
+
+
+def _flagged_reader(node: Node, plan: _Plan) -> Node:
+    """A step reading a guarded loop's collected values also reads the loop's flag, per variable."""
+    if not isinstance(node, Step):
+        return node
+    extra = []
+    for value in node.inputs:
+        for loop, reads in plan.reads.items():
+            if node.name in reads.get(value.ref, ()):
+                extra.append(Input(EMPTY_UNLESS + value.name, plan.flags[loop], "bool"))
+    return replace(node, inputs=node.inputs + tuple(extra)) if extra else node
+

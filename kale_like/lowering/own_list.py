@@ -1,0 +1,59 @@
+"""A loop's body can read the list the loop runs over, as in Python.
+
+When the KFP driver starts one iteration of a loop, it deletes the loop's list from the inputs the
+iteration's tasks can read (kubeflow/pipelines 2.14-2.17, `backend/src/v2/driver/resolve.go`,
+`resolveInputs`: the iteration driver removes the iterator's items input before setting the item):
+`for x in xs: scale(x, xs)` would fail with "parent DAG does not have input parameter".
+
+The pass gives such a loop a list of its own to run over: a generated step hands the list on, the
+loop runs over that step's output, and the body keeps reading the original, which the driver leaves
+alone. Loops whose items are already made by a generated step (`loop_items.py`) need nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from kale_like.graph.model import ANY, Condition, Input, Loop, Node, Output, PipelineCall, Ref, Step, StepGraph, walk
+from kale_like.lowering.graph_edit import generated_step, rewrite_bodies, task_names, type_of, unique_name
+
+HAND_ON = "items = items\n"
+
+
+def loops_keep_their_list(graph: StepGraph) -> StepGraph:
+    """Every loop whose body reads the loop's own list runs over a copy of it."""
+    taken = task_names(graph)
+
+    def rewrite(body: tuple[Node, ...]) -> tuple[Node, ...]:
+        nodes: list[Node] = []
+        for node in body:
+            if isinstance(node, Loop) and node.items.kind in ("parameter", "task", "item") \
+                    and _reads(node.body, node.items):
+                kind = type_of(graph, node.items)
+                base = "".join(c if c.isalnum() else "_" for c in node.id)
+                copy = generated_step(unique_name(f"{base}_items", taken), HAND_ON,
+                                      (Input("items", node.items, kind if kind != ANY else "list"),),
+                                      (Output("items", kind if kind != ANY else "list"),), node.location)
+                nodes += [copy, replace(node, items=Ref("task", copy.name, "items"))]
+            else:
+                nodes.append(node)
+        return tuple(nodes)
+
+    return rewrite_bodies(graph, rewrite)
+
+
+def _reads(body: tuple[Node, ...], items: Ref) -> bool:
+    """Whether a task or a condition in `body` reads `items`."""
+    for node in walk(body):
+        if isinstance(node, (Step, PipelineCall)) and any(value.ref == items for value in node.inputs):
+            return True
+        if isinstance(node, Loop) and node.items == items:
+            return True
+        if isinstance(node, Condition) and any(b.test is not None and items in _operands(b.test)
+                                               for b in node.branches):
+            return True
+    return False
+
+
+def _operands(test) -> list[Ref]:
+    return list(test.operands) + [ref for inner in test.tests for ref in _operands(inner)]

@@ -1,0 +1,86 @@
+"""Pipelines kale_like compiles mean on a KFP cluster what their Python means.
+
+The local runner models the KFP backend's driver (kale_like/backends/local/driver.py, read from
+kubeflow/pipelines `backend/src/v2/driver/resolve.go`, releases 2.14-2.17): a compiled pipeline that
+would misbehave on a cluster misbehaves the same way here. tests/fixtures/local/cluster_meaning.py
+holds one pipeline per shape that a naive compile gets wrong on a cluster (each cited in the
+lowering pass that fixes it, kale_like/lowering/); every step notes the value and type it received.
+The file run as plain Python is the oracle: the local run of the compiled IR must note the same.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+import kale_like
+from kale_like.surfaces.cli import main
+
+pytestmark = pytest.mark.usefixtures("temp_files_in_tmp_path")
+
+SOURCE = Path(__file__).resolve().parent / "fixtures" / "local" / "cluster_meaning.py"
+
+CASES = [
+    ("untyped_items", {}),  # items of a `-> list` result keep their types (1, "1", True, None, ...)
+    ("dict_values", {}),  # .items() and .values() of a dict parameter with values of several types
+    ("dict_values", {"weights": {"k": True, "n": None}}),
+    ("nested_lists", {}),  # a nested pipeline's collected list, collected by a loop: a list of lists
+    ("empty_loops", {}),  # loops over an empty parameter and an empty step result collect []
+    ("empty_loops", {"xs": [5, 6], "n": 2}),
+    ("own_list", {}),  # the loop body reads the list the loop runs over
+    ("own_list", {"xs": [7]}),
+]
+
+
+def plain_notes(pipeline: str, log: Path, params: dict) -> list[str]:
+    spec = importlib.util.spec_from_file_location("_kl_plain_cluster_meaning", SOURCE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    getattr(module, pipeline)(log=str(log), **params)
+    return sorted(log.read_text(encoding="utf-8").splitlines()) if log.exists() else []
+
+
+@pytest.mark.parametrize(("pipeline", "params"), CASES, ids=[f"{p}-{i}" for i, (p, _) in enumerate(CASES)])
+def test_local_run_notes_what_python_notes(pipeline, params, tmp_path):
+    expected = plain_notes(pipeline, tmp_path / "plain.log", params)
+    log = tmp_path / "run.log"
+    result = kale_like.run(SOURCE, {**params, "log": str(log)}, pipeline=pipeline, store=tmp_path / "store",
+                           cache=False, echo=False)
+    assert result.succeeded, result.error
+    assert sorted(log.read_text(encoding="utf-8").splitlines()) == expected
+
+
+def compiled(pipeline: str, tmp_path: Path) -> dict:
+    out = tmp_path / f"{pipeline}.yaml"
+    assert main([str(SOURCE), "--pipeline", pipeline, "--kfp", "-o", str(out), "--no-dsl", "-q"]) == 0
+    return yaml.safe_load(out.read_text(encoding="utf-8"))
+
+
+def components_reading(spec: dict, prefix: str) -> list[str]:
+    """Components with an input whose name starts with `prefix`."""
+    return [key for key, c in spec["components"].items()
+            if any(n.startswith(prefix) for n in c.get("inputDefinitions", {}).get("parameters", {}))]
+
+
+def test_untyped_items_reach_the_loop_as_text_the_step_decodes(tmp_path):
+    """The loop item is declared STRING (the driver would turn 1 into "1"); the items are JSON texts
+    already, and the step that reads them declares `x` as STRING and decodes it."""
+    spec = compiled("untyped_items", tmp_path)
+    loops = [c for key, c in spec["components"].items() if key.startswith("comp-for-loop")]
+    items = [d for c in loops for n, d in c["inputDefinitions"]["parameters"].items() if n.endswith("loop-item")]
+    assert items and all(d["parameterType"] == "STRING" for d in items)
+    executor = json.dumps(spec["deploymentSpec"]["executors"])
+    assert "json.dumps(item) for item in items" in executor  # the generated step, in a component
+
+
+def test_empty_loop_runs_once_with_a_filler_and_readers_are_told(tmp_path):
+    """Every task of the body, and every reader of the collected list, gets the loop's has_items flag."""
+    spec = compiled("empty_loops", tmp_path)
+    assert sorted(components_reading(spec, "kl_run_if")) == ["comp-see-int", "comp-see-int-2"]
+    assert sorted(components_reading(spec, "kl_empty_unless")) == ["comp-total", "comp-total-2"]
+    roots = spec["root"]["dag"]["tasks"]
+    assert sum(1 for name in roots if name.endswith("items-or-filler")) == 2
