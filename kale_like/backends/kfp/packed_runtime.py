@@ -42,7 +42,7 @@ PARTS: dict[str, tuple[str, ...]] = {
     "save": ("_kl_save_value", "_kl_is_json_exact"),
     "sdk": ("_kl_provide_sdk", "_kl_parallel_map"),
 }
-ALWAYS = frozenset({"run", "span"})
+ALWAYS = frozenset({"run", "span"})  # and every runtime function no part lists
 # how the unpacking lines of a component name the runtime module and hold its compressed source
 RUNTIME_PATTERN = re.compile(r"_kl_name = '(kale_like_runtime_[0-9a-f]{16})'.*?b64decode\(\s*'([A-Za-z0-9+/=]+)'",
                              re.DOTALL)
@@ -68,8 +68,11 @@ def runtime_text() -> str:
 def packed_runtime(parts: frozenset[str]) -> PackedRuntime:
     """The runtime for a step that needs `parts` (the parts in ALWAYS are added)."""
     chosen = tuple(name for name in PARTS if name in parts | ALWAYS)
-    wanted = {function for name in chosen for function in PARTS[name]}
-    source = _functions_source(runtime_text(), wanted)
+    text = runtime_text()
+    listed = {function for functions in PARTS.values() for function in functions}
+    unlisted = {n.name for n in ast.parse(text).body if isinstance(n, ast.FunctionDef)} - listed  # always carried
+    wanted = {function for name in chosen for function in PARTS[name]} | unlisted
+    source = _functions_source(text, wanted)
     digest = hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
     blob = base64.b64encode(zlib.compress(source.encode("utf-8"), 9)).decode("ascii")
     return PackedRuntime(chosen, source, f"kale_like_runtime_{digest}", blob)
