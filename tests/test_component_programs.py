@@ -4,11 +4,9 @@ local runner provides it compiled once, and steps of one function sharing one co
 from __future__ import annotations
 
 import ast
-import base64
 import importlib.util
 import json
 import sys
-import zlib
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ import yaml
 
 import kale_like
 from kale_like import ParallelExecutor, Pipeline
-from kale_like.backends.kfp.packed_runtime import ALWAYS, PARTS, RUNTIME_PATTERN, packed_runtime, runtime_text
+from kale_like.backends.kfp.packed_runtime import ALWAYS, PARTS, RUNTIME_PATTERN, packed_runtime, runtime_text, unpack
 from kale_like.backends.local.ir import PipelineIR, component_program
 
 pytestmark = pytest.mark.usefixtures("temp_files_in_tmp_path")
@@ -79,7 +77,7 @@ def test_a_part_calls_only_its_own_functions_or_those_of_parts_every_step_has():
 
 def test_packed_runtime_unpacks_to_plain_functions_without_docstrings():
     runtime = packed_runtime(frozenset(PARTS))
-    source = zlib.decompress(base64.b64decode(runtime.blob)).decode()
+    source = unpack(runtime.blob)
     assert source == runtime.source
     namespace: dict = {}
     exec(compile(source, "<packed>", "exec"), namespace)

@@ -28,7 +28,9 @@ import ast
 import base64
 import functools
 import hashlib
+import io
 import re
+import tokenize
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,31 +76,35 @@ def packed_runtime(parts: frozenset[str]) -> PackedRuntime:
     wanted = {function for name in chosen for function in PARTS[name]} | unlisted
     source = _functions_source(text, wanted)
     digest = hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
-    blob = base64.b64encode(zlib.compress(source.encode("utf-8"), 9)).decode("ascii")
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)  # raw deflate: no header or checksum to carry
+    blob = base64.b64encode(packer.compress(source.encode("utf-8")) + packer.flush()).decode("ascii")
     return PackedRuntime(chosen, source, f"kale_like_runtime_{digest}", blob)
+
+
+def unpack(blob: str) -> str:
+    """The runtime source a component's blob holds."""
+    return zlib.decompress(base64.b64decode(blob), -15).decode("utf-8")
 
 
 def unpacking_lines(runtime: PackedRuntime, indent: str = "    ") -> list[str]:
     """The component lines that make `_kl` the runtime module: unpacked on first use in a process."""
     return [
-        f"{indent}_kl_name = {runtime.name!r}  # kale_like's step runtime ({', '.join(runtime.parts)}): "
-        "kale_like/runtime/step_runtime.py",
+        f"{indent}_kl_name = {runtime.name!r}  # kale_like's step runtime ({', '.join(runtime.parts)})",
         f"{indent}_kl = __import__('sys').modules.get(_kl_name)",
-        f"{indent}if _kl is None:  # first step of this process: unpack it",
+        f"{indent}if _kl is None:  # unpack it: kale_like/runtime/step_runtime.py, compressed",
         f"{indent}    _kl = __import__('types').ModuleType(_kl_name)",
-        f"{indent}    _kl_source = __import__('zlib').decompress(__import__('base64').b64decode(",
-        f"{indent}        {runtime.blob!r}))",
-        f"{indent}    _kl_builtins = __import__('builtins')  # an argument may be called `compile` or `exec`",
-        f"{indent}    _kl_builtins.exec(_kl_builtins.compile(_kl_source, f'<{{_kl_name}}>', 'exec'), _kl.__dict__)",
+        f"{indent}    _kl_b = __import__('builtins')  # not an argument called `compile` or `exec`",
+        f"{indent}    _kl_b.exec(_kl_b.compile(__import__('zlib').decompress(__import__('base64').b64decode(",
+        f"{indent}        {runtime.blob!r}), -15), f'<{{_kl_name}}>', 'exec'), _kl.__dict__)",
         f"{indent}    __import__('sys').modules[_kl_name] = _kl",
     ]
 
 
 def _functions_source(text: str, wanted: set[str]) -> str:
-    """The top-level functions of `text` named in `wanted`, in file order, without their
-    docstrings, comment-only lines and blank lines (the line numbers of tracebacks are the
-    unpacked module's own)."""
-    lines = text.split("\n")
+    """The top-level functions of `text` named in `wanted`, in file order, without docstrings,
+    comments and blank lines, indented by one space a level (the line numbers of tracebacks are
+    the unpacked module's own)."""
+    lines = _without_comments(text).split("\n")
     tree = ast.parse(text)
     found = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
     missing = wanted - found
@@ -118,7 +124,18 @@ def _functions_source(text: str, wanted: set[str]) -> str:
         first = node.lineno - len(node.decorator_list)
         for number in range(first, node.end_lineno + 1):
             line = lines[number - 1]
-            if number in skip or not line.strip() or line.lstrip().startswith("#"):
+            if number in skip or not line.strip():
                 continue
-            kept.append(line)
+            stripped = line.lstrip(" ")
+            kept.append(" " * ((len(line) - len(stripped)) // 4) + stripped)  # the runtime indents by 4
     return "\n".join(kept) + "\n"
+
+
+def _without_comments(text: str) -> str:
+    """`text` with its comments blanked out (same lines; strings untouched)."""
+    lines = text.split("\n")
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        if token.type == tokenize.COMMENT:
+            row, column = token.start
+            lines[row - 1] = lines[row - 1][:column].rstrip()
+    return "\n".join(lines)

@@ -15,17 +15,15 @@ source in every component) is compiled whole, as it is.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import importlib.util
 import marshal
 import sys
 import threading
 import types
-import zlib
 from pathlib import Path
 
-from kale_like.backends.kfp.packed_runtime import RUNTIME_PATTERN
+from kale_like.backends.kfp.packed_runtime import RUNTIME_PATTERN, unpack
 from kale_like.user_cache import cache_folder, keep
 
 _LOCK = threading.Lock()
@@ -55,7 +53,7 @@ def provide_runtime(program: str, cache_dir: Path | None = None) -> str | None:
         return name
     with _LOCK:
         if name not in sys.modules:
-            source = zlib.decompress(base64.b64decode(blob)).decode("utf-8")
+            source = unpack(blob)
             filename = f"<{name}>"
             module = types.ModuleType(name)
             exec(_compiled(source, filename, cache_dir), module.__dict__)
