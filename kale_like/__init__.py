@@ -26,11 +26,11 @@ def run(source, params=None, **options):
     return _run(source, params, **options)
 
 
-def compile(source, pipeline=None):  # noqa: A001
-    """Compile to KFP v2 IR YAML text; see `kale_like.surfaces.api.compile`."""
+def compile(source, pipeline=None, **options):  # noqa: A001
+    """Compile to KFP v2 IR YAML text; see `kale_like.surfaces.api.compile` (`kfp_version=`)."""
     from kale_like.surfaces.api import compile as _compile
 
-    return _compile(source, pipeline)
+    return _compile(source, pipeline, **options)
 
 
 def show(source, pipeline=None):

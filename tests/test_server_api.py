@@ -640,6 +640,64 @@ def test_a_kfp_server_error_is_reported_with_its_message(api, fake_kfp):
     assert "starting the run failed" in data["message"] and "the database is down" in data["message"]
 
 
+# --------------------------------------------------------------------- target KFP server version
+
+LOOP_IN_EXIT = notebook([
+    ("items = [1, 2]", ["pipeline-parameters"]),
+    ("print('item', item)", ["step:work", "foreach:item:items"]),
+    ("print(pipeline_status['state'])", ["exit-handler"]),
+], {"kubeflow_notebook": {"pipeline_name": "loop-in-exit"}})
+
+
+def test_the_panels_kfp_version_travels_to_compile(api, root):
+    (root / "loop.ipynb").write_text(LOOP_IN_EXIT, encoding="utf-8")
+    code, data = api.post("compile", {"path": "loop.ipynb"})  # the default target, 2.14, cannot run it
+    assert code == 400
+    assert data["message"].startswith("error: loop.ipynb: the exit step 'exit-handler' runs after a group holding a loop")
+    assert "exit step 'exit-handler'" in data["message"] and "--kfp-version 2.15" in data["message"]
+    assert not (root / "loop.yaml").exists()
+    code, data = api.post("compile", {"path": "loop.ipynb", "kfp_version": "2.16"})
+    assert code == 200, data
+    assert data["kfp_version"] == "2.16"
+    assert any("on KFP 2.16" in w for w in data["warnings"])  # the exit step's status may read RUNNING
+    code, data = api.post("compile", {"path": "loop.ipynb", "kfp_version": "2.17"})
+    assert code == 200 and data["kfp_version"] == "2.17" and data["warnings"] == []
+
+
+@pytest.mark.parametrize("route", ["compile", "runs", "upload", "schedule"])
+def test_a_bad_kfp_version_is_a_400_naming_the_setting(api, route):
+    body = {"path": "tiny.ipynb", "kfp_version": "2.9", "host": "http://127.0.0.1:1", "cron": "0 2 * * 0"}
+    code, data = api.post(route, body)
+    assert code == 400, data
+    assert "the KFP server version setting" in data["message"] and "'2.9' is not a KFP server version" in data["message"]
+    code, data = api.post(route, {**body, "kfp_version": 2.15})
+    assert code == 400
+
+
+def test_a_local_run_from_the_panel_follows_the_kfp_version(api, root):
+    (root / "loop.ipynb").write_text(LOOP_IN_EXIT, encoding="utf-8")
+    code, started = api.post("runs", {"path": "loop.ipynb"})
+    assert code == 202
+    status = wait_for_run(api, started["id"])
+    assert status["state"] == "failed" and "on KFP 2.14" in status["message"]
+    code, started = api.post("runs", {"path": "loop.ipynb", "kfp_version": "2.15"})
+    assert code == 202
+    status = wait_for_run(api, started["id"])
+    assert status["state"] == "succeeded", status
+    assert any("on KFP 2.15" in w for w in status["warnings"])
+
+
+def test_upload_checks_the_kfp_version_before_any_network_call(api, root, fake_kfp):
+    (root / "loop.ipynb").write_text(LOOP_IN_EXIT, encoding="utf-8")
+    code, data = api.post("upload", {"path": "loop.ipynb", "host": fake_kfp.url})
+    assert code == 400 and "on KFP 2.14" in data["message"]
+    assert fake_kfp.pipelines == {}
+    code, data = api.post("upload", {"path": "loop.ipynb", "host": fake_kfp.url, "kfp_version": "2.17"})
+    assert code == 200, data
+    assert data["kfp_version"] == "2.17" and data["warnings"] == []
+    assert fake_kfp.violations == []
+
+
 # ---------------------------------------------------------------------------------- ipywidgets
 
 def test_show_draws_the_graph_of_a_notebook():

@@ -37,51 +37,78 @@ def load_graph(source: Any, pipeline: str | None = None) -> StepGraph:
                         "pipeline (.yaml)")
 
 
-def compile(source: Any, pipeline: str | None = None) -> str:  # noqa: A001 - the verb users expect
-    """Compile to KFP v2 IR YAML text (checked structurally)."""
+def compile(source: Any, pipeline: str | None = None, *,  # noqa: A001 - the verb users expect
+            kfp_version: str | None = None) -> str:
+    """Compile to KFP v2 IR YAML text (checked structurally, and against the target KFP server:
+    `kfp_version`, else the pipeline's own, else 2.14)."""
     from kale_like.backends.kfp.compile import compile_graph
     from kale_like.graph.checks import check_graph
 
-    graph = load_graph(source, pipeline)
+    graph = targeting(load_graph(source, pipeline), kfp_version)
     check_graph(graph)
     return compile_graph(graph).yaml_text
 
 
+def targeting(graph: StepGraph, kfp_version: str | None) -> StepGraph:
+    """`graph` targeting `kfp_version` when one is given (it overrides the pipeline's own)."""
+    if kfp_version is None:
+        return graph
+    from kale_like.graph.overrides import apply_overrides
+
+    return apply_overrides(graph, kfp_version=kfp_version, kfp_version_origin="kfp_version=")
+
+
 def pipeline_ir(source: Any, pipeline: str | None = None, graph: StepGraph | None = None,
-                allow_secret_like: bool = False):
-    """The compiled pipeline a local run executes: the YAML file itself, or compiled in memory."""
+                allow_secret_like: bool = False, kfp_version: str | None = None):
+    """The compiled pipeline a local run executes: the YAML file itself, or compiled in memory.
+
+    Either way it is checked against the target KFP server (a YAML file: `kfp_version`, else 2.14)."""
     from kale_like.backends.local.ir import PipelineIR
 
-    if isinstance(source, (str, Path)) and Path(source).suffix in (".yaml", ".yml"):
-        return PipelineIR.from_file(source)
+    if _is_yaml(source):
+        from kale_like.backends.kfp.server_checks import checked_spec
+        from kale_like.kfp_server import ServerVersion
+
+        ir = PipelineIR.from_file(source)
+        checked_spec(ir.spec, ServerVersion.parse(kfp_version, "kfp_version="), ir.source, ir.platform)
+        return ir
     from kale_like.backends.kfp.compile import compile_graph
     from kale_like.graph.checks import check_graph
 
-    graph = graph or load_graph(source, pipeline)
+    graph = targeting(graph or load_graph(source, pipeline), kfp_version)
     check_graph(graph, allow_secret_like)
     return PipelineIR.from_text(compile_graph(graph).yaml_text, str(graph.source))
+
+
+def _is_yaml(source: Any) -> bool:
+    return isinstance(source, (str, Path)) and Path(source).suffix in (".yaml", ".yml")
 
 
 def run(source: Any, params: dict | None = None, *, max_workers: int | None = None, backend: str = "process",
         cache: bool = True, store: str | Path = ".kale_like", echo: bool = True,
         collect_failed_iterations: bool = False, pipeline: str | None = None, observer=None,
-        allow_secret_like: bool = False):
+        allow_secret_like: bool = False, kfp_version: str | None = None):
     """Run a pipeline locally and return its `RunResult` (status, outputs, a report per step).
 
     `source`: a notebook, a .py file, a compiled .yaml, or a `@pipeline` function.
     `params`: argument values, checked against the pipeline's declared parameter types.
+    `kfp_version`: the KFP server release whose behaviour the run follows (and whose compile-time
+    checks apply); it overrides the pipeline's own (notebook metadata, `@pipeline`), default 2.14.
     """
     from kale_like.backends.local.run import BACKENDS, RunConfig, run_pipeline
+    from kale_like.kfp_server import ServerVersion
 
     if backend not in BACKENDS:
         raise KaleLikeError(f"unknown backend '{backend}'", None, "use process or thread")
     if max_workers is not None and max_workers < 1:
         raise KaleLikeError("max_workers must be at least 1", None)
-    ir = pipeline_ir(source, pipeline, allow_secret_like=allow_secret_like)
+    graph = None if _is_yaml(source) else targeting(load_graph(source, pipeline), kfp_version)
+    version = ServerVersion.parse(graph.settings.kfp_version if graph else kfp_version, "kfp_version=")
+    ir = pipeline_ir(source, pipeline, graph=graph, allow_secret_like=allow_secret_like, kfp_version=str(version))
     arguments = typed_arguments(ir, params or {}, allow_secret_like)
     config = RunConfig(store=Path(store), max_workers=max_workers or os.cpu_count() or 1, backend=backend,
                        cache=cache, echo=echo, collect_failed_iterations=collect_failed_iterations,
-                       lineage_context=lineage_context(ir.source))
+                       kfp_version=version, lineage_context=lineage_context(ir.source))
     return run_pipeline(ir, arguments, config, observer)
 
 

@@ -93,6 +93,8 @@ export interface CompileResult {
   yaml_path: string;
   dsl_path: string;
   pipeline: string;
+  /** The KFP server release the pipeline was checked against. */
+  kfp_version: string;
   steps: number;
   bytes: number;
   preview: string;

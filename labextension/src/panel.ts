@@ -28,6 +28,8 @@ export interface PanelSettings {
   defaultImage: string;
   kfpHost: string;
   kfpNamespace: string;
+  /** The KFP server release deployed to ('' = the notebook's own, else 2.14); sent as `kfp_version`. */
+  kfpVersion: string;
   enableByDefault: boolean;
   outputFolder: string;
 }
@@ -36,6 +38,7 @@ export const DEFAULT_SETTINGS: PanelSettings = {
   defaultImage: '',
   kfpHost: '',
   kfpNamespace: '',
+  kfpVersion: '',
   enableByDefault: false,
   outputFolder: ''
 };
@@ -457,7 +460,8 @@ export class PipelinePanel extends Widget {
     const result = await post<CompileResult>('compile', {
       path: pipeline.path,
       output_folder: this.settings.outputFolder,
-      image: this.settings.defaultImage
+      image: this.settings.defaultImage,
+      kfp_version: this.settings.kfpVersion
     });
     this.busy = false;
     this.renderActions();
@@ -473,8 +477,10 @@ export class PipelinePanel extends Widget {
         `Compiled ${data.steps} step${data.steps === 1 ? '' : 's'} to `,
         h('button', { class: 'kl-LinkButton kl-YamlPath', type: 'button', onclick: () => void this.app.commands.execute('docmanager:open', { path: data.yaml_path }) }, data.yaml_path),
         ` (${(data.bytes / 1024).toFixed(1)} KiB) and `,
-        h('button', { class: 'kl-LinkButton', type: 'button', onclick: () => void this.app.commands.execute('docmanager:open', { path: data.dsl_path }) }, data.dsl_path)
+        h('button', { class: 'kl-LinkButton', type: 'button', onclick: () => void this.app.commands.execute('docmanager:open', { path: data.dsl_path }) }, data.dsl_path),
+        h('span', { class: 'kl-KfpVersion' }, `, checked for KFP ${data.kfp_version}`)
       ),
+      ...(data.warnings ?? []).map(w => h('pre', { class: 'kl-Message kl-mod-warning kl-CompileWarning' }, `warning: ${w}`)),
       h('a', { class: 'kl-Download', href: downloadUrl(data.yaml_path), download: data.yaml_path.split('/').pop() }, 'Download the YAML'),
       h('pre', { class: 'kl-Preview' }, data.preview + (data.truncated ? '\n…' : ''))
     );
@@ -486,7 +492,12 @@ export class PipelinePanel extends Widget {
       return;
     }
     this.selectedTask = '';
-    const result = await post<RunStatus>('runs', { path: pipeline.path, params: this.changedParams(), image: this.settings.defaultImage });
+    const result = await post<RunStatus>('runs', {
+      path: pipeline.path,
+      params: this.changedParams(),
+      image: this.settings.defaultImage,
+      kfp_version: this.settings.kfpVersion
+    });
     if (!result.ok) {
       this.runBox.replaceChildren(this.failure('The run did not start', result.data.message ?? ''));
       return;
@@ -647,7 +658,8 @@ export class PipelinePanel extends Widget {
       namespace: this.namespaceInput.value.trim() || this.settings.kfpNamespace,
       params: this.changedParams(),
       output_folder: this.settings.outputFolder,
-      image: this.settings.defaultImage
+      image: this.settings.defaultImage,
+      kfp_version: this.settings.kfpVersion
     };
   }
 

@@ -19,7 +19,7 @@ from typing import Iterator
 import yaml
 
 from kale_like.errors import KaleLikeError, KaleLikeErrors, SourceLocation
-from kale_like.kfp_server import ServerVersion
+from kale_like.kfp_server import SUPPORTED, ServerVersion
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,7 @@ FEATURES: tuple[ServerFeature, ...] = (
         None, "2.17", "the exit step's status holds the group's state before it is final ('RUNNING')",
         "kubeflow/pipelines#13321",
         "kubeflow/pipelines#13321 and #11979, fixed by #13322 (first in 2.17.0); driver/resolve.go "
-        "TaskFinalStatus"),
+        "TaskFinalStatus reads the state metadata/client.go UpdateDAGExecutionsState sets"),
     ServerFeature(
         "cached_oneof", "a `dsl.OneOf` branch whose last step KFP serves from its cache",
         None, None, "a cache hit skips the launcher, the only code that marks the branch complete, so the "
@@ -71,6 +71,25 @@ FEATURES: tuple[ServerFeature, ...] = (
         "UpdateDAGExecutionsState is called by the launcher only; unchanged in 2.17.0"),
 )
 BY_KEY = {feature.key: feature for feature in FEATURES}
+
+
+def markdown_table() -> str:
+    """`FEATURES` as the README shows it (a test keeps the README's copy equal to this)."""
+    rows = ["| shape in the compiled pipeline | refused on | warned on | what an older server does | source |",
+            "|---|---|---|---|---|"]
+    for feature in FEATURES:
+        refused = [v for v in SUPPORTED if feature.needs and not ServerVersion.parse(v).at_least(feature.needs)]
+        warned = [v for v in SUPPORTED if v not in refused and (
+            feature.reliable_from is None or not ServerVersion.parse(v).at_least(feature.reliable_from))]
+        rows.append(f"| {feature.shape} | {_span(refused)} | {_span(warned)} | {feature.on_older} | "
+                    f"{feature.source} |")
+    return "\n".join(rows)
+
+
+def _span(versions: list[str]) -> str:
+    if not versions:
+        return "—"
+    return versions[0] if len(versions) == 1 else f"{versions[0]}–{versions[-1]}"
 _TRIGGERS = ("Selectors", "AsEnv", "taskFinalStatus")  # IR text without any of these needs no parsing
 
 
@@ -231,7 +250,7 @@ def _oneof_branches(name: str, branches: list[str], tasks: dict, components: dic
         nested = [task for task, spec in sorted(inner.items()) if _dag_of(spec, components) is not None]
         if nested:
             yield Finding(BY_KEY["nested_oneof"], nested[0],
-                          f"{name} is set in a branch ('{branch}') that runs {_names(nested)} as a nested DAG",
+                          f"{name} is set in a branch ('{branch}') that runs {_described(nested, body, components)}",
                           _hint_version("2.17", "call the steps directly in that branch, not through a nested "
                                         "pipeline, a loop or an inner if"))
             continue
@@ -269,16 +288,42 @@ def _exit_handlers(component: dict, components: dict) -> Iterator[Finding]:
             loops, nested = _nested_dags(body, components)
             if loops:
                 yield Finding(BY_KEY["loop_in_exit_handler"], loops[0],
-                              f"the exit step '{exit_name}' runs after a group holding the loop{'s' * (len(loops) > 1)} "
-                              f"{_names(loops)}",
-                              _hint_version("2.15", "move the loop into a nested pipeline called after the run, or "
-                                            "drop the exit step"))
+                              f"the exit step '{exit_name}' runs after a group holding "
+                              f"{_described(loops, body, components)}",
+                              _hint_version("2.15", "drop the exit step (on_exit= or the exit-handler cell) or run "
+                                            "the loop in a pipeline of its own"))
             if nested:
                 yield Finding(BY_KEY["exit_status_nested"], exit_name,
                               f"the exit step '{exit_name}' reads the final status of a group holding "
-                              f"{_names(nested)}",
+                              f"{_described(nested, body, components)}",
                               _hint_version("2.17", "do not rely on status['state'] in the exit step (read the "
                                             "outcome from your own outputs)"))
+
+
+def _described(names: list[str], body: dict, components: dict) -> str:
+    """"a loop ('for-loop-2'), an if ('condition-3')": what each nested DAG is, in the user's words."""
+    tasks = _all_tasks(body, components)
+    parts = []
+    for name in names:
+        task = tasks.get(name, {})
+        kind = ("a loop" if "parameterIterator" in task or "artifactIterator" in task
+                else "an if" if name.startswith("condition-") else "a nested pipeline")
+        parts.append(f"{kind} ('{name}')")
+    return ", ".join(parts)
+
+
+def _all_tasks(body: dict, components: dict) -> dict[str, dict]:
+    tasks: dict[str, dict] = {}
+    pending = [body]
+    while pending and len(tasks) < 100_000:
+        dag = pending.pop()
+        for name, task in (dag.get("dag", {}).get("tasks", {}) or {}).items():
+            if name not in tasks:
+                tasks[name] = task
+                inner = _dag_of(task, components)
+                if inner is not None:
+                    pending.append(inner)
+    return tasks
 
 
 def _nested_dags(body: dict, components: dict) -> tuple[list[str], list[str]]:

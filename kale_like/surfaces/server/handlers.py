@@ -4,17 +4,18 @@
 |---|---|---|
 | GET  | `info` | version, the KFP host from the server's environment |
 | POST | `analyze` | `{path, notebook?}`: the step graph, or 400 with the analyzer's messages |
-| POST | `compile` | `{path, output_folder?, image?}`: writes the YAML and DSL module; their paths and a preview |
-| POST | `runs` | `{path, params?, image?}`: starts a local run (202) |
+| POST | `compile` | `{path, output_folder?, image?, kfp_version?}`: writes the YAML and DSL module; their paths and a preview |
+| POST | `runs` | `{path, params?, image?, kfp_version?}`: starts a local run (202) |
 | GET  | `runs/<id>` | its state and per-task status |
 | GET  | `runs/<id>/logs?task=LABEL` | a task's log (its tail) |
 | POST | `runs/<id>/stop` | ends the run and its step processes |
 | GET  | `kfp/status?host=&namespace=` | whether a KFP API answers there (bounded wait) |
-| POST | `upload` | `{path, host, namespace?, run_name?, params?, service_account?}`: upload a version and start a run |
+| POST | `upload` | `{path, host, namespace?, run_name?, params?, service_account?, kfp_version?}`: upload a version and start a run |
 | POST | `schedule/preview` | `{cron}`: KFP's form and the next three fire times |
-| POST | `schedule` | `{path, host, cron, name?, service_account?, ...}`: upload and create a recurring run |
+| POST | `schedule` | `{path, host, cron, name?, service_account?, kfp_version?, ...}`: upload and create a recurring run |
 
-Every verb is `@tornado.web.authenticated` (Jupyter's token or login cookie); POSTs go through
+`kfp_version` (the panel's setting: the KFP server release deployed to) overrides the pipeline's own,
+as `--kfp-version` does; a release kale_like does not model is a 400. Every verb is `@tornado.web.authenticated` (Jupyter's token or login cookie); POSTs go through
 Jupyter's XSRF check. Paths are relative to the server's root and checked by `paths.py`.
 """
 
@@ -42,6 +43,27 @@ def _warm_up() -> None:
     """Import the converter ahead of the first analysis (in a worker thread, after start-up)."""
     import kale_like.frontends.notebook  # noqa: F401
     import kale_like.graph.checks  # noqa: F401
+
+
+def kfp_version(data: dict) -> str:
+    """The request's `kfp_version` ("": the pipeline's own); a non-string is a 400."""
+    value = data.get("kfp_version")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise tornado.web.HTTPError(400, f"'kfp_version' must be a string such as \"2.15\", not {value!r}")
+    return value.strip()
+
+
+def _checked_version(text: str) -> None:
+    from kale_like.errors import KaleLikeError
+    from kale_like.kfp_server import ServerVersion
+    from kale_like.surfaces.server.service import PANEL_VERSION, ServiceError
+
+    try:
+        ServerVersion.parse(text, PANEL_VERSION)
+    except KaleLikeError as error:
+        raise ServiceError(400, f"error: {error.render()}") from None
 
 
 class BaseHandler(APIHandler):
@@ -137,7 +159,7 @@ class CompileHandler(BaseHandler):
             data = self.body()
             path, _ = self.source(data.get("path"))
             result = await self.blocking(compile_source, self.root_dir, path, str(data.get("output_folder") or ""),
-                                         str(data.get("image") or ""))
+                                         str(data.get("image") or ""), kfp_version(data))
             result.pop("graph", None)
             self.reply(result)
 
@@ -162,8 +184,11 @@ class RunsHandler(BaseHandler):
             if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
                 self.reply({"ok": False, "message": "'max_workers' must be a positive integer"}, 400)
                 return
+            version = kfp_version(data)
+            if version:  # checked here so that a bad setting is a 400, not a failed run
+                _checked_version(version)
             run = await self.runs.start(path, relative, {str(k): v for k, v in params.items()},
-                                        str(data.get("image") or ""), workers)
+                                        str(data.get("image") or ""), workers, version)
             self.reply({"ok": True, **run.status()}, 202)
 
         await self.guarded(action)
@@ -229,7 +254,8 @@ class KfpDeployHandler(BaseHandler):
             raise ServiceError(400, "'params' must be an object")
         common = {"root": self.root_dir, "source": path, "host": host, "namespace": str(data.get("namespace") or ""),
                   "params": params, "output_folder": str(data.get("output_folder") or ""),
-                  "image": str(data.get("image") or ""), "service_account": str(data.get("service_account") or "")}
+                  "image": str(data.get("image") or ""), "service_account": str(data.get("service_account") or ""),
+                  "kfp_version": kfp_version(data)}
         return data, common
 
 

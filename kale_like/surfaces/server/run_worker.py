@@ -52,17 +52,22 @@ def main(argv: list[str]) -> int:
 
 def _run(spec: dict) -> int:
     from kale_like.backends.kfp.compile import compile_graph
+    from kale_like.backends.kfp.server_checks import server_warnings
     from kale_like.backends.local.ir import PipelineIR
     from kale_like.backends.local.run import RunConfig, run_pipeline
+    from kale_like.kfp_server import ServerVersion
     from kale_like.surfaces.api import lineage_context, typed_arguments
     from kale_like.surfaces.server.service import load_for_compile
 
     source = Path(spec["source"])
-    graph, warnings = load_for_compile(source, spec.get("image", ""))
-    ir = PipelineIR.from_text(compile_graph(graph).yaml_text, str(source))
+    graph, warnings = load_for_compile(source, spec.get("image", ""), spec.get("kfp_version") or "")
+    text = compile_graph(graph).yaml_text  # refuses what the target KFP server cannot run
+    warnings += server_warnings(text, graph)
+    ir = PipelineIR.from_text(text, str(source))
     arguments = typed_arguments(ir, spec.get("params") or {})
     config = RunConfig(store=Path(spec["store"]), max_workers=int(spec.get("max_workers") or os.cpu_count() or 1),
                        backend=spec.get("backend", "process"), cache=bool(spec.get("cache", True)), echo=False,
+                       kfp_version=ServerVersion.parse(graph.settings.kfp_version),
                        lineage_context=lineage_context(str(source)))
     emit({"event": "started", "pipeline": graph.settings.name, "warnings": warnings,
           "steps": [s.name for s in graph.steps]})

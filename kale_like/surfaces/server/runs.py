@@ -77,10 +77,10 @@ class RunManager:
         self.followers: set[asyncio.Task] = set()
 
     async def start(self, source_path: Path, relative: str, params: dict, image: str = "",
-                    max_workers: int | None = None) -> LocalRun:
+                    max_workers: int | None = None, kfp_version: str = "") -> LocalRun:
         run = LocalRun(uuid.uuid4().hex[:12], relative, source_path.parent / ".kale_like")
         spec = {"source": str(source_path), "params": params, "image": image, "store": str(run.store),
-                "max_workers": max_workers or os.cpu_count() or 1}
+                "max_workers": max_workers or os.cpu_count() or 1, "kfp_version": kfp_version}
         spec_path = self.scratch / f"{run.id}.json"
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
         run.stderr_path = self.scratch / f"{run.id}.stderr"

@@ -150,8 +150,10 @@ def output_paths(root: str, source: Path, output_folder: str = "") -> tuple[Path
     return folder / f"{source.stem}.yaml", folder / f"{source.stem}_kfp.py"
 
 
-def load_for_compile(source: Path, image: str = ""):
-    """The graph to compile: the saved file, with the panel's default image when the notebook sets none."""
+def load_for_compile(source: Path, image: str = "", kfp_version: str = ""):
+    """The graph to compile: the saved file, with the panel's default image when the notebook sets none,
+    and the panel's KFP server version when one is set (it overrides the pipeline's own, as
+    `--kfp-version` does: the panel's setting names the server the user deploys to)."""
     from kale_like.graph.checks import check_graph
     from kale_like.graph.overrides import apply_overrides
     from kale_like.surfaces.api import load_graph
@@ -159,8 +161,13 @@ def load_for_compile(source: Path, image: str = ""):
     graph = load_graph(source)
     if image and not _notebook_sets_image(source):
         graph = apply_overrides(graph, image=image)
+    if kfp_version.strip():
+        graph = apply_overrides(graph, kfp_version=kfp_version, kfp_version_origin=PANEL_VERSION)
     warnings = list(graph.warnings) + check_graph(graph)
     return graph, warnings
+
+
+PANEL_VERSION = "the KFP server version setting (Settings → kale_like pipelines)"
 
 
 def _notebook_sets_image(source: Path) -> bool:
@@ -173,9 +180,13 @@ def _notebook_sets_image(source: Path) -> bool:
     return isinstance(meta, dict) and bool(meta.get("base_image") or meta.get("docker_image"))
 
 
-def compile_source(root: str, source: Path, output_folder: str = "", image: str = "") -> dict:
-    """Compile the saved source to KFP YAML (and the DSL module) next to it; paths and a preview."""
+def compile_source(root: str, source: Path, output_folder: str = "", image: str = "",
+                   kfp_version: str = "") -> dict:
+    """Compile the saved source to KFP YAML (and the DSL module) next to it; paths and a preview.
+
+    What the target KFP server cannot run is a 400 naming the task; what it may get wrong is a warning."""
     from kale_like.backends.kfp.compile import compile_graph, write_outputs
+    from kale_like.backends.kfp.server_checks import server_warnings
 
     yaml_path, dsl_path = output_paths(root, source, output_folder)
     display = relative_to_root(root, source)
@@ -184,9 +195,10 @@ def compile_source(root: str, source: Path, output_folder: str = "", image: str 
         return text.replace(str(source), display)
 
     try:
-        graph, warnings = load_for_compile(source, image)
+        graph, warnings = load_for_compile(source, image, kfp_version)
         with _COMPILE_LOCK:
             compiled = compile_graph(graph, yaml_path.name)
+        warnings += server_warnings(compiled.yaml_text, graph)
         write_outputs(compiled, yaml_path, dsl_path)
     except KaleLikeError as error:
         raise analyzer_error(error, fix) from None
@@ -200,6 +212,7 @@ def compile_source(root: str, source: Path, output_folder: str = "", image: str 
         "yaml_path": relative_to_root(root, yaml_path),
         "dsl_path": relative_to_root(root, dsl_path),
         "pipeline": graph.settings.name,
+        "kfp_version": graph.settings.kfp_version,
         "steps": len(graph.all_steps),
         "bytes": len(text.encode()),
         "preview": text[:6000],
@@ -275,13 +288,13 @@ class _Uploaded:
 
 
 def _compile_and_upload(root: str, source: Path, host: str, namespace: str, params: dict | None,
-                        output_folder: str, image: str, service_account: str) -> _Uploaded:
+                        output_folder: str, image: str, service_account: str, kfp_version: str = "") -> _Uploaded:
     """Compile the saved source, check the run arguments, upload a new version; the run's service
     account is the request's, else the pipeline's own (notebook metadata / @pipeline)."""
     from kale_like.backends.kfp import deploy
     from kale_like.graph.overrides import checked_service_account
 
-    compiled = compile_source(root, source, output_folder, image)
+    compiled = compile_source(root, source, output_folder, image, kfp_version)
     graph = compiled.pop("graph")
     arguments = typed_params(graph, params or {})
     try:
@@ -302,13 +315,14 @@ def _compile_and_upload(root: str, source: Path, host: str, namespace: str, para
 
 def upload_and_run(root: str, source: Path, host: str, namespace: str = "", run_name: str = "",
                    params: dict | None = None, output_folder: str = "", image: str = "",
-                   service_account: str = "") -> dict:
+                   service_account: str = "", kfp_version: str = "") -> dict:
     """Compile, upload a new version, start a run of it; the run's link."""
     import time
 
     from kale_like.backends.kfp import deploy
 
-    up = _compile_and_upload(root, source, host, namespace, params, output_folder, image, service_account)
+    up = _compile_and_upload(root, source, host, namespace, params, output_folder, image, service_account,
+                             kfp_version)
     settings = up.graph.settings
     name = run_name.strip() or f"{settings.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
@@ -320,7 +334,8 @@ def upload_and_run(root: str, source: Path, host: str, namespace: str = "", run_
             "version_id": up.version.version_id, "version_name": up.version.version_name, "run_id": run_id,
             "run_name": name, "experiment": settings.experiment or "Default",
             "run_url": deploy.ui_link(up.target, run_id), "host": up.target.host,
-            "service_account": up.service_account or ""}
+            "service_account": up.service_account or "", "kfp_version": up.compiled["kfp_version"],
+            "warnings": up.compiled["warnings"]}
 
 
 def cron_preview(expression: str) -> dict:
@@ -338,14 +353,15 @@ def cron_preview(expression: str) -> dict:
 
 def schedule(root: str, source: Path, host: str, cron: str, namespace: str = "", name: str = "",
              params: dict | None = None, output_folder: str = "", image: str = "", max_concurrency: int = 1,
-             enabled: bool = True, service_account: str = "") -> dict:
+             enabled: bool = True, service_account: str = "", kfp_version: str = "") -> dict:
     """Compile, upload a new version and create a recurring run of it."""
     from kale_like.backends.kfp import deploy
 
     preview = cron_preview(cron)  # checked before any network call
     if int(max_concurrency) < 1:
         raise ServiceError(400, "max concurrency must be at least 1")
-    up = _compile_and_upload(root, source, host, namespace, params, output_folder, image, service_account)
+    up = _compile_and_upload(root, source, host, namespace, params, output_folder, image, service_account,
+                             kfp_version)
     job_name = name.strip() or f"{up.graph.settings.name}-schedule"
     try:
         job = deploy.schedule(up.client, up.target, up.experiment, job_name, preview["kfp_cron"], up.version,
@@ -354,7 +370,8 @@ def schedule(root: str, source: Path, host: str, cron: str, namespace: str = "",
         raise _deploy_failure(error) from None
     return {"ok": True, "recurring_run_id": job, "name": job_name, "kfp_cron": preview["kfp_cron"],
             "next": preview["next"], "host": up.target.host, "yaml_path": up.compiled["yaml_path"],
-            "version_name": up.version.version_name, "service_account": up.service_account or ""}
+            "version_name": up.version.version_name, "service_account": up.service_account or "",
+            "kfp_version": up.compiled["kfp_version"], "warnings": up.compiled["warnings"]}
 
 
 def _deploy_failure(error) -> ServiceError:
