@@ -156,7 +156,8 @@ def run_pipeline(ir: PipelineIR, arguments: dict | None = None, config: RunConfi
     pool = ProcessWorkers(workers) if config.backend == "process" else ThreadWorkers(workers)
     executor = _TaskExecutor(ir, root, config, pool, observe)
     runner = DagRunner(ir, executor.execute, observe, max_in_flight=max(1, config.max_workers) * 4,
-                       collect_failed_iterations=config.collect_failed_iterations)
+                       collect_failed_iterations=config.collect_failed_iterations,
+                       kfp_version=ServerVersion.parse(config.kfp_version), run_name=run_name(ir, run_id))
     try:
         outcome = runner.run_dag("root", parameters, {}, "root")
     except KeyboardInterrupt:
@@ -177,6 +178,13 @@ def run_pipeline(ir: PipelineIR, arguments: dict | None = None, config: RunConfi
     outputs = {**outcome.parameters, **{k: [a["uri"] for a in v] for k, v in outcome.artifacts.items()}}
     ordered = list(reports.values())
     return RunResult(run_id, ir.name, status, outputs, ordered, root, outcome.error, runner.warnings)
+
+
+def run_name(ir: PipelineIR, run_id: str) -> str:
+    """The run's resource name as a driver reports it (`pipelineJobResourceName`): on a cluster the
+    Argo Workflow's name, the pipeline's name and a random suffix; here the run id's random part."""
+    name = re.sub(r"[^a-z0-9-]+", "-", ir.name.lower()).strip("-") or "pipeline"
+    return f"{name}-{run_id.rsplit('-', 1)[-1]}"
 
 
 def _first_program(ir: PipelineIR) -> str:
@@ -249,7 +257,7 @@ class _TaskExecutor:
         cacheable = (self.config.cache and bool(task.get("cachingOptions", {}).get("enableCache"))
                      and not final_status)  # an exit step reports this run's outcome: never from the cache
         key = ""
-        base = _KeyBase(program, function, inputs, spec) if cacheable else None
+        base = _KeyBase(self.ir.name, program, function, inputs, spec) if cacheable else None
         if cacheable and self._hashes_pending(artifacts) and self._never_stored(base, artifacts):
             pass  # no cache record can match, whatever the inputs hash to: run without waiting for their hashes
         elif cacheable:
@@ -450,11 +458,13 @@ BACKGROUND_HASH_BYTES = 16 << 20  # outputs at least this large are hashed while
 
 
 class _KeyBase:
-    """What a task's cache key hashes besides its inputs' content: the program, the function, the
-    parameters (hashed, in this order) and the output definitions (hashed last)."""
+    """What a task's cache key hashes besides its inputs' content: the pipeline's name (a KFP server
+    looks cache hits up per pipeline: driver/cache.go `getFingerPrintsAndID`), the program, the
+    function, the parameters (hashed, in this order) and the output definitions (hashed last)."""
 
-    def __init__(self, program: str, function: str, parameters: dict, spec: dict):
+    def __init__(self, pipeline: str, program: str, function: str, parameters: dict, spec: dict):
         self.digest = hashlib.sha256()
+        self.digest.update(f"{pipeline}\0".encode())
         self.digest.update(program.encode())
         self.digest.update(function.encode())
         self.digest.update(json.dumps(parameters, sort_keys=True, default=str).encode())
