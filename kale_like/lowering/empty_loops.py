@@ -11,7 +11,7 @@ Branching around the loop does not help before KFP 2.17: a branch that holds a l
 complete, so a `OneOf` over it finds no branch that ran (kubeflow/pipelines#13322), and a branch
 that only reads the collected list resolves that input before it tests its condition
 (driver/dag.go, `DAG`). So the loop always runs at least once instead: a generated step hands the
-loop its list, or one filler item when the list is empty, and says which (`has_items`). Every task
+loop its list, or one filler item when the list is empty, and another says which (`has_items`). Every task
 of the loop's body receives that flag (`_kl_run_if`) and, when it is false, runs none of the user's
 code and returns empty values; every task that reads what the loop collected receives it too
 (`_kl_empty_unless__<name>`) and then reads `[]`. The step runtime does both (step_runtime.py).
@@ -113,19 +113,23 @@ def _loops_around(body: tuple[Node, ...], enclosing: tuple[str, ...] = ()) -> di
 
 
 def _run_at_least_once(graph: StepGraph, loop: Loop, plan: _Plan, taken: set[str]) -> list[Node]:
+    """Two generated steps (one output each: kfp.local cannot loop over one of several outputs) and the
+    loop over the first one's list, each task of its body told whether the items are real."""
     kind = type_of(graph, loop.items)
     kind = kind if kind.startswith("list") else f"list:{loop.item_type}"
     base = "".join(c if c.isalnum() else "_" for c in loop.id)
-    code = f"has_items = len(items) > 0\nitems = list(items) if has_items else [{FILLERS[loop.item_type]!r}]\n"
-    step = generated_step(unique_name(f"{base}_items_or_filler", taken), code, (Input("items", loop.items, kind),),
-                          (Output("items", kind), Output("has_items", "bool")), loop.location)
-    flag = plan.flags[loop.id] = Ref("task", step.name, "has_items")
+    filler = FILLERS[loop.item_type]
+    looped = generated_step(unique_name(f"{base}_items_or_filler", taken), f"looped = list(items) or [{filler!r}]\n",
+                            (Input("items", loop.items, kind),), (Output("looped", kind),), loop.location)
+    test = generated_step(unique_name(f"{base}_has_items", taken), "has_items = len(items) > 0\n",
+                          (Input("items", loop.items, kind),), (Output("has_items", "bool"),), loop.location)
+    flag = plan.flags[loop.id] = Ref("task", test.name, "has_items")
 
     def told(body: tuple[Node, ...]) -> tuple[Node, ...]:
         return tuple(replace(n, inputs=n.inputs + (Input(RUN_IF, flag, "bool"),)) if isinstance(n, Step) else n
                      for n in body)
 
-    return [step, replace(loop, items=Ref("task", step.name, "items"), body=rewrite_body(loop.body, told))]
+    return [looped, test, replace(loop, items=Ref("task", looped.name, "looped"), body=rewrite_body(loop.body, told))]
 
 
 def _flagged_reader(node: Node, plan: _Plan) -> Node:

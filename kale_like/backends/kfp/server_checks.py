@@ -13,6 +13,7 @@ changed it is named with the issue or pull request).
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -90,7 +91,6 @@ def _span(versions: list[str]) -> str:
     if not versions:
         return "—"
     return versions[0] if len(versions) == 1 else f"{versions[0]}–{versions[-1]}"
-_TRIGGERS = ("Selectors", "AsEnv", "taskFinalStatus")  # IR text without any of these needs no parsing
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,14 +149,57 @@ server_warnings = check_compiled  # the surfaces print what the compile path ret
 
 @functools.lru_cache(maxsize=8)
 def _documents(text: str) -> tuple[dict, dict]:
-    if not any(trigger in text for trigger in _TRIGGERS):
-        return {}, {}
+    """The pipeline spec (without its executors) and the platform document of compiled YAML, each
+    parsed only when it holds what a check reads.
+
+    Parsing YAML is slow (~1 s a MB) and compiling a large pipeline again from the cache takes a
+    fraction of a second: the executors (each step's code, most of the bytes) are cut out first, and
+    the platform document (every step's Kubernetes settings) is read only when it has an `optional`."""
+    head, separator, tail = text.partition("\n---\n")
+    spec: dict = {}
+    platform = _load(tail) if separator and "optional:" in tail else {}
+    if platform:  # the messages name the tasks that run each executor: every component is needed
+        spec = _load(_without_executors(head)) or _load(head)
+    elif "Selectors" in head or "taskFinalStatus" in head:
+        spec = _load(_dags_only(_without_executors(head))) or _load(head)
+    return spec, platform if "platforms" in platform else {}
+
+
+def _load(text: str) -> dict:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    documents = [d for d in yaml.load_all(text, Loader=loader) if isinstance(d, dict)]
-    if not documents:
-        return {}, {}
-    platform = next((d for d in documents[1:] if "platforms" in d), {})
-    return documents[0], platform
+    try:
+        document = yaml.load(text, Loader=loader)
+    except yaml.YAMLError:
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+_TOP_LEVEL = re.compile(r"^\S", re.MULTILINE)
+
+
+def _dags_only(text: str) -> str:
+    """`text` with only the DAG components under `components:` (kfp writes each component's keys
+    sorted, so a DAG component's first line is `dag:`); a check treats a missing one as a step."""
+    lines = text.split("\n")
+    kept: list[str] = []
+    inside, keep = False, True
+    for index, line in enumerate(lines):
+        if line and not line.startswith(" "):
+            inside, keep = line == "components:", True
+        elif inside and line.startswith("  ") and not line.startswith("   "):
+            keep = index + 1 < len(lines) and lines[index + 1] == "    dag:"
+        if keep:
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def _without_executors(text: str) -> str:
+    """`text` without the top-level `deploymentSpec:` block (every line below it is indented)."""
+    start = text.find("\ndeploymentSpec:\n")
+    if start < 0:
+        return text
+    end = _TOP_LEVEL.search(text, start + len("\ndeploymentSpec:\n"))
+    return text[:start + 1] + (text[end.start():] if end else "")
 
 
 # ---------------------------------------------------------------------------------------------
