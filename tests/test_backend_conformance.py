@@ -165,6 +165,14 @@ def test_literal_inputs_are_checked_from_2_16(version, refused):
 #    (`delete(inputs.ParameterValues, itemsInput)`), resolveInputParameter (2.14-2.17)
 
 
+def test_a_task_in_the_loop_reading_the_loops_own_list_fails(run):
+    result = run("loops", "body_reads_the_loop_list")
+    assert not result.succeeded
+    message = failed(result)["length[0]"]
+    assert "parent DAG does not have input parameter pipelinechannel--make-list-Output" in message
+    assert "pass the list into the loop body as another parameter" in message
+
+
 def test_a_task_in_the_loop_reading_another_list_runs(run):
     result = run("loops", "body_reads_a_pipeline_list")
     assert result.succeeded, result.error

@@ -328,10 +328,11 @@ def parent_input(name: str, parent: dict, iteration_items: str | None, version: 
 def iteration_inputs(loop_inputs: dict, iterator: dict, item: Any) -> tuple[dict, str | None]:
     """An iteration DAG's inputs: the loop DAG's inputs less the list looped over, plus the item
     (driver/resolve.go `resolveInputs`, iteration driver branch). Returns (inputs, deleted name)."""
-    # Not modelled yet: the deletion of the list (kale_like's compiler still writes loop bodies that read it)
-    inputs = dict(loop_inputs)
+    items_spec = iterator.get("items", {})
+    deleted = items_spec.get("inputParameter") or iterator["itemInput"]
+    inputs = {k: v for k, v in loop_inputs.items() if k != deleted}
     inputs[iterator["itemInput"]] = item
-    return inputs, None
+    return inputs, (items_spec.get("inputParameter") or None)
 
 
 def loop_items(value: Any, item_input: str, version: ServerVersion) -> list:
