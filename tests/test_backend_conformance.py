@@ -196,6 +196,18 @@ def test_collected_through_a_nested_pipeline_in_a_loop_is_flat(run):
     assert output(result, "gather") == [100, 200, 1000, 2000]
 
 
+def test_collected_over_an_empty_loop_fails_the_consumer_not_the_loop(run):
+    # iteration_count 0: resolveUpstreamParameters follows the loop DAG like a plain DAG, into a
+    # sub-task that does not exist ("subTaskName, ..., not in tasks").
+    result = run("loops", "empty_loop_collected", n=0)
+    assert not result.succeeded
+    errors = failed(result)
+    assert list(errors) == ["gather"]
+    assert "subTaskName, times, not in tasks" in errors["gather"]
+    assert "ran no iterations" in errors["gather"]
+    assert run("loops", "empty_loop_collected", store="two", n=2).succeeded
+
+
 def test_an_empty_loop_nobody_reads_succeeds(run):
     result = run("loops", "empty_loop_alone", n=0)
     assert result.succeeded, result.error

@@ -440,8 +440,6 @@ def upstream_output(producer_name: str, producer: Produced | None, key: str, dag
     while current.kind != "container":
         if current.kind == "loop" and current.iterations:
             return collect(current, key, dag_outputs, artifact, version)
-        if current.kind == "loop":  # not modelled yet: the consumer of an empty loop fails on a cluster
-            return []
         sub, key = producer_task(current, key, dag_outputs, artifact, version)
         child = current.children.get(sub)
         if child is None:
