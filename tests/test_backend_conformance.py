@@ -311,6 +311,15 @@ def test_exit_handler_after_a_fully_cached_body_sees_running(run):
     assert _status(again)["state"] == "RUNNING"
 
 
+@pytest.mark.parametrize("version, state", [("2.14", "RUNNING"), ("2.16", "RUNNING"), ("2.17", "COMPLETE")])
+def test_exit_handler_around_only_a_nested_pipeline(run, version, state):
+    # The exit-handler DAG's only task is a nested pipeline: its step updates the nested DAG, and only
+    # from 2.17.0 does that state reach the exit-handler DAG (metadata/client.go UpdateDAGExecutionsState).
+    result = run("branches", "exit_handler_around_a_nested_pipeline", version=version)
+    assert result.succeeded, result.error
+    assert _status(result)["state"] == state
+
+
 # ---------------------------------------------------------------------------
 # The version
 

@@ -1,10 +1,12 @@
 """Interpret a KFP v2 pipeline spec: DAGs, ParallelFor, If/Elif/Else, Collected, OneOf, nested DAGs.
 
-The semantics are KFP's, read from the IR: a task runs when the tasks it depends on have finished;
-a task with a trigger condition (CEL) runs only if it holds, otherwise it and the tasks that need
-its outputs are skipped; an iterator task runs its DAG once per item (at most `parallelismLimit` at
-a time) and its DAG outputs become lists (Collected, flattened over nested loops); a `valueFromOneof`
-output takes the branch that ran. Executor tasks run on a pool of threads or worker processes;
+The semantics are the KFP backend's, read from the IR: a task runs when the tasks it depends on have
+finished; a task with a trigger condition (CEL) runs only if it holds, otherwise it and the tasks that
+need its outputs are skipped; an iterator task runs its DAG once per item (at most `parallelismLimit`
+at a time). What each task's driver does before it runs -- resolving and type-checking its inputs,
+Collected, dsl.OneOf, the exit handler's final status, and the ML Metadata states those read -- is
+modelled in `driver.py` for the KFP server version targeted; this module walks the DAGs and asks it.
+Executor tasks run on a pool of threads or worker processes;
 DAG bookkeeping runs on the calling side: a DAG's ready tasks on at most `max_in_flight` threads
 (the only runnable one on the DAG's own thread), a loop's iterations on at most its width of
 runner threads, so thread counts follow the pipeline's width, not its size.
