@@ -253,6 +253,8 @@ class PipelineSettings:
     pip_index_urls: tuple[str, ...] = ()
     service_account: str = ""  # the run's pods' Kubernetes service account ("": the namespace's default)
     kfp_version: str = str(DEFAULT_KFP_SERVER)  # the KFP server release line targeted (ServerVersion, parsed)
+    # the largest Argo Workflow object the cluster stores (etcd's default request limit, 1.5 MiB); 0: not checked
+    max_workflow_bytes: int = 1_572_864
 
 
 @dataclass(frozen=True, slots=True)

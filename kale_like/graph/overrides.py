@@ -44,6 +44,7 @@ def apply_overrides(
     service_account: str | None = None,
     kfp_version: str | None = None,
     kfp_version_origin: str = "--kfp-version",
+    max_workflow_bytes: int | None = None,
 ) -> StepGraph:
     """Return `graph` with the given settings replaced; only what is given changes.
 
@@ -65,6 +66,8 @@ def apply_overrides(
                                                                              None))
     if kfp_version is not None:
         settings = replace(settings, kfp_version=str(ServerVersion.parse(kfp_version, kfp_version_origin)))
+    if max_workflow_bytes is not None:
+        settings = replace(settings, max_workflow_bytes=max_workflow_bytes)
     if not _PIPELINE_NAME.match(settings.name):
         raise KaleLikeError(
             f"pipeline name '{settings.name}' is not valid for Kubeflow Pipelines",

@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     kfp.add_argument("--disabled", action="store_true", help="create the recurring run disabled")
     kfp.add_argument("--service-account", help="Kubernetes service account the run's pods use (overrides the "
                                                "notebook's or @pipeline's service_account)")
+    parser.add_argument("--max-workflow-size", metavar="SIZE",
+                        help="refuse a pipeline whose Argo Workflow on the cluster would be larger (bytes, or 1.5MiB, "
+                             "2MB...; default 1.5MiB, etcd's default limit; 0: no check)")
     parser.add_argument("--allow-secret-like-params", action="store_true",
                         help="accept pipeline parameters whose name or value looks like a credential")
     parser.add_argument("--run", action="store_true", help="run the pipeline locally (a .yaml too)")
@@ -277,7 +280,16 @@ def _apply_cli_overrides(graph, args: argparse.Namespace):
         cache=False if args.disable_caching else None,
         service_account=args.service_account,
         kfp_version=args.kfp_version,
+        max_workflow_bytes=_size(args.max_workflow_size),
     )
+
+
+def _size(text: str | None) -> int | None:
+    if text is None:
+        return None
+    from kale_like.backends.kfp.workflow_size import parse_size
+
+    return parse_size(text, "--max-workflow-size")
 
 
 def _compile(graph, source: Path, args: argparse.Namespace):

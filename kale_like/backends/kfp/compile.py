@@ -9,11 +9,14 @@ Compiling is a pure function of the generated module's text (which embeds the kf
 header code) and the versions of the libraries that write the YAML, and it costs ~20 ms a step
 (most of it kfp's pure-Python YAML writer): the YAML is kept in the user's cache folder under a
 hash of both, and a later compile of the same module reads it back. The structural check runs on
-every compile, cached or not.
+every compile, cached or not, and so does the size check: a pipeline whose Argo Workflow would be
+larger than the cluster stores is refused (`workflow_size.py`; the Workflow's shape is kept beside
+the YAML).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.metadata
@@ -25,10 +28,13 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from kale_like.backends.kfp.dsl_codegen import generate_module
 from kale_like.backends.kfp.server_checks import check_compiled
 from kale_like.backends.kfp.stable_header import _kl_stable_header
 from kale_like.backends.kfp.validate import check_pipeline_spec
+from kale_like.backends.kfp.workflow_size import WorkflowShape, check_workflow_size, workflow_shape
 from kale_like.errors import InternalError
 from kale_like.graph.model import StepGraph
 from kale_like.user_cache import cache_folder, keep
@@ -53,11 +59,12 @@ def compile_graph(graph: StepGraph, yaml_name: str = "pipeline.yaml") -> Compile
     path = _kept_path(source)
     text = _read_kept(path)
     problems = check_pipeline_spec(text) if text is not None else []
+    shape = _read_shape(path) if text is not None else None
     if text is None or problems:  # not kept yet, or kept by a kale_like whose check was laxer
-        text = _compile_source(source)
+        text, shape = _compile_source(source)
         problems = check_pipeline_spec(text)
         if not problems and path is not None:
-            _keep(path, text)
+            _keep(path, text, shape)
     if problems:
         kept = _keep_for_bug_report(source, text)
         raise InternalError(
@@ -65,16 +72,47 @@ def compile_graph(graph: StepGraph, yaml_name: str = "pipeline.yaml") -> Compile
             f"the files in {kept}):\n" + "\n".join(problems)
         )
     check_compiled(text, graph)  # refuses what the targeted KFP server cannot run (server_checks.py)
+    if shape is None:  # kept by a kale_like that did not keep the Workflow's shape
+        shape = _shape_of_text(text)
+        if path is not None:
+            keep(_shape_path(path), shape.to_json().encode("utf-8"))
+    check_workflow_size(shape, graph.settings.max_workflow_bytes, graph.settings.kfp_version, graph.source)
     return CompiledPipeline(text, source)
 
 
-def _compile_source(source: str) -> str:
+def _compile_source(source: str) -> tuple[str, WorkflowShape]:
+    """The YAML, and the shape of the Workflow the KFP backend will make of it (from the documents
+    kfp writes, caught on their way to the YAML writer: parsing the YAML back costs ~0.5 s a MB)."""
     with tempfile.TemporaryDirectory(prefix="kale_like_") as scratch:
         module_path = Path(scratch) / "generated_pipeline.py"
         module_path.write_text(source, encoding="utf-8")
         yaml_path = Path(scratch) / "pipeline.yaml"
-        _compile_module(module_path, yaml_path)
-        return _kl_stable_header(yaml_path.read_text(encoding="utf-8"))
+        documents = _compile_module(module_path, yaml_path)
+        text = _kl_stable_header(yaml_path.read_text(encoding="utf-8"))
+    if not documents:  # a kfp that writes its YAML some other way
+        return text, _shape_of_text(text)
+    platform = next((d for d in documents[1:] if isinstance(d, dict) and "platforms" in d), None)
+    return text, workflow_shape(documents[0], platform)
+
+
+def _shape_of_text(text: str) -> WorkflowShape:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    documents = [d for d in yaml.load_all(text, Loader=loader) if d]
+    platform = next((d for d in documents[1:] if isinstance(d, dict) and "platforms" in d), None)
+    return workflow_shape(documents[0], platform)
+
+
+def _shape_path(path: Path) -> Path:
+    return path.with_suffix(".workflow.json")
+
+
+def _read_shape(path: Path | None) -> WorkflowShape | None:
+    if path is None:
+        return None
+    try:
+        return WorkflowShape.from_json(_shape_path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 @functools.lru_cache(maxsize=1)
@@ -116,15 +154,17 @@ def _read_kept(path: Path | None) -> str | None:
     return text
 
 
-def _keep(path: Path, text: str) -> None:
-    """Keep it, then let only the KEPT_PIPELINES most recently used stay (each notebook edit makes
-    a new key)."""
+def _keep(path: Path, text: str, shape: WorkflowShape) -> None:
+    """Keep it (and its Workflow's shape beside it), then let only the KEPT_PIPELINES most recently
+    used stay (each notebook edit makes a new key)."""
     if not keep(path, text.encode("utf-8")):
         return
+    keep(_shape_path(path), shape.to_json().encode("utf-8"))
     try:
         kept = sorted(path.parent.glob("*.yaml"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in kept[KEPT_PIPELINES:]:
             old.unlink(missing_ok=True)
+            _shape_path(old).unlink(missing_ok=True)
     except OSError:
         pass  # another process evicting at the same time
 
@@ -136,7 +176,8 @@ def write_outputs(compiled: CompiledPipeline, yaml_path: Path, dsl_path: Path | 
         _atomic_write(dsl_path, compiled.dsl_source)
 
 
-def _compile_module(module_path: Path, yaml_path: Path) -> None:
+def _compile_module(module_path: Path, yaml_path: Path) -> list:
+    """Import the module, have kfp compile its pipeline to `yaml_path`; the documents kfp wrote."""
     from kfp import compiler
 
     name = f"_kale_like_generated_{uuid.uuid4().hex}"
@@ -144,8 +185,11 @@ def _compile_module(module_path: Path, yaml_path: Path) -> None:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
-        compiler.Compiler().compile(module.pipeline, package_path=str(yaml_path))
+        with _task_names_remembered():
+            spec.loader.exec_module(module)
+        with _documents_caught() as documents:
+            compiler.Compiler().compile(module.pipeline, package_path=str(yaml_path))
+        return documents
     except Exception as error:  # kfp raises many types while defining the pipeline
         kept = _keep_for_bug_report(module_path.read_text(encoding="utf-8"), "")
         raise InternalError(
@@ -154,6 +198,45 @@ def _compile_module(module_path: Path, yaml_path: Path) -> None:
         ) from error
     finally:
         sys.modules.pop(name, None)
+
+
+@contextlib.contextmanager
+def _task_names_remembered():
+    """kfp's `sanitize_task_name`, remembering its answers while the module defines the pipeline.
+
+    kfp (measured on 2.17) builds each DAG by re-sanitizing the names of all the DAG's tasks once
+    per task (`build_spec_by_group`): 1,000 tasks in one DAG made 1,000,000 calls of two regular
+    expressions each, 3-4 s of a 4.6 s compile. The function is pure, so remembering its answers
+    changes no byte of the IR; `python <module>.py` gives the same YAML, only slower."""
+    from kfp.dsl import utils
+
+    original = getattr(utils, "sanitize_task_name", None)
+    if original is None:  # a kfp laid out differently: nothing to speed up
+        yield
+        return
+    utils.sanitize_task_name = functools.cache(original)
+    try:
+        yield
+    finally:
+        utils.sanitize_task_name = original
+
+
+@contextlib.contextmanager
+def _documents_caught():
+    """The documents kfp gives PyYAML to write (a list, filled while the block runs)."""
+    documents: list = []
+    original = yaml.dump_all
+
+    def dump_all(items, *args, **kwargs):
+        items = list(items)
+        documents[:] = items
+        return original(items, *args, **kwargs)
+
+    yaml.dump_all = dump_all
+    try:
+        yield documents
+    finally:
+        yaml.dump_all = original
 
 
 def _keep_for_bug_report(source: str, yaml_text: str) -> str:
