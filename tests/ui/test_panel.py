@@ -366,6 +366,33 @@ def test_settings_output_folder_and_default_image(page, lab, default_settings):
     assert "image: python:3.12-slim" in (lab.root / "pipelines" / "parallel_branches.yaml").read_text()
 
 
+def test_the_kfp_version_setting_travels_to_compile(page, lab, default_settings):
+    """A loop in a pipeline with an exit step: KFP 2.14 (the default target) cannot run it; with the
+    panel's KFP server version set to 2.15 it compiles, says so, and shows the warning 2.15 gets."""
+    name = write_notebook(lab, "loop_exit.ipynb", [
+        ("items = [1, 2]", ["pipeline-parameters"]),
+        ("print('item', item)", ["step:work", "foreach:item:items"]),
+        ("print(pipeline_status['state'])", ["exit-handler"]),
+    ])
+    open_lab(page, lab)
+    open_notebook(page, name)
+    panel = page.locator("#kale-like-panel")
+    expect(panel.locator(".kl-Compile")).to_be_enabled(timeout=30_000)
+    panel.locator(".kl-Compile").click()
+    expect(panel.locator(".kl-Failure")).to_contain_text("on KFP 2.14", timeout=60_000)
+    assert not (lab.root / "loop_exit.yaml").exists()
+
+    default_settings.parent.mkdir(parents=True, exist_ok=True)
+    default_settings.write_text(json.dumps({"kfpVersion": "2.15"}))
+    open_lab(page, lab)  # the settings are read when the panel loads
+    open_notebook(page, name)
+    expect(panel.locator(".kl-Compile")).to_be_enabled(timeout=30_000)
+    panel.locator(".kl-Compile").click()
+    expect(panel.locator(".kl-KfpVersion")).to_have_text(", checked for KFP 2.15", timeout=60_000)
+    expect(panel.locator(".kl-CompileWarning").first).to_contain_text("on KFP 2.15")
+    assert (lab.root / "loop_exit.yaml").exists()
+
+
 @pytest.fixture
 def fake_kfp():
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
