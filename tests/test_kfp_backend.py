@@ -56,6 +56,7 @@ def test_dict_parameter_header_lists_keys_in_a_stable_order(compiled):
 
 def test_structural_check_failure_is_an_internal_error_and_writes_nothing(run_cli, tmp_path, monkeypatch):
     monkeypatch.setattr(kfp_compile, "check_pipeline_spec", lambda text: ["root/load: injected problem"])
+    monkeypatch.setattr(kfp_compile, "check_pipeline_documents", lambda docs: ["root/load: injected problem"])
     out = tmp_path / "out.yaml"
     result = run_cli(fixture_notebook("step_tags"), "--kfp", "-o", out)
     assert result.code == 1
@@ -69,16 +70,17 @@ def test_structural_check_failure_is_an_internal_error_and_writes_nothing(run_cl
 def test_compile_graph_raises_internal_error_when_the_check_fails(monkeypatch):
     seen = []
 
-    def failing_check(text):
-        seen.append(text)
+    def failing_check(documents):
+        seen.append(documents)
         return ["root: injected problem"]
 
-    monkeypatch.setattr(kfp_compile, "check_pipeline_spec", failing_check)
+    # a fresh compile checks the documents kfp wrote the YAML from (the same data, not parsed again)
+    monkeypatch.setattr(kfp_compile, "check_pipeline_documents", failing_check)
     monkeypatch.setenv("KALE_LIKE_COMPILE_CACHE", "0")  # the check of a fresh compile, alone
     graph = notebook_to_graph(fixture_notebook("step_tags"))
     with pytest.raises(InternalError, match="injected problem"):
         kfp_compile.compile_graph(graph)
-    assert len(seen) == 1 and seen[0].startswith("# PIPELINE DEFINITION")
+    assert len(seen) == 1 and "root" in seen[0][0] and "deploymentSpec" in seen[0][0]
 
 
 # --- compiled pipelines kept in the cache folder -------------------------------------------------

@@ -176,3 +176,15 @@ def test_golden_workflow_json_is_what_the_tasks_add_up_to():
         assert same(made) == same(root["dag"]["tasks"])
         return
     pytest.skip("two_step_pipeline not among the golden files")
+
+
+def test_the_documents_kfp_wrote_are_what_the_yaml_holds():
+    """The compiler checks (and sizes) the documents it caught on their way to kfp's YAML writer
+    instead of parsing the YAML back: they must be the YAML's exact content."""
+    from kale_like.backends.kfp import compile as kfp_compile
+
+    graph = chunk_pipeline(4).graph()
+    source = kfp_compile.generate_module(graph)
+    text, shape, caught = kfp_compile._compile_source(source)
+    assert caught == [d for d in yaml.safe_load_all(text) if d]
+    assert shape == workflow_size.workflow_shape(*documents(text))

@@ -77,6 +77,16 @@ def check_pipeline_spec(yaml_text: str) -> list[str]:
     docs, problems = _load_documents(yaml_text)
     if problems:
         return sorted(set(problems))
+    return check_pipeline_documents(docs)
+
+
+def check_pipeline_documents(docs: list[Any]) -> list[str]:
+    """``check_pipeline_spec`` on the documents themselves: for a caller that has them already
+    (the compiler has what kfp handed its YAML writer, which the YAML holds exactly), as parsing the
+    YAML back is most of the check's time (0.35 of 0.55 s for 1,000 tasks)."""
+    problems = _document_shape_problems(docs)
+    if problems:
+        return problems
     spec, platform, problems = _parse_documents(docs)
     if spec is not None:
         problems += _check_spec(spec, platform)
@@ -111,13 +121,18 @@ def _load_documents(yaml_text: str) -> tuple[list[Any], list[str]]:
         docs = [doc for doc in yaml.load_all(yaml_text, Loader=_LOADER) if doc is not None]
     except yaml.YAMLError as exc:
         return [], [f"yaml: {exc}"]
+    problems = _document_shape_problems(docs)
+    return ([], problems) if problems else (docs, [])
+
+
+def _document_shape_problems(docs: list[Any]) -> list[str]:
     if not docs:
-        return [], ["yaml: no pipeline document"]
+        return ["yaml: no pipeline document"]
     if not isinstance(docs[0], dict):
-        return [], ["yaml: document 0 is not a mapping"]
+        return ["yaml: document 0 is not a mapping"]
     if len(docs) > 2:
-        return [], [f"yaml: expected at most 2 documents, found {len(docs)}"]
-    return docs, []
+        return [f"yaml: expected at most 2 documents, found {len(docs)}"]
+    return []
 
 
 def _parse_documents(
