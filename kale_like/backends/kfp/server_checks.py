@@ -45,7 +45,8 @@ FEATURES: tuple[ServerFeature, ...] = (
         "Kubernetes settings strictly"),
     ServerFeature(
         "artifact_oneof", "`dsl.OneOf` of artifacts (an untyped value assigned in every branch of an if/else)",
-        "2.17", "2.17", "the reader always gets the last branch's value, whichever branch ran",
+        "2.17", "2.17", "the reader's input is looked up in the last branch only: when another branch "
+        "ran, the reader fails",
         "kubeflow/pipelines#13436",
         "kubeflow/pipelines#13436, fixed by #13437 (first in 2.17.0); driver/resolve.go GetProducerTask"),
     ServerFeature(
