@@ -7,7 +7,8 @@ naming the task and the fix) and the first release that runs it as written (olde
 warning). The README's "Which KFP server versions" table is this table; a test keeps them equal.
 
 Every fact was read in kubeflow/pipelines at tags 2.14.0, 2.15.0, 2.16.0 and 2.17.0 (the commit that
-changed it is named with the issue or pull request).
+changed it is named with the issue or pull request), except one taken from a user's report on an
+issue still open (#12390), which says so.
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def check_compiled(text: str, graph) -> list[str]:
 server_warnings = check_compiled  # the surfaces print what the compile path returned
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=4)  # the compile path and the surface that prints its warnings
 def _documents(text: str) -> tuple[dict, dict]:
     """The pipeline spec (without its executors) and the platform document of compiled YAML, each
     parsed only when it holds what a check reads.
