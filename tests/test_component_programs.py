@@ -32,6 +32,16 @@ def other_image(chunk_id: int) -> int:
     return chunk_id
 
 
+@kale_like.step(image="registry.example/team/trainer:1")
+def traced_image(chunk_id: int) -> int:
+    return chunk_id
+
+
+@kale_like.step(packages=["opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"])
+def traced_packages(chunk_id: int) -> int:
+    return chunk_id
+
+
 def _programs(yaml_text: str) -> list[tuple[str, str]]:
     ir = PipelineIR.from_text(yaml_text)
     return [component_program(e) for e in ir.spec["deploymentSpec"]["executors"].values()]
@@ -65,7 +75,7 @@ def test_a_part_calls_only_its_own_functions_or_those_of_parts_every_step_has():
 
     table = symtable.symtable(runtime_text(), "<runtime>", "exec")
     functions = {f for names in PARTS.values() for f in names}
-    optional = {"_kl_coerce", "_kl_load_value", "_kl_save_value", "_kl_provide_sdk"}
+    optional = {"_kl_coerce", "_kl_load_value", "_kl_save_value", "_kl_provide_sdk", "_kl_span"}
     for part, names in PARTS.items():
         for child in table.get_children():
             if child.get_name() not in names:
@@ -94,9 +104,20 @@ def test_steps_carry_only_the_parts_they_can_call():
     pipeline.add_step(chunks.process_chunk, name="chunk_0", params={"chunk_id": 1})  # a parameter, an output
     pipeline.add_step(chunks.combine, name="combine", params={"chunk_1": 1, "chunk_2": 2})  # and an input
     programs = dict((function, program) for program, function in _programs(pipeline.compile()))
-    for function, parts in (("chunk_0", "run, span, coerce, save"), ("combine", "run, span, coerce, load, save")):
-        assert f"kale_like's step runtime ({parts})" in programs[function]
+    for function, parts in (("chunk_0", "run, coerce, save"), ("combine", "run, coerce, load, save")):
+        assert f"kale_like/runtime/step_runtime.py: {parts}\n" in programs[function]
     assert "def _kl_" not in "".join(programs.values())  # the runtime travels packed
+
+
+def test_only_steps_whose_image_may_have_opentelemetry_carry_the_span():
+    pipeline = Pipeline("spans")
+    pipeline.add_step(chunks.process_chunk, name="stock", params={"chunk_id": 1})  # python:3.11
+    pipeline.add_step(traced_image, name="custom", params={"chunk_id": 2})
+    pipeline.add_step(traced_packages, name="installs", params={"chunk_id": 3})
+    programs = dict((function, program) for program, function in _programs(pipeline.compile()))
+    assert "step_runtime.py: run, coerce, save\n" in programs["stock"]
+    assert "step_runtime.py: run, span, coerce, save\n" in programs["custom"]
+    assert "step_runtime.py: run, span, coerce, save\n" in programs["installs"]
 
 
 @pytest.mark.parametrize("source", EXAMPLES, ids=lambda p: p.name)

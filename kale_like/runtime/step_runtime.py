@@ -154,7 +154,11 @@ def _kl_run_step(step, cells, values=None, inputs=None, outputs=None, metrics=No
         provide_sdk()
     if lineage is not None and "step" not in lineage:
         lineage = {**lineage, "step": step}
-    with _kl_span(step):
+    span = globals().get("_kl_span")  # left out where the image cannot have the OpenTelemetry SDK
+    if span is None:
+        return _kl_run_step_body(step, cells, values, inputs, outputs, metrics, metrics_artifact, types, result,
+                                 prelude, key_order, lineage)
+    with span(step):
         return _kl_run_step_body(step, cells, values, inputs, outputs, metrics, metrics_artifact, types, result,
                                  prelude, key_order, lineage)
 

@@ -114,7 +114,7 @@ def step_argument(shape: ComponentShape) -> str:
     return input_argument("step_name", taken | {shape.metrics_argument})
 
 
-def runtime_parts(step: Step, shape: ComponentShape) -> frozenset[str]:
+def runtime_parts(graph: StepGraph, step: Step, shape: ComponentShape) -> frozenset[str]:
     """The parts of the step runtime (`packed_runtime.PARTS`) this step can call."""
     parts = set()
     if shape.parameters or shape.statuses or shape.typed_outputs:
@@ -125,6 +125,9 @@ def runtime_parts(step: Step, shape: ComponentShape) -> frozenset[str]:
         parts.add("save")
     if any("kale_like" in block.code for block in step.prelude + step.code):
         parts.add("sdk")
+    image = (step.settings.image or graph.settings.image).split("/")[-1]
+    if not image.startswith("python:") or any(p.lower().startswith("opentelemetry") for p in step.packages):
+        parts.add("span")  # its spans need the OpenTelemetry SDK, which a stock python image does not have
     return frozenset(parts)
 
 
@@ -158,7 +161,7 @@ def component_source(graph: StepGraph, step: Step, shape: ComponentShape, shared
         doc = f'    """Step {step.name!r} ({_origin(step)})."""'
     else:
         doc = f'    """Code of {shared.label!r} ({_origin(step)}), for every step that runs it."""'
-    runtime = unpacking_lines(packed_runtime(runtime_parts(step, shape)))
+    runtime = unpacking_lines(packed_runtime(runtime_parts(graph, step, shape)))
     body = [doc] + runtime + _call(graph, step, shape, defaults, shared)
     return f"{decorator}\ndef {shape.function}({', '.join(signature)}){returns}:\n" + "\n".join(body) + "\n"
 

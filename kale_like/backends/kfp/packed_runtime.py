@@ -8,13 +8,13 @@ as of this module (bytes of source without docstrings and comments / compressed)
 | part | functions | source | a step needs it when |
 |---|---|---|---|
 | run | `_kl_run_step`, `_kl_run_step_body`, `_kl_exec`, `_kl_display` | ~2.9 KB | always |
-| span | `_kl_span` | ~1.4 KB | always (tracing is decided on the cluster) |
+| span | `_kl_span` | ~1.4 KB | its image may have the OpenTelemetry SDK (not a stock `python:` image, or it installs it) |
 | coerce | `_kl_coerce` | ~1.1 KB | it reads parameters or returns typed values |
 | load | `_kl_load_value` | ~0.9 KB | it reads artifacts |
 | save | `_kl_save_value`, `_kl_is_json_exact` | ~2.2 KB | it writes artifacts |
 | sdk | `_kl_provide_sdk`, `_kl_parallel_map` | ~1.5 KB | its code mentions kale_like |
 
-The parts a step needs are compressed with zlib and base64-encoded (base64 rather than a denser
+The parts a step needs are compressed (raw deflate) and base64-encoded (base64 rather than a denser
 alphabet because JSON escapes `<`, `>` and `&`, and the Workflow stores the program as JSON inside
 JSON): a typical notebook step carries ~3.1 KB instead of ~12.4 KB, and its program is readable
 again, since what is left is the step's own code. The component unpacks the runtime into a module
@@ -44,7 +44,7 @@ PARTS: dict[str, tuple[str, ...]] = {
     "save": ("_kl_save_value", "_kl_is_json_exact"),
     "sdk": ("_kl_provide_sdk", "_kl_parallel_map"),
 }
-ALWAYS = frozenset({"run", "span"})  # and every runtime function no part lists
+ALWAYS = frozenset({"run"})  # and every runtime function no part lists
 # how the unpacking lines of a component name the runtime module and hold its compressed source
 RUNTIME_PATTERN = re.compile(r"_kl_name = '(kale_like_runtime_[0-9a-f]{16})'.*?b64decode\(\s*'([A-Za-z0-9+/=]+)'",
                              re.DOTALL)
@@ -89,14 +89,11 @@ def unpack(blob: str) -> str:
 def unpacking_lines(runtime: PackedRuntime, indent: str = "    ") -> list[str]:
     """The component lines that make `_kl` the runtime module: unpacked on first use in a process."""
     return [
-        f"{indent}_kl_name = {runtime.name!r}  # kale_like's step runtime ({', '.join(runtime.parts)})",
-        f"{indent}_kl = __import__('sys').modules.get(_kl_name)",
-        f"{indent}if _kl is None:  # unpack it: kale_like/runtime/step_runtime.py, compressed",
-        f"{indent}    _kl = __import__('types').ModuleType(_kl_name)",
-        f"{indent}    _kl_b = __import__('builtins')  # not an argument called `compile` or `exec`",
-        f"{indent}    _kl_b.exec(_kl_b.compile(__import__('zlib').decompress(__import__('base64').b64decode(",
-        f"{indent}        {runtime.blob!r}), -15), f'<{{_kl_name}}>', 'exec'), _kl.__dict__)",
-        f"{indent}    __import__('sys').modules[_kl_name] = _kl",
+        f"{indent}_kl_name = {runtime.name!r}  # kale_like/runtime/step_runtime.py: {', '.join(runtime.parts)}",
+        f"{indent}_kl = __import__('sys').modules.setdefault(_kl_name, __import__('types').ModuleType(_kl_name))",
+        f"{indent}if not hasattr(_kl, '_kl_run_step'):  # unpack it (builtins' exec: an argument may be `exec`)",
+        f"{indent}    __import__('builtins').exec(__import__('zlib').decompress(__import__('base64').b64decode(",
+        f"{indent}        {runtime.blob!r}), -15), _kl.__dict__)",
     ]
 
 
