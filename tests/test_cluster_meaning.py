@@ -84,3 +84,18 @@ def test_empty_loop_runs_once_with_a_filler_and_readers_are_told(tmp_path):
     assert sorted(components_reading(spec, "kl_empty_unless")) == ["comp-total", "comp-total-2"]
     roots = spec["root"]["dag"]["tasks"]
     assert sum(1 for name in roots if name.endswith("items-or-filler")) == 2
+
+
+def test_exit_handler_reads_succeeded_after_a_run_served_from_the_cache(tmp_path, monkeypatch):
+    """A cache hit never updates its group's ML Metadata state (driver/container.go skips the launcher,
+    metadata/client.go UpdateDAGExecutionsState), so a re-run whose steps all come from the cache would
+    leave the exit handler reading RUNNING; a generated uncached last step marks the group complete."""
+    log = tmp_path / "run.log"
+    monkeypatch.setenv("KL_EXIT_LOG", str(log))
+    for _ in range(2):
+        result = kale_like.run(SOURCE, {"log": str(log)}, pipeline="exit_state", store=tmp_path / "store", echo=False)
+        assert result.succeeded, result.error
+    notes = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    assert [n["state"] for n in notes if n["what"] == "exit"] == [["'SUCCEEDED'", "str"]] * 2
+    statuses = {t.label: t.status for t in result.tasks}
+    assert statuses["work"] == statuses["see-int"] == "cached" and statuses["all-done"] == "done"
