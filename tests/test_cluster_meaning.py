@@ -99,3 +99,17 @@ def test_exit_handler_reads_succeeded_after_a_run_served_from_the_cache(tmp_path
     assert [n["state"] for n in notes if n["what"] == "exit"] == [["'SUCCEEDED'", "str"]] * 2
     statuses = {t.label: t.status for t in result.tasks}
     assert statuses["work"] == statuses["see-int"] == "cached" and statuses["all-done"] == "done"
+
+
+@pytest.mark.parametrize("n", [1, -1])
+def test_value_chosen_by_an_if_is_read_when_its_branch_came_from_the_cache(tmp_path, n):
+    """dsl.OneOf takes the first branch ML Metadata marks complete (resolve.go GetProducerTask), which only
+    a step that runs does: each branch whose value is read ends with a generated uncached step."""
+    expected = plain_notes("chosen_value", tmp_path / "plain.log", {"n": n})
+    log = tmp_path / "run.log"
+    runs = [kale_like.run(SOURCE, {"n": n, "log": str(log)}, pipeline="chosen_value", store=tmp_path / "store",
+                          echo=False) for _ in range(2)]
+    assert all(result.succeeded for result in runs), [result.error for result in runs]
+    assert sorted(log.read_text(encoding="utf-8").splitlines()) == expected  # noted once: then a cache hit
+    statuses = {t.label: t.status for t in runs[1].tasks}
+    assert statuses["pick" if n > 0 else "work"] == statuses["see-int"] == "cached"  # its OneOf was resolved

@@ -11,13 +11,15 @@ is the Python meaning, usually by adding a small generated step. The KFP backend
 from __future__ import annotations
 
 from kale_like.graph.model import StepGraph
+from kale_like.lowering.branch_state import mark_chosen_branches
 from kale_like.lowering.empty_loops import guard_empty_loops
 from kale_like.lowering.exit_state import mark_the_end
 from kale_like.lowering.loop_items import encode_untyped_loop_items
 from kale_like.lowering.nested_collected import plain_nested_results
 from kale_like.lowering.own_list import loops_keep_their_list
 
-PASSES = (encode_untyped_loop_items, loops_keep_their_list, guard_empty_loops, plain_nested_results, mark_the_end)
+PASSES = (encode_untyped_loop_items, loops_keep_their_list, guard_empty_loops, plain_nested_results,
+          mark_chosen_branches, mark_the_end)
 
 
 def lower(graph: StepGraph) -> StepGraph:
