@@ -304,8 +304,9 @@ def _oneof_branches(name: str, branches: list[str], tasks: dict, components: dic
         yield Finding(BY_KEY["cached_oneof"], cached[0],
                       f"{name} is set by the step{'s' * (len(cached) > 1)} {_names(cached)} in an if/else, which "
                       f"KFP may serve from its cache (a rerun with the same inputs)",
-                      "turn caching off for those steps (`@step(cache=False)`, the tag cache:disabled or "
-                      "--disable-caching) so that every run marks its branch complete")
+                      "end each branch with a step that is never cached (kfp: `.set_caching_options(False)`; "
+                      "kale_like: `@step(cache=False)` or the tag cache:disabled) so that every run marks its "
+                      "branch complete")
 
 
 def _readers(tasks: dict, group: str, key: str) -> str:
