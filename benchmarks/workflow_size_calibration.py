@@ -25,12 +25,34 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kale_like.backends.kfp import workflow_size  # noqa: E402
 
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SYSTEM = ("system-container-driver", "system-dag-driver", "system-container-executor", "system-container-impl",
           "system-importer")
 
 
 def git(repo: Path, *args: str) -> str:
+    if args[0] == "show":  # many small files: one `git cat-file --batch` per clone
+        return _show(repo, args[1])
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+
+
+_BATCHES: dict[Path, subprocess.Popen] = {}
+
+
+def _show(repo: Path, revision: str) -> str:
+    """`git show REV:PATH` through one long-lived `git cat-file --batch`; CalledProcessError if absent."""
+    batch = _BATCHES.get(repo)
+    if batch is None:
+        batch = _BATCHES[repo] = subprocess.Popen(["git", "-C", str(repo), "cat-file", "--batch"],
+                                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    batch.stdin.write(revision.encode() + b"\n")
+    batch.stdin.flush()
+    header = batch.stdout.readline().split()
+    if len(header) < 3 or header[1] == b"missing":
+        raise subprocess.CalledProcessError(128, ["git", "show", revision])
+    data = batch.stdout.read(int(header[2]))
+    batch.stdout.read(1)  # the newline after the object
+    return data.decode("utf-8")
 
 
 def pairs(repo: Path, tag: str) -> list[tuple[str, dict, dict | None, dict]]:
@@ -54,7 +76,7 @@ def pairs(repo: Path, tag: str) -> list[tuple[str, dict, dict | None, dict]]:
             spec = job.get("pipelineSpec", job)
             if "root" not in spec:  # a platform document alone: paired with another IR there
                 continue
-            found.append((stem, spec, platform, yaml.safe_load(git(repo, "show", f"{tag}:{golden}"))))
+            found.append((stem, spec, platform, yaml.load(git(repo, "show", f"{tag}:{golden}"), Loader=LOADER)))
         return found
     sources = {Path(p).stem: p for p in git(repo, "ls-tree", "-r", "--name-only", tag,
                                              "test_data/sdk_compiled_pipelines/valid").split()
@@ -63,11 +85,11 @@ def pairs(repo: Path, tag: str) -> list[tuple[str, dict, dict | None, dict]]:
         stem = Path(golden).stem
         if stem not in sources:
             continue
-        documents = [d for d in yaml.safe_load_all(git(repo, "show", f"{tag}:{sources[stem]}")) if d]
+        documents = [d for d in yaml.load_all(git(repo, "show", f"{tag}:{sources[stem]}"), Loader=LOADER) if d]
         if not documents or "root" not in documents[0]:
             continue
         platform = next((d for d in documents[1:] if "platforms" in d), None)
-        found.append((stem, documents[0], platform, yaml.safe_load(git(repo, "show", f"{tag}:{golden}"))))
+        found.append((stem, documents[0], platform, yaml.load(git(repo, "show", f"{tag}:{golden}"), Loader=LOADER)))
     return found
 
 

@@ -146,7 +146,7 @@ def _golden_pairs(tag: str, count: int) -> list[tuple[str, dict, dict | None, di
 @pytest.mark.parametrize("tag", ["2.14.0", "2.15.0", "2.16.0", "2.17.0"])
 def test_estimate_matches_the_go_compilers_workflows(tag):
     errors = []
-    for stem, spec, platform, golden in _golden_pairs(tag, 400):
+    for stem, spec, platform, golden in _golden_pairs(tag, 60):  # all of them: benchmarks/README.md
         if "cabundle" in stem:  # a cluster setting adds a CA volume to every template: not in the IR
             continue
         actual = json_bytes(golden)

@@ -183,6 +183,7 @@ def _compile_module(module_path: Path, yaml_path: Path) -> list:
 
     name = f"_kale_like_generated_{uuid.uuid4().hex}"
     spec = importlib.util.spec_from_file_location(name, module_path)
+    assert spec is not None and spec.loader is not None  # a .py file always has both
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:

@@ -120,9 +120,9 @@ def _functions_source(text: str, wanted: set[str]) -> str:
             if isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and body \
                     and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
                     and isinstance(body[0].value.value, str):
-                skip.update(range(body[0].lineno, body[0].end_lineno + 1))
+                skip.update(range(body[0].lineno, (body[0].end_lineno or body[0].lineno) + 1))
         first = node.lineno - len(node.decorator_list)
-        for number in range(first, node.end_lineno + 1):
+        for number in range(first, (node.end_lineno or node.lineno) + 1):
             line = lines[number - 1]
             if number in skip or not line.strip():
                 continue
