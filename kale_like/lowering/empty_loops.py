@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 
 from kale_like.graph.model import JSON, Input, Loop, Node, Output, PipelineCall, Ref, Step, StepGraph, walk
 from kale_like.lowering.graph_edit import (
-    all_bodies, generated_step, rewrite_bodies, rewrite_body, task_names, type_of, unique_name,
+    all_bodies, generated_step, rewrite_bodies, rewrite_body, rewrite_loops, task_names, type_of, unique_name,
 )
 
 RUN_IF = "_kl_run_if"  # the step's code runs only when this input is true (see _kl_run_step)
@@ -49,18 +49,9 @@ def guard_empty_loops(graph: StepGraph) -> StepGraph:
     if not plan.reads:
         return graph
     taken = task_names(graph)
-
-    def rewrite(body: tuple[Node, ...]) -> tuple[Node, ...]:
-        nodes: list[Node] = []
-        for node in body:
-            if isinstance(node, Loop) and node.id in plan.reads:
-                nodes += _run_at_least_once(graph, node, plan, taken)
-            else:
-                nodes.append(node)
-        return tuple(nodes)
-
-    graph = rewrite_bodies(graph, rewrite)
-    return rewrite_bodies(graph, lambda body: tuple(_flagged_reader(node, plan) for node in body))
+    guarded = rewrite_loops(graph, lambda loop: _run_at_least_once(graph, loop, plan, taken)
+                            if loop.id in plan.reads else None)
+    return rewrite_bodies(guarded, lambda body: tuple(_flagged_reader(node, plan) for node in body))
 
 
 def _plan(graph: StepGraph) -> _Plan:

@@ -33,6 +33,20 @@ def rewrite_bodies(graph: StepGraph, rewrite: BodyRewrite) -> StepGraph:
     return replace(graph, body=rewrite_body(graph.body, rewrite), subpipelines=subpipelines)
 
 
+def rewrite_loops(graph: StepGraph, rewrite: Callable[[Loop], list[Node] | None]) -> StepGraph:
+    """The graph with each loop (innermost first) replaced by what `rewrite` returns for it (the
+    loop is kept where it returns None)."""
+
+    def visit(body: tuple[Node, ...]) -> tuple[Node, ...]:
+        nodes: list[Node] = []
+        for node in body:
+            replaced = rewrite(node) if isinstance(node, Loop) else None
+            nodes.extend([node] if replaced is None else replaced)
+        return tuple(nodes)
+
+    return rewrite_bodies(graph, visit)
+
+
 def task_names(graph: StepGraph) -> set[str]:
     """Every step and nested-pipeline call name in the graph (a new step must not take one)."""
     bodies = [graph.body] + [sub.body for sub in graph.subpipelines]

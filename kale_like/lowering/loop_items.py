@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from kale_like.graph.model import ANY, JSON, Input, Loop, Node, Output, Ref, Step, StepGraph
-from kale_like.lowering.graph_edit import generated_step, rewrite_bodies, rewrite_body, task_names, unique_name
+from kale_like.lowering.graph_edit import generated_step, rewrite_body, rewrite_loops, task_names, unique_name
 
 ENCODE = "import json\nitems = [json.dumps(item) for item in items]\n"
 
@@ -28,20 +28,14 @@ def encode_untyped_loop_items(graph: StepGraph) -> StepGraph:
     """Every loop over items of unknown type runs over their JSON texts instead."""
     taken = task_names(graph)
 
-    def rewrite(body: tuple[Node, ...]) -> tuple[Node, ...]:
-        nodes: list[Node] = []
-        for node in body:
-            if isinstance(node, Loop) and _untyped(node):
-                encoder = generated_step(unique_name(f"{_base(node.items)}_items", taken), ENCODE,
-                                         (Input("items", node.items, "list"),), (Output("items", "list:str"),),
-                                         node.location)
-                nodes += [encoder, _reading_json(replace(node, items=Ref("task", encoder.name, "items"),
-                                                         item_type=JSON))]
-            else:
-                nodes.append(node)
-        return tuple(nodes)
+    def rewrite(loop: Loop) -> list[Node] | None:
+        if not _untyped(loop):
+            return None
+        encoder = generated_step(unique_name(f"{_base(loop.items)}_items", taken), ENCODE,
+                                 (Input("items", loop.items, "list"),), (Output("items", "list:str"),), loop.location)
+        return [encoder, _reading_json(replace(loop, items=Ref("task", encoder.name, "items"), item_type=JSON))]
 
-    return rewrite_bodies(graph, rewrite)
+    return rewrite_loops(graph, rewrite)
 
 
 def _untyped(loop: Loop) -> bool:

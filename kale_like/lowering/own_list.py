@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from kale_like.graph.model import ANY, Condition, Input, Loop, Node, Output, PipelineCall, Ref, Step, StepGraph, walk
-from kale_like.lowering.graph_edit import generated_step, rewrite_bodies, task_names, type_of, unique_name
+from kale_like.lowering.graph_edit import generated_step, rewrite_loops, task_names, type_of, unique_name
 
 HAND_ON = "items = items\n"
 
@@ -24,22 +24,17 @@ def loops_keep_their_list(graph: StepGraph) -> StepGraph:
     """Every loop whose body reads the loop's own list runs over a copy of it."""
     taken = task_names(graph)
 
-    def rewrite(body: tuple[Node, ...]) -> tuple[Node, ...]:
-        nodes: list[Node] = []
-        for node in body:
-            if isinstance(node, Loop) and node.items.kind in ("parameter", "task", "item") \
-                    and _reads(node.body, node.items):
-                kind = type_of(graph, node.items)
-                base = "".join(c if c.isalnum() else "_" for c in node.id)
-                copy = generated_step(unique_name(f"{base}_items", taken), HAND_ON,
-                                      (Input("items", node.items, kind if kind != ANY else "list"),),
-                                      (Output("items", kind if kind != ANY else "list"),), node.location)
-                nodes += [copy, replace(node, items=Ref("task", copy.name, "items"))]
-            else:
-                nodes.append(node)
-        return tuple(nodes)
+    def rewrite(loop: Loop) -> list[Node] | None:
+        if loop.items.kind not in ("parameter", "task", "item") or not _reads(loop.body, loop.items):
+            return None
+        kind = type_of(graph, loop.items)
+        kind = kind if kind != ANY else "list"
+        base = "".join(c if c.isalnum() else "_" for c in loop.id)
+        copy = generated_step(unique_name(f"{base}_items", taken), HAND_ON, (Input("items", loop.items, kind),),
+                              (Output("items", kind),), loop.location)
+        return [copy, replace(loop, items=Ref("task", copy.name, "items"))]
 
-    return rewrite_bodies(graph, rewrite)
+    return rewrite_loops(graph, rewrite)
 
 
 def _reads(body: tuple[Node, ...], items: Ref) -> bool:
