@@ -113,3 +113,34 @@ def test_value_chosen_by_an_if_is_read_when_its_branch_came_from_the_cache(tmp_p
     assert sorted(log.read_text(encoding="utf-8").splitlines()) == expected  # noted once: then a cache hit
     statuses = {t.label: t.status for t in runs[1].tasks}
     assert statuses["pick" if n > 0 else "work"] == statuses["see-int"] == "cached"  # its OneOf was resolved
+
+
+def test_notebook_foreach_items_keep_their_types_and_an_empty_list_collects_nothing(tmp_path, monkeypatch):
+    """`foreach:` over a variable of an earlier step: the items are whatever that step made (the driver
+    would hand `1` and `True` over as text), and a later step reading a foreach step's variable gets the
+    list of its values, `[]` when the list looped over is empty."""
+    import nbformat
+
+    def cell(source: str, *tags: str):
+        return nbformat.v4.new_code_cell(source, metadata={"tags": list(tags)})
+
+    note = ("import json, os\n"
+            "with open(os.environ['KL_NB_LOG'], 'a') as f:\n"
+            "    f.write(json.dumps([WHAT, repr(VALUE), type(VALUE).__name__]) + '\\n')\n")
+    notebook = nbformat.v4.new_notebook(cells=[
+        cell("xs = [1, '1', True, None, 2.5]\nempty = []", "step:load"),
+        cell(note.replace("WHAT", "'item'").replace("VALUE", "x") + "y = x\n", "step:show", "foreach:x:xs"),
+        cell(note.replace("WHAT", "'gathered'").replace("VALUE", "y"), "step:gather"),
+        cell("z = e\n", "step:none", "foreach:e:empty"),
+        cell(note.replace("WHAT", "'after-none'").replace("VALUE", "z"), "step:after_none"),
+    ])
+    path = tmp_path / "foreach.ipynb"
+    nbformat.write(notebook, path)
+    log = tmp_path / "run.log"
+    monkeypatch.setenv("KL_NB_LOG", str(log))
+    result = kale_like.run(path, {}, store=tmp_path / "store", echo=False)
+    assert result.succeeded, result.error
+    seen = sorted(json.loads(line) for line in log.read_text(encoding="utf-8").splitlines())
+    assert seen == sorted([["item", "1", "int"], ["item", "'1'", "str"], ["item", "True", "bool"],
+                           ["item", "None", "NoneType"], ["item", "2.5", "float"],
+                           ["gathered", "[1, '1', True, None, 2.5]", "list"], ["after-none", "[]", "list"]])
