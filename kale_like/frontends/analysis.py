@@ -100,9 +100,9 @@ def analyze_module(module: cst.Module) -> CodeFacts:
             reads[name] = min(reads.get(name, (where.line, where.column + 1)), (where.line, where.column + 1))
     collector = _Collector(positions)
     module.visit(collector)
-    for name, where in collector.augmented.items():
-        if name not in reads and not _bound_before(global_scope, positions, name, where):
-            reads[name] = where
+    for name, at in collector.augmented.items():
+        if name not in reads and not _bound_before(global_scope, positions, name, at):
+            reads[name] = at
     for name in collector.captured:  # `case [y, *rest]:` binds y and rest
         reads.pop(name, None)
     defines = defines | frozenset(collector.captured)

@@ -75,7 +75,8 @@ def function_step(fn: Callable, name: str, params: dict[str, Any], after: tuple[
     except CodeSyntaxError as error:
         raise KaleLikeError(f"cannot analyse '{fn.__name__}': {error.message}", where) from None
     prelude, modules = _prelude(fn, set(facts.reads) - set(signature.parameters), where, set())
-    settings = step_settings_from(getattr(fn, "__kale_like_step__", {}), where, errors := [])
+    errors: list[KaleLikeError] = []
+    settings = step_settings_from(getattr(fn, "__kale_like_step__", {}), where, errors)
     if errors:
         raise errors[0]
     call = f"{RESULT} = {fn.__name__}(" + ", ".join(f"{i.name}={i.name}" for i in inputs) + ")\n"

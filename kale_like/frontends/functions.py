@@ -87,12 +87,12 @@ def _main_pipeline(module, requested: str | None) -> str:
 def _called_pipelines(module) -> set[str]:
     import libcst as cst
 
-    called = set()
+    called: set[str] = set()
     for decorated in module.pipelines.values():
         class Visitor(cst.CSTVisitor):
             def visit_Call(self, node: cst.Call, caller=decorated.function) -> None:
                 name = node.func.value if isinstance(node.func, cst.Name) else None
-                if name in module.pipelines and name != caller:
+                if name is not None and name in module.pipelines and name != caller:
                     called.add(name)
 
         decorated.node.body.visit(Visitor())

@@ -40,9 +40,9 @@ def strip_magics(source: str) -> CleanedCode:
     removed: list[tuple[int, str]] = []
     packages: list[str] = []
     if lines and lines[0].lstrip().startswith("%%"):
-        magic = lines[0].split()[0]
+        cell_magic = lines[0].split()[0]
         removed.append((1, lines[0]))
-        if magic not in _PYTHON_CELL_MAGICS:
+        if cell_magic not in _PYTHON_CELL_MAGICS:
             removed.extend((number, text) for number, text in enumerate(lines[1:], start=2) if text.strip())
             return CleanedCode("\n" * (len(lines) - 1), (), tuple(removed))
         lines[0] = ""

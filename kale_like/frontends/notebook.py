@@ -142,7 +142,7 @@ def _sections(cells, source: str, errors: list, warnings: list) -> list[_Section
         if kinds:
             kind = kinds[0]
             if kind.kind == "step":
-                name = kind.get("name")
+                name = kind.required("name")
                 current = steps.get(name)
                 if current is None:
                     current = steps[name] = _Section("step", name)
@@ -216,7 +216,7 @@ def _parameter(statement: cst.BaseStatement, where: SourceLocation, errors: list
         target, value = small.targets[0].target, small.value
     elif isinstance(small, cst.AnnAssign) and small.value is not None:
         target, value, annotation = small.target, small.value, small.annotation.annotation
-    if not isinstance(target, cst.Name):
+    if not isinstance(target, cst.Name) or value is None:  # value is set wherever target is
         errors.append(
             KaleLikeError(
                 "a pipeline-parameters cell may only hold 'NAME = value' lines",
@@ -249,7 +249,7 @@ def _parameter(statement: cst.BaseStatement, where: SourceLocation, errors: list
     default = _lists(default)
     type_name = _TYPE_OF.get(type(default))
     declared = annotation.value if isinstance(annotation, cst.Name) else None
-    if declared == "float" and type_name == "int":
+    if declared == "float" and type_name == "int" and isinstance(default, int):
         default, type_name = float(default), "float"
     if type_name is None or (declared and declared != type_name):
         errors.append(
@@ -306,7 +306,7 @@ def _unrepresentable(value: object, depth: int = 0) -> str:
 
 
 def _metrics(sections: list[_Section], source: str, errors: list) -> list[tuple[str, SourceLocation]]:
-    result = []
+    result: list[tuple[str, SourceLocation]] = []
     for section in (s for s in sections if s.kind == "pipeline-metrics"):
         for cell, code in section.cells:
             for statement, line in _statements(cell, code, source, errors):
@@ -404,7 +404,7 @@ def _analyse_steps(steps: list[_Section], prelude: Prelude, source: str, errors:
                 reads[name] = SourceLocation(source, cell.index, section.name, cell_line, facts.reads[name][1])
             else:
                 reads[name] = prelude.location_of_read(name) or location
-        prev = [(t.get("name"), w) for t, w in section.tags if t.kind == "prev"]
+        prev = [(t.required("name"), w) for t, w in section.tags if t.kind == "prev"]
         drafts.append(
             dependencies.StepSource(
                 name=section.name,

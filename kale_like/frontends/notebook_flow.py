@@ -137,7 +137,7 @@ def _rewire(step: Step, loops: dict, tests: dict, errors: list) -> Step:
                 f"step '{step.name}' reads '{value.name}' from step '{producer}', which runs only when its "
                 "when: condition holds", step.location,
                 "read it inside a step with the same when: tag merged into that step, or drop the when: tag"))
-        if producer in loops and producer != step.name:
+        if producer is not None and producer in loops and producer != step.name:
             value = replace(value, ref=Ref("collected", producer, value.ref.output))
         inputs.append(value)
     for parent in step.after:

@@ -10,6 +10,7 @@ position and what to write instead: never silently wrong IR.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import NoReturn
 
 import libcst as cst
 
@@ -145,7 +146,7 @@ class _BodyCompiler:
 
     # -- errors ---------------------------------------------------------------------------------
 
-    def refuse(self, node: cst.CSTNode, message: str, hint: str = "") -> None:
+    def refuse(self, node: cst.CSTNode, message: str, hint: str = "") -> NoReturn:
         self.state.errors.append(KaleLikeError(message, self.module.where(node), hint))
         raise _Refused
 
@@ -242,8 +243,10 @@ class _BodyCompiler:
     def target_names(self, target) -> list[str]:
         if isinstance(target, cst.Name):
             return [target.value]
-        if isinstance(target, (cst.Tuple, cst.List)) and all(isinstance(e.value, cst.Name) for e in target.elements):
-            return [e.value.value for e in target.elements]
+        if isinstance(target, (cst.Tuple, cst.List)):
+            names = [e.value.value for e in target.elements if isinstance(e.value, cst.Name)]
+            if len(names) == len(target.elements):
+                return names
         self.refuse(target, "only plain names can be assigned in a pipeline body", "e.g. data = prepare()")
         return []
 
@@ -267,6 +270,7 @@ class _BodyCompiler:
 
     def call(self, call: cst.Call, scope: Scope, names: list[str]) -> list[Node]:
         target = self.callee(call)
+        assert target is not None  # every caller checked that a step or pipeline is called
         arguments = self.bind_arguments(call, target, scope)
         if target.kind == "pipeline":
             return [self.pipeline_call(call, target, arguments, scope, names)]
@@ -315,11 +319,13 @@ class _BodyCompiler:
             call_line = f"{', '.join(names)} = {call_line}"
         outputs = []
         if len(names) == 1:
-            outputs = [Output(names[0], target.returns if target.returns in PRIMITIVES + ("list", "dict")
-                              or (target.returns or "").startswith("list:") else ANY)]
+            returns = target.returns or ""
+            outputs = [Output(names[0], returns if returns in PRIMITIVES + ("list", "dict")
+                              or returns.startswith("list:") else ANY)]
         elif names:
             outputs = [Output(n) for n in names]
         facts = analyze(target.code)
+        assert self.module.prelude is not None  # read_module sets it
         prelude, modules = self.module.prelude.blocks_for(set(facts.reads))
         packages = set(distributions_for(facts.modules | modules))
         step_settings = step_settings_from(settings, target.location, self.state.errors)
@@ -349,7 +355,7 @@ class _BodyCompiler:
                         "pipelines cannot be recursive")
         compiled = compile_pipeline(self.state, target)
         types = {p.name: p.type for p in compiled.parameters}
-        inputs = []
+        inputs: list[Input] = []
         for key, value in arguments.items():
             declared = types.get(key, ANY)
             if value.ref.kind == "constant" and declared == "float" and type(value.ref.value) is int:
@@ -362,18 +368,17 @@ class _BodyCompiler:
                                 "KFP checks nested pipeline inputs strictly: annotate the step's return type, or "
                                 "declare the parameter with the same type")
             inputs.append(Input(key, value.ref, self.input_type(value, declared, call)))
-        inputs = tuple(inputs)
         name = self.state.unique(target.function)
         if len(names) > 1:
             self.refuse(call, "a nested pipeline returns one value", "assign it to one name")
-        outputs = ()
+        outputs: tuple[Output, ...] = ()
         if names:
             if compiled.returns is None:
                 self.refuse(call, f"pipeline '{target.function}' returns nothing", "add a return statement to it")
             outputs = (Output("", compiled.return_type),)
             self.state.output_types[(name, "")] = compiled.return_type
             self.env.names[names[0]] = Value(Ref("task", name, ""), compiled.return_type, scope, where.line or 0)
-        return PipelineCall(name, compiled.name, inputs, where, outputs)
+        return PipelineCall(name, compiled.name, tuple(inputs), where, outputs)
 
     def input_type(self, value: Value, annotation: str | None, node: cst.CSTNode) -> str:
         """The type a value has as a KFP input (parameters must have one)."""
@@ -382,7 +387,7 @@ class _BodyCompiler:
         if value.type == JSON:  # decoded by the step, then given the declared type
             known = annotation in PRIMITIVES + ("list", "dict") or (annotation or "").startswith("list:")
             return f"{JSON}:{annotation}" if known else JSON
-        if annotation in PRIMITIVES + ("list", "dict") or (annotation or "").startswith("list:"):
+        if annotation is not None and (annotation in PRIMITIVES + ("list", "dict") or annotation.startswith("list:")):
             if value.type not in (ANY, annotation) and not _compatible(value.type, annotation):
                 self.refuse(node, f"a {value.type} is passed where a {annotation} is declared",
                             "make the types agree")
@@ -465,8 +470,9 @@ class _BodyCompiler:
         if isinstance(argument, cst.Call) and self.callee(argument) is not None:
             temporary = f"_kl_{owner.value}_item"
             nodes = self.call(argument, scope, [temporary])
-            value = self.env.names.pop(temporary)
-            value = self._rename_output(nodes, value, owner.value)
+            made = self.env.names.pop(temporary)
+            assert isinstance(made, Value)  # call() bound the step's result to the name
+            value = self._rename_output(nodes, made, owner.value)
         else:
             value = self.value(argument, scope)
             if value.ref.kind != "task" or value.scope != scope:
@@ -538,6 +544,7 @@ class _BodyCompiler:
         temporary = f"_kl_{name}_item"
         body = self.call(node.elt, inner, [temporary])
         value = self.env.names.pop(temporary)
+        assert isinstance(value, Value)  # call() bound the step's result to the name
         collector.appended = self._rename_output(body, value, name)
         collector.append_scope = inner
         self._close_scope(saved, inner, keep=(name,))
@@ -568,10 +575,11 @@ class _BodyCompiler:
             return self.dict_iterable(node, target, scope, loop_id, node.func.attr.value, parallelism)
         if isinstance(node, cst.Call) and _name(node.func) == "range":
             values = [literal(a.value) for a in node.args]
-            if not all(ok and type(v) is int for ok, v in values) or not 1 <= len(values) <= 3:
+            bounds = [v for ok, v in values if ok and type(v) is int]
+            if len(bounds) != len(values) or not 1 <= len(values) <= 3:
                 self.refuse(node, "range() in a pipeline loop needs 1 to 3 int literals",
                             "loop over a list parameter, or build the list in a step")
-            items = list(range(*[v for _, v in values]))
+            items = list(range(*bounds))
             return self._static(node, items, target, scope, loop_id, parallelism)
         value = self.value(node, scope)
         if value.ref.kind == "constant":
@@ -646,6 +654,7 @@ class _BodyCompiler:
                                                                                    item_type)
 
     def dict_iterable(self, node: cst.Call, target, scope, loop_id, method, parallelism):
+        assert isinstance(node.func, cst.Attribute)  # iterable() checked: d.items(), d.keys() or d.values()
         owner = self.value(node.func.value, scope)
         if owner.type != "dict" and not (owner.ref.kind == "constant" and isinstance(owner.ref.value, dict)):
             if owner.ref.kind == "task" and owner.type == ANY:
@@ -677,9 +686,10 @@ class _BodyCompiler:
                                                                                   "str" if method == "keys" else ANY)
 
     def _pair(self, target) -> list[str]:
-        if isinstance(target, (cst.Tuple, cst.List)) and len(target.elements) == 2 \
-                and all(isinstance(e.value, cst.Name) for e in target.elements):
-            return [e.value.value for e in target.elements]
+        if isinstance(target, (cst.Tuple, cst.List)) and len(target.elements) == 2:
+            names = [e.value.value for e in target.elements if isinstance(e.value, cst.Name)]
+            if len(names) == 2:
+                return names
         self.refuse(target, "loop over .items() with two names", "for key, value in d.items():")
         return []
 
@@ -715,7 +725,7 @@ class _BodyCompiler:
 
     def condition(self, node: cst.If, scope: Scope) -> list[Node]:
         condition_id = self.state.next_id("if")
-        arms: list[tuple[cst.BaseExpression | None, object]] = []
+        arms: list[tuple[cst.BaseExpression | None, cst.BaseSuite]] = []
         current: cst.If | cst.Else | None = node
         while current is not None:
             if isinstance(current, cst.If):

@@ -51,7 +51,7 @@ class Partial:
 class Env:
     """Bindings visible in the body being compiled."""
 
-    names: dict[str, object] = field(default_factory=dict)
+    names: dict[str, Value | Collector | Partial] = field(default_factory=dict)
 
 
 def type_of_value(value: object) -> str:

@@ -100,7 +100,8 @@ class Prelude:
         """The prelude code a step carries, one block per cell, and the modules it imports."""
         included = self._included(step_reads)
         blocks: list[CodeBlock] = []
-        current_cell, parts = None, []
+        current_cell: int | None = None
+        parts: list[str] = []
         for statement in included + [None]:
             if statement is None or statement.cell_index != current_cell:
                 if parts:

@@ -8,6 +8,7 @@ constants) is a prelude each step takes only the parts of that it uses.
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,7 +56,8 @@ class PythonModule:
     constants: dict[str, object] = field(default_factory=dict)
     prelude: Prelude | None = None
     positions: dict = field(default_factory=dict)
-    locate: object = None  # (line, column) -> SourceLocation, for code that came from notebook cells
+    locate: Callable[[int, int], SourceLocation] | None = None  # (line, column) -> SourceLocation, for code
+    # that came from notebook cells
 
     def where(self, node: cst.CSTNode) -> SourceLocation:
         position = self.positions.get(node)
@@ -179,7 +181,7 @@ def _arguments(function: cst.FunctionDef, result: PythonModule, errors: list, co
         default, has_default = None, parameter.default is not None
         if has_default and isinstance(parameter.default, cst.Name) and parameter.default.value in constants:
             default = constants[parameter.default.value]
-        elif has_default:
+        elif parameter.default is not None:  # has_default
             try:
                 default = ast.literal_eval(cst.Module([]).code_for_node(parameter.default).strip())
             except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
@@ -241,14 +243,13 @@ def _constants(statement) -> dict[str, object]:
         return {}
     small = statement.body[0]
     if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name):
-        value = small.value
+        target, value = small.targets[0].target, small.value
     elif isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name) and small.value is not None:
-        value = small.value
+        target, value = small.target, small.value
     else:
         return {}
     try:
         literal = ast.literal_eval(cst.Module([]).code_for_node(value).strip())
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return {}
-    target = small.targets[0].target if isinstance(small, cst.Assign) else small.target
     return {target.value: literal}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from kale_like.errors import KaleLikeError, SourceLocation
 from kale_like.frontends.tags import GPU_RESOURCES, KNOWN_RESOURCES, Tag, parse_tag, unknown_tag_error
@@ -112,7 +113,7 @@ def _apply(settings: StepSettings, tags: list[tuple[Tag, SourceLocation]], error
         if kind == "image":
             settings = replace(settings, image=tag.get("image"))
         elif kind in ("limit", "request"):
-            resource, value = tag.get("resource"), tag.get("value")
+            resource, value = tag.required("resource"), tag.required("value")
             if resource not in KNOWN_RESOURCES and not resource.endswith(("/gpu", "/tpu")):
                 errors.append(
                     KaleLikeError(
@@ -138,37 +139,39 @@ def _apply(settings: StepSettings, tags: list[tuple[Tag, SourceLocation]], error
                 continue
             field = "limits" if kind == "limit" else "requests"
             kept = tuple(item for item in getattr(settings, field) if item[0] != resource)
-            settings = replace(settings, **{field: kept + ((resource, value),)})
+            changes: dict[str, Any] = {field: kept + ((resource, value),)}  # limits or requests
+            settings = replace(settings, **changes)
         elif kind == "cache":
             settings = replace(settings, cache=tag.get("state") == "enabled")
         elif kind == "retries":
-            if int(tag.get("count")) > 100:
+            if int(tag.required("count")) > 100:
                 errors.append(KaleLikeError(f"'{tag.raw}': at most 100 retries", where, "e.g. retries:3"))
                 continue
-            settings = replace(settings, retries=int(tag.get("count")), retry_backoff=tag.get("backoff"))
+            settings = replace(settings, retries=int(tag.required("count")), retry_backoff=tag.get("backoff"))
         elif kind == "secret":
-            secret = Secret(tag.get("secret"), tag.get("key"), tag.get("env"))
+            secret = Secret(tag.required("secret"), tag.required("key"), tag.required("env"))
             settings = replace(settings, secrets=settings.secrets + (secret,))
         elif kind in ("annotation", "label", "env"):
             field = {"annotation": "annotations", "label": "labels", "env": "env"}[kind]
-            item = (tag.get("key"), tag.get("value"))
-            settings = replace(settings, **{field: getattr(settings, field) + (item,)})
+            item = (tag.required("key"), tag.required("value"))
+            changes = {field: getattr(settings, field) + (item,)}  # annotations, labels or env
+            settings = replace(settings, **changes)
         elif kind == "packages":
-            extra = tuple(p for p in tag.get("packages").split(",") if p)
+            extra = tuple(p for p in tag.required("packages").split(",") if p)
             settings = replace(settings, extra_packages=settings.extra_packages + extra)
         elif kind == "node":
-            selector = tuple(i for i in settings.node_selector if i[0] != tag.get("key"))
-            settings = replace(settings, node_selector=selector + ((tag.get("key"), tag.get("value")),))
+            selector = tuple(i for i in settings.node_selector if i[0] != tag.required("key"))
+            settings = replace(settings, node_selector=selector + ((tag.required("key"), tag.required("value")),))
         elif kind == "toleration":
-            item = (tag.get("key"), tag.get("value"), tag.get("effect"))
-            settings = replace(settings, tolerations=settings.tolerations + (item,))
+            toleration = (tag.required("key"), tag.required("value"), tag.required("effect"))
+            settings = replace(settings, tolerations=settings.tolerations + (toleration,))
         elif kind == "display":
             settings = replace(settings, display_name=tag.get("name"))
         elif kind == "timeout":
-            if int(tag.get("seconds")) > INT32:
+            if int(tag.required("seconds")) > INT32:
                 errors.append(KaleLikeError(f"'{tag.raw}': the timeout is too long", where, "e.g. timeout:3600"))
                 continue
-            settings = replace(settings, timeout=int(tag.get("seconds")))
+            settings = replace(settings, timeout=int(tag.required("seconds")))
     return settings
 
 

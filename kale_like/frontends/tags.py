@@ -84,6 +84,10 @@ class Tag:
         """A field of the tag; None for an optional part that is absent."""
         return dict(self.fields).get(field)
 
+    def required(self, field: str) -> str:
+        """A field its grammar row always has (a KeyError for any other name)."""
+        return dict(self.fields)[field]
+
 
 def parse_tag(raw: str) -> Tag | None:
     """Parse one tag; None when it matches no grammar row."""

@@ -24,8 +24,10 @@ class ConditionError(ValueError):
     """A condition KFP cannot evaluate the way Python would."""
 
 
-def normalize(test: Test, type_of: Callable[[Ref], str], negate: bool = False) -> Test:
-    """Push `not` down, turn truth tests into comparisons, convert literals; keep and/or."""
+def normalize(test: Test, type_of: Callable[[Ref], str | None], negate: bool = False) -> Test:
+    """Push `not` down, turn truth tests into comparisons, convert literals; keep and/or.
+
+    `type_of` gives an operand's type name (None when it is not known)."""
     if test.op == "not":
         return normalize(test.tests[0], type_of, not negate)
     if test.op in ("and", "or"):
@@ -67,7 +69,7 @@ def exclusive_paths(tests: list[Test | None]) -> list[tuple[int, list[Test]]]:
     form is split into terms no two of which can hold together (`_exclusive`), so a body reached
     by several terms still runs at most once; different branches exclude each other already.
     """
-    paths = []
+    paths: list[tuple[int, list[Test]]] = []
     earlier: list[Test] = []
     for index, test in enumerate(tests):
         parts = [negate(t) for t in earlier] + ([test] if test is not None else [])
@@ -192,7 +194,7 @@ def _int_with_number(channel: Ref, op: str, value: float | int) -> Test:
     return Test("<=", (channel, constant(math.floor(value))))
 
 
-def _untyped(kind: str, what: str) -> str:
+def _untyped(kind: str | None, what: str) -> str:
     if kind == ANY:
         return f"{what} needs a typed value: annotate the step's return type (e.g. -> float)"
     return f"KFP cannot use a {kind} in {what}; compare one of its values instead"
