@@ -34,7 +34,7 @@ class ComponentCall:
     function: str
     executor_input: dict
     log_path: str
-    environment: dict = None  # the step's env vars (set_env_variable / env: tags)
+    environment: dict | None = None  # the step's env vars (set_env_variable / env: tags)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +174,7 @@ def _captured(label: str, log, echo: bool):
             _ROUTERS["out"] = sys.stdout = _Router(sys.stdout)
             _ROUTERS["err"] = sys.stderr = _Router(sys.stderr)
     out, err = sys.stdout, sys.stderr
+    assert isinstance(out, _Router) and isinstance(err, _Router)  # installed just above
     sink = _Sink(label, log, out.fallback, echo)
     out.local.sink = sink
     err.local.sink = sink

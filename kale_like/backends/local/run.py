@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from kale_like.backends.local.component_runner import ComponentCall, tail
+from kale_like.backends.local.component_runner import ComponentCall, ComponentResult, tail
 from kale_like.backends.local.content import hash_below, hash_path
 from kale_like.backends.local.ir import PipelineIR, component_program, input_defaults
 from kale_like.backends.local.lineage import Lineage
@@ -258,9 +258,9 @@ class _TaskExecutor:
                      and not final_status)  # an exit step reports this run's outcome: never from the cache
         key = ""
         base = _KeyBase(self.ir.name, program, function, inputs, spec) if cacheable else None
-        if cacheable and self._hashes_pending(artifacts) and self._never_stored(base, artifacts):
+        if base is not None and self._hashes_pending(artifacts) and self._never_stored(base, artifacts):
             pass  # no cache record can match, whatever the inputs hash to: run without waiting for their hashes
-        elif cacheable:
+        elif base is not None:
             key = self._cache_key(base, artifacts)
             hit = self._cached(key)
             if hit is not None:
@@ -275,9 +275,9 @@ class _TaskExecutor:
         attempts = 1 + int(task.get("retryPolicy", {}).get("maxRetryCount", 0) or 0)
         started = time.perf_counter()
         self.observe(TaskEvent(path, label, "running", log_path=log_path, component=component))
-        result = None
+        result: ComponentResult | None = None
         for attempt in range(attempts):
-            if attempt:
+            if result is not None:  # a retry
                 self.observe(TaskEvent(path, label, "retrying", error=result.error, log_path=log_path))
             shutil.rmtree(task_root, ignore_errors=True)
             try:
@@ -289,6 +289,7 @@ class _TaskExecutor:
                 raise
             if result.ok:
                 break
+        assert result is not None  # attempts >= 1
         seconds = time.perf_counter() - started
         if not result.ok:
             shutil.rmtree(task_root, ignore_errors=True)  # nothing half-written is left behind
@@ -299,7 +300,7 @@ class _TaskExecutor:
         self._remember_hashes(outcome)
 
         def finish() -> None:  # the cache record and the "done" event need the content hashes
-            if cacheable:
+            if base is not None:  # cacheable
                 self._store(key or self._cache_key(base, artifacts), outcome, self._partial_key(base, artifacts))
             self.observe(TaskEvent(path, label, "done", seconds, log_path=log_path,
                                    inputs=_event_inputs(inputs, artifacts), outputs=_event_outputs(outcome),

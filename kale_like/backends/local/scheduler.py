@@ -22,13 +22,16 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from kale_like.backends.local import driver
 from kale_like.backends.local.driver import (CACHED, CANCELED, COMPLETE, FAILED, RUNNING, Consumer, DagRecord,
                                              DriverError)
 from kale_like.backends.local.ir import PipelineIR, as_json, component_program
 from kale_like.kfp_server import DEFAULT, ServerVersion
+
+if TYPE_CHECKING:
+    import celpy  # imported where first used: loading it takes a while
 
 _CONTROL_DAG = re.compile(r"^(for-loop|condition-branches|condition|exit-handler)-\d+$")
 _SELECTOR = re.compile(r'^parseJson\(string_value\)\["(?P<key>[^"]+)"\]$')
@@ -103,7 +106,7 @@ class DagRunner:
         self.kfp_version = kfp_version  # the KFP server whose driver the inputs follow (driver.py)
         self.run_name = run_name  # the run's resource name, as the driver reports it in a final status
         self.warnings: list[str] = []
-        self._cel = None
+        self._cel: tuple[celpy.Environment, dict[str, celpy.Runner]] | None = None  # made on first use
         self._cel_lock = threading.Lock()
         self._records_lock = threading.Lock()  # one lock for every DAG record: updates walk up parents
         self.cancelled = threading.Event()
@@ -168,7 +171,11 @@ class DagRunner:
                         finish(name, self._run_task(name, tasks[name], context, outcomes))
                         continue
                     future = pool.submit(self._run_task, name, tasks[name], context, outcomes)
-                    future.add_done_callback(lambda done, name=name: finished.put((name, done)))
+
+                    def on_done(ended: futures.Future, name: str = name) -> None:
+                        finished.put((name, ended))
+
+                    future.add_done_callback(on_done)
                     running += 1
                 if len(outcomes) == len(tasks):
                     break
@@ -342,7 +349,9 @@ class DagRunner:
             thread.join()
         failed = [i for i, r in enumerate(results) if r is None or r.status == "failed"]
         if failed and not self.collect_failed_iterations:
-            return Outcome("failed", error=f"iteration {failed[0]} of {name} failed: {results[failed[0]].error}")
+            first = results[failed[0]]
+            assert first is not None  # one() gives every iteration an outcome, a failed one on any exception
+            return Outcome("failed", error=f"iteration {failed[0]} of {name} failed: {first.error}")
         if failed:
             self.warnings.append(f"{path}: iterations {failed} failed; Collected gets the other "
                                  f"{len(items) - len(failed)}")
@@ -449,7 +458,8 @@ class DagRunner:
             program = programs.get(expression)
             if program is None:
                 program = programs[expression] = environment.program(environment.compile(expression))
-        result = program.evaluate(celpy.json_to_cel(activation))
+        # json_to_cel of a dict is a MapType keyed by StringType (a str); celpy types it as any Value
+        result = program.evaluate(celpy.json_to_cel(activation))  # type: ignore[arg-type]
         return json.loads(json.dumps(result, default=_cel_to_python))
 
     def _label(self, path: str, name: str) -> str:
