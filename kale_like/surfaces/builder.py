@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from kale_like.errors import KaleLikeError
 from kale_like.graph.model import PipelineSettings, StepGraph
+
+if TYPE_CHECKING:
+    from kale_like.backends.kfp.compile import CompiledPipeline  # imported where used: it loads kfp
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class Pipeline:
         self.experiment = experiment
         self.description = description
         self._steps: list = []
-        self._compiled: dict[tuple[str, str], object] = {}  # (graph JSON, YAML name) -> CompiledPipeline
+        self._compiled: dict[tuple[str, str], CompiledPipeline] = {}  # (graph JSON, YAML name) -> CompiledPipeline
 
     def add_step(self, fn: Callable, name: str | None = None, params: dict[str, Any] | None = None,
                  after: list[str] | tuple[str, ...] = ()) -> str:

@@ -65,7 +65,7 @@ def summary(result: RunResult, seconds: float) -> str:
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(headers)]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     table = [line(headers), line(tuple("-" * w for w in widths))] + [line(row) for row in rows]
-    counts = {}
+    counts: dict[str, int] = {}
     for report in result.tasks:
         counts[report.status] = counts.get(report.status, 0) + 1
     tally = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))

@@ -164,14 +164,15 @@ def graph_svg(document: dict, statuses: dict[str, str] | None = None) -> str:
                       'text-anchor="middle" font-size="10" fill="#424242" stroke="white" stroke-width="3" '
                       f'paint-order="stroke">{esc(text)}</text>')
     parts += labels
-    for name, (x, y0, h) in boxes.items():
+    for name, (x, y0, box_height) in boxes.items():
         color = step_color(name)
-        status = (statuses or {}).get(name)
+        status = (statuses or {}).get(name, "")
         fill = {"done": "#e8f5e9", "cached": "#e8f5e9", "failed": "#ffebee", "running": "#e3f2fd"}.get(status, "white")
         dashed = ' stroke-dasharray="6 3"' if name == exit_step else ""
         parts.append(f'<g class="node" data-step="{esc(name)}" transform="translate({x:.1f},{y0:.1f})">'
-                     f'<rect width="{NODE_W}" height="{h}" rx="6" fill="{fill}" stroke="{color}" stroke-width="2"{dashed}/>'
-                     f'<rect width="6" height="{h}" rx="3" fill="{color}"/>'
+                     f'<rect width="{NODE_W}" height="{box_height}" rx="6" fill="{fill}" stroke="{color}" '
+                     f'stroke-width="2"{dashed}/>'
+                     f'<rect width="6" height="{box_height}" rx="3" fill="{color}"/>'
                      f'<text x="{NODE_W / 2 + 3}" y="19" text-anchor="middle" font-size="12" font-weight="600">'
                      f'{esc(name if len(name) <= 20 else name[:19] + "…")}</text>')
         for index, badge in enumerate(around.get(name, ())):

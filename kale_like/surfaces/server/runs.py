@@ -102,7 +102,7 @@ class RunManager:
         return run
 
     async def _follow(self, run: LocalRun) -> None:
-        assert run.process is not None and run.process.stdout is not None
+        assert run.process is not None and run.process.stdout is not None and run.stderr_path is not None  # start()
         while True:
             line = await run.process.stdout.readline()
             if not line:

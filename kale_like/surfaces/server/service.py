@@ -16,10 +16,14 @@ import traceback
 from dataclasses import asdict, dataclass
 from datetime import timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kale_like.errors import InternalError, KaleLikeError, KaleLikeErrors
 from kale_like.surfaces.server.paths import inside_root, relative_to_root
+
+if TYPE_CHECKING:
+    from kale_like.backends.kfp.deploy import KfpTarget, Uploaded  # imported where used: loading kfp is slow
+    from kale_like.graph.model import StepGraph
 
 _COMPILE_LOCK = threading.Lock()  # kfp's compiler imports generated modules: one at a time
 
@@ -278,11 +282,11 @@ class _Uploaded:
     """A compiled source uploaded as a new pipeline version, with what a run or schedule of it needs."""
 
     compiled: dict
-    graph: object
+    graph: StepGraph
     arguments: dict
-    target: object
-    client: object
-    version: object
+    target: KfpTarget
+    client: Any  # kfp.Client (kfp has no type hints)
+    version: Uploaded
     experiment: str
     service_account: str | None
 
