@@ -8,7 +8,7 @@ the same have the same component text, and the generated module defines it once 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kale_like.backends.kfp.naming import input_argument, output_argument, python_string
@@ -61,8 +61,8 @@ class ComponentShape:
     typed_outputs: dict[str, str]  # parameter output variable -> type
     metrics_argument: str = "metrics"
     statuses: tuple[str, ...] = ()  # arguments receiving the pipeline's final status (exit steps)
-    arguments: dict[str, str] = None  # every input variable -> its argument name
-    fields: dict[str, str] = None  # typed output variable -> NamedTuple field (several typed outputs)
+    arguments: dict[str, str] = field(default_factory=dict)  # every input variable -> its argument name
+    fields: dict[str, str] = field(default_factory=dict)  # typed output variable -> NamedTuple field (2+ outputs)
 
     def output_key(self, variable: str) -> str:
         if variable in self.outputs:
