@@ -16,7 +16,6 @@ the YAML).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import importlib.metadata
@@ -24,6 +23,7 @@ import importlib.util
 import os
 import sys
 import tempfile
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,16 +82,13 @@ def compile_graph(graph: StepGraph, yaml_name: str = "pipeline.yaml") -> Compile
 
 def _compile_source(source: str) -> tuple[str, WorkflowShape, list]:
     """The YAML, the shape of the Workflow the KFP backend will make of it, and the documents kfp
-    wrote (caught on their way to the YAML writer, which writes them exactly: parsing the YAML back
-    costs ~0.4 s a MB)."""
+    wrote (converted from the pipeline's spec as kfp's writer converts it)."""
     with tempfile.TemporaryDirectory(prefix="kale_like_") as scratch:
         module_path = Path(scratch) / "generated_pipeline.py"
         module_path.write_text(source, encoding="utf-8")
         yaml_path = Path(scratch) / "pipeline.yaml"
         documents = _compile_module(module_path, yaml_path)
         text = _kl_stable_header(yaml_path.read_text(encoding="utf-8"))
-    if not documents:  # a kfp that writes its YAML some other way
-        return text, _shape_of_text(text), []
     platform = next((d for d in documents[1:] if isinstance(d, dict) and "platforms" in d), None)
     return text, workflow_shape(documents[0], platform), documents
 
@@ -177,8 +174,21 @@ def write_outputs(compiled: CompiledPipeline, yaml_path: Path, dsl_path: Path | 
         _atomic_write(dsl_path, compiled.dsl_source)
 
 
+# kfp keeps the pipeline being defined in process-wide state (`Pipeline._default_pipeline` and
+# `PipelineTask._register_task_handler`, kfp/dsl/pipeline_context.py): two modules defining their
+# pipelines at once from two threads would register tasks in each other's pipeline. Compiles in one
+# process therefore define their pipelines one at a time; writing the YAML needs no lock.
+_DEFINING = threading.Lock()
+
+
 def _compile_module(module_path: Path, yaml_path: Path) -> list:
-    """Import the module, have kfp compile its pipeline to `yaml_path`; the documents kfp wrote."""
+    """Import the module, have kfp write its pipeline to `yaml_path`; the documents it wrote.
+
+    The module's pipeline object holds the IR kfp built (and the module repaired); kfp's own
+    writer (`Compiler.compile` -> `pipeline_spec_builder.write_pipeline_spec_to_file`) writes
+    `json_format.MessageToDict` of it, so the same conversion gives the checks the documents in
+    the YAML (~0.02 s for 1,000 tasks; parsing the YAML back costs ~0.4 s a MB)."""
+    from google.protobuf import json_format
     from kfp import compiler
 
     name = f"_kale_like_generated_{uuid.uuid4().hex}"
@@ -187,10 +197,12 @@ def _compile_module(module_path: Path, yaml_path: Path) -> list:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
-        with _task_names_remembered():
+        with _DEFINING:
             spec.loader.exec_module(module)
-        with _documents_caught() as documents:
-            compiler.Compiler().compile(module.pipeline, package_path=str(yaml_path))
+        compiler.Compiler().compile(module.pipeline, package_path=str(yaml_path))
+        documents = [json_format.MessageToDict(module.pipeline.pipeline_spec)]
+        if module.pipeline.platform_spec.platforms:
+            documents.append(json_format.MessageToDict(module.pipeline.platform_spec))
         return documents
     except Exception as error:  # kfp raises many types while defining the pipeline
         kept = _keep_for_bug_report(module_path.read_text(encoding="utf-8"), "")
@@ -200,45 +212,6 @@ def _compile_module(module_path: Path, yaml_path: Path) -> list:
         ) from error
     finally:
         sys.modules.pop(name, None)
-
-
-@contextlib.contextmanager
-def _task_names_remembered():
-    """kfp's `sanitize_task_name`, remembering its answers while the module defines the pipeline.
-
-    kfp (measured on 2.17) builds each DAG by re-sanitizing the names of all the DAG's tasks once
-    per task (`build_spec_by_group`): 1,000 tasks in one DAG made 1,000,000 calls of two regular
-    expressions each, 3-4 s of a 4.6 s compile. The function is pure, so remembering its answers
-    changes no byte of the IR; `python <module>.py` gives the same YAML, only slower."""
-    from kfp.dsl import utils
-
-    original = getattr(utils, "sanitize_task_name", None)
-    if original is None:  # a kfp laid out differently: nothing to speed up
-        yield
-        return
-    utils.sanitize_task_name = functools.cache(original)
-    try:
-        yield
-    finally:
-        utils.sanitize_task_name = original
-
-
-@contextlib.contextmanager
-def _documents_caught():
-    """The documents kfp gives PyYAML to write (a list, filled while the block runs)."""
-    documents: list = []
-    original = yaml.dump_all
-
-    def dump_all(items, *args, **kwargs):
-        items = list(items)
-        documents[:] = items
-        return original(items, *args, **kwargs)
-
-    yaml.dump_all = dump_all
-    try:
-        yield documents
-    finally:
-        yaml.dump_all = original
 
 
 def _keep_for_bug_report(source: str, yaml_text: str) -> str:

@@ -29,7 +29,8 @@ def generate_module(graph: StepGraph, yaml_name: str = "pipeline.yaml", pipeline
     steps += [graph.exit_step] if graph.exit_step is not None else []
     types = _output_types(graph)
     output_type_of = lambda task, output: types.get((task, output), "any")  # noqa: E731
-    taken |= {"_kl_named", "_kl_share_components"}
+    taken |= {"_kl_named", "_kl_share_components", "_kl_pipeline", "_kl_subpipeline", "_kl_pass_inputs",
+              "_kl_own_group_names"}
     shapes = {s.name: component_shape(s, python_identifier(s.name, taken), output_type_of) for s in steps}
     functions = {sub.name: python_identifier(sub.name.replace("-", "_"), taken) for sub in graph.subpipelines}
     uses_kubernetes = any(s.settings.secrets or s.settings.labels or s.settings.annotations or s.settings.node_selector
@@ -37,17 +38,18 @@ def generate_module(graph: StepGraph, yaml_name: str = "pipeline.yaml", pipeline
     parts = [_header(graph, uses_kubernetes)]
     components, sharing = _components(graph, steps, shapes, taken)
     parts += components
-    # the kfp defects kfp_fixes.py repairs need loops, or groups in nested pipelines
+    # the kfp defects ir_repair.py repairs need loops, or groups in nested pipelines
     groups = [node for node in _all_nodes(graph) if isinstance(node, (Loop, Condition))]
     needs_fixes = any(isinstance(node, Loop) for node in groups) or bool(groups and graph.subpipelines)
     if needs_fixes:
-        parts.append(embedded_source("kfp_fixes.py"))
-    writer = BodyWriter(graph, shapes, functions, "_kl_pipeline" if needs_fixes else "dsl.pipeline")
+        parts.append(embedded_source("ir_repair.py"))
+    writer = BodyWriter(graph, shapes, functions, "_kl_subpipeline" if needs_fixes else "dsl.pipeline")
     for sub in graph.subpipelines:
         parts.append(
             writer.pipeline_function(sub.name, functions[sub.name], "", sub.parameters, sub.body, sub.returns,
                                      sub.return_type)
         )
+    writer.decorator = "_kl_pipeline" if needs_fixes else "dsl.pipeline"
     parts.append(
         writer.pipeline_function(graph.settings.name, pipeline_function, graph.settings.description,
                                  graph.parameters, graph.body, graph.returns, graph.return_type)
