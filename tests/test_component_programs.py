@@ -37,6 +37,11 @@ def traced_image(chunk_id: int) -> int:
     return chunk_id
 
 
+@kale_like.step(secrets={"API_TOKEN": "svc-creds/token"}, labels={"team": "data"}, retries=2)
+def with_settings(chunk_id: int) -> int:
+    return chunk_id
+
+
 @kale_like.step(packages=["opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"])
 def traced_packages(chunk_id: int) -> int:
     return chunk_id
@@ -257,3 +262,21 @@ def test_shared_component_runs_name_each_task_in_reports_logs_and_lineage(tmp_pa
         (output,) = (tmp_path / "store").rglob(f"chunk-{i}/executor_output.json")
         artifact = json.loads(output.read_text())["artifacts"]["result"]["artifacts"][0]
         assert artifact["metadata"]["step"] == f"chunk_{i}"
+
+
+def test_shared_steps_keep_their_kubernetes_settings_on_the_one_executor():
+    from kale_like.backends.kfp.validate import check_pipeline_spec
+
+    pipeline = Pipeline("settings")
+    for i in range(3):
+        pipeline.add_step(with_settings, name=f"part_{i}", params={"chunk_id": i})
+    text = pipeline.compile()
+    assert check_pipeline_spec(text) == []
+    spec, platform = [d for d in yaml.safe_load_all(text) if d]
+    assert list(spec["components"]) == ["comp-with-settings"]
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert list(executors) == ["exec-with-settings"]
+    assert executors["exec-with-settings"]["secretAsEnv"][0]["secretName"] == "svc-creds"
+    assert executors["exec-with-settings"]["podMetadata"]["labels"] == {"team": "data"}
+    tasks = spec["root"]["dag"]["tasks"]
+    assert all(tasks[f"part-{i}"]["retryPolicy"]["maxRetryCount"] == 2 for i in range(3))
