@@ -280,3 +280,22 @@ def test_shared_steps_keep_their_kubernetes_settings_on_the_one_executor():
     assert executors["exec-with-settings"]["podMetadata"]["labels"] == {"team": "data"}
     tasks = spec["root"]["dag"]["tasks"]
     assert all(tasks[f"part-{i}"]["retryPolicy"]["maxRetryCount"] == 2 for i in range(3))
+
+
+def test_the_dsl_module_of_shared_steps_writes_the_same_yaml(tmp_path):
+    """`python <module>.py` merges the shared components as kale_like's compile does."""
+    import subprocess
+
+    from kale_like.backends.kfp.compile import compile_graph, write_outputs
+
+    pipeline = Pipeline("chunked")
+    for i in range(3):
+        pipeline.add_step(chunks.process_chunk, name=f"chunk_{i}", params={"chunk_id": i})
+    pipeline.add_step(chunks.combine, name="combine")
+    compiled = compile_graph(pipeline.graph(), "pipeline.yaml")
+    write_outputs(compiled, tmp_path / "expected.yaml", tmp_path / "pipeline_kfp.py")
+    assert "_kl_share_components(pipeline)" in compiled.dsl_source
+    done = subprocess.run([sys.executable, str(tmp_path / "pipeline_kfp.py")], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "pipeline.yaml").read_text() == compiled.yaml_text
