@@ -16,7 +16,6 @@ the YAML).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import importlib.metadata
@@ -28,7 +27,6 @@ import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import yaml
 
@@ -189,7 +187,12 @@ def _compile_module(module_path: Path, yaml_path: Path) -> list:
     The module's pipeline object holds the IR kfp built (and the module repaired); kfp's own
     writer (`Compiler.compile` -> `pipeline_spec_builder.write_pipeline_spec_to_file`) writes
     `json_format.MessageToDict` of it, so the same conversion gives the checks the documents in
-    the YAML (~0.02 s for 1,000 tasks; parsing the YAML back costs ~0.4 s a MB)."""
+    the YAML (~0.02 s for 1,000 tasks; parsing the YAML back costs ~0.4 s a MB).
+
+    kfp's functions run as kfp wrote them: nothing of kfp is replaced, even for speed. Its
+    `build_spec_by_group` (kfp/compiler/pipeline_spec_builder.py, 2.17) sanitizes the names of all
+    of a DAG's tasks again for each of them, so 1,000 tasks in one DAG cost ~1.6 s of CPU more than
+    they need to; a loop (one task for all its items) does not pay it."""
     from google.protobuf import json_format
     from kfp import compiler
 
@@ -199,7 +202,7 @@ def _compile_module(module_path: Path, yaml_path: Path) -> list:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
-        with _DEFINING, _task_names_remembered():
+        with _DEFINING:
             spec.loader.exec_module(module)
         compiler.Compiler().compile(module.pipeline, package_path=str(yaml_path))
         documents = [json_format.MessageToDict(module.pipeline.pipeline_spec)]
@@ -214,29 +217,6 @@ def _compile_module(module_path: Path, yaml_path: Path) -> list:
         ) from error
     finally:
         sys.modules.pop(name, None)
-
-
-@contextlib.contextmanager
-def _task_names_remembered() -> Iterator[None]:
-    """kfp's `sanitize_task_name` remembering its answers while a module defines its pipeline.
-
-    kfp (measured on 2.17) builds each DAG by sanitizing the names of all the DAG's tasks again for
-    every task (`build_spec_by_group`): 1,000 tasks in one DAG make 1,000,000 calls of two regular
-    expressions each, 3-4 s of a 4.6 s compile (1.2 s with this). The function is pure, so no byte of
-    the IR changes (`python <module>.py` gives the same YAML, slower), and a thread that is not
-    defining a pipeline (they define one at a time, under `_DEFINING`) and calls it meanwhile gets
-    the same answers."""
-    from kfp.dsl import utils
-
-    original = getattr(utils, "sanitize_task_name", None)
-    if original is None:  # a kfp laid out differently: nothing to speed up
-        yield
-        return
-    utils.sanitize_task_name = functools.lru_cache(maxsize=None)(original)
-    try:
-        yield
-    finally:
-        utils.sanitize_task_name = original
 
 
 def _keep_for_bug_report(source: str, yaml_text: str) -> str:
