@@ -3,8 +3,9 @@
 tests/fixtures/local/kfp_gaps.py holds one pipeline per kfp (2.17) defect: a loop body that never
 reads its item, nested in a loop or branch; pipeline parameters whose names are part of kfp's loop
 variable names (`a`, `t`, `p`) read two levels below a loop; a loop's own list passed deeper into
-it; if/elif chains without else before an outer else or a returned value; a nested pipeline whose
-loops and conditions are numbered like its caller's (kfp merged both DAGs' tasks into one); loops and
+it, or a task's list and a parameter read four levels down; if/elif chains without else before an
+outer else or a returned value; a nested pipeline whose loops and conditions are numbered like its
+caller's (kfp merged both DAGs' tasks into one), and one called from three places; loops and
 branches that run no step (left out rather than written as empty DAGs); tests on untyped results
 and on an int against a float beyond 2**53 (made by a generated step). Each is compiled to IR,
 checked, and the IR is run by the local executor with the cache off; every step notes what it ran
@@ -45,6 +46,10 @@ CASES = [
     ("open_elif", {"n": 7, "go": False}),
     ("dag_names", {}),
     ("dag_names", {"xs": [5], "n": 4}),
+    ("called_thrice", {}),
+    ("called_thrice", {"a": 0, "p": [1]}),
+    ("deep_list", {}),
+    ("deep_list", {"n": 3, "t": 2}),
     ("empty_bodies", {}),
     ("empty_bodies", {"n": 1}),
     ("empty_bodies", {"n": 0}),
@@ -100,6 +105,8 @@ def test_the_dsl_module_writes_the_same_yaml(tmp_path, pipeline):
     ("short-names", "componentInputParameter 'pipelinechannel--a' not in"),
     ("item-unused", "componentInputParameter 'pipelinechannel--make-Output' not in"),
     ("dag-names", "neither an executor nor a DAG with tasks"),
+    ("called-thrice", "componentInputParameter 'pipelinechannel--a' not in"),
+    ("deep-list", "componentInputParameter 'pipelinechannel--make-Output' not in"),
 ])
 def test_kfp_alone_writes_ir_that_cannot_run_for_these_shapes(tmp_path, pipeline, problem):
     """Why the repairs exist: the same DSL module under plain `dsl.pipeline` gives IR that cannot run.
