@@ -179,12 +179,12 @@ def test_golden_workflow_json_is_what_the_tasks_add_up_to():
 
 
 def test_the_documents_kfp_wrote_are_what_the_yaml_holds():
-    """The compiler checks (and sizes) the documents it caught on their way to kfp's YAML writer
+    """The compiler checks (and sizes) the documents kfp's writer converts the pipeline's spec to,
     instead of parsing the YAML back: they must be the YAML's exact content."""
     from kale_like.backends.kfp import compile as kfp_compile
 
     graph = chunk_pipeline(4).graph()
     source = kfp_compile.generate_module(graph)
-    text, shape, caught = kfp_compile._compile_source(source)
-    assert caught == [d for d in yaml.safe_load_all(text) if d]
+    text, shape, converted = kfp_compile._compile_source(source)
+    assert converted == [d for d in yaml.safe_load_all(text) if d]
     assert shape == workflow_size.workflow_shape(*documents(text))
