@@ -31,6 +31,8 @@ CASES = [
     ("nested_lists", {}),  # a nested pipeline's collected list, collected by a loop: a list of lists
     ("empty_loops", {}),  # loops over an empty parameter and an empty step result collect []
     ("empty_loops", {"xs": [5, 6], "n": 2}),
+    ("empty_items", {}),  # a loop over an empty dict's .items() collects []
+    ("empty_items", {"weights": {"a": 2, "b": 3}}),
     ("own_list", {}),  # the loop body reads the list the loop runs over
     ("own_list", {"xs": [7]}),
 ]
@@ -144,3 +146,23 @@ def test_notebook_foreach_items_keep_their_types_and_an_empty_list_collects_noth
     assert seen == sorted([["item", "1", "int"], ["item", "'1'", "str"], ["item", "True", "bool"],
                            ["item", "None", "NoneType"], ["item", "2.5", "float"],
                            ["gathered", "[1, '1', True, None, 2.5]", "list"], ["after-none", "[]", "list"]])
+
+
+def test_an_empty_loop_that_cannot_be_guarded_is_a_warning_and_fails_as_on_a_cluster(tmp_path, capsys):
+    """A loop whose body calls a nested pipeline cannot run a filler iteration (the nested pipeline's
+    steps would run): compiling warns, and a run over an empty list fails the reader as the driver
+    would (resolve.go resolveUpstreamParameters), naming what to change."""
+    out = tmp_path / "p.yaml"
+    assert main([str(SOURCE), "--pipeline", "empty_nested", "--kfp", "-o", str(out), "--no-dsl"]) == 0
+    err = capsys.readouterr().err
+    assert "cluster_meaning.py:" in err and "kale_like cannot make it read [] here" in err
+    assert "calls a nested pipeline" in err
+    result = kale_like.run(SOURCE, {"log": str(tmp_path / "run.log")}, pipeline="empty_nested",
+                           store=tmp_path / "store", echo=False)
+    assert not result.succeeded
+    assert "no iterations" in result.error and "not in tasks" in result.error
+    ok = kale_like.run(SOURCE, {"xs": [1, 2], "log": str(tmp_path / "ok.log")}, pipeline="empty_nested",
+                       store=tmp_path / "store", echo=False)
+    assert ok.succeeded, ok.error
+    assert plain_notes("empty_nested", tmp_path / "plain.log", {"xs": [1, 2]}) == sorted(
+        (tmp_path / "ok.log").read_text(encoding="utf-8").splitlines())

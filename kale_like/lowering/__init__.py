@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from kale_like.graph.model import StepGraph
 from kale_like.lowering.branch_state import mark_chosen_branches
-from kale_like.lowering.empty_loops import guard_empty_loops
+from kale_like.lowering.empty_loops import guard_empty_loops, unguarded_loops
 from kale_like.lowering.exit_state import mark_the_end
 from kale_like.lowering.loop_items import encode_untyped_loop_items
 from kale_like.lowering.nested_collected import plain_nested_results
@@ -27,3 +27,8 @@ def lower(graph: StepGraph) -> StepGraph:
     for lowering_pass in PASSES:
         graph = lowering_pass(graph)
     return graph
+
+
+def lowering_warnings(graph: StepGraph) -> list[str]:
+    """What the passes could not rewrite and a cluster may run otherwise than Python (one line each)."""
+    return unguarded_loops(encode_untyped_loop_items(loops_keep_their_list(graph)))

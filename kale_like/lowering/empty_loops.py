@@ -41,6 +41,7 @@ class _Plan:
 
     reads: dict[str, dict[Ref, set[str]]] = field(default_factory=dict)
     flags: dict[str, Ref] = field(default_factory=dict)  # loop id -> its generated step's has_items
+    refused: dict[str, tuple[Loop, str]] = field(default_factory=dict)  # loop id -> (loop, why not guarded)
 
 
 def guard_empty_loops(graph: StepGraph) -> StepGraph:
@@ -56,10 +57,9 @@ def guard_empty_loops(graph: StepGraph) -> StepGraph:
 
 def _plan(graph: StepGraph) -> _Plan:
     """For each collected value a step reads: the outermost loop around its producer and not around
-    the step, if that loop can be guarded."""
+    the step, if that loop can be guarded (else why not, in `refused`)."""
     plan = _Plan()
     loops = {node.id: node for body in all_bodies(graph) for node in walk(body) if isinstance(node, Loop)}
-    refused: set[str] = set()
     for body in all_bodies(graph):
         around = _loops_around(body)
         for node in walk(body):
@@ -71,22 +71,49 @@ def _plan(graph: StepGraph) -> _Plan:
                 outside = [loop for loop in around.get(value.ref.source, ()) if loop not in around[node.name]]
                 if not outside or loops[outside[0]].items.kind == "constant":
                     continue
-                if isinstance(node, PipelineCall) or not _guardable(loops[outside[0]]):
-                    refused.add(outside[0])
-                plan.reads.setdefault(outside[0], {}).setdefault(value.ref, set()).add(node.name)
+                loop = loops[outside[0]]
+                if isinstance(node, PipelineCall):
+                    plan.refused.setdefault(loop.id, (loop, f"nested pipeline '{node.pipeline}' reads what it collects"))
+                elif (reason := _unguardable(loop)) is not None:
+                    plan.refused.setdefault(loop.id, (loop, reason))
+                plan.reads.setdefault(loop.id, {}).setdefault(value.ref, set()).add(node.name)
     for sub in graph.subpipelines:  # a returned collected list is read by the caller: not guarded
         if sub.returns is not None and sub.returns.kind == "collected":
-            refused |= {loop for loop, reads in plan.reads.items() if sub.returns in reads}
-            refused |= {loop.id for loop in loops.values() if any(n.name == sub.returns.source
-                                                                   for n in walk(loop.body))}
-    for loop in refused:
-        plan.reads.pop(loop, None)
+            for loop in loops.values():
+                if any(getattr(n, "name", None) == sub.returns.source for n in walk(loop.body)):
+                    plan.refused.setdefault(loop.id, (loop, f"nested pipeline '{sub.name}' returns what it collects"))
+                    break
+    for loop_id in plan.refused:
+        plan.reads.pop(loop_id, None)
     return plan
 
 
-def _guardable(loop: Loop) -> bool:
-    """Its item type has a filler, and every task of its body can be told not to run."""
-    return loop.item_type in FILLERS and not any(isinstance(n, PipelineCall) for n in walk(loop.body))
+def unguarded_loops(graph: StepGraph) -> list[str]:
+    """Warnings for the loops whose collected values fail their reader on a cluster when the list is
+    empty, and that this pass cannot guard."""
+    return [f"{loop.location.render()}: what this loop collects is read after it; if its list is empty when the "
+            "pipeline runs, the reader fails on a KFP cluster (the driver finds no task to collect from: "
+            f"driver/resolve.go resolveUpstreamParameters), and kale_like cannot make it read [] here: {reason}\n"
+            "  hint: make sure the list is never empty, or read the collected values in a step of the same pipeline"
+            for loop, reason in _plan(graph).refused.values()]
+
+
+def _unguardable(loop: Loop) -> str | None:
+    """Why the loop cannot run on a filler item (None: it can)."""
+    if _filler(loop) is None:
+        return f"its items' type ({loop.item_type}) has no filler value"
+    if any(isinstance(n, PipelineCall) for n in walk(loop.body)):
+        return "its body calls a nested pipeline, whose steps cannot be told to stand still"
+    return None
+
+
+def _filler(loop: Loop) -> object:
+    """An item of the loop's type that no step will read (None: there is none)."""
+    if loop.item_type == "dict":  # a field the body reads is selected from it, so it must be there
+        fields = {value.ref.output for n in walk(loop.body) if isinstance(n, Step) for value in n.inputs
+                  if value.ref.kind == "item" and value.ref.source == loop.id and value.ref.output}
+        return {name: "" for name in sorted(fields)}
+    return FILLERS.get(loop.item_type)
 
 
 def _loops_around(body: tuple[Node, ...], enclosing: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
@@ -109,7 +136,7 @@ def _run_at_least_once(graph: StepGraph, loop: Loop, plan: _Plan, taken: set[str
     kind = type_of(graph, loop.items)
     kind = kind if kind.startswith("list") else f"list:{loop.item_type}"
     base = "".join(c if c.isalnum() else "_" for c in loop.id)
-    filler = FILLERS[loop.item_type]
+    filler = _filler(loop)
     looped = generated_step(unique_name(f"{base}_items_or_filler", taken), f"looped = list(items) or [{filler!r}]\n",
                             (Input("items", loop.items, kind),), (Output("looped", kind),), loop.location)
     test = generated_step(unique_name(f"{base}_has_items", taken), "has_items = len(items) > 0\n",

@@ -142,8 +142,12 @@ def checked_yaml(text: str, version: ServerVersion, source: str) -> list[str]:
 
 
 def check_compiled(text: str, graph) -> list[str]:
-    """The compile path's check: refuse for the graph's target version; the warnings' text."""
-    return checked_yaml(text, ServerVersion.parse(graph.settings.kfp_version), str(graph.source))
+    """The compile path's check: refuse for the graph's target version; the warnings' text (with the
+    shapes the lowering passes could not rewrite)."""
+    from kale_like.lowering import lowering_warnings
+
+    return lowering_warnings(graph) + checked_yaml(text, ServerVersion.parse(graph.settings.kfp_version),
+                                                   str(graph.source))
 
 
 server_warnings = check_compiled  # the surfaces print what the compile path returned
