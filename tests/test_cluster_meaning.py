@@ -148,21 +148,32 @@ def test_notebook_foreach_items_keep_their_types_and_an_empty_list_collects_noth
                            ["gathered", "[1, '1', True, None, 2.5]", "list"], ["after-none", "[]", "list"]])
 
 
+def test_a_nested_pipeline_called_in_an_empty_loop_is_told_to_stand_still(tmp_path):
+    """The loop runs once on a filler item; the nested pipeline it calls gets the flag as a parameter and
+    passes it to its steps, so they run none of the user's code; the reader gets []."""
+    for xs in ([], [1, 2]):
+        log = tmp_path / f"run-{len(xs)}.log"
+        result = kale_like.run(SOURCE, {"xs": xs, "log": str(log)}, pipeline="empty_nested",
+                               store=tmp_path / "store", echo=False)
+        assert result.succeeded, result.error
+        expected = plain_notes("empty_nested", tmp_path / f"plain-{len(xs)}.log", {"xs": xs})
+        assert sorted(log.read_text(encoding="utf-8").splitlines()) == expected
+    spec = compiled("empty_nested", tmp_path)
+    nested = spec["components"]["comp-pairs"]
+    assert nested["inputDefinitions"]["parameters"]["kl_caller_runs"] == {"defaultValue": True, "isOptional": True,
+                                                                           "parameterType": "BOOLEAN"}
+
+
 def test_an_empty_loop_that_cannot_be_guarded_is_a_warning_and_fails_as_on_a_cluster(tmp_path, capsys):
-    """A loop whose body calls a nested pipeline cannot run a filler iteration (the nested pipeline's
-    steps would run): compiling warns, and a run over an empty list fails the reader as the driver
-    would (resolve.go resolveUpstreamParameters), naming what to change."""
+    """A nested pipeline that returns what a loop of its own collects cannot tell its caller the list was
+    empty: compiling warns, naming the loop, and a run over an empty list fails the reader as the
+    driver would (resolve.go resolveUpstreamParameters)."""
     out = tmp_path / "p.yaml"
-    assert main([str(SOURCE), "--pipeline", "empty_nested", "--kfp", "-o", str(out), "--no-dsl"]) == 0
+    assert main([str(SOURCE), "--pipeline", "empty_return", "--kfp", "-o", str(out), "--no-dsl"]) == 0
     err = capsys.readouterr().err
     assert "cluster_meaning.py:" in err and "kale_like cannot make it read [] here" in err
-    assert "calls a nested pipeline" in err
-    result = kale_like.run(SOURCE, {"log": str(tmp_path / "run.log")}, pipeline="empty_nested",
+    assert "nested pipeline 'squares' returns what it collects" in err
+    result = kale_like.run(SOURCE, {"log": str(tmp_path / "run.log")}, pipeline="empty_return",
                            store=tmp_path / "store", echo=False)
     assert not result.succeeded
     assert "no iterations" in result.error and "not in tasks" in result.error
-    ok = kale_like.run(SOURCE, {"xs": [1, 2], "log": str(tmp_path / "ok.log")}, pipeline="empty_nested",
-                       store=tmp_path / "store", echo=False)
-    assert ok.succeeded, ok.error
-    assert plain_notes("empty_nested", tmp_path / "plain.log", {"xs": [1, 2]}) == sorted(
-        (tmp_path / "ok.log").read_text(encoding="utf-8").splitlines())

@@ -36,10 +36,11 @@ def mark_chosen_branches(graph: StepGraph) -> StepGraph:
 
 
 def _chosen(graph: StepGraph) -> set[str]:
-    """Names of the tasks a OneOf reads (inputs, and the values nested pipelines return)."""
+    """Names of the tasks a OneOf reads (inputs, and the values pipelines return)."""
     refs = [value.ref for body in all_bodies(graph) for node in walk(body) if isinstance(node, (Step, PipelineCall))
             for value in node.inputs]
     refs += [sub.returns for sub in graph.subpipelines if sub.returns is not None]
+    refs += [graph.returns] if graph.returns is not None else []  # the run's own output reads it too
     return {option.source for ref in refs if ref.kind == "oneof" for option in ref.options}
 
 

@@ -16,21 +16,24 @@ of the loop's body receives that flag (`_kl_run_if`) and, when it is false, runs
 code and returns empty values; every task that reads what the loop collected receives it too
 (`_kl_empty_unless__<name>`) and then reads `[]`. The step runtime does both (step_runtime.py).
 
-Loops over literal lists are never empty and are left alone; so are loops whose body calls a nested
-pipeline or whose collected values a nested pipeline reads (those tasks cannot be told to stand
-still): there an empty list still fails on a cluster, and the local run fails the same way.
+A nested pipeline called in the loop's body takes the flag as a parameter (`kl_caller_runs`, true by
+default) and hands it to each of its tasks. Loops over literal lists are never empty and are left
+alone; so are loops whose collected values a nested pipeline reads or returns (the flag cannot follow
+the list there): an empty list still fails on a cluster, compiling warns, and the local run fails the
+same way.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from kale_like.graph.model import JSON, Input, Loop, Node, Output, PipelineCall, Ref, Step, StepGraph, walk
+from kale_like.graph.model import JSON, Input, Loop, Node, Output, Parameter, PipelineCall, Ref, Step, StepGraph, walk
 from kale_like.lowering.graph_edit import (
     all_bodies, generated_step, rewrite_bodies, rewrite_body, rewrite_loops, task_names, type_of, unique_name,
 )
 
-RUN_IF = "_kl_run_if"  # the step's code runs only when this input is true (see _kl_run_step)
+RUN_IF = "_kl_run_if"  # the step's code runs only when every input named so is true (see _kl_run_step)
+CALLER_RUNS = "kl_caller_runs"  # the parameter a nested pipeline called in a guarded loop passes on as RUN_IF
 EMPTY_UNLESS = "_kl_empty_unless__"  # + a variable: the variable is [] unless this input is true
 FILLERS = {"int": 0, "float": 0.0, "str": "", "bool": False, JSON: "null"}
 
@@ -42,6 +45,7 @@ class _Plan:
     reads: dict[str, dict[Ref, set[str]]] = field(default_factory=dict)
     flags: dict[str, Ref] = field(default_factory=dict)  # loop id -> its generated step's has_items
     refused: dict[str, tuple[Loop, str]] = field(default_factory=dict)  # loop id -> (loop, why not guarded)
+    told_pipelines: set[str] = field(default_factory=set)  # nested pipelines called in a guarded loop
 
 
 def guard_empty_loops(graph: StepGraph) -> StepGraph:
@@ -52,6 +56,7 @@ def guard_empty_loops(graph: StepGraph) -> StepGraph:
     taken = task_names(graph)
     guarded = rewrite_loops(graph, lambda loop: _run_at_least_once(graph, loop, plan, taken)
                             if loop.id in plan.reads else None)
+    guarded = _tell_nested(guarded, plan.told_pipelines)
     return rewrite_bodies(guarded, lambda body: tuple(_flagged_reader(node, plan) for node in body))
 
 
@@ -73,7 +78,8 @@ def _plan(graph: StepGraph) -> _Plan:
                     continue
                 loop = loops[outside[0]]
                 if isinstance(node, PipelineCall):
-                    plan.refused.setdefault(loop.id, (loop, f"nested pipeline '{node.pipeline}' reads what it collects"))
+                    why = f"nested pipeline '{node.pipeline}' reads what it collects"
+                    plan.refused.setdefault(loop.id, (loop, why))
                 elif (reason := _unguardable(loop)) is not None:
                     plan.refused.setdefault(loop.id, (loop, reason))
                 plan.reads.setdefault(loop.id, {}).setdefault(value.ref, set()).add(node.name)
@@ -102,8 +108,6 @@ def _unguardable(loop: Loop) -> str | None:
     """Why the loop cannot run on a filler item (None: it can)."""
     if _filler(loop) is None:
         return f"its items' type ({loop.item_type}) has no filler value"
-    if any(isinstance(n, PipelineCall) for n in walk(loop.body)):
-        return "its body calls a nested pipeline, whose steps cannot be told to stand still"
     return None
 
 
@@ -144,10 +148,48 @@ def _run_at_least_once(graph: StepGraph, loop: Loop, plan: _Plan, taken: set[str
     flag = plan.flags[loop.id] = Ref("task", test.name, "has_items")
 
     def told(body: tuple[Node, ...]) -> tuple[Node, ...]:
-        return tuple(replace(n, inputs=n.inputs + (Input(RUN_IF, flag, "bool"),)) if isinstance(n, Step) else n
-                     for n in body)
+        for node in body:
+            if isinstance(node, PipelineCall):
+                plan.told_pipelines.add(node.pipeline)
+        return tuple(_told(node, flag) for node in body)
 
     return [looped, test, replace(loop, items=Ref("task", looped.name, "looped"), body=rewrite_body(loop.body, told))]
+
+
+def _told(node: Node, flag: Ref) -> Node:
+    """A task that also runs only when `flag` is true (a step by its runtime, a nested pipeline by
+    passing the flag to its own steps); a task inside several guarded loops gets one flag each."""
+    if isinstance(node, Step):
+        taken = sum(1 for value in node.inputs if value.name.startswith(RUN_IF))
+        return replace(node, inputs=node.inputs + (Input(RUN_IF + (f"__{taken + 1}" if taken else ""), flag, "bool"),))
+    if isinstance(node, PipelineCall):
+        return replace(node, inputs=node.inputs + (Input(CALLER_RUNS, flag, "bool"),))
+    return node
+
+
+def _tell_nested(graph: StepGraph, told: set[str]) -> StepGraph:
+    """The nested pipelines called in a guarded loop (and those they call) take the flag as a parameter
+    (true by default, for their other callers) and pass it to every task of theirs."""
+    pending, done = set(told), set()
+    while pending:
+        name = pending.pop()
+        done.add(name)
+        sub = next(s for s in graph.subpipelines if s.name == name)
+        pending |= {n.pipeline for n in walk(sub.body) if isinstance(n, PipelineCall)} - done
+    parameter = Ref("parameter", CALLER_RUNS)
+    subpipelines = []
+    for sub in graph.subpipelines:
+        if sub.name in done and all(p.name != CALLER_RUNS for p in sub.parameters):
+            body = rewrite_body(sub.body, lambda nodes: tuple(_passed_on(n, parameter) for n in nodes))
+            sub = replace(sub, parameters=sub.parameters + (Parameter(CALLER_RUNS, "bool", True),), body=body)
+        subpipelines.append(sub)
+    return replace(graph, subpipelines=tuple(subpipelines))
+
+
+def _passed_on(node: Node, parameter: Ref) -> Node:
+    if isinstance(node, PipelineCall) and any(v.name == CALLER_RUNS for v in node.inputs):
+        return node  # already told by a loop of this pipeline; its own flag goes on
+    return _told(node, parameter)
 
 
 def _flagged_reader(node: Node, plan: _Plan) -> Node:

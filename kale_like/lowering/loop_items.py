@@ -9,9 +9,10 @@ fails, because a string never matches a NUMBER_INTEGER input. Python passes the 
 
 The pass puts a generated step before such a loop that turns each item into its JSON text, loops over
 those texts (strings stay strings through the driver), and declares the inputs that read the item as
-`json` (`json:int`, ... with the step's declared type): the step runtime decodes them, so the step sees exactly the value Python would (`1`, `True`,
-`"1"`, `{"a": [1]}`). Loops over typed lists (`List[int]`, a literal list) are left alone: kfp
-declares their items with the element type and the driver keeps them.
+`json` (`json:int`, ... with the step's declared type): the step runtime decodes them, so the step
+sees exactly the value Python would (`1`, `True`, `"1"`, `{"a": [1]}`). Loops over typed lists
+(`List[int]`, a literal list) are left alone: kfp declares their items with the element type and the
+driver keeps them.
 """
 
 from __future__ import annotations

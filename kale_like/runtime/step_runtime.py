@@ -177,7 +177,8 @@ def _kl_stand_still(outputs, result):
 def _kl_run_step_body(step, cells, values, inputs, outputs, metrics, metrics_artifact, types, result, prelude,
                       key_order, lineage):
     values, inputs = dict(values or {}), dict(inputs or {})
-    if values.pop("_kl_run_if", True) in (False, "false"):  # a loop's filler iteration (lowering/empty_loops.py)
+    flags = [values.pop(name) for name in [n for n in values if n.startswith("_kl_run_if")]]
+    if any(flag in (False, "false") for flag in flags):  # a loop's filler iteration (lowering/empty_loops.py)
         return _kl_stand_still(outputs, result)
     empty = set()
     for flag in [name for name in values if name.startswith("_kl_empty_unless__")]:
