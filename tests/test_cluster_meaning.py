@@ -33,6 +33,13 @@ CASES = [
     ("empty_loops", {"xs": [5, 6], "n": 2}),
     ("empty_items", {}),  # a loop over an empty dict's .items() collects []
     ("empty_items", {"weights": {"a": 2, "b": 3}}),
+    ("empty_nested_loops", {}),  # an empty inner loop, read inside the outer one; both may be empty
+    ("empty_nested_loops", {"xs": [], "ys": [3]}),
+    ("empty_nested_loops", {"xs": [], "ys": []}),
+    ("empty_nested_loops", {"xs": [1, 2], "ys": [3, 4]}),
+    ("rows", {}),  # an inner loop over the outer loop's untyped item, both collected
+    ("rows", {"matrix": []}),
+    ("rows", {"matrix": [[], [4]]}),
     ("own_list", {}),  # the loop body reads the list the loop runs over
     ("own_list", {"xs": [7]}),
 ]
@@ -76,7 +83,7 @@ def test_untyped_items_reach_the_loop_as_text_the_step_decodes(tmp_path):
     items = [d for c in loops for n, d in c["inputDefinitions"]["parameters"].items() if n.endswith("loop-item")]
     assert items and all(d["parameterType"] == "STRING" for d in items)
     executor = json.dumps(spec["deploymentSpec"]["executors"])
-    assert "json.dumps(item) for item in items" in executor  # the generated step, in a component
+    assert "json.dumps(item) for item in" in executor  # the generated step, in a component
 
 
 def test_empty_loop_runs_once_with_a_filler_and_readers_are_told(tmp_path):

@@ -129,6 +129,7 @@ class Step:
     after: tuple[str, ...] = ()
     settings: StepSettings = field(default_factory=StepSettings)
     function: str = ""  # the Python function a function step runs (empty for notebook steps)
+    generated: bool = False  # written by kale_like (kale_like/lowering/), not by the user
 
     @property
     def code_hash(self) -> str:

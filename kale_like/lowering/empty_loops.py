@@ -36,6 +36,7 @@ RUN_IF = "_kl_run_if"  # the step's code runs only when every input named so is 
 CALLER_RUNS = "kl_caller_runs"  # the parameter a nested pipeline called in a guarded loop passes on as RUN_IF
 EMPTY_UNLESS = "_kl_empty_unless__"  # + a variable: the variable is [] unless this input is true
 FILLERS = {"int": 0, "float": 0.0, "str": "", "bool": False, JSON: "null"}
+HAS_ITEMS = "has_items = isinstance(items, list) and len(items) > 0\n"
 
 
 @dataclass
@@ -141,9 +142,11 @@ def _run_at_least_once(graph: StepGraph, loop: Loop, plan: _Plan, taken: set[str
     kind = kind if kind.startswith("list") else f"list:{loop.item_type}"
     base = "".join(c if c.isalnum() else "_" for c in loop.id)
     filler = _filler(loop)
-    looped = generated_step(unique_name(f"{base}_items_or_filler", taken), f"looped = list(items) or [{filler!r}]\n",
+    # `items` is not a list only in the filler iteration of a loop around this one: run once, as filler
+    code = f"looped = list(items) if isinstance(items, list) and items else [{filler!r}]\n"
+    looped = generated_step(unique_name(f"{base}_items_or_filler", taken), code,
                             (Input("items", loop.items, kind),), (Output("looped", kind),), loop.location)
-    test = generated_step(unique_name(f"{base}_has_items", taken), "has_items = len(items) > 0\n",
+    test = generated_step(unique_name(f"{base}_has_items", taken), HAS_ITEMS,
                           (Input("items", loop.items, kind),), (Output("has_items", "bool"),), loop.location)
     flag = plan.flags[loop.id] = Ref("task", test.name, "has_items")
 
@@ -159,7 +162,7 @@ def _run_at_least_once(graph: StepGraph, loop: Loop, plan: _Plan, taken: set[str
 def _told(node: Node, flag: Ref) -> Node:
     """A task that also runs only when `flag` is true (a step by its runtime, a nested pipeline by
     passing the flag to its own steps); a task inside several guarded loops gets one flag each."""
-    if isinstance(node, Step):
+    if isinstance(node, Step) and not node.generated:  # kale_like's own steps run on a filler too
         taken = sum(1 for value in node.inputs if value.name.startswith(RUN_IF))
         return replace(node, inputs=node.inputs + (Input(RUN_IF + (f"__{taken + 1}" if taken else ""), flag, "bool"),))
     if isinstance(node, PipelineCall):

@@ -70,9 +70,11 @@ def generated_step(name: str, code: str, inputs: tuple[Input, ...], outputs: tup
     """A step kale_like writes itself: plain Python over its inputs, no packages.
 
     `location` is the user's code it stands for, so errors point there; `cache` False keeps KFP from
-    reusing an earlier run's result (None: the pipeline's default)."""
+    reusing an earlier run's result (None: the pipeline's default). Such a step must give a sensible
+    result for any value of its inputs' types, and for a loop's filler item (see empty_loops.py): it
+    runs in a loop's filler iteration while the user's steps stand still."""
     return Step(name=name, code=(CodeBlock(code, location),), location=location, inputs=inputs, outputs=outputs,
-                settings=StepSettings(cache=cache))
+                settings=StepSettings(cache=cache), generated=True)
 
 
 def all_bodies(graph: StepGraph) -> list[tuple[Node, ...]]:

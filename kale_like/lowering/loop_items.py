@@ -22,7 +22,8 @@ from dataclasses import replace
 from kale_like.graph.model import ANY, JSON, Input, Loop, Node, Output, Ref, Step, StepGraph
 from kale_like.lowering.graph_edit import generated_step, rewrite_body, rewrite_loops, task_names, unique_name
 
-ENCODE = "import json\nitems = [json.dumps(item) for item in items]\n"
+# (not a list only in a loop's filler iteration, lowering/empty_loops.py: then nothing to loop over)
+ENCODE = "import json\nitems = [json.dumps(item) for item in (items if isinstance(items, list) else [])]\n"
 
 
 def encode_untyped_loop_items(graph: StepGraph) -> StepGraph:

@@ -17,7 +17,7 @@ from dataclasses import replace
 from kale_like.graph.model import ANY, Condition, Input, Loop, Node, Output, PipelineCall, Ref, Step, StepGraph, walk
 from kale_like.lowering.graph_edit import generated_step, rewrite_loops, task_names, type_of, unique_name
 
-HAND_ON = "items = items\n"
+HAND_ON = "items = items if isinstance(items, list) else []\n"  # not a list only in a filler iteration
 
 
 def loops_keep_their_list(graph: StepGraph) -> StepGraph:
