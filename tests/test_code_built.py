@@ -126,3 +126,11 @@ def test_bad_additions_are_refused_with_a_message():
         pipeline.add_step(chunks.process_chunk, name="two", params={"chunk_id": 2}, after=["ghost"])
     with pytest.raises(KaleLikeError, match="has no parameter size"):
         pipeline.add_step(chunks.process_chunk, name="three", params={"size": 2})
+
+
+def test_a_code_built_pipeline_targets_a_kfp_server_version():
+    """Pipeline(kfp_version=...) is what its compile is checked for and its runs follow (default 2.14)."""
+    assert Pipeline("p").graph().settings.kfp_version == "2.14"
+    assert Pipeline("p", kfp_version="2.17.0").graph().settings.kfp_version == "2.17"
+    with pytest.raises(KaleLikeError, match=r"Pipeline\(kfp_version=...\): '2.9' is not a KFP server version"):
+        Pipeline("p", kfp_version="2.9")

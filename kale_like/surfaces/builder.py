@@ -28,12 +28,15 @@ class ParallelExecutor:
 class Pipeline:
     """A pipeline assembled step by step in code."""
 
-    def __init__(self, name: str, experiment: str = "", description: str = ""):
+    def __init__(self, name: str, experiment: str = "", description: str = "", kfp_version: str | None = None):
         from kale_like.frontends.settings import pipeline_name_from
+        from kale_like.kfp_server import ServerVersion
 
         self.name = pipeline_name_from(name)
         self.experiment = experiment
         self.description = description
+        # the KFP server release the pipeline is compiled, checked and run for (default: the oldest supported)
+        self.kfp_version = ServerVersion.parse(kfp_version, "Pipeline(kfp_version=...)")
         self._steps: list = []
         self._compiled: dict[tuple[str, str], CompiledPipeline] = {}  # (graph JSON, YAML name) -> CompiledPipeline
 
@@ -55,7 +58,7 @@ class Pipeline:
 
     def graph(self) -> StepGraph:
         source = str(self._steps[0].location.path) if self._steps else "<pipeline>"
-        settings = PipelineSettings(self.name, self.description, self.experiment)
+        settings = PipelineSettings(self.name, self.description, self.experiment, kfp_version=str(self.kfp_version))
         return StepGraph(source=source, settings=settings, body=tuple(self._steps))
 
     def compile(self, path: str | Path | None = None) -> str:
@@ -79,6 +82,7 @@ class Pipeline:
 
         executor = executor or ParallelExecutor()
         ir = PipelineIR.from_text(self.compile(), self.name)
+        options.setdefault("kfp_version", self.kfp_version)
         config = RunConfig(max_workers=executor.max_workers or os.cpu_count() or 1, backend=executor.backend,
                            **options)
         return run_pipeline(ir, {}, config)
