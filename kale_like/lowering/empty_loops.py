@@ -201,6 +201,8 @@ def _flagged_reader(node: Node, plan: _Plan) -> Node:
         return node
     extra = []
     for value in node.inputs:
+        if value.ref.kind != "collected":  # (other refs may hold unhashable constants)
+            continue
         for loop, reads in plan.reads.items():
             if node.name in reads.get(value.ref, ()):
                 extra.append(Input(EMPTY_UNLESS + value.name, plan.flags[loop], "bool"))

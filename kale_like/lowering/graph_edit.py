@@ -96,22 +96,3 @@ def type_of(graph: StepGraph, ref: Ref) -> str:
             if ref.kind == "task" and isinstance(node, (Step, PipelineCall)) and node.name == ref.source:
                 return next((o.type for o in node.outputs if o.name == ref.output), ANY)
     return ANY
-
-
-def replace_refs(graph: StepGraph, replacements: dict[Ref, Ref], keep: frozenset[str] = frozenset()) -> StepGraph:
-    """The graph with every input (and returned value) that reads a key of `replacements` reading
-    its value instead, except the inputs of the tasks named in `keep`."""
-    if not replacements:
-        return graph
-
-    def swap_inputs(node: Node) -> Node:
-        if isinstance(node, (Step, PipelineCall)) and node.name not in keep \
-                and any(v.ref in replacements for v in node.inputs):
-            return replace(node, inputs=tuple(replace(v, ref=replacements.get(v.ref, v.ref)) for v in node.inputs))
-        return node
-
-    graph = rewrite_bodies(graph, lambda body: tuple(swap_inputs(node) for node in body))
-    subpipelines = tuple(replace(sub, returns=replacements.get(sub.returns, sub.returns))
-                         if sub.returns is not None else sub for sub in graph.subpipelines)
-    returns = replacements.get(graph.returns, graph.returns) if graph.returns is not None else None
-    return replace(graph, subpipelines=subpipelines, returns=returns)
