@@ -22,6 +22,7 @@ from kale_like.graph.overrides import SERVICE_ACCOUNT_PER_RUN
 from kale_like.sdk import PIPELINE_SETTINGS, STEP_SETTINGS
 
 SDK_MODULES = ("kale_like", "kale_like.sdk", "kale.sdk", "kale")
+KALE_SDK_MODULES = ("kale.sdk", "kale")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +98,9 @@ def read_module(path: str | Path, errors: list[KaleLikeError], text: str | None 
             table = result.steps if decorated.kind == "step" else result.pipelines
             table[decorated.function] = decorated
             continue
-        if _is_sdk_import(statement) or _is_main_block(statement):
+        # Kale's SDK imports mean nothing in a step; kale_like's are served there by the step runtime
+        # (`parallel_map` used in a step needs its import in the step's prelude)
+        if _is_sdk_import(statement, KALE_SDK_MODULES) or _is_main_block(statement):
             continue
         result.constants.update(_constants(statement))
         position = result.positions[statement].start.line
@@ -217,16 +220,16 @@ def _annotation(node: cst.BaseExpression) -> str | None:
     return None
 
 
-def _is_sdk_import(statement) -> bool:
+def _is_sdk_import(statement, modules: tuple[str, ...] = SDK_MODULES) -> bool:
     if not isinstance(statement, cst.SimpleStatementLine):
         return False
     for small in statement.body:
         if isinstance(small, cst.ImportFrom) and small.module is not None and not small.relative:
-            if cst.Module([]).code_for_node(small.module) in SDK_MODULES:
+            if cst.Module([]).code_for_node(small.module) in modules:
                 return True
         if isinstance(small, cst.Import):
             names = [cst.Module([]).code_for_node(alias.name) for alias in small.names]
-            if names and all(name in SDK_MODULES for name in names):
+            if names and all(name in modules for name in names):
                 return True
     return False
 

@@ -245,14 +245,35 @@ def _kl_parallel_map(fn, items, max_workers=None, backend="thread"):
     workers = max(1, min(max_workers or os.cpu_count() or 1, len(items)))
     if backend == "thread":
         pool = concurrent.futures.ThreadPoolExecutor(workers)
+    elif backend == "process" and multiprocessing.current_process().daemon:
+        # a daemonic process (a local run's worker) may not start processes: threads give the same results
+        import sys
+
+        print("warning: parallel_map(backend='process') runs on threads here: this step runs in a worker "
+              "process, which may not start processes of its own", file=sys.stderr)
+        pool = concurrent.futures.ThreadPoolExecutor(workers)
+    elif backend == "process" and "fork" in multiprocessing.get_all_start_methods():
+        # forked workers inherit `fn`: a function defined in the step's code cannot be pickled by name
+        forked = globals().setdefault("_kl_forked", {})
+        key = id(fn)
+        forked[key] = fn
+        try:
+            context = multiprocessing.get_context("fork")
+            with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+                return list(pool.map(_kl_apply_forked, [key] * len(items), items))
+        finally:
+            forked.pop(key, None)
     elif backend == "process":
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else None)
-        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
+        pool = concurrent.futures.ProcessPoolExecutor(workers)
     else:
         raise ValueError(f"backend must be 'thread' or 'process', not {backend!r}")
     with pool:
         return list(pool.map(fn, items))
+
+
+def _kl_apply_forked(key, item):
+    """In a forked worker of `_kl_parallel_map`: the inherited function, applied to one item."""
+    return globals()["_kl_forked"][key](item)
 
 
 def _kl_span(step):

@@ -45,7 +45,7 @@ PARTS: dict[str, tuple[str, ...]] = {
     "coerce": ("_kl_coerce",),
     "load": ("_kl_load_value",),
     "save": ("_kl_save_value", "_kl_is_json_exact"),
-    "sdk": ("_kl_provide_sdk", "_kl_parallel_map"),
+    "sdk": ("_kl_provide_sdk", "_kl_parallel_map", "_kl_apply_forked"),
 }
 ALWAYS = frozenset({"run"})  # and every runtime function no part lists
 # how the unpacking lines of a component name the runtime module and hold its compressed source
