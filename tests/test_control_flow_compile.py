@@ -185,7 +185,8 @@ def test_fixture_set_covers_the_constructs():
         "loop_param_parallel", "loop_step_list", "loop_const", "loop_literal", "loop_range", "loop_dict",
         "loop_nested", "collected_append", "collected_comprehension", "if_elif_else", "if_and", "if_or_else",
         "if_not_in", "if_in_mixed_types", "if_or_of_and", "if_truth", "if_coerce", "if_chain_compare", "oneof",
-        "oneof_elif", "oneof_artifact", "nested_pipeline", "nested_pipeline_loop", "loop_if_collected", *KALE_SEEDS,
+        "oneof_elif", "oneof_artifact", "nested_pipeline", "nested_pipeline_loop", "loop_if_collected", "return_call",
+        *KALE_SEEDS,
     }
     assert expected == set(GOOD)
 

@@ -203,13 +203,21 @@ class _BodyCompiler:
                         "collect values with .append() and return the list after the loop")
         if node.value is None:
             return []
-        value = self.value(node.value, scope)
+        nodes: list[Node] = []
+        if isinstance(node.value, cst.ListComp) or (isinstance(node.value, cst.Call)
+                                                     and self.callee(node.value) is not None):
+            # `return step(x)` / `return [step(x) for x in xs]`: as if assigned to a name, then returned
+            name = next(n for n in ("result", *(f"result_{i}" for i in range(2, 1000))) if n not in self.env.names)
+            nodes = self.assign(cst.Assign([cst.AssignTarget(cst.Name(name))], node.value), scope, node)
+            value = self.lookup(cst.Name(name), scope)
+        else:
+            value = self.value(node.value, scope)
         if value.ref.kind == "collected" and self.state.output_types.get((value.ref.source, value.ref.output),
                                                                           ANY) == ANY:
             self.refuse(node, "a pipeline cannot return a collected list of untyped step results",
                         f"annotate the return type of step '{value.ref.source}' (e.g. -> float)")
         self.returns, self.return_type = value.ref, value.type
-        return []
+        return nodes
 
     def assign(self, node: cst.Assign, scope: Scope, origin: cst.CSTNode | None = None) -> list[Node]:
         origin = origin or node
