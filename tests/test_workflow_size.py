@@ -30,7 +30,7 @@ _spec = importlib.util.spec_from_file_location("_kl_size_chunks", CHUNKS_FILE)
 chunks = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(chunks)
 # a git clone of kubeflow/pipelines, for the comparison with its compiler's own Workflows
-KFP_SOURCES = Path(os.environ.get("KALE_LIKE_KFP_SOURCES", "/work/.mirror/kubeflow+pipelines/repo"))
+KFP_SOURCES = Path(os.environ.get("KALE_LIKE_KFP_SOURCES", "") or "kubeflow-pipelines-clone-not-given")
 
 
 def chunk_pipeline(steps: int) -> Pipeline:
