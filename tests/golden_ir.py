@@ -9,7 +9,6 @@ example and on kale_like, not on the checkout.
 
 from __future__ import annotations
 
-import importlib.metadata
 import shutil
 import sys
 import tempfile
@@ -19,7 +18,6 @@ REPO = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).resolve().parent / "golden"
 EXAMPLES = sorted((REPO / "examples" / "pipelines").glob("*.py")) + sorted((REPO / "examples" / "notebooks").glob(
     "*.ipynb"))
-WRITERS = ("kfp", "kfp-kubernetes", "kfp-pipeline-spec", "protobuf", "PyYAML")
 
 
 def golden_path(example: Path) -> Path:
@@ -27,14 +25,10 @@ def golden_path(example: Path) -> Path:
 
 
 def writer_versions() -> str:
-    """The versions of the libraries whose output is in the YAML (a newer kfp writes other bytes)."""
-    lines = []
-    for name in WRITERS:
-        try:
-            lines.append(f"{name}=={importlib.metadata.version(name)}")
-        except importlib.metadata.PackageNotFoundError:
-            lines.append(f"{name}==-")
-    return "\n".join(lines) + "\n"
+    """The versions of what writes the YAML (a newer kfp writes other bytes), a line each."""
+    from kale_like.backends.kfp.compile import writer_versions
+
+    return writer_versions().replace(";", "\n") + "\n"
 
 
 def compile_example(example: Path) -> str:

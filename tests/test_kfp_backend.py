@@ -112,7 +112,7 @@ def test_other_library_versions_settings_or_another_module_compile_again(fresh_c
     kfp_compile.compile_graph(graph, yaml_name="other.yaml")  # the module's __main__ differs
     monkeypatch.setenv("KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT", "true")  # kfp reads it: part of the key
     kfp_compile.compile_graph(graph)
-    monkeypatch.setattr(kfp_compile, "_writer_versions", lambda: "kfp=9.9")
+    monkeypatch.setattr(kfp_compile, "writer_versions", lambda: "kfp=9.9")
     kfp_compile.compile_graph(graph)
     assert len(calls) == 4 and len(list(kept.glob("*.yaml"))) == 4
 

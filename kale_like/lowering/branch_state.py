@@ -17,7 +17,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from kale_like.graph.model import Branch, Condition, Node, PipelineCall, Step, StepGraph, walk
-from kale_like.lowering.graph_edit import all_bodies, generated_step, rewrite_bodies, task_names, unique_name
+from kale_like.lowering.graph_edit import (
+    all_bodies, generated_step, name_part, rewrite_bodies, task_names, unique_name,
+)
 
 DONE = "pass\n"
 
@@ -53,7 +55,7 @@ def _marked(condition: Condition, chosen: set[str], taken: set[str]) -> Conditio
             continue
         read = {p for node in tasks for p in node.upstream}
         sinks = tuple(node.name for node in tasks if node.name not in read)
-        base = "".join(c if c.isalnum() else "_" for c in condition.id)
+        base = name_part(condition.id)
         done = generated_step(unique_name(f"{base}_branch_{index + 1}_done", taken), DONE, (), (),
                               condition.location, cache=False)
         branches.append(Branch(branch.test, branch.body + (replace(done, after=sinks),)))

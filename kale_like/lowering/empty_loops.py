@@ -29,7 +29,8 @@ from dataclasses import dataclass, field, replace
 
 from kale_like.graph.model import JSON, Input, Loop, Node, Output, Parameter, PipelineCall, Ref, Step, StepGraph, walk
 from kale_like.lowering.graph_edit import (
-    all_bodies, generated_step, rewrite_bodies, rewrite_body, rewrite_loops, task_names, type_of, unique_name,
+    all_bodies, generated_step, name_part, rewrite_bodies, rewrite_body, rewrite_loops, task_names, type_of,
+    unique_name,
 )
 
 RUN_IF = "_kl_run_if"  # the step's code runs only when every input named so is true (see _kl_run_step)
@@ -140,7 +141,7 @@ def _run_at_least_once(graph: StepGraph, loop: Loop, plan: _Plan, taken: set[str
     loop over the first one's list, each task of its body told whether the items are real."""
     kind = type_of(graph, loop.items)
     kind = kind if kind.startswith("list") else f"list:{loop.item_type}"
-    base = "".join(c if c.isalnum() else "_" for c in loop.id)
+    base = name_part(loop.id)
     filler = _filler(loop)
     # `items` is not a list only in the filler iteration of a loop around this one: run once, as filler
     code = f"looped = list(items) if isinstance(items, list) and items else [{filler!r}]\n"

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from kale_like.errors import SourceLocation
 from kale_like.graph.model import PipelineCall, Step, StepGraph
 from kale_like.lowering.graph_edit import generated_step, task_names, unique_name
 
@@ -34,6 +33,6 @@ def mark_the_end(graph: StepGraph) -> StepGraph:
         return graph
     read = {p for node in tasks for p in node.upstream}
     sinks = tuple(node.name for node in tasks if node.name not in read)
-    location = graph.exit_step.location if graph.exit_step is not None else SourceLocation(graph.source)
-    step = generated_step(unique_name("all_done", task_names(graph)), DONE, (), (), location, cache=False)
+    step = generated_step(unique_name("all_done", task_names(graph)), DONE, (), (), graph.exit_step.location,
+                          cache=False)
     return replace(graph, body=graph.body + (replace(step, after=sinks),))

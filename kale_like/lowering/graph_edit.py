@@ -56,6 +56,11 @@ def task_names(graph: StepGraph) -> set[str]:
     return names
 
 
+def name_part(text: str) -> str:
+    """`text` as part of a step name: letters and digits kept, anything else `_` (`for-2` -> `for_2`)."""
+    return "".join(c if c.isalnum() else "_" for c in text)
+
+
 def unique_name(base: str, taken: set[str]) -> str:
     """`base`, or `base_2`, `base_3`, ... whichever is free; the name is then taken."""
     candidate, number = base, 2

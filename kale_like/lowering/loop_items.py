@@ -20,7 +20,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from kale_like.graph.model import ANY, JSON, Input, Loop, Node, Output, Ref, Step, StepGraph
-from kale_like.lowering.graph_edit import generated_step, rewrite_body, rewrite_loops, task_names, unique_name
+from kale_like.lowering.graph_edit import (
+    generated_step, name_part, rewrite_body, rewrite_loops, task_names, unique_name,
+)
 
 # (not a list only in a loop's filler iteration, lowering/empty_loops.py: then nothing to loop over)
 ENCODE = "import json\nitems = [json.dumps(item) for item in (items if isinstance(items, list) else [])]\n"
@@ -46,7 +48,7 @@ def _untyped(loop: Loop) -> bool:
 
 def _base(items: Ref) -> str:
     text = "_".join(part for part in (items.source, items.output) if part)
-    return "".join(c if c.isalnum() else "_" for c in text.lower()).strip("_") or "loop"
+    return name_part(text.lower()).strip("_") or "loop"
 
 
 def _reading_json(loop: Loop) -> Loop:

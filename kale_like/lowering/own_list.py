@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from kale_like.graph.model import ANY, Condition, Input, Loop, Node, Output, PipelineCall, Ref, Step, StepGraph, walk
-from kale_like.lowering.graph_edit import generated_step, rewrite_loops, task_names, type_of, unique_name
+from kale_like.lowering.graph_edit import generated_step, name_part, rewrite_loops, task_names, type_of, unique_name
 
 HAND_ON = "items = items if isinstance(items, list) else []\n"  # not a list only in a filler iteration
 
@@ -29,7 +29,7 @@ def loops_keep_their_list(graph: StepGraph) -> StepGraph:
             return None
         kind = type_of(graph, loop.items)
         kind = kind if kind != ANY else "list"
-        base = "".join(c if c.isalnum() else "_" for c in loop.id)
+        base = name_part(loop.id)
         copy = generated_step(unique_name(f"{base}_items", taken), HAND_ON, (Input("items", loop.items, kind),),
                               (Output("items", kind),), loop.location)
         return [copy, replace(loop, items=Ref("task", copy.name, "items"))]

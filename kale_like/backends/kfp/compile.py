@@ -114,7 +114,7 @@ def _read_shape(path: Path | None) -> WorkflowShape | None:
 
 
 @functools.lru_cache(maxsize=1)
-def _writer_versions() -> str:
+def writer_versions() -> str:
     """The versions of what turns a module into YAML bytes (part of the cache key)."""
     names = ("kfp", "kfp-kubernetes", "kfp-pipeline-spec", "protobuf", "PyYAML")
     versions = []
@@ -134,7 +134,7 @@ def _kept_path(source: str) -> Path | None:
         return None
     # kfp reads one setting from the environment that changes the YAML: the tasks' caching default
     setting = os.environ.get("KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT", "")
-    key = hashlib.sha256(f"{_writer_versions()}\0{setting}\0{source}".encode()).hexdigest()
+    key = hashlib.sha256(f"{writer_versions()}\0{setting}\0{source}".encode()).hexdigest()
     return folder / "pipelines" / f"{key[:40]}.yaml"
 
 
