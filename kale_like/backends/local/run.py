@@ -1,7 +1,9 @@
 """A local run of a compiled pipeline: worker pool, cache, artifact store, lineage and reporting.
 
 Layout of the store (default `.kale_like/` in the working directory):
-`runs/<run id>/<task path>/` holds each task's outputs and `executor_output.json`;
+`runs/<run id>/<task path>/` holds each task's outputs and `executor_output.json` (written in
+`<task path>.partial/` and renamed once the task succeeded: see `partial_outputs`, which also
+removes what killed runs were writing);
 `runs/<run id>/logs/<task>.log` its output; `cache/<key>.json` the record of a finished task,
 written atomically after the task succeeded (so a run killed at any point, even with SIGKILL, is
 resumed by running again: finished tasks are cache hits, a half-done one runs again);
@@ -35,6 +37,7 @@ from kale_like.backends.local.component_runner import ComponentCall, ComponentRe
 from kale_like.backends.local.content import hash_below, hash_path
 from kale_like.backends.local.ir import PipelineIR, component_program, input_defaults
 from kale_like.backends.local.lineage import Lineage
+from kale_like.backends.local.partial_outputs import SUFFIX, RunLock, publish, remove_leftovers, writing_folder
 from kale_like.backends.local.programs import preload
 from kale_like.backends.local.scheduler import DagRunner, Outcome, TaskEvent
 from kale_like.backends.local.tracing import chained, tracer_for
@@ -121,7 +124,18 @@ def run_pipeline(ir: PipelineIR, arguments: dict | None = None, config: RunConfi
         raise KaleLikeError("the process backend forks its workers, and this platform cannot fork", None,
                             "use the thread backend (--backend thread, backend='thread')")
     run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-    root = Path(config.store).resolve() / "runs" / run_id
+    store = Path(config.store).resolve()
+    remove_leftovers(store)
+    alive = RunLock(store, run_id)  # before the workers fork: they hold it too, until they die
+    try:
+        return _run(ir, arguments, config, observer, store / "runs" / run_id)
+    finally:
+        alive.release()
+
+
+def _run(ir: PipelineIR, arguments: dict | None, config: RunConfig,
+         observer: Callable[[TaskEvent], None] | None, root: Path) -> RunResult:
+    run_id = root.name
     root.mkdir(parents=True, exist_ok=True)
     parameters = {**ir.parameter_defaults(), **(arguments or {})}
     lineage = Lineage(Path(config.store) / "lineage.sqlite")
@@ -268,7 +282,8 @@ class _TaskExecutor:
                                        inputs=_event_inputs(inputs, artifacts), outputs=_event_outputs(hit),
                                        component=component))
                 return hit
-        executor_input = _executor_input(spec, inputs, artifacts, task_root)
+        writing = writing_folder(task_root)
+        executor_input = _executor_input(spec, inputs, artifacts, writing)
         environment = {e["name"]: e.get("value", "") for e in
                        self.ir.executor(executor_label).get("container", {}).get("env", []) if "name" in e}
         call = ComponentCall(label, program, function, executor_input, log_path, environment)
@@ -279,11 +294,11 @@ class _TaskExecutor:
         for attempt in range(attempts):
             if result is not None:  # a retry
                 self.observe(TaskEvent(path, label, "retrying", error=result.error, log_path=log_path))
-            shutil.rmtree(task_root, ignore_errors=True)
+            shutil.rmtree(writing, ignore_errors=True)
             try:
                 result = self.pool.run(call, self.config.echo)
             except KeyboardInterrupt:  # Ctrl-C while the step ran on the main thread
-                shutil.rmtree(task_root, ignore_errors=True)
+                shutil.rmtree(writing, ignore_errors=True)
                 self.observe(TaskEvent(path, label, "failed", time.perf_counter() - started,
                                        "interrupted (Ctrl-C)", tail(log_path), log_path, component=component))
                 raise
@@ -292,11 +307,12 @@ class _TaskExecutor:
         assert result is not None  # attempts >= 1
         seconds = time.perf_counter() - started
         if not result.ok:
-            shutil.rmtree(task_root, ignore_errors=True)  # nothing half-written is left behind
+            shutil.rmtree(writing, ignore_errors=True)  # nothing half-written is left behind
             self.observe(TaskEvent(path, label, "failed", seconds, result.error, result.log_tail, log_path,
                                    inputs=_event_inputs(inputs, artifacts), component=component))
             return Outcome("failed", error=result.error)
-        outcome = _outcome(spec, executor_input, result.executor_output)
+        executor_output = publish(writing, task_root, result.executor_output)
+        outcome = _outcome(spec, _executor_input(spec, inputs, artifacts, task_root), executor_output)
         self._remember_hashes(outcome)
 
         def finish() -> None:  # the cache record and the "done" event need the content hashes
@@ -449,7 +465,7 @@ class _TaskExecutor:
         record = {"parameters": outcome.parameters, "artifacts": outcome.artifacts,
                   "hashes": {uri: self.content_hash(uri) for uri in uris},
                   "present": [uri for uri in uris if os.path.exists(uri)]}  # metrics have no file
-        handle, temporary = tempfile.mkstemp(dir=self.cache_dir, suffix=".partial")
+        handle, temporary = tempfile.mkstemp(dir=self.cache_dir, prefix=f"{self.root.name}.", suffix=SUFFIX)
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(json.dumps(record, default=str))  # json.dump would encode in pure Python
         os.replace(temporary, self.cache_dir / f"{key}.json")

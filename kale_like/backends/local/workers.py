@@ -9,14 +9,23 @@ call at a time over its own pipe. Not `concurrent.futures.ProcessPoolExecutor`, 
   and a new worker takes its place;
 - a run should not wait for its workers to exit (tearing down a process's memory takes a few ms),
   and that pool cannot be left closing on its own (its exit hook races with the closing).
+
+Workers die with the run's process, however it ends (`kill -9` included), even in the middle of a
+step (`_die_with_parent`): on Linux the kernel kills them (`PR_SET_PDEATHSIG`); elsewhere, and for a
+worker forked on a thread that may end before the run, a thread in the worker kills it when the
+pool's lifeline pipe closes, which happens only when the parent is gone, since no worker keeps a
+copy of the pipe's write end or of another worker's end of its pipe.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import multiprocessing
+import os
 import signal
+import sys
 import threading
 import warnings
 from multiprocessing.connection import Connection
@@ -33,7 +42,7 @@ def wait_for_closing_pools() -> None:
         closing, _CLOSING[:] = list(_CLOSING), []
     for worker in closing:
         worker.process.join()
-        worker.connection.close()
+        worker.close()
 
 
 class ThreadWorkers:
@@ -51,12 +60,28 @@ class ThreadWorkers:
         pass
 
 
+_PARENT_ONLY: set[int] = set()  # descriptors a worker closes first: lifeline write ends, other workers' pipes
+_PARENT_ONLY_LOCK = threading.Lock()
+
+
 class _Worker:
-    def __init__(self, context):
+    def __init__(self, context, lifeline: int, owner: threading.Thread):
         self.connection, child_end = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child_end,), name="kale-like-worker", daemon=True)
+        with _PARENT_ONLY_LOCK:
+            inherited = sorted(_PARENT_ONLY | {self.connection.fileno()})
+            _PARENT_ONLY.add(self.connection.fileno())
+        # PR_SET_PDEATHSIG fires when the forking *thread* ends: only the pool's owner (the thread
+        # running the run) lives as long as the run
+        kernel_watch = threading.current_thread() is owner
+        self.process = context.Process(target=_serve, name="kale-like-worker", daemon=True,
+                                       args=(child_end, os.getpid(), lifeline, inherited, kernel_watch))
         self.process.start()
         child_end.close()
+
+    def close(self) -> None:
+        with _PARENT_ONLY_LOCK:
+            _PARENT_ONLY.discard(self.connection.fileno())
+        self.connection.close()
 
 
 class ProcessWorkers:
@@ -71,8 +96,12 @@ class ProcessWorkers:
         import kfp.dsl.executor  # noqa: F401  (imported once here, inherited by every worker)
 
         self.context = multiprocessing.get_context("fork")
+        self.owner = threading.current_thread()
+        self.lifeline, self.lifeline_write = os.pipe()  # nothing is ever written: it only closes
+        with _PARENT_ONLY_LOCK:
+            _PARENT_ONLY.add(self.lifeline_write)
         with _frozen_heap():
-            self.idle = [_Worker(self.context) for _ in range(count)]
+            self.idle = [_Worker(self.context, self.lifeline, self.owner) for _ in range(count)]
         self.all = list(self.idle)
         self.available = threading.Condition()
         self.closed = False
@@ -107,8 +136,8 @@ class ProcessWorkers:
                 return dead.process.exitcode, dead
         with warnings.catch_warnings(), _frozen_heap():
             warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: fork with threads
-            fresh = _Worker(self.context)
-        dead.connection.close()
+            fresh = _Worker(self.context, self.lifeline, self.owner)
+        dead.close()
         with self.available:
             self.all[self.all.index(dead)] = fresh
         return dead.process.exitcode, fresh
@@ -130,6 +159,10 @@ class ProcessWorkers:
                 pass  # already gone
         with _CLOSING_LOCK:
             _CLOSING.extend(workers)
+        with _PARENT_ONLY_LOCK:  # idle workers now exit on their own; a busy one was terminated
+            _PARENT_ONLY.discard(self.lifeline_write)
+        os.close(self.lifeline_write)
+        os.close(self.lifeline)
 
 
 @contextlib.contextmanager
@@ -146,9 +179,13 @@ def _frozen_heap():
         gc.unfreeze()  # the parent collects as before
 
 
-def _serve(connection: Connection) -> None:
+def _serve(connection: Connection, parent: int, lifeline: int, inherited: list[int], kernel_watch: bool) -> None:
     """A worker's loop: run calls until told to stop, the run's process is gone or Ctrl-C (which
     reaches the whole process group: the run stops, and so does the step)."""
+    for descriptor in inherited:  # the parent's alone: a copy here would keep them open past its death
+        with contextlib.suppress(OSError):
+            os.close(descriptor)
+    _die_with_parent(parent, lifeline, kernel_watch)
     try:
         while True:
             message = connection.recv()
@@ -163,6 +200,27 @@ def _serve(connection: Connection) -> None:
             connection.send(result)
     except (EOFError, OSError, KeyboardInterrupt):
         pass
+
+
+def _die_with_parent(parent: int, lifeline: int, kernel_watch: bool) -> None:
+    """Make this worker die when the run's process does, even in the middle of a step: a worker left
+    behind would hold its memory (and maybe the machine's CPUs) for as long as the step runs."""
+    if kernel_watch and sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0:  # 1: PR_SET_PDEATHSIG
+                if os.getppid() != parent:  # the parent died before the request took effect
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass  # no prctl (an unusual libc): the lifeline thread below does the same
+
+    def watch() -> None:
+        with contextlib.suppress(OSError):
+            os.read(lifeline, 1)  # returns at end of file: every copy of the write end is closed
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="kale-like-lifeline", daemon=True).start()
 
 
 def _death(code: int | None) -> str:

@@ -1,0 +1,83 @@
+"""A local run killed with `kill -9` leaves nothing running and nothing half-written.
+
+tests/fixtures/local/orphans.py runs four loop iterations at once; each first takes its worker
+process down (`os._exit`), so its retry runs on a worker forked in the middle of the run (on one of
+the loop's threads, not the run's main thread), then blocks until a release file exists. Only the
+run's main process gets SIGKILL, as from `kill -9 <pid>`: its workers must die on their own, not
+finish their steps (they would block for two minutes) or wait for work forever. What the killed
+run was writing is named `*.partial` and removed by the next run in the same store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_local_resume import wait_for
+
+ORPHANS = Path(__file__).resolve().parent / "fixtures" / "local" / "orphans.py"
+
+
+def children_of(pid: int) -> set[int]:
+    """The processes whose parent is `pid` (read from /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (a dead orphan stays a zombie until PID 1 reaps it; in a container,
+    PID 1 may never do so)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
+def test_workers_die_with_a_run_killed_mid_step_and_the_next_run_removes_its_partial_outputs(tmp_path):
+    store, notes, release = tmp_path / "store", tmp_path / "notes.jsonl", tmp_path / "release"
+    command = [sys.executable, "-m", "kale_like", str(ORPHANS), "--run", "--store", str(store),
+               "--max-workers", "4", "--param", f"notes={notes}", "--param", f"release={release}"]
+    killed = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(lambda: notes.exists() and len(notes.read_text().splitlines()) == 4, 60,
+                 "the four retries to start")
+        blocked = {json.loads(line)["pid"] for line in notes.read_text().splitlines()}
+        workers = children_of(killed.pid)
+        assert blocked <= workers and len(workers) >= 4, (blocked, workers)
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.wait(timeout=30)
+        wait_for(lambda: not any(running(pid) for pid in workers), 10, "the worker processes to die")
+    finally:
+        if killed.poll() is None:
+            killed.kill()
+        try:
+            os.killpg(killed.pid, signal.SIGKILL)  # whatever is left, so a failure leaves nothing running
+        except ProcessLookupError:
+            pass
+
+    (killed_run,) = (store / "runs").iterdir()
+    writing = sorted(p.relative_to(killed_run).as_posix() for p in killed_run.rglob("*.partial"))
+    assert writing == [f"root/for-loop-2@{i}/hold.partial" for i in range(4)], writing
+    assert not [p for p in killed_run.rglob("hold") if p.is_dir()]  # no task folder under its final name
+
+    release.touch()
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert not list(store.rglob("*.partial"))
+    assert list((store / "running").iterdir()) == []
+    assert len(list(killed_run.rglob("hold"))) == 0  # the killed run's outputs: none, none half-written
