@@ -174,12 +174,10 @@ def _kl_stand_still(outputs, result):
     return values[0] if len(values) == 1 else values
 
 
-def _kl_run_step_body(step, cells, values, inputs, outputs, metrics, metrics_artifact, types, result, prelude,
-                      key_order, lineage):
-    values, inputs = dict(values or {}), dict(inputs or {})
+def _kl_read_flags(values, inputs):
+    """Take the flags lowering/empty_loops.py gives a step out of its values: whether it runs (false
+    in a loop's filler iteration), and the names of the collected lists that are empty."""
     flags = [values.pop(name) for name in [n for n in values if n.startswith("_kl_run_if")]]
-    if any(flag in (False, "false") for flag in flags):  # a loop's filler iteration (lowering/empty_loops.py)
-        return _kl_stand_still(outputs, result)
     empty = set()
     for flag in [name for name in values if name.startswith("_kl_empty_unless__")]:
         if values.pop(flag) in (False, "false"):  # the loop this list was collected from had no items
@@ -187,6 +185,30 @@ def _kl_run_step_body(step, cells, values, inputs, outputs, metrics, metrics_art
             empty.add(name)
             values.pop(name, None)
             inputs.pop(name, None)
+    return not any(flag in (False, "false") for flag in flags), empty
+
+
+def _kl_log_metrics(namespace, metrics, metrics_artifact):
+    """Log the variables named in `metrics` (numbers) on the step's metrics artifact."""
+    for name in metrics:
+        value = namespace.get(name)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise TypeError(f"metric {name!r} is a {type(value).__name__}; metrics must be numbers") from None
+        if metrics_artifact is not None:
+            metrics_artifact.log_metric(name, number)
+
+
+def _kl_run_step_body(step, cells, values, inputs, outputs, metrics, metrics_artifact, types, result, prelude,
+                      key_order, lineage):
+    values, inputs = dict(values or {}), dict(inputs or {})
+    runs, empty = True, set()
+    read_flags = globals().get("_kl_read_flags")  # packed only into the steps that receive such flags
+    if read_flags is not None:
+        runs, empty = read_flags(values, inputs)
+    if not runs:
+        return _kl_stand_still(outputs, result)
     namespace = {"__name__": "__main__", "display": _kl_display}
     for label, code in prelude:
         _kl_exec(label, code, namespace)
@@ -212,14 +234,8 @@ def _kl_run_step_body(step, cells, values, inputs, outputs, metrics, metrics_art
             artifact.metadata.update(lineage or {})
             artifact.metadata["format"] = kind
             artifact.metadata["variable"] = name
-    for name in metrics or ():
-        value = namespace.get(name)
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise TypeError(f"metric {name!r} is a {type(value).__name__}; metrics must be numbers") from None
-        if metrics_artifact is not None:
-            metrics_artifact.log_metric(name, number)
+    if metrics:
+        _kl_log_metrics(namespace, metrics, metrics_artifact)
     if not result:
         return None
     for name, _ in result:

@@ -121,8 +121,12 @@ def runtime_parts(graph: StepGraph, step: Step, shape: ComponentShape) -> frozen
         parts.add("coerce")
     if shape.artifacts or shape.artifact_lists:
         parts.add("load")
+    if any(name.startswith(("_kl_run_if", "_kl_empty_unless__")) for name in shape.parameters):
+        parts.add("flags")  # a loop's filler iteration may tell it to stand still (lowering/empty_loops.py)
     if shape.outputs:
         parts.add("save")
+    if step.metrics:
+        parts.add("metrics")
     if any("kale_like" in block.code for block in step.prelude + step.code):
         parts.add("sdk")
     image = (step.settings.image or graph.settings.image).split("/")[-1]

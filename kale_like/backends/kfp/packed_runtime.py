@@ -8,17 +8,19 @@ an indentation level / raw deflate):
 
 | part | functions | source | packed | a step needs it when |
 |---|---|---|---|---|
-| run | `_kl_run_step`, `_kl_run_step_body`, `_kl_stand_still`, `_kl_exec`, `_kl_display` | 3,781 | 1,242 | always |
+| run | `_kl_run_step`, `_kl_run_step_body`, `_kl_exec`, `_kl_display` | 2,997 | 991 | always |
+| flags | `_kl_stand_still`, `_kl_read_flags` | 842 | 401 | it lies in a loop that may run on a filler item (lowering/empty_loops.py) |
+| metrics | `_kl_log_metrics` | 359 | 202 | it logs metrics |
 | span | `_kl_span` | 1,163 | 502 | its image may have the OpenTelemetry SDK (not a stock `python:` image, or it installs it) |
 | coerce | `_kl_coerce` | 942 | 347 | it reads parameters or returns typed values |
 | load | `_kl_load_value` | 729 | 354 | it reads artifacts |
 | save | `_kl_save_value`, `_kl_is_json_exact` | 1,741 | 694 | it writes artifacts |
-| sdk | `_kl_provide_sdk`, `_kl_parallel_map` | 1,245 | 535 | its code mentions kale_like |
+| sdk | `_kl_provide_sdk`, `_kl_parallel_map`, `_kl_apply_forked` | 1,900 | 761 | its code mentions kale_like |
 
 The parts a step needs are compressed (raw deflate) and base64-encoded (base64 rather than a
 denser alphabet because JSON escapes `<`, `>` and `&`, and the Workflow stores the program as JSON
-inside JSON): a typical notebook step (run, coerce, load, save) carries 2,984 characters instead of
-~12,400, a code-built step that only returns a value 2,720; what is left of its program is the
+inside JSON): a typical notebook step (run, coerce, load, save) carries 2,712 characters instead of
+~12,400, a code-built step that only returns a value 1,672; what is left of its program is the
 step's own code. The component unpacks the runtime into a module once per process (`sys.modules`),
 so the local runner can provide it compiled beforehand (`kale_like/backends/local/programs.py`
 reads the name and the blob back with `RUNTIME_PATTERN`). A runtime function no part lists travels
@@ -40,7 +42,9 @@ from pathlib import Path
 
 RUNTIME_MARKER = "# --- embedded runtime below: keep self-contained ---\n"
 PARTS: dict[str, tuple[str, ...]] = {
-    "run": ("_kl_run_step", "_kl_run_step_body", "_kl_stand_still", "_kl_exec", "_kl_display"),
+    "run": ("_kl_run_step", "_kl_run_step_body", "_kl_exec", "_kl_display"),
+    "flags": ("_kl_stand_still", "_kl_read_flags"),
+    "metrics": ("_kl_log_metrics",),
     "span": ("_kl_span",),
     "coerce": ("_kl_coerce",),
     "load": ("_kl_load_value",),
@@ -94,7 +98,7 @@ def unpacking_lines(runtime: PackedRuntime, indent: str = "    ") -> list[str]:
     return [
         f"{indent}_kl_name = {runtime.name!r}  # kale_like/runtime/step_runtime.py: {', '.join(runtime.parts)}",
         f"{indent}_kl = __import__('sys').modules.setdefault(_kl_name, __import__('types').ModuleType(_kl_name))",
-        f"{indent}if not hasattr(_kl, '_kl_run_step'):  # unpack it (builtins' exec: an argument may be `exec`)",
+        f"{indent}if not hasattr(_kl, '_kl_run_step'):  # builtins' exec: a step's argument may be named exec",
         f"{indent}    __import__('builtins').exec(__import__('zlib').decompress(__import__('base64').b64decode(",
         f"{indent}        {runtime.blob!r}), -15), _kl.__dict__)",
     ]
