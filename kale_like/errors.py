@@ -8,15 +8,24 @@ together (`KaleLikeErrors`) so a user fixes them all in one round trip.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+
+def cell_name(index: int) -> str:
+    """A cell as messages name it: `cell 1` is the first cell, as people count the cells they see in
+    JupyterLab, while nbformat's index (`cell_index`, what the panel navigates by) starts at 0."""
+    return f"cell {index + 1}"
 
 
 @dataclass(frozen=True, slots=True)
 class SourceLocation:
     """Where a problem is: a file, and optionally a notebook cell and a line/column in it.
 
-    `cell_index` counts every cell of the notebook (markdown too), from 0, as Jupyter shows
-    them; `line` and `column` are 1-based within that cell (or the file for `.py` sources).
+    `cell_index` counts every cell of the notebook (markdown too), from 0, as nbformat stores them;
+    messages show it from 1 (`cell_name`); `line` and `column` are 1-based within that cell (or the
+    file for `.py` sources).
     """
 
     path: str
@@ -29,7 +38,7 @@ class SourceLocation:
         """Render as `path:cell 3 (step train):12:5`, leaving out what is unknown."""
         text = self.path
         if self.cell_index is not None:
-            text += f":cell {self.cell_index}"
+            text += f":{cell_name(self.cell_index)}"
             if self.step:
                 text += f" (step {self.step})"
         if self.line is not None:
@@ -72,6 +81,12 @@ class KaleLikeErrors(KaleLikeError):
 
     def render(self) -> str:  # noqa: D102 - the message already holds every error
         return self.message
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """The choice closest to a mistyped `word` ('' when none is close): a hint names one fix, not a list."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return close[0] if close else ""
 
 
 def raise_collected(errors: list[KaleLikeError]) -> None:

@@ -198,7 +198,7 @@ def test_module_entry_point_reports_an_input_error_without_traceback(tmp_path):
     run = _module(path, "--kfp", "-o", out)
     assert run.returncode == 2
     assert run.stderr.splitlines() == [
-        f"error: {path}:cell 2 (step b):2:9: name 'missing_value' is not defined by any earlier step, "
+        f"error: {path}:cell 3 (step b):2:9: name 'missing_value' is not defined by any earlier step, "
         "import, function or parameter",
         "  hint: assign it in an earlier step, import it in an 'imports' cell, or add it to 'pipeline-parameters'",
     ]

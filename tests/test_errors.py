@@ -14,20 +14,21 @@ pytestmark = pytest.mark.usefixtures("temp_files_in_tmp_path")
 _ERRORS = [
     ("err_bad_json", "", "not valid JSON (line 2, column 1", "was it saved completely?"),
     ("err_not_notebook", "", "this JSON file is not a Jupyter notebook", "pass an .ipynb notebook"),
-    ("err_syntax", ":cell 2 (step a):2:8", "syntax error: invalid syntax", "fix the code"),
-    ("err_prev_missing", ":cell 1", "prev:nothere names a step that does not exist", "steps in this notebook: a, b"),
-    ("err_cycle", ":cell 0 (step a)", "the steps a -> b depend on each other in a cycle", "remove the one that closes"),
-    ("err_undefined", ":cell 2 (step b):2:9", "name 'missing_value' is not defined", "assign it in an earlier step"),
-    ("err_defined_later", ":cell 0 (step a):1:7", "name 'late' is not defined", "only assigned later, in step 'b'"),
-    ("err_unknown_tag", ":cell 1", "unknown tag 'setp:b'", "known tags: imports, functions"),
-    ("err_two_kinds", ":cell 0", "the cell has more than one cell kind: imports, step:a", "keep one"),
-    ("err_two_steps", ":cell 0", "the cell has more than one cell kind: step:a, step:b", "keep one"),
-    ("err_bad_parameter", ":cell 0:2", "parameter 'm' must be a literal value", "compute derived values in a step"),
-    ("err_settings_on_non_step", ":cell 0", "tag 'limit:cpu:1' only applies to step cells", "move it to a step:NAME"),
+    ("err_syntax", ":cell 3 (step a):2:8", "syntax error: invalid syntax", "fix the code"),
+    ("err_prev_missing", ":cell 2", "prev:nothere names a step that does not exist", "steps in this notebook: a, b"),
+    ("err_cycle", ":cell 1", "the steps a -> b -> a depend on each other in a cycle (b has prev:a; a has prev:b)",
+     "remove the one that closes"),
+    ("err_undefined", ":cell 3 (step b):2:9", "name 'missing_value' is not defined", "assign it in an earlier step"),
+    ("err_defined_later", ":cell 1 (step a):1:7", "name 'late' is not defined", "only assigned later, in step 'b'"),
+    ("err_unknown_tag", ":cell 2", "unknown tag 'setp:b'", "did you mean 'step:b'?"),
+    ("err_two_kinds", ":cell 1", "the cell has more than one cell kind: imports, step:a", "keep one"),
+    ("err_two_steps", ":cell 1", "the cell has more than one cell kind: step:a, step:b", "keep one"),
+    ("err_bad_parameter", ":cell 1:2", "parameter 'm' must be a literal value", "compute derived values in a step"),
+    ("err_settings_on_non_step", ":cell 1", "tag 'limit:cpu:1' only applies to step cells", "move it to a step:NAME"),
     ("err_no_steps", "", "no step cells", "tag at least one code cell 'step:NAME'"),
-    ("err_gpu_request", ":cell 0", "'request:nvidia.com/gpu:1': only cpu and memory take requests", "use limit:"),
-    ("err_undefined_metric", ":cell 1:1", "metric 'accuracy' is not a variable any step defines", "pipeline-metrics"),
-    ("err_bad_limit", ":cell 0", "'lots' is not a CPU amount KFP accepts", ""),
+    ("err_gpu_request", ":cell 1", "'request:nvidia.com/gpu:1': only cpu and memory take requests", "use limit:"),
+    ("err_undefined_metric", ":cell 2:1", "metric 'accuracy' is not a variable any step defines", "pipeline-metrics"),
+    ("err_bad_limit", ":cell 1", "'lots' is not a CPU amount KFP accepts", ""),
 ]
 
 
@@ -68,7 +69,7 @@ def test_every_input_error_has_a_hint(run_cli, name):
 def test_step_listing_itself_in_prev_is_one_problem_with_a_hint(run_cli):
     result = run_cli(fixture_notebook("err_prev_self"))
     assert result.code == 2
-    assert result.err.startswith(f"error: {fixture_notebook('err_prev_self')}:cell 0")
+    assert result.err.startswith(f"error: {fixture_notebook('err_prev_self')}:cell 1")
     assert "lists itself in prev:" in result.err
     assert "problems found" not in result.err
     assert "\n  hint: " in result.err
@@ -106,9 +107,9 @@ def test_several_problems_are_reported_together_sorted_by_position(run_cli, tmp_
     located = [line for line in result.err.splitlines() if not line.startswith("  hint:")]
     assert located == [
         "error: 3 problems found:",
-        f"{path}:cell 1 (step a):1:7: name 'zeta' is not defined by any earlier step, import, function or parameter",
-        f"{path}:cell 1 (step a):2:7: name 'alpha' is not defined by any earlier step, import, function or parameter",
-        f"{path}:cell 2: prev:ghost names a step that does not exist",
+        f"{path}:cell 2 (step a):1:7: name 'zeta' is not defined by any earlier step, import, function or parameter",
+        f"{path}:cell 2 (step a):2:7: name 'alpha' is not defined by any earlier step, import, function or parameter",
+        f"{path}:cell 3: prev:ghost names a step that does not exist",
     ]
     assert result.err.count("  hint: ") == 3
     assert not (tmp_path / "out.yaml").exists()

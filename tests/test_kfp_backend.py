@@ -201,7 +201,7 @@ def test_dict_parameter_kfp_cannot_hold_is_not_an_internal_error(run_cli, tmp_pa
     assert result.code in (0, 2)
     assert "internal error" not in result.err
     if result.code == 2:
-        assert f"{fixture_notebook(name)}:cell 0:1: " in result.err
+        assert f"{fixture_notebook(name)}:cell 1:1: " in result.err
 
 
 def test_step_named_os_dsl_module_runs(run_cli, tmp_path):

@@ -129,12 +129,12 @@ def test_step_with_no_metrics_has_no_metrics_output(compiled):
 # --- IPython syntax -----------------------------------------------------------------------------
 
 _MAGIC_LINES = [
-    ("cell 0:1", "%matplotlib inline"),
-    ("cell 1:1", "!ls -la"),
-    ("cell 1:2", "%pip install tqdm"),
-    ("cell 1:4", "items?"),
-    ("cell 1:6", "%time pass"),
-    ("cell 2:1", "%%time"),
+    ("cell 1:1", "%matplotlib inline"),
+    ("cell 2:1", "!ls -la"),
+    ("cell 2:2", "%pip install tqdm"),
+    ("cell 2:4", "items?"),
+    ("cell 2:6", "%time pass"),
+    ("cell 3:1", "%%time"),
 ]
 
 

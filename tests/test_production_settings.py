@@ -694,36 +694,36 @@ STATUS = ("print(pipeline_status)", ["exit-handler"])
 EXIT_CELL_ERRORS = {
     "two exit-handler cells": (
         [LOAD, STATUS, ("print('again')", ["exit-handler"])],
-        "cell 2: a second exit-handler cell (the first is cell 1)", "untagged cells after the exit-handler cell"),
+        "cell 3: a second exit-handler cell (the first is cell 2)", "untagged cells after the exit-handler cell"),
     "also a step": (
         [LOAD, ("print(pipeline_status)", ["exit-handler", "step:notify"])],
-        "cell 1: the exit-handler cell is also tagged 'step:notify': the exit handler is not a step",
+        "cell 2: the exit-handler cell is also tagged 'step:notify': the exit handler is not a step",
         "remove 'step:notify'"),
     "prev on the exit cell": (
         [LOAD, ("print(pipeline_status)", ["exit-handler", "prev:load"])],
-        "cell 1: 'prev:load' on the exit-handler cell: the exit handler already runs after every step",
+        "cell 2: 'prev:load' on the exit-handler cell: the exit handler already runs after every step",
         "remove 'prev:load'"),
     "a loop on the exit cell": (
         [("xs = [1, 2]", ["step:load"]), ("print(pipeline_status)", ["exit-handler", "foreach:x:xs"])],
-        "cell 1: 'foreach:x:xs' on the exit-handler cell", "remove 'foreach:x:xs'"),
+        "cell 2: 'foreach:x:xs' on the exit-handler cell", "remove 'foreach:x:xs'"),
     "a step after the exit handler": (
         [LOAD, STATUS, ("y = 2", ["step:later", "prev:exit_handler"])],
-        "cell 2: step 'later' cannot run after the exit handler (prev:exit_handler)", "remove prev:exit_handler"),
+        "cell 3: step 'later' cannot run after the exit handler (prev:exit_handler)", "remove prev:exit_handler"),
     "a step reading the exit handler's value": (
         [LOAD, ("summary = str(pipeline_status)", ["exit-handler"]), ("print(summary)", ["step:later"])],
-        "cell 2 (step later):1:7: step 'later' reads 'summary', which only the exit-handler cell assigns",
+        "cell 3 (step later):1:7: step 'later' reads 'summary', which only the exit-handler cell assigns",
         "assign 'summary' in a step"),
     "the exit handler reading a step's value": (
         [LOAD, ("print(x, pipeline_status)", ["exit-handler"])],
-        "cell 1 (step exit_handler):1:7: the exit-handler cell reads 'x', which step 'load' makes",
+        "cell 2 (step exit_handler):1:7: the exit-handler cell reads 'x', which step 'load' makes",
         "it sees pipeline_status, the pipeline parameters, imports and functions"),
     "an undefined name": (
         [LOAD, ("print(nothing)", ["exit-handler"])],
-        "cell 1 (step exit_handler):1:7: name 'nothing' is not defined for the exit-handler cell",
+        "cell 2 (step exit_handler):1:7: name 'nothing' is not defined for the exit-handler cell",
         "it sees pipeline_status"),
     "a step named like the exit handler": (
         [("x = 1", ["step:exit_handler"]), STATUS],
-        "cell 1 (step exit_handler): a step is named 'exit_handler'", "rename the step"),
+        "cell 2 (step exit_handler): a step is named 'exit_handler'", "rename the step"),
 }
 
 
@@ -778,7 +778,7 @@ def test_a_pipeline_functions_service_account_is_carried_in_the_graph(tmp_path):
 
 
 SERVICE_ACCOUNT_REFUSALS = {
-    "tag": (None, ["step:only", "service-account:runner"], "cell 0: 'service-account:runner': "),
+    "tag": (None, ["step:only", "service-account:runner"], "cell 1: 'service-account:runner': "),
     "steps_defaults": ({"steps_defaults": ["service_account:runner"]}, ["step:only"],
                        "'service_account:runner' in notebook metadata steps_defaults: "),
 }

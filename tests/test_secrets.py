@@ -166,7 +166,7 @@ def test_secret_like_notebook_parameter_is_refused_with_its_cell(tmp_path, run_c
     refused = run_cli(notebook, "--kfp", "-o", out)
     assert refused.code == 2
     assert_points_to_secrets(refused.err, "api_key")
-    assert "cell 0" in refused.err
+    assert "cell 1" in refused.err
     assert not out.exists()
     allowed = run_cli(notebook, "--kfp", "-o", out, "--allow-secret-like-params", "-q")
     assert allowed.code == 0, allowed.err
@@ -226,3 +226,111 @@ def test_secret_like_run_argument_is_refused_by_the_run_api(tmp_path, monkeypatc
         refused = False
     assert refused
     assert not (store / "lineage.sqlite").exists() or files_containing(store, GHP_VALUE.encode()) == []
+
+
+# ---------------------------------------------------------------------------
+# More credential shapes: names and values detect-secrets or our own rules know
+
+BEARER_VALUE = "Bearer " + SK_VALUE
+DATABASE_URL = "postgresql://analyst:" + "s3cr3t-pw" + "@db.example.org:5432/sales"
+HF_VALUE = "hf_" + "aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dE3"
+GITLAB_VALUE = "glpat-" + "Ab1Cd2Ef3Gh4Ij5Kl6Mn"
+
+
+@pytest.mark.parametrize("parameter", ["db_pass", "pwd", "openai_key", "apitoken", "passcode", "userPwd"])
+def test_more_credential_names_are_refused(tmp_path, run_cli, parameter):
+    result = run_cli(pipeline_file(tmp_path, parameter, "abc"), "--kfp", "-o", tmp_path / "p.yaml")
+    assert result.code == 2, result.err
+    assert_points_to_secrets(result.err, parameter)
+    assert "its name contains" in result.err
+
+
+@pytest.mark.parametrize("default", [BEARER_VALUE, DATABASE_URL, HF_VALUE, GITLAB_VALUE],
+                         ids=["bearer", "database-url", "hf", "glpat"])
+def test_more_credential_values_are_refused_without_echoing_them(tmp_path, run_cli, default):
+    result = run_cli(pipeline_file(tmp_path, "target", default), "--kfp", "-o", tmp_path / "p.yaml")
+    assert result.code == 2, result.err
+    assert_points_to_secrets(result.err, "target")
+    assert "its default value looks like a credential" in result.err
+    assert default not in result.err
+    assert run_cli(pipeline_file(tmp_path, "target", default), "--kfp", "-o", tmp_path / "p.yaml",
+                   "--allow-secret-like-params", "-q").code == 0
+
+
+def test_a_dict_default_with_a_password_entry_is_refused(tmp_path, run_cli):
+    source = tmp_path / "dict_param.py"
+    source.write_text(textwrap.dedent("""\
+        from kale_like import pipeline, step
+
+        @step
+        def use(config: dict):
+            print(sorted(config))
+
+        @pipeline(name="dict-param")
+        def dict_param(config: dict = {"user": "analyst", "password": "correct horse"}):
+            use(config)
+        """), encoding="utf-8")
+    result = run_cli(source, "--kfp", "-o", tmp_path / "d.yaml")
+    assert result.code == 2
+    assert "'config' looks like a secret" in result.err and "'password' entry" in result.err
+    assert "correct horse" not in result.err
+
+
+@pytest.mark.parametrize("parameter, default", [("tokenizer", "bert-base"), ("sort_key", "date"),
+                                                ("bypass", "no"), ("checksum", "e3b0c44298fc1c149afbf4c8996fb924"),
+                                                ("dataset", "APDataset2024"), ("url", "postgresql://db.example.org/x")])
+def test_names_and_values_that_only_resemble_credentials_compile(tmp_path, run_cli, parameter, default):
+    result = run_cli(pipeline_file(tmp_path, parameter, default), "--kfp", "-o", tmp_path / "p.yaml", "-q")
+    assert result.code == 0, result.err
+
+
+def env_step_file(folder: Path, env: dict) -> Path:
+    source = folder / "env_step.py"
+    source.write_text(textwrap.dedent(f"""\
+        from kale_like import pipeline, step
+
+        @step(env={env!r})
+        def use():
+            print("ok")
+
+        @pipeline(name="env-step")
+        def env_step():
+            use()
+        """), encoding="utf-8")
+    return source
+
+
+@pytest.mark.parametrize("env", [{"DB_PASSWORD": "hunter2"}, {"HF_TOKEN": HF_VALUE}, {"DATABASE": DATABASE_URL}],
+                         ids=["name", "name-and-value", "value"])
+def test_credential_in_a_step_env_setting_is_refused_with_the_secret_fix(tmp_path, run_cli, env):
+    (name, value), = env.items()
+    out = tmp_path / "e.yaml"
+    result = run_cli(env_step_file(tmp_path, env), "--kfp", "-o", out)
+    assert result.code == 2, result.err
+    assert f"environment variable '{name}' of step 'use' looks like a secret" in result.err
+    assert f"secret:SECRET:KEY:{name}" in result.err and "use_secret_as_env" in result.err
+    assert "env_step.py" in result.err  # where: the step's file and line
+    assert value not in result.err
+    assert not out.exists() and not out.with_name("e_kfp.py").exists()
+    allowed = run_cli(env_step_file(tmp_path, env), "--kfp", "-o", out, "--allow-secret-like-params", "-q")
+    assert allowed.code == 0, allowed.err
+
+
+def test_credential_in_an_env_tag_is_refused_with_its_cell(tmp_path, run_cli):
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("print('hi')", metadata={"tags": ["step:greet",
+                                                                                 f"env:GITLAB:{GITLAB_VALUE}"]})]
+    path = tmp_path / "env_tag.ipynb"
+    nbformat.write(notebook, path)
+    result = run_cli(path, "--kfp", "-o", tmp_path / "n.yaml")
+    assert result.code == 2, result.err
+    assert "environment variable 'GITLAB' of step 'greet'" in result.err and "cell 1" in result.err
+    assert GITLAB_VALUE not in result.err
+
+
+@pytest.mark.parametrize("env", [{"MODE": "prod"}, {"TOKENIZERS_PARALLELISM": "false"}, {"USE_SECRET": "true"},
+                                 {"URL": "http://host:8080"}])
+def test_ordinary_env_settings_compile(tmp_path, run_cli, env):
+    assert run_cli(env_step_file(tmp_path, env), "--kfp", "-o", tmp_path / "e.yaml", "-q").code == 0

@@ -285,6 +285,8 @@ def test_analyze_gives_steps_edges_with_variables_and_parameters(api):
     assert ("load_data", "train_logreg") in edges and "X_train" in edges[("load_data", "train_logreg")]
     assert {p["name"]: p["type"] for p in graph["parameters"]}["n_estimators"] == "int"
     steps = {s["name"]: s for s in graph["steps"]}
+    shown = {p["name"]: p["default_text"] for p in data["graph"]["parameters"]}
+    assert (shown["n_estimators"], shown["C"]) == ("60", "0.5")
     assert steps["load_data"]["cells"] == [5]
     assert steps["train_forest"]["cells"] == [10, 11]  # an untagged cell continues the step
     assert "code" not in steps["load_data"]
@@ -306,6 +308,17 @@ def test_analyze_names_the_exit_handler_and_its_cells(api, root):
     assert data["graph"]["exit_step"] is None
 
 
+def test_a_float_default_is_shown_as_a_float(api, root):
+    (root / "floats.ipynb").write_text(notebook([
+        ("ratio = 1.0\nweights = [1.0, 2]\nname = 'a'", ["pipeline-parameters"]),
+        ("x = ratio * sum(weights)\nprint(name)", ["step:make"]),
+    ]), encoding="utf-8")
+    code, data = api.post("analyze", {"path": "floats.ipynb"})
+    assert code == 200, data
+    shown = {p["name"]: p["default_text"] for p in data["graph"]["parameters"]}
+    assert shown == {"ratio": "1.0", "weights": "[1.0, 2]", "name": "a"}
+
+
 def test_analyze_unsaved_content_sent_by_the_panel(api, root):
     content = json.loads((root / "tiny.ipynb").read_text())
     content["cells"][2]["metadata"]["tags"] = ["step:use_renamed", "prev:make"]
@@ -322,7 +335,7 @@ def test_a_bad_tag_is_a_400_with_the_cli_message(api, root):
     (problem,) = data["errors"]
     assert problem["location"]["cell_index"] == 1
     assert "stpe:train" in problem["message"]
-    assert problem["rendered"].startswith("error: bad_tag.ipynb:cell 1")
+    assert problem["rendered"].startswith("error: bad_tag.ipynb:cell 2")
 
 
 def test_an_undefined_name_names_cell_line_and_column(api, root):
@@ -338,7 +351,7 @@ def test_errors_in_unsaved_content_name_the_notebook_not_a_temporary_file(api, r
     content["cells"][1]["metadata"]["tags"] = ["step:Bad-Name"]
     code, data = api.post("analyze", {"path": "tiny.ipynb", "notebook": content})
     assert code == 400
-    assert "tiny.ipynb:cell 1" in data["message"]
+    assert "tiny.ipynb:cell 2" in data["message"]
     assert "kale_like_panel_" not in json.dumps(data)
     assert data["errors"][0]["location"]["path"] == "tiny.ipynb"
 
@@ -720,7 +733,7 @@ def test_show_draws_loops_and_branches_of_a_pipeline_file():
 
     box = kale_like.show(REPO / "examples" / "pipelines" / "train_many_pick_best.py")
     svg = box.children[1].value
-    assert "↻ each of" in svg and "⑂ if" in svg
+    assert "↻ each of" in svg and ">if " in svg
 
 
 def test_show_draws_the_exit_handler_below_the_body():

@@ -116,7 +116,7 @@ def test_untagged_cell_before_any_tag_is_left_out_with_a_warning(run_cli, graph_
     path = fixture_notebook("untagged_first")
     result = run_cli(path)
     assert result.code == 0
-    assert "untagged_first.ipynb:cell 0: untagged cell before any tagged cell" in result.err
+    assert "untagged_first.ipynb:cell 1: untagged cell before any tagged cell" in result.err
     graph = graph_json(path)
     assert [s["name"] for s in graph["steps"]] == ["only"]
     assert all(block["location"]["cell_index"] == 1 for block in graph["steps"][0]["code"])

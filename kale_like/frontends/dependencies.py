@@ -106,15 +106,42 @@ def execution_order(steps: list[StepSource]) -> tuple[list[str], list[KaleLikeEr
                     heapq.heappush(ready, (order_of[other], other))
     if len(result) == len(steps):
         return result, []
-    stuck = sorted((s for s in steps if s.name not in result), key=lambda s: s.order)
-    names = " -> ".join(s.name for s in stuck)
+    stuck = {s.name: s for s in steps if s.name not in result}
+    cycle = _cycle(stuck, upstream)
+    links = []
+    where = stuck[cycle[0]].location
+    for parent, child in zip(cycle, cycle[1:]):
+        prev = [at for name, at in stuck[child].prev if name == parent]
+        if prev:
+            links.append(f"{child} has prev:{parent}")
+            if stuck[parent].order > stuck[child].order:
+                where = prev[0]  # the tag that closes the loop
+        else:
+            carried = sorted(name for name, source in stuck[child].inputs.items() if source == parent)
+            links.append(f"{child} reads {', '.join(carried)} from {parent}")
     return result, [
         KaleLikeError(
-            f"the steps {names} depend on each other in a cycle",
-            stuck[0].location,
+            f"the steps {' -> '.join(cycle)} depend on each other in a cycle ({'; '.join(links)})",
+            where,
             "a prev: tag must name a step that runs earlier; remove the one that closes the loop",
         )
     ]
+
+
+def _cycle(stuck: dict[str, StepSource], upstream: dict[str, set[str]]) -> list[str]:
+    """One cycle among steps that never became ready, in the order they wait on each other, closed.
+
+    Steps downstream of a cycle are stuck too; following each one's earliest stuck parent leads into
+    a real cycle, so the message names only the steps on it (starting at the earliest in the notebook)."""
+    node = min(stuck.values(), key=lambda s: s.order).name
+    path: list[str] = []
+    while node not in path:
+        path.append(node)
+        node = min((p for p in upstream[node] if p in stuck), key=lambda p: stuck[p].order)
+    loop = path[path.index(node):][::-1]  # parents first
+    start = min(range(len(loop)), key=lambda i: stuck[loop[i]].order)
+    loop = loop[start:] + loop[:start]
+    return loop + loop[:1]
 
 
 def _check_prev(step: StepSource, by_name: dict[str, StepSource], errors: list) -> list[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from kale_like.errors import KaleLikeError, SourceLocation
+from kale_like.errors import KaleLikeError, SourceLocation, cell_name
 from kale_like.frontends.dependencies import StepSource
 from kale_like.frontends.notebook_flow import FLOW_TAGS
 from kale_like.frontends.tags import Tag
@@ -39,7 +39,8 @@ def both_kinds_error(kinds: list[Tag], where: SourceLocation) -> KaleLikeError |
 
 
 def second_cell_error(first: SourceLocation, where: SourceLocation) -> KaleLikeError:
-    return KaleLikeError(f"a second exit-handler cell (the first is cell {first.cell_index}): a pipeline has one exit "
+    first_cell = cell_name(first.cell_index) if first.cell_index is not None else "another cell"
+    return KaleLikeError(f"a second exit-handler cell (the first is {first_cell}): a pipeline has one exit "
                          "handler", where, "remove this tag: untagged cells after the exit-handler cell continue it")
 
 

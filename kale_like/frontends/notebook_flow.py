@@ -3,7 +3,7 @@
 A `foreach` step runs once per element of LIST (a pipeline parameter or a variable an earlier step
 defines), with ITEM bound to the element; later steps that read its variables get lists (KFP
 Collected). A `when` step runs only if NAME (a parameter or an earlier step's variable) compares as
-given with VALUE (a Python literal; without OP and VALUE, NAME's truth); no other step may read its
+given with VALUE (a Python literal or a pipeline parameter's name; without OP and VALUE, NAME's truth); no other step may read its
 variables or run after it, because KFP cannot depend on a task that might not run.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 from dataclasses import replace
 
-from kale_like.errors import KaleLikeError, SourceLocation
+from kale_like.errors import KaleLikeError, SourceLocation, did_you_mean
 from kale_like.graph.conditions import ConditionError, normalize
 from kale_like.graph.model import ANY, Branch, Condition, Input, Loop, Node, Output, Ref, Step, Test
 
@@ -113,9 +113,11 @@ def _condition(step: Step, when, parameter_types, typed, errors) -> tuple[Test, 
     if op is None:
         test, kind = Test("truth", (source,)), "bool"
     else:
-        value = _literal(text)
-        kind = {bool: "bool", int: "float", float: "float", str: "str"}.get(type(value), ANY)
-        test = Test(op, (source, Ref("constant", value=value)))
+        refused = len(errors)
+        operand, kind = _operand(name, op, text, where, parameter_types, errors)
+        if len(errors) > refused:
+            return Test(op, (source, operand)), where
+        test = Test(op, (source, operand))
     if source.kind == "task":
         typed[(source.source, source.output)] = kind
     known = {**{("parameter", p): t for p, t in parameter_types.items()}}
@@ -148,8 +150,29 @@ def _rewire(step: Step, loops: dict, tests: dict, errors: list) -> Step:
     return replace(step, inputs=tuple(inputs))
 
 
-def _literal(text: str) -> object:
+_KIND_OF_LITERAL = {bool: "bool", int: "float", float: "float", str: "str"}
+
+
+def _operand(name: str, op: str, text: str, where: SourceLocation, parameter_types: dict[str, str],
+             errors: list[KaleLikeError]) -> tuple[Ref, str]:
+    """What `when:NAME:OP:VALUE` compares NAME with, and the type NAME's producer then gets.
+
+    VALUE is a Python literal or the name of a pipeline parameter (compared at run time); any other
+    text is refused rather than read as a string, which would compare with a constant nobody wrote."""
     try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        return text
+        value = ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        pass
+    else:
+        return Ref("constant", value=value), _KIND_OF_LITERAL.get(type(value), ANY)
+    if text in parameter_types:
+        kind = parameter_types[text]
+        return Ref("parameter", text), "float" if kind == "int" else kind
+    known = ", ".join(sorted(parameter_types)) or "none"
+    guess = did_you_mean(text, parameter_types)
+    errors.append(KaleLikeError(
+        f"when: '{text}' in 'when:{name}:{op}:{text}' is neither a Python literal nor a pipeline parameter "
+        f"(parameters: {known})", where,
+        (f"did you mean when:{name}:{op}:{guess}? " if guess else "")
+        + f"quote a string (when:{name}:{op}:'{text}'), write a number, or define '{text}' in the pipeline-parameters cell"))
+    return Ref("constant", value=text), ANY

@@ -7,7 +7,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from kale_like.errors import KaleLikeError, SourceLocation
+from kale_like.errors import KaleLikeError, SourceLocation, cell_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +80,7 @@ def _code_cells(notebook: dict, where: SourceLocation) -> list[RawCell]:
     result = []
     for index, cell in enumerate(cells):
         if not isinstance(cell, dict):
-            raise KaleLikeError(f"cell {index} is not a JSON object", where)
+            raise KaleLikeError(f"{cell_name(index)} is not a JSON object", where)
         if cell.get("cell_type") != "code":
             continue
         result.append(
@@ -98,7 +98,7 @@ def _text(source: object, where: SourceLocation, index: int) -> str:
     if isinstance(source, list) and all(isinstance(line, str) for line in source):
         source = "".join(source)
     if not isinstance(source, str):
-        raise KaleLikeError(f"cell {index}: 'source' must be text", where)
+        raise KaleLikeError(f"{cell_name(index)}: 'source' must be text", where)
     _encodable(source, where, index, "source")
     return source
 
@@ -109,7 +109,7 @@ def _encodable(text: str, where: SourceLocation, index: int, what: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError as error:
         raise KaleLikeError(
-            f"cell {index}: its {what} holds an invalid character ({error.reason}) at position {error.start}",
+            f"{cell_name(index)}: its {what} holds an invalid character ({error.reason}) at position {error.start}",
             where,
             "delete the character (it cannot be saved as UTF-8)",
         ) from None
@@ -118,7 +118,7 @@ def _encodable(text: str, where: SourceLocation, index: int, what: str) -> None:
 def _tags(metadata: object, where: SourceLocation, index: int) -> tuple[str, ...]:
     tags = (metadata or {}).get("tags", []) if isinstance(metadata, dict) else []
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-        raise KaleLikeError(f"cell {index}: metadata 'tags' must be a list of strings", where)
+        raise KaleLikeError(f"{cell_name(index)}: metadata 'tags' must be a list of strings", where)
     for tag in tags:
         _encodable(tag, where, index, "tags")
     return tuple(tags)

@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from kale_like.errors import KaleLikeError, SourceLocation
+from kale_like.errors import KaleLikeError, SourceLocation, did_you_mean
 from kale_like.graph.overrides import SERVICE_ACCOUNT_PER_RUN
 
 NAME = r"[a-z_][a-z0-9_]*"
@@ -117,6 +117,13 @@ def unknown_tag_hint(raw: str) -> str:
     for kind, (pattern, meaning) in TAG_GRAMMAR.items():
         if prefix == kind.split("-")[0] and ":" in pattern:
             return f"'{kind}' tags look like {pattern_example(kind)} ({meaning})"
+    guess = did_you_mean(prefix.lower(), [*TAG_GRAMMAR, "block"])
+    if guess:
+        fixed = guess + raw.strip()[len(prefix):]
+        meaning = TAG_GRAMMAR.get(guess, TAG_GRAMMAR["step"])[1]
+        if parse_tag(fixed) is not None:
+            return f"did you mean '{fixed}'? ({meaning})"
+        return f"did you mean a '{guess}' tag? It looks like {pattern_example(guess)} ({meaning})"
     return "known tags: " + ", ".join(pattern_example(k) for k in TAG_GRAMMAR)
 
 

@@ -63,7 +63,7 @@ def _containers(body: list[dict], around: tuple[str, ...] = ()) -> dict[str, tup
             for index, branch in enumerate(node.get("branches", [])):
                 test = branch.get("test")
                 label = f"{'if' if index == 0 else 'elif'} {_test_text(test)}" if test else "else"
-                result.update(_containers(branch.get("body", []), around + (f"⑂ {label}",)))
+                result.update(_containers(branch.get("body", []), around + (label,)))
     return result
 
 

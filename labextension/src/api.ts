@@ -31,6 +31,8 @@ export interface Parameter {
   name: string;
   type: string;
   default: unknown;
+  /** The default as Python writes it (a float keeps its `.0`); strings as they are. */
+  default_text?: string;
   required?: boolean;
 }
 

@@ -78,8 +78,17 @@ export class CellBar extends Widget {
         chips[0]!.style.borderColor = stepColor(owner);
       }
     }
-    for (const invalid of info.invalid) {
-      chips.push(h('span', { class: 'kl-Chip kl-mod-invalid' }, invalid));
+    // tags the editor has no field for (and ones that do not parse, in red) each get a remove button
+    for (const raw of info.other) {
+      const invalid = info.invalid.includes(raw);
+      chips.push(
+        h(
+          'span',
+          { class: `kl-Chip ${invalid ? 'kl-mod-invalid' : 'kl-mod-other'}`, 'data-tag': raw },
+          raw,
+          h('button', { class: 'kl-ChipRemove', type: 'button', title: `Remove the tag ${raw}`, 'aria-label': `remove tag ${raw}`, onclick: () => this.removeTag(raw) }, '×')
+        )
+      );
     }
     const errors = problems.map(problem =>
       h('div', { class: 'kl-CellError', role: 'alert' }, problem.rendered)
@@ -185,7 +194,16 @@ export class CellBar extends Widget {
       const stale = info.prev.filter(p => !earlier.includes(p));
       rows.push(h('div', { class: 'kl-Field' }, h('span', {}, 'Depends on'), parents));
       if (stale.length) {
-        rows.push(h('div', { class: 'kl-EditorMessage' }, `prev: ${stale.join(', ')} names no earlier step; the analyzer will refuse it.`));
+        rows.push(
+          h(
+            'div',
+            { class: 'kl-EditorMessage' },
+            `prev: ${stale.join(', ')} names no earlier step; the analyzer will refuse it. `,
+            ...stale.map(parent =>
+              h('button', { class: 'kl-LinkButton kl-RemoveStale', type: 'button', onclick: () => this.write({ ...info, prev: info.prev.filter(p => p !== parent) }) }, `remove prev:${parent}`)
+            )
+          )
+        );
       }
       rows.push(
         h(
@@ -208,9 +226,20 @@ export class CellBar extends Widget {
   }
 
   private async openSettings(info: CellInfo): Promise<void> {
-    const settings: StepSettings | null = await editStepSettings(info.stepName, info.settings, this.defaultImage());
+    const parameters = (this.pipeline.analysis.graph?.parameters ?? []).map(p => p.name);
+    const settings: StepSettings | null = await editStepSettings(info.stepName, info.settings, this.defaultImage(), parameters);
     if (settings) {
       this.write({ ...readCell(this.tags), settings });
+    }
+  }
+
+  /** Drop one tag, exactly as written, keeping the others in their order. */
+  private removeTag(raw: string): void {
+    const current = this.tags;
+    const at = current.indexOf(raw);
+    if (at >= 0) {
+      this.pipeline.setCellTags(this.cell.model, [...current.slice(0, at), ...current.slice(at + 1)]);
+      this.render();
     }
   }
 
@@ -263,7 +292,7 @@ export function settingsSummary(s: StepSettings): string[] {
     out.push(`↻ ${s.foreach.item} in ${s.foreach.items}` + (s.parallelism ? ` ≤${s.parallelism}` : ''));
   }
   if (s.when) {
-    out.push(`⑂ when ${s.when.name}${s.when.op ? ` ${s.when.op} ${s.when.value}` : ''}`);
+    out.push(`when ${s.when.name}${s.when.op ? ` ${s.when.op} ${s.when.value}` : ''}`);
   }
   if (s.secrets.length) {
     out.push(`${s.secrets.length} secret${s.secrets.length > 1 ? 's' : ''}`);

@@ -43,7 +43,7 @@ export function containers(body: BodyNode[]): Map<string, string[]> {
           const label = branch.test
             ? `${index === 0 ? 'if' : 'elif'} ${testText(branch.test)}`
             : 'else';
-          visit(branch.body, [...around, `⑂ ${label}`]);
+          visit(branch.body, [...around, label]); // words, not a glyph: ⑂ is missing from common Linux fonts
         });
       }
     }

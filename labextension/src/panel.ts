@@ -12,6 +12,7 @@ import {
   CompileResult,
   CronPreview,
   KfpStatus,
+  Parameter,
   RunStatus,
   ScheduleResult,
   UploadResult,
@@ -55,8 +56,10 @@ const STATUS_ICON: Record<string, string> = {
   stopped: '■'
 };
 
-function parameterText(value: unknown): string {
-  return typeof value === 'string' ? value : JSON.stringify(value);
+/** A parameter's default as text: the server's rendering, which keeps a float's type (1.0, not 1). */
+function parameterText(parameter: Parameter): string {
+  const value = parameter.default;
+  return parameter.default_text ?? (typeof value === 'string' ? value : JSON.stringify(value));
 }
 
 export class PipelinePanel extends Widget {
@@ -290,7 +293,7 @@ export class PipelinePanel extends Widget {
           { class: 'kl-Problem', role: 'alert' },
           h('pre', {}, problem.rendered),
           cell !== null && cell !== undefined
-            ? h('button', { class: 'kl-LinkButton', type: 'button', onclick: () => this.showCell(cell) }, `go to cell ${cell}`)
+            ? h('button', { class: 'kl-LinkButton', type: 'button', onclick: () => this.showCell(cell) }, `go to cell ${cell + 1}`)
             : null
         )
       );
@@ -331,9 +334,9 @@ export class PipelinePanel extends Widget {
     for (const parameter of graph.parameters) {
       const input = h('input', {
         type: 'text',
-        value: this.paramValues[parameter.name] ?? parameterText(parameter.default),
+        value: this.paramValues[parameter.name] ?? parameterText(parameter),
         'aria-label': `parameter ${parameter.name}`,
-        'data-default': parameterText(parameter.default)
+        'data-default': parameterText(parameter)
       });
       input.addEventListener('input', () => (this.paramValues[parameter.name] = input.value));
       input.addEventListener('keydown', event => event.stopPropagation());
@@ -348,7 +351,7 @@ export class PipelinePanel extends Widget {
     const result: Record<string, string> = {};
     for (const parameter of graph?.parameters ?? []) {
       const value = this.paramValues[parameter.name];
-      if (value !== undefined && value !== parameterText(parameter.default)) {
+      if (value !== undefined && value !== parameterText(parameter)) {
         result[parameter.name] = value;
       }
     }

@@ -7,7 +7,7 @@ import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
 import { h, nodes } from './dom';
-import { StepSettings, emptySettings, parseTag, settingsTags } from './tags';
+import { StepSettings, emptySettings, parseTag, settingsTags, whenValueProblem } from './tags';
 
 const GPU_TYPES = ['nvidia.com/gpu', 'amd.com/gpu'];
 const OPS = ['', '==', '!=', '<', '<=', '>', '>='];
@@ -24,7 +24,7 @@ function pairs(text: string, separator: string): [string, string][] {
 }
 
 class SettingsBody extends Widget implements Dialog.IBodyWidget<StepSettings> {
-  constructor(private readonly initial: StepSettings, defaultImage: string) {
+  constructor(private readonly initial: StepSettings, defaultImage: string, private readonly parameters: readonly string[]) {
     super();
     this.addClass('kl-SettingsDialog');
     const s = initial;
@@ -84,7 +84,8 @@ class SettingsBody extends Widget implements Dialog.IBodyWidget<StepSettings> {
           field('Parallelism', text('parallelism', s.parallelism, 'all at once'), 'at most N iterations at a time'),
           field('Run only when', text('when_name', s.when?.name ?? '', 'a parameter or variable, e.g. accuracy')),
           field('is', select('when_op', s.when?.op ?? '', OPS.map(op => [op, op || 'true (no comparison)'] as [string, string]))),
-          field('than / to', text('when_value', s.when?.value ?? '', 'a Python literal, e.g. 0.9'))
+          field('than / to', text('when_value', s.when?.value ?? '', 'a Python literal or a parameter, e.g. 0.9')),
+          this.whenProblem
         )
       ],
       [
@@ -165,7 +166,18 @@ class SettingsBody extends Widget implements Dialog.IBodyWidget<StepSettings> {
   }
 
   private showPreview(): void {
-    const tags = settingsTags(this.getValue());
+    const value = this.getValue();
+    const problem = value.when?.op ? whenValueProblem(value.when.value, this.parameters) : '';
+    this.whenProblem.textContent = problem;
+    this.whenProblem.hidden = !problem;
+    this.inputs.when_value?.classList.toggle('kl-mod-invalid', problem !== '');
+    // refused where it is typed: Apply stays off until the value compiles as meant
+    const accept = this.node.closest('.jp-Dialog-content')?.querySelector<HTMLButtonElement>('.jp-mod-accept');
+    if (accept) {
+      accept.disabled = problem !== '';
+      accept.title = problem;
+    }
+    const tags = settingsTags(value);
     const bad = tags.filter(tag => parseTag(tag) === null);
     this.preview.replaceChildren(...nodes(
       h('span', {}, 'Tags: '),
@@ -175,15 +187,25 @@ class SettingsBody extends Widget implements Dialog.IBodyWidget<StepSettings> {
     ));
   }
 
+  protected onAfterAttach(): void {
+    this.showPreview(); // the dialog's buttons exist now
+  }
+
   private inputs: Record<string, HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement> = {};
   private preview: HTMLElement;
+  private whenProblem: HTMLElement = h('div', { class: 'kl-Message kl-mod-error kl-WhenProblem', role: 'alert', hidden: true });
 }
 
 /** Ask for a step's settings; null when cancelled. */
-export async function editStepSettings(step: string, settings: StepSettings, defaultImage: string): Promise<StepSettings | null> {
+export async function editStepSettings(
+  step: string,
+  settings: StepSettings,
+  defaultImage: string,
+  parameters: readonly string[]
+): Promise<StepSettings | null> {
   const result = await showDialog<StepSettings>({
     title: `Step settings: ${step}`,
-    body: new SettingsBody(settings, defaultImage),
+    body: new SettingsBody(settings, defaultImage, parameters),
     buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Apply' })]
   });
   return result.button.accept ? result.value : null;

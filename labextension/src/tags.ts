@@ -9,6 +9,8 @@
  * Pure functions, no JupyterLab imports: unit-tested under plain node.
  */
 
+import { distance } from 'fastest-levenshtein';
+
 import { GRAMMAR } from './grammar.generated';
 
 export type CellKind =
@@ -392,3 +394,33 @@ function dedupe(tags: string[]): string[] {
     return true;
   });
 }
+
+const PY_NUMBER = /^[+-]?(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?$/;
+const PY_STRING = /^[rRbBuU]{0,2}(?:'[^']*'|"[^"]*")$/s;
+const PY_COLLECTION = /^(?:\[.*\]|\(.*\)|\{.*\})$/s;
+
+/** Whether `text` reads as a Python literal (a number, a quoted string, True/False/None, a collection). */
+export function isPythonLiteral(text: string): boolean {
+  const t = text.trim();
+  return PY_NUMBER.test(t) || PY_STRING.test(t) || PY_COLLECTION.test(t) || ['True', 'False', 'None'].includes(t);
+}
+
+/**
+ * Why the value of "Run only when NAME OP VALUE" cannot be compiled ('' when it can): it must be a
+ * Python literal or the name of a pipeline parameter. A bare word is not read as a string, which
+ * would compare with a constant nobody meant (the analyzer refuses it the same way).
+ */
+export function whenValueProblem(value: string, parameters: readonly string[]): string {
+  const text = value.trim();
+  if (!text || isPythonLiteral(text) || parameters.includes(text)) {
+    return '';
+  }
+  const close = parameters.find(p => p.toLowerCase() === text.toLowerCase() || distance(p, text) <= 2);
+  return (
+    `'${text}' is neither a Python literal nor a pipeline parameter` +
+    (parameters.length ? ` (parameters: ${parameters.join(', ')})` : ' (this notebook has no parameters)') +
+    (close ? `. Did you mean ${close}?` : '.') +
+    ` Quote a string ('${text}') or write a number.`
+  );
+}
+

@@ -18,6 +18,7 @@ import {
   stepColor,
   tagKey,
   updateTags,
+  whenValueProblem,
   writeCell
 } from '../src/tags';
 
@@ -230,5 +231,20 @@ describe('stepColor', () => {
   it('is stable per name', () => {
     assert.equal(stepColor('train'), stepColor('train'));
     assert.notEqual(stepColor('train'), stepColor('load'));
+  });
+});
+
+describe('the value of a when: condition', () => {
+  const parameters = ['min_score', 'seeds'];
+  it('accepts Python literals and parameter names', () => {
+    for (const value of ['0.9', '-3', '1e-3', "'min_score'", '"a b"', 'True', 'None', '[1, 2]', 'min_score', '']) {
+      assert.equal(whenValueProblem(value, parameters), '', value);
+    }
+  });
+  it('refuses a bare word that names no parameter, suggesting the closest one', () => {
+    const problem = whenValueProblem('min_scor', parameters);
+    assert.match(problem, /^'min_scor' is neither a Python literal nor a pipeline parameter \(parameters: min_score, seeds\)/);
+    assert.match(problem, /Did you mean min_score\?/);
+    assert.match(whenValueProblem('abc', []), /this notebook has no parameters/);
   });
 });

@@ -166,7 +166,7 @@ def test_errors_appear_on_their_cell_with_the_cli_message(page, lab):
     page.evaluate("window.jupyterapp.shell.currentWidget.content.model.cells.get(8).setMetadata("
                   "'tags', ['step:train_logreg', 'prev:load_data', 'retries:many'])")
     error = code_cell(page, 8).locator(".kl-CellError")
-    expect(error).to_contain_text(f"error: {NOTEBOOK}:cell 8", timeout=10_000)
+    expect(error).to_contain_text(f"error: {NOTEBOOK}:cell 9", timeout=10_000)
     expect(error).to_contain_text("unknown tag 'retries:many'")
     expect(panel.locator(".kl-Problem")).to_have_count(1)
     expect(panel.locator(".kl-Compile")).to_be_disabled()
@@ -184,6 +184,15 @@ def test_errors_appear_on_their_cell_with_the_cli_message(page, lab):
     expect(code_cell(page, 8).locator(".kl-Chip.kl-mod-setting")).to_have_text("retries 2")
     expect(panel.locator(".kl-Compile")).to_be_enabled()
     assert page.locator(".jp-Dialog").count() == 0
+    # a red tag is removable from the cell, and its message says what was meant
+    page.evaluate("window.jupyterapp.shell.currentWidget.content.model.cells.get(8).setMetadata("
+                  "'tags', ['step:train_logreg', 'retry:3', 'prev:load_data', 'retries:2'])")
+    expect(error).to_contain_text("did you mean 'retries:3'?", timeout=10_000)
+    expect(panel.locator(".kl-Problem button")).to_have_text("go to cell 9")
+    code_cell(page, 8).get_by_role("button", name="remove tag retry:3").click()
+    expect(error).to_have_count(0, timeout=10_000)
+    tags = page.evaluate("window.jupyterapp.shell.currentWidget.content.model.cells.get(8).getMetadata('tags')")
+    assert tags == ["step:train_logreg", "prev:load_data", "retries:2"]
 
 
 def test_renaming_a_step_rewrites_the_prev_tags_that_name_it(page, lab):
@@ -295,14 +304,14 @@ def test_ipywidgets_graph_and_live_run_progress_in_a_notebook(page, lab):
 
 def test_loops_and_conditions_show_on_their_steps(page, lab):
     name = write_notebook(lab, "flow.ipynb", [
-        ("seeds = [1, 2, 3]\nthreshold = 0.2", ["pipeline-parameters"]),
+        ("seeds = [1, 2, 3]\nfloor = 1.0", ["pipeline-parameters"]),
         ("score = seed / 10", ["step:train", "foreach:seed:seeds", "parallelism:2"]),
         ("best = max(score)", ["step:pick"]),
         ("print('best', best)", ["step:report", "when:best:>=:0.2"]),
     ])
     panel = open_pipeline(page, lab, name, steps=3)
     expect(panel.locator('.kl-GraphNode[data-step="train"] .kl-GraphNodeBadge')).to_have_text("↻ each of seeds ≤2")
-    expect(panel.locator('.kl-GraphNode[data-step="report"] .kl-GraphNodeBadge')).to_have_text("⑂ if pick.best >= 0.2")
+    expect(panel.locator('.kl-GraphNode[data-step="report"] .kl-GraphNodeBadge')).to_have_text("if pick.best >= 0.2")
     assert graph_edges(page) == {("train", "pick"): "score", ("pick", "report"): "best"}
     expect(code_cell(page, 1).locator(".kl-Chip.kl-mod-setting")).to_have_text("↻ seed in seeds ≤2")
     # the settings dialog edits the condition; the tags change accordingly
@@ -311,13 +320,22 @@ def test_loops_and_conditions_show_on_their_steps(page, lab):
     cell.locator(".kl-SettingsButton").click()
     dialog = page.locator(".jp-Dialog")
     dialog.get_by_role("tab", name="Fan-out & condition").click()
-    dialog.locator('input[name="when_value"]').fill("0.25")
-    expect(dialog.locator(".kl-TagPreview")).to_contain_text("when:best:>=:0.25")
+    # a float parameter keeps its type on screen
+    expect(panel.get_by_role("textbox", name="parameter floor")).to_have_value("1.0")
+    # a value that is neither a literal nor a parameter is refused where it is typed
+    dialog.locator('input[name="when_value"]').fill("flor")
+    expect(dialog.locator(".kl-WhenProblem")).to_contain_text(
+        "'flor' is neither a Python literal nor a pipeline parameter (parameters: seeds, floor). "
+        "Did you mean floor?")
+    expect(dialog.get_by_role("button", name="Apply")).to_be_disabled()
+    dialog.locator('input[name="when_value"]').fill("floor")
+    expect(dialog.locator(".kl-WhenProblem")).to_be_hidden()
+    expect(dialog.locator(".kl-TagPreview")).to_contain_text("when:best:>=:floor")
     dialog.get_by_role("button", name="Apply").click()
     expect(panel.locator('.kl-GraphNode[data-step="report"] .kl-GraphNodeBadge')).to_have_text(
-        "⑂ if pick.best >= 0.25", timeout=10_000)
+        "if pick.best >= floor", timeout=10_000)
     tags = page.evaluate("window.jupyterapp.shell.currentWidget.content.model.cells.get(3).getMetadata('tags')")
-    assert tags == ["step:report", "when:best:>=:0.25"]
+    assert tags == ["step:report", "when:best:>=:floor"]
 
 
 def test_the_exit_handler_is_drawn_below_the_body(page, lab):

@@ -228,8 +228,12 @@ def _keep_for_bug_report(source: str, yaml_text: str) -> str:
 
 
 def _atomic_write(path: Path, text: str) -> None:
+    """Write `path` through a temporary file beside it, created with mode 0666 so the user's umask
+    decides the permissions, as for any file they write (mkstemp's 0600 would hide the pipeline from
+    the group that uploads it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    temporary = path.parent / f".{path.name}.{uuid.uuid4().hex}.partial"
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from kale_like.backends.kfp.naming import input_argument, output_argument, python_string
 from kale_like.backends.kfp.packed_runtime import packed_runtime, unpacking_lines
+from kale_like.errors import cell_name
 from kale_like.graph.model import ANY, JSON, Input, Step, StepGraph
 
 ALWAYS_INSTALLED = ("cloudpickle",)  # the runtime's fallback serialiser
@@ -171,8 +172,8 @@ def component_source(graph: StepGraph, step: Step, shape: ComponentShape, shared
 
 
 def _origin(step: Step) -> str:
-    cells = [str(b.location.cell_index) for b in step.code if b.location.cell_index is not None]
-    if cells:
+    cells = [str(b.location.cell_index + 1) for b in step.code if b.location.cell_index is not None]
+    if cells:  # numbered from 1, as cell_name() does
         return "notebook cell" + ("s " if len(cells) > 1 else " ") + ", ".join(cells)
     return f"{Path(step.location.path).name}, line {step.location.line}"
 
@@ -246,7 +247,7 @@ def _blocks(blocks, what: str) -> str:
 
 def _label(location, what: str) -> str:
     if location.cell_index is not None:
-        return f"cell {location.cell_index} ({what})"
+        return f"{cell_name(location.cell_index)} ({what})"
     if location.line is not None:
         return f"{Path(location.path).name}:{location.line} ({what})"
     return what

@@ -118,6 +118,7 @@ def graph_payload(graph, fix=lambda text: text) -> dict:
         steps.append(data)
     for parameter in document["parameters"]:
         parameter["location"] = _fix_location(parameter.get("location"), fix)
+        parameter["default_text"] = value_text(parameter.get("default"))
     return {
         "source": fix(document["source"]),
         "settings": document["settings"],
@@ -129,6 +130,12 @@ def graph_payload(graph, fix=lambda text: text) -> dict:
         "subpipelines": [{"name": s["name"]} for s in document["subpipelines"]],
         "exit_step": {"name": graph.exit_step.name, "cells": _cells_of(graph.exit_step)} if graph.exit_step else None,
     }
+
+
+def value_text(value: object) -> str:
+    """A parameter value as the panel shows and edits it: a string as it is, anything else as JSON
+    written by Python, so a float keeps its type (`1.0`, which a browser's JSON would turn into `1`)."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _cells_of(step) -> list[int]:
