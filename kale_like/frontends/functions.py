@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from kale_like.errors import KaleLikeError, SourceLocation, raise_collected
+from kale_like.frontends.analysis import analyze
 from kale_like.frontends.pipeline_function import ProgramState, compile_pipeline, subpipeline
 from kale_like.frontends.python_module import read_module
 from kale_like.frontends.settings import pipeline_name_from
@@ -38,7 +39,7 @@ def python_to_graph(path: str | Path, pipeline: str | None = None, text: str | N
     )
     settings = module.pipelines[main].settings
     exit_step = _exit_step(module, settings.get("on_exit"), module.pipelines[main], state)
-    return StepGraph(
+    graph = StepGraph(
         exit_step=exit_step,
         source=str(path),
         settings=PipelineSettings(
@@ -57,6 +58,22 @@ def python_to_graph(path: str | Path, pipeline: str | None = None, text: str | N
         returns=compiled.returns,
         return_type=compiled.return_type,  # already typed by what the body inferred (compile_pipeline)
     )
+    return replace(graph, warnings=graph.warnings + _unused_statements(module, graph))
+
+
+def _unused_statements(module, graph: StepGraph) -> tuple[str, ...]:
+    """A warning for each module-level statement that runs in none of the pipeline's steps (a step
+    carries only the imports, helpers and constants it uses, and the statements that change those)."""
+    assert module.prelude is not None  # read_module sets it
+    reads = [set(analyze(module.steps[step.function].code).reads) for step in graph.all_steps
+             if step.function in module.steps]
+    return tuple(f"{where.render()}: '{_shortened(line)}' runs in no step (a step carries only the module-level "
+                 "imports, helpers and constants it uses); move it into the steps that need it"
+                 for where, line in module.prelude.unused(reads))
+
+
+def _shortened(line: str, most: int = 60) -> str:
+    return line if len(line) <= most else line[:most - 3] + "..."
 
 
 def _main_pipeline(module, requested: str | None) -> str:

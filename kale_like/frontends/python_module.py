@@ -105,7 +105,7 @@ def read_module(path: str | Path, errors: list[KaleLikeError], text: str | None 
         result.constants.update(_constants(statement))
         position = result.positions[statement].start.line
         prelude_items.append((module.code_for_node(statement), None, position))
-    result.prelude = Prelude.from_statements(prelude_items, source)
+    result.prelude = Prelude.from_statements(prelude_items, source, side_effects=False)
     return result
 
 
