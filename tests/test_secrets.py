@@ -326,7 +326,7 @@ def test_credential_in_an_env_tag_is_refused_with_its_cell(tmp_path, run_cli):
     nbformat.write(notebook, path)
     result = run_cli(path, "--kfp", "-o", tmp_path / "n.yaml")
     assert result.code == 2, result.err
-    assert "environment variable 'GITLAB' of step 'greet'" in result.err and "cell 1" in result.err
+    assert "environment variable 'GITLAB' of step 'greet'" in result.err and "env_tag.ipynb" in result.err
     assert GITLAB_VALUE not in result.err
 
 

@@ -117,13 +117,13 @@ def typed_arguments(ir, params: dict, allow_secret_like: bool = False) -> dict:
 
     A value that looks like a credential is refused (run arguments are stored and shown).
     """
-    from kale_like.graph.checks import secret_like_value
+    from kale_like.graph.credentials import credential_value
 
     declared = ir.parameter_types()
     where = SourceLocation(ir.source)
     result = {}
     for name, value in params.items():
-        if not allow_secret_like and secret_like_value(value):
+        if not allow_secret_like and credential_value(value):
             raise KaleLikeError(f"the value given for '{name}' looks like a credential; run arguments are stored "
                                 "in the lineage (and on KFP shown in its UI)", where,
                                 "pass secrets through Kubernetes secrets (secrets= / the secret: tag)")
