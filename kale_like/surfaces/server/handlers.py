@@ -32,7 +32,8 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
 from kale_like.surfaces.server import NAMESPACE
-from kale_like.surfaces.server.paths import PathRefused, source_file
+from kale_like.surfaces.server.kfp_hosts import checked_host
+from kale_like.surfaces.server.paths import PathRefused, hidden_part, source_file
 from kale_like.surfaces.server.runs import RunManager
 
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kale_like")
@@ -90,6 +91,10 @@ class BaseHandler(APIHandler):
             data = json.loads(self.request.body or b"{}")
         except ValueError:
             raise tornado.web.HTTPError(400, "the request body is not JSON") from None
+        except RecursionError:
+            data = None
+        if data is None or _depth(data) > MOST_BODY_DEPTH:
+            raise tornado.web.HTTPError(400, f"the request body is nested more than {MOST_BODY_DEPTH} levels deep")
         if not isinstance(data, dict):
             raise tornado.web.HTTPError(400, "the request body must be a JSON object")
         return data
@@ -110,6 +115,21 @@ class BaseHandler(APIHandler):
                 part.startswith(".") for part in str(relative).replace("\\", "/").split("/") if part):
             raise PathRefused(403, f"'{relative}' is hidden (Jupyter's allow_hidden is off)")
         return path, relative
+
+    def output_folder(self, data: dict, source) -> str:
+        """The request's `output_folder` (relative to the source's folder), refused when it is
+        hidden while Jupyter's allow_hidden is off (like `source`)."""
+        from kale_like.surfaces.server.service import output_paths
+
+        folder = data.get("output_folder") or ""
+        if not isinstance(folder, str):
+            raise PathRefused(400, "'output_folder' must be a folder name")
+        yaml_path, _ = output_paths(self.root_dir, source, folder)  # PathRefused outside the root
+        hidden = hidden_part(self.root_dir, yaml_path.parent)
+        if hidden and not getattr(self.contents_manager, "allow_hidden", False):
+            raise PathRefused(403, f"the output folder '{folder}' is hidden ('{hidden}'), and Jupyter's allow_hidden "
+                                   "is off; choose a folder whose names do not start with '.'")
+        return folder
 
     async def guarded(self, action):
         from kale_like.surfaces.server.service import ServiceError
@@ -158,7 +178,7 @@ class CompileHandler(BaseHandler):
 
             data = self.body()
             path, _ = self.source(data.get("path"))
-            result = await self.blocking(compile_source, self.root_dir, path, str(data.get("output_folder") or ""),
+            result = await self.blocking(compile_source, self.root_dir, path, self.output_folder(data, path),
                                          str(data.get("image") or ""), kfp_version(data))
             result.pop("graph", None)
             self.reply(result)
@@ -231,9 +251,12 @@ class KfpStatusHandler(BaseHandler):
     async def get(self):
         from kale_like.surfaces.server.service import kfp_status
 
-        host = self.get_query_argument("host", "")
-        namespace = self.get_query_argument("namespace", "")
-        self.reply({"ok": True, **await self.blocking(kfp_status, host, namespace)})
+        async def action():
+            host = checked_host(self.get_query_argument("host", ""))
+            namespace = self.get_query_argument("namespace", "")
+            self.reply({"ok": True, **await self.blocking(kfp_status, host, namespace)})
+
+        await self.guarded(action)
 
 
 class KfpDeployHandler(BaseHandler):
@@ -246,14 +269,14 @@ class KfpDeployHandler(BaseHandler):
 
         data = self.body()
         path, _ = self.source(data.get("path"))
-        host = str(data.get("host") or "").strip()
+        host = checked_host(data.get("host") or "")
         if not host:
             raise ServiceError(400, "no KFP host given")
         params = data.get("params") or {}
         if not isinstance(params, dict):
             raise ServiceError(400, "'params' must be an object")
         common = {"root": self.root_dir, "source": path, "host": host, "namespace": str(data.get("namespace") or ""),
-                  "params": params, "output_folder": str(data.get("output_folder") or ""),
+                  "params": params, "output_folder": self.output_folder(data, path),
                   "image": str(data.get("image") or ""), "service_account": str(data.get("service_account") or ""),
                   "kfp_version": kfp_version(data)}
         return data, common
@@ -297,6 +320,22 @@ class ScheduleHandler(KfpDeployHandler):
                 max_concurrency=int(limit), enabled=bool(data.get("enabled", True)), **common))
 
         await self.guarded(action)
+
+
+MOST_BODY_DEPTH = 64  # a notebook is about 6 levels deep; deeper bodies would reach Python's recursion limit
+
+
+def _depth(value: object) -> int:
+    """How deeply a parsed JSON value nests (counted without recursion)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        deepest = max(deepest, depth)
+        if depth > MOST_BODY_DEPTH:
+            break
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 ROUTES = [

@@ -2,7 +2,10 @@
 
 A request names files as Jupyter does: relative to the root, with `/` separators. Absolute paths,
 `..` components and anything that resolves (symlinks included) outside the root are refused with
-403, before the file system is touched any further.
+403, before the file system is touched any further; so are hidden files and folders (a name starting
+with `.`) while Jupyter's `allow_hidden` is off, which keeps Compile from writing, say, into
+`.ipython/profile_default/startup` (code IPython runs at start-up). A path the file system cannot
+take (a NUL character, text that is not valid Unicode, a name too long) is a 400.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import os
 from pathlib import Path, PurePosixPath
 
 SOURCE_SUFFIXES = (".ipynb", ".py")
+MOST_PATH_BYTES = 4096  # Linux's PATH_MAX
+MOST_NAME_BYTES = 255  # NAME_MAX of the usual file systems
 
 
 class PathRefused(Exception):
@@ -26,6 +31,7 @@ def inside_root(root: str | Path, relative: str, must_exist: bool = True) -> Pat
     """The absolute path of `relative` under `root`; PathRefused when it is not a plain path inside it."""
     if not isinstance(relative, str) or not relative.strip():
         raise PathRefused(400, "no path given")
+    _check_text(relative)
     text = relative.replace("\\", "/")
     pure = PurePosixPath(text)
     if pure.is_absolute() or text.startswith("~") or (len(text) > 1 and text[1] == ":"):
@@ -54,3 +60,25 @@ def source_file(root: str | Path, relative: str) -> Path:
 def relative_to_root(root: str | Path, path: Path) -> str:
     """How Jupyter names `path` (relative, `/`-separated)."""
     return Path(path).resolve().relative_to(Path(os.path.realpath(root))).as_posix()
+
+
+def _check_text(relative: str) -> None:
+    """400 for a path no file system takes, before any system call sees it."""
+    shown = relative if len(relative) <= 80 else relative[:77] + "..."
+    if "\0" in relative:
+        raise PathRefused(400, f"{shown!r}: a path cannot hold a NUL character")
+    try:
+        encoded = relative.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PathRefused(400, f"{shown!r} is not valid Unicode text (a lone surrogate)") from None
+    if len(encoded) > MOST_PATH_BYTES or any(len(part) > MOST_NAME_BYTES for part in encoded.split(b"/")):
+        raise PathRefused(400, f"{shown!r} is too long for a path ({len(encoded)} bytes; a name may have "
+                               f"{MOST_NAME_BYTES}, a path {MOST_PATH_BYTES})")
+
+
+def hidden_part(root: str | Path, path: Path) -> str:
+    """The first hidden name (starting with `.`) of `path` below the root, as it resolves ('' if none)."""
+    base = Path(os.path.realpath(root))
+    resolved = Path(os.path.realpath(path))
+    below = resolved.relative_to(base).parts if base in resolved.parents else ()
+    return next((part for part in below if part.startswith(".")), "")
