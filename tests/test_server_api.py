@@ -29,6 +29,8 @@ from pytest_jupyter.jupyter_core import *  # noqa: E402,F403 - fixtures, for thi
 from pytest_jupyter.jupyter_server import *  # noqa: E402,F403
 from tornado.httpclient import HTTPClientError  # noqa: E402
 
+from run_view_cells import RUN_VIEW_CELLS  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "notebooks"
 
@@ -436,6 +438,43 @@ def test_run_locally_reports_every_step_and_their_logs(api):
     code, runs = api.get("runs")
     assert started["id"] in [r["id"] for r in runs["runs"]]
     assert api.get(f"runs/{started['id']}/logs", params={"task": "nope"})[0] == 404
+
+
+FLOW = notebook(RUN_VIEW_CELLS)
+
+
+def test_a_run_shows_one_row_per_step_in_graph_order_and_the_users_frames_of_a_failure(api, root):
+    (root / "flow.ipynb").write_text(FLOW, encoding="utf-8")
+    code, started = api.post("runs", {"path": "flow.ipynb", "params": {"floor": "2.5"}})
+    assert code == 202, started
+    status = wait_for_run(api, started["id"])
+    assert status["state"] == "failed"
+    rows = {row["step"]: row for row in status["rows"]}
+    # the user's step names in graph order: no KFP task names, no condition or generated tasks
+    assert [row["step"] for row in status["rows"]] == ["load_data", "train", "pick", "deploy", "audit"]
+    assert (rows["train"]["status"], rows["train"]["done"], rows["train"]["total"], rows["train"]["loop"]) == \
+        ("done", 3, 3, True)
+    assert rows["deploy"]["status"] == "done" and rows["deploy"]["cells"] == [4]
+    audit = rows["audit"]
+    assert audit["status"] == "failed"
+    assert audit["error"].splitlines()[0] == "ValueError: too good: 3.0"
+    assert "cell 6 (audit), line 4, in <module>" in audit["error"]
+    assert "cell 6 (audit), line 2, in check" in audit["error"]
+    assert "component_runner" not in audit["error"] and "_kl_run_step" not in audit["error"]
+    assert (audit["error_cell"], audit["error_line"]) == (5, 2)
+    # the run list of this notebook, newest first, with what was asked for
+    api.post("runs", {"path": "tiny.ipynb"})
+    code, listed = api.get("runs", params={"source": "flow.ipynb"})
+    assert [(r["id"], r["params"]) for r in listed["runs"]] == [(started["id"], {"floor": "2.5"})]
+    # the run folder: its files, each downloadable; nothing outside it
+    assert status["folder"] == f".kale_like/runs/{status['kale_run_id']}"
+    code, files = api.get(f"runs/{started['id']}/files")
+    names = [f["name"] for f in files["files"]]
+    assert code == 200 and "logs/audit.log" in names and files["folder"] == status["folder"]
+    code, data = api.get(f"runs/{started['id']}/files/logs/audit.log")
+    assert code == 200 and "too good: 3.0" in data["raw"]
+    assert api.get(f"runs/{started['id']}/files/..%2F..%2F..%2Fflow.ipynb")[0] == 404
+    assert api.get(f"runs/{started['id']}/files/logs/nothing.log")[0] == 404
 
 
 def test_a_run_with_a_bad_parameter_fails_with_the_message(api):

@@ -8,6 +8,7 @@ import time
 
 from kale_like.backends.local.run import RunResult
 from kale_like.backends.local.scheduler import TaskEvent
+from kale_like.surfaces.tracebacks import readable_log
 
 _SHOWN = {"running": "started", "done": "done", "cached": "cached (not re-run)", "skipped": "skipped",
           "failed": "FAILED", "retrying": "failed, retrying", "not run": "not run (an upstream step failed)"}
@@ -50,8 +51,9 @@ class ConsoleProgress:
                   file=self.stream, flush=True)
             if event.status == "failed" and event.error:
                 print(f"[kale-like]   error: {event.error}", file=self.stream)
-                if event.log_tail:
-                    tail = "\n".join(f"[kale-like]   | {line}" for line in event.log_tail.rstrip().splitlines())
+                if event.log_tail:  # the step's output, then only the user's frames of the traceback
+                    shown = readable_log(event.log_tail, with_error=False)
+                    tail = "\n".join(f"[kale-like]   | {line}" for line in shown.rstrip().splitlines())
                     print(tail, file=self.stream)
                 if event.log_path:
                     print(f"[kale-like]   full log: {event.log_path}", file=self.stream, flush=True)

@@ -114,6 +114,23 @@ export interface TaskStatus {
   log_tail?: string;
 }
 
+/** One step of the user's graph in a run: its tasks gathered (a loop's iterations: done of total). */
+export interface RunRow {
+  step: string;
+  status: string;
+  cells: number[];
+  done: number;
+  total: number;
+  loop: boolean;
+  seconds: number;
+  /** The task whose log a click shows (the failed iteration of a loop, if any). */
+  log_task: string;
+  /** For a failed step: the error line first, then the user's frames only. */
+  error?: string;
+  error_cell?: number | null;
+  error_line?: number | null;
+}
+
 export interface RunStatus {
   id: string;
   source: string;
@@ -122,8 +139,18 @@ export interface RunStatus {
   pipeline: string;
   steps: string[];
   tasks: TaskStatus[];
+  rows?: RunRow[];
+  params?: Record<string, string>;
+  /** The run's folder (outputs and logs), relative to the Jupyter root; '' until it has one. */
+  folder?: string;
+  started?: number;
   warnings: string[];
   seconds: number;
+}
+
+export interface RunFiles {
+  folder: string;
+  files: { name: string; bytes: number }[];
 }
 
 export interface KfpStatus {
@@ -199,4 +226,10 @@ export function post<T>(route: string, body: unknown): Promise<ApiResult<T>> {
 export function downloadUrl(path: string): string {
   const settings = ServerConnection.makeSettings();
   return URLExt.join(settings.baseUrl, 'files', URLExt.encodeParts(path)) + '?download=1';
+}
+
+/** A link that downloads one file of a local run's folder (the folder itself is hidden from Jupyter). */
+export function runFileUrl(runId: string, name: string): string {
+  const settings = ServerConnection.makeSettings();
+  return URLExt.join(settings.baseUrl, 'kale-like', 'runs', runId, 'files', URLExt.encodeParts(name));
 }

@@ -13,12 +13,15 @@ import {
   CronPreview,
   KfpStatus,
   Parameter,
+  RunFiles,
+  RunRow,
   RunStatus,
   ScheduleResult,
   UploadResult,
   downloadUrl,
   post,
-  request
+  request,
+  runFileUrl
 } from './api';
 import { clear, debounce, h, nodes } from './dom';
 import { renderGraph } from './graph';
@@ -53,7 +56,8 @@ const STATUS_ICON: Record<string, string> = {
   cached: '✔',
   skipped: '⤼',
   failed: '✖',
-  stopped: '■'
+  stopped: '■',
+  'not run': '–'
 };
 
 /** A parameter's default as text: the server's rendering, which keeps a float's type (1.0, not 1). */
@@ -91,6 +95,13 @@ export class PipelinePanel extends Widget {
     this._pipeline = pipeline;
     this.compileBox?.replaceChildren();
     this.deployBox?.replaceChildren();
+    this.run = null;
+    this.runs = [];
+    this.runBox?.replaceChildren();
+    this.runList?.replaceChildren();
+    if (pipeline) {
+      void this.loadRuns(pipeline.path);
+    }
     if (pipeline) {
       pipeline.changed.connect(this.onNotebookChanged, this);
       pipeline.analysisChanged.connect(this.onAnalysis, this);
@@ -156,6 +167,7 @@ export class PipelinePanel extends Widget {
     this.actionHint = h('div', { class: 'kl-Hint' });
     this.compileBox = h('div', { class: 'kl-CompileResult' });
     this.runBox = h('div', { class: 'kl-RunBox' });
+    this.runList = h('div', { class: 'kl-RunList' });
     this.kfpBadge = h('div', { class: 'kl-KfpBadge', role: 'status' });
     this.hostInput = h('input', { type: 'text', class: 'kl-KfpHost', placeholder: 'http://localhost:8080', 'aria-label': 'KFP host' });
     this.namespaceInput = h('input', { type: 'text', class: 'kl-KfpNamespace', placeholder: 'kubeflow (optional)', 'aria-label': 'KFP namespace' });
@@ -199,8 +211,9 @@ export class PipelinePanel extends Widget {
           h('h3', {}, 'Build and run'),
           h('div', { class: 'kl-Buttons' }, this.compileButton, this.runButton),
           this.actionHint,
+          this.runBox,
           this.compileBox,
-          this.runBox
+          this.runList
         ),
         h('section', { class: 'kl-Section' }, h('h3', {}, 'Parameters'), this.parameters),
         h(
@@ -485,7 +498,7 @@ export class PipelinePanel extends Widget {
       ),
       ...(data.warnings ?? []).map(w => h('pre', { class: 'kl-Message kl-mod-warning kl-CompileWarning' }, `warning: ${w}`)),
       h('a', { class: 'kl-Download', href: downloadUrl(data.yaml_path), download: data.yaml_path.split('/').pop() }, 'Download the YAML'),
-      h('pre', { class: 'kl-Preview' }, data.preview + (data.truncated ? '\n…' : ''))
+      h('details', { class: 'kl-PreviewBox' }, h('summary', {}, 'Preview'), h('pre', { class: 'kl-Preview' }, data.preview + (data.truncated ? '\n…' : '')))
     );
   }
 
@@ -505,10 +518,82 @@ export class PipelinePanel extends Widget {
       this.runBox.replaceChildren(this.failure('The run did not start', result.data.message ?? ''));
       return;
     }
-    this.run = result.data;
+    this.selectRun(result.data);
+    this.renderActions();
+    this.runBox.scrollIntoView({ block: 'nearest' }); // the run's status where the user looks, not below the fold
+  }
+
+  /** The server's runs of the notebook at `path`; the newest is shown (and followed while it runs). */
+  private async loadRuns(path: string): Promise<void> {
+    const result = await request<{ runs: RunStatus[] }>('runs', { query: { source: path } });
+    if (!result.ok || this._pipeline?.path !== path) {
+      return;
+    }
+    this.runs = result.data.runs;
+    if (this.run === null && this.runs.length) {
+      this.selectRun(this.runs[0]);
+    } else {
+      this.renderRunList();
+    }
+  }
+
+  private selectRun(run: RunStatus): void {
+    this.run = run;
+    this.selectedTask = '';
+    this.runFiles = null;
+    this.remember(run);
     this.renderRun();
     this.renderActions();
-    this.pollRun();
+    if (run.state === 'running' || run.state === 'starting') {
+      this.pollRun();
+    }
+  }
+
+  private remember(run: RunStatus): void {
+    const at = this.runs.findIndex(r => r.id === run.id);
+    if (at >= 0) {
+      this.runs[at] = run;
+    } else {
+      this.runs.unshift(run);
+    }
+    this.renderRunList();
+  }
+
+  private renderRunList(): void {
+    this.runList.replaceChildren();
+    if (!this.runs.length) {
+      return;
+    }
+    const when = (run: RunStatus) => (run.started ? new Date(run.started * 1000).toLocaleTimeString() : '');
+    const params = (run: RunStatus) => {
+      const entries = Object.entries(run.params ?? {});
+      return entries.length ? entries.map(([k, v]) => `${k}=${v}`).join(', ') : 'defaults';
+    };
+    this.runList.append(
+      h('h4', {}, 'Runs of this notebook'),
+      h(
+        'table',
+        { class: 'kl-Runs' },
+        h('tr', {}, h('th', {}, ''), h('th', {}, 'started'), h('th', {}, 'state'), h('th', {}, 'time'), h('th', {}, 'parameters')),
+        this.runs.map(run =>
+          h(
+            'tr',
+            {
+              class: `kl-RunItem kl-mod-${run.state}` + (run.id === this.run?.id ? ' kl-mod-selected' : ''),
+              'data-run': run.id,
+              'data-state': run.state,
+              title: 'Show this run',
+              onclick: () => this.selectRun(run)
+            },
+            h('td', { class: 'kl-TaskIcon' }, STATUS_ICON[run.state === 'succeeded' ? 'done' : run.state] ?? '◔'),
+            h('td', {}, when(run)),
+            h('td', {}, run.state),
+            h('td', { class: 'kl-Seconds' }, `${run.seconds.toFixed(1)} s`),
+            h('td', { class: 'kl-RunParams' }, params(run))
+          )
+        )
+      )
+    );
   }
 
   private pollRun(): void {
@@ -522,11 +607,15 @@ export class PipelinePanel extends Widget {
         return;
       }
       const result = await request<RunStatus>(`runs/${run.id}`);
+      if (this.run?.id !== run.id) {
+        return; // another run was selected meanwhile
+      }
       if (result.ok) {
         this.run = result.data;
       } else {
         this.run = { ...run, state: 'failed', message: result.data.message ?? 'the server lost the run' };
       }
+      this.remember(this.run);
       await this.refreshLog();
       this.renderRun();
       this.renderActions();
@@ -550,53 +639,89 @@ export class PipelinePanel extends Widget {
       return;
     }
     const running = run.state === 'running' || run.state === 'starting';
-    const byLabel = new Map(run.tasks.map(t => [t.label, t]));
-    const rows = run.tasks.slice();
-    for (const step of run.steps) {
-      const label = step.replace(/_/g, '-');
-      if (!byLabel.has(label) && !byLabel.has(step)) {
-        rows.push({ path: label, label, status: 'pending', seconds: 0 });
-      }
-    }
-    const done = run.tasks.filter(t => ['done', 'cached', 'skipped'].includes(t.status)).length;
+    const rows: RunRow[] = run.rows ?? run.steps.map(step => ({
+      step, status: 'pending', cells: [], done: 0, total: 0, loop: false, seconds: 0, log_task: ''
+    }));
+    const done = rows.filter(r => ['done', 'cached', 'skipped'].includes(r.status)).length;
+    const statusText = (row: RunRow) =>
+      row.loop || row.total > 1 ? `${row.status} (${row.done}/${row.total})` : row.status;
     const table = h(
       'table',
       { class: 'kl-RunTable' },
-      rows.map(task =>
+      rows.map(row =>
         h(
           'tr',
           {
-            class: `kl-Task kl-mod-${task.status}` + (task.label === this.selectedTask ? ' kl-mod-selected' : ''),
-            'data-task': task.label,
-            'data-status': task.status,
-            title: 'Show its log',
+            class: `kl-Task kl-mod-${row.status.replace(' ', '-')}` + (row.log_task && row.log_task === this.selectedTask ? ' kl-mod-selected' : ''),
+            'data-task': row.step,
+            'data-status': row.status,
+            title: row.log_task ? 'Show its log' : 'Not started',
             onclick: async () => {
-              this.selectedTask = task.label;
+              if (!row.log_task) {
+                return;
+              }
+              this.selectedTask = row.log_task;
               this.logText = 'loading…';
               this.renderRun();
               await this.refreshLog();
               this.renderRun();
             }
           },
-          h('td', { class: 'kl-TaskIcon' }, STATUS_ICON[task.status] ?? '?'),
-          h('td', {}, task.label),
-          h('td', {}, task.status),
-          h('td', { class: 'kl-Seconds' }, task.seconds ? `${task.seconds.toFixed(1)} s` : '')
+          h('td', { class: 'kl-TaskIcon' }, STATUS_ICON[row.status] ?? '?'),
+          h('td', {}, row.step),
+          h('td', { class: 'kl-TaskStatus' }, statusText(row)),
+          h('td', { class: 'kl-Seconds' }, row.seconds ? `${row.seconds.toFixed(1)} s` : '')
         )
       )
     );
     const stop = h('button', { class: 'jp-mod-styled jp-mod-warn kl-Stop', type: 'button', disabled: !running, onclick: () => void this.stopRun() }, 'Stop');
     const state = h('div', { class: `kl-RunState kl-mod-${run.state}`, role: 'status' },
-      `Local run ${run.state}` + (run.pipeline ? ` — ${run.pipeline}` : '') + ` (${done}/${Math.max(rows.length, run.steps.length)} steps, ${run.seconds.toFixed(0)} s)`);
-    const failed = run.tasks.filter(t => t.status === 'failed' && t.error);
+      `Local run ${run.state}` + (run.pipeline ? ` — ${run.pipeline}` : '') + ` (${done}/${rows.length} steps, ${run.seconds.toFixed(0)} s)`);
+    const failures = rows.filter(r => r.status === 'failed' && r.error).map(row => {
+      const cell = row.error_cell ?? row.cells[0];
+      return h(
+        'div',
+        { class: 'kl-StepFailure', 'data-step': row.step },
+        h('pre', { class: 'kl-Message kl-mod-error' }, `${row.step} failed: ${row.error}`),
+        cell !== undefined && cell !== null
+          ? h('button', { class: 'kl-LinkButton kl-FailureCell', type: 'button', onclick: () => this.showCell(cell) },
+              `go to cell ${cell + 1}` + (row.error_cell !== null && row.error_cell !== undefined && row.error_line ? `, line ${row.error_line}` : ''))
+          : null
+      );
+    });
+    const showMessage = run.message && run.state !== 'succeeded' && !(run.state === 'failed' && failures.length);
     this.runBox.replaceChildren(...nodes(
       h('div', { class: 'kl-RunHeader' }, state, stop),
-      run.message && run.state !== 'succeeded' ? h('pre', { class: 'kl-Message kl-mod-error', role: 'alert' }, run.message) : null,
-      ...failed.map(t => h('pre', { class: 'kl-Message kl-mod-error' }, `${t.label}: ${t.error}` + (t.log_tail ? `\n${t.log_tail}` : ''))),
+      showMessage ? h('pre', { class: 'kl-Message kl-mod-error', role: 'alert' }, run.message) : null,
+      ...failures,
       table,
       this.selectedTask ? h('div', { class: 'kl-LogTitle' }, `Log of ${this.selectedTask}`) : null,
-      this.selectedTask ? h('pre', { class: 'kl-Log' }, this.logText) : null
+      this.selectedTask ? h('pre', { class: 'kl-Log' }, this.logText) : null,
+      run.folder ? this.renderFolder(run) : null
     ));
+  }
+
+  /** The run folder (hidden from Jupyter's file browser): its path and, on request, its files as downloads. */
+  private renderFolder(run: RunStatus): HTMLElement {
+    const files = this.runFiles;
+    return h(
+      'div',
+      { class: 'kl-RunFolder' },
+      'Outputs and logs: ',
+      h('button', {
+        class: 'kl-LinkButton kl-OpenFolder', type: 'button', title: 'List the files of this run',
+        onclick: async () => {
+          const result = await request<RunFiles>(`runs/${run.id}/files`);
+          this.runFiles = result.ok ? result.data : { folder: run.folder ?? '', files: [] };
+          this.renderRun();
+        }
+      }, `${run.folder}/`),
+      files
+        ? h('ul', { class: 'kl-RunFiles' }, files.files.length
+          ? files.files.map(f => h('li', {}, h('a', { href: runFileUrl(run.id, f.name), download: f.name.split('/').pop() }, f.name), ` (${(f.bytes / 1024).toFixed(1)} KiB)`))
+          : h('li', {}, 'no files yet'))
+        : null
+    );
   }
 
   private async stopRun(): Promise<void> {
@@ -609,6 +734,7 @@ export class PipelinePanel extends Widget {
     } else {
       this.run = { ...this.run, message: result.data.message ?? 'could not stop the run' };
     }
+    this.remember(this.run);
     this.renderRun();
     this.renderActions();
   }
@@ -715,6 +841,9 @@ export class PipelinePanel extends Widget {
   private frame: number | null = null;
   private busy = false;
   private run: RunStatus | null = null;
+  /** The server's local runs of this notebook, newest first (they outlive a page reload). */
+  private runs: RunStatus[] = [];
+  private runFiles: RunFiles | null = null;
   private pollTimer: number | null = null;
   private selectedTask = '';
   private logText = '';
@@ -740,6 +869,7 @@ export class PipelinePanel extends Widget {
   private actionHint!: HTMLElement;
   private compileBox!: HTMLElement;
   private runBox!: HTMLElement;
+  private runList!: HTMLElement;
   private kfpBadge!: HTMLElement;
   private hostInput!: HTMLInputElement;
   private namespaceInput!: HTMLInputElement;

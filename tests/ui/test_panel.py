@@ -18,6 +18,7 @@ import pytest
 import yaml
 from playwright.sync_api import expect
 
+from run_view_cells import RUN_VIEW_CELLS
 from ui_lab import ARTIFACTS, copy_example, open_lab
 
 NOTEBOOK = "parallel_branches.ipynb"
@@ -148,8 +149,8 @@ def test_tag_a_step_see_the_graph_compile_and_run_locally(page, lab):
     expect(panel.locator(".kl-RunState")).to_contain_text("Local run succeeded", timeout=240_000)
     rows = panel.locator(".kl-Task")
     statuses = rows.evaluate_all("(rows) => rows.map(r => [r.dataset.task, r.dataset.status])")
-    assert {label: status for label, status in statuses} == {
-        "load-data": "done", "inspect": "done", "train-logreg": "done", "train-forest": "done", "compare": "done"}
+    assert statuses == [["load_data", "done"], ["inspect", "done"], ["train_logreg", "done"], ["train_forest", "done"],
+                        ["compare", "done"]]  # graph order, the user's step names
     panel.locator('.kl-Task[data-task="inspect"]').click()
     expect(panel.locator(".kl-Log")).to_contain_text("class balance (train)")
     expect(panel.locator(".kl-Stop")).to_be_disabled()
@@ -369,6 +370,35 @@ def test_stop_a_local_run_from_the_panel(page, lab):
     expect(panel.locator(".kl-RunState")).to_contain_text("Local run stopped", timeout=20_000)
     expect(panel.locator('.kl-Task[data-task="sleepy"]')).to_have_attribute("data-status", "stopped")
     expect(panel.locator(".kl-RunLocal")).to_be_enabled()
+
+
+def test_a_run_reads_as_the_notebook_and_stays_after_a_reload(page, lab):
+    name = write_notebook(lab, "run_view.ipynb", RUN_VIEW_CELLS)
+    panel = open_pipeline(page, lab, name, steps=5)
+    panel.locator(".kl-RunLocal").click()
+    expect(panel.locator(".kl-RunState")).to_contain_text("Local run failed", timeout=120_000)
+    expect(panel.locator(".kl-RunState")).to_be_in_viewport()
+    # the user's steps in graph order: no KFP task names, no condition row; the loop counts its iterations
+    rows = panel.locator(".kl-Task").evaluate_all("(rows) => rows.map(r => [r.dataset.task, r.dataset.status])")
+    assert rows == [["load_data", "done"], ["train", "done"], ["pick", "done"], ["deploy", "done"], ["audit", "failed"]]
+    expect(panel.locator('.kl-Task[data-task="train"] .kl-TaskStatus')).to_have_text("done (3/3)")
+    # the failure: the error line first, the user's frames only, a link to the cell and line
+    failure = panel.locator('.kl-StepFailure[data-step="audit"]')
+    expect(failure.locator("pre")).to_contain_text("audit failed: ValueError: too good: 3.0")
+    expect(failure.locator("pre")).to_contain_text("cell 6 (audit), line 2, in check")
+    expect(failure.locator("pre")).not_to_contain_text("component_runner")
+    failure.locator(".kl-FailureCell").click()
+    assert page.evaluate("window.jupyterapp.shell.currentWidget.content.activeCellIndex") == 5
+    # the run folder is hidden from the file browser: its files are listed as downloads
+    panel.locator(".kl-OpenFolder").click()
+    expect(panel.locator('.kl-RunFiles a', has_text="logs/audit.log")).to_have_count(1)
+    panel.locator(".kl-RunBox").screenshot(path=str(ARTIFACTS / "run-view.png"))
+    # after a reload the notebook's runs are still listed, the newest shown
+    open_lab(page, lab)
+    open_notebook(page, name)
+    expect(panel.locator(".kl-RunItem")).to_have_count(1, timeout=30_000)
+    expect(panel.locator(".kl-RunItem .kl-RunParams")).to_have_text("defaults")
+    expect(panel.locator(".kl-RunState")).to_contain_text("Local run failed")
 
 
 def test_settings_output_folder_and_default_image(page, lab, default_settings):

@@ -6,9 +6,12 @@
 | POST | `analyze` | `{path, notebook?}`: the step graph, or 400 with the analyzer's messages |
 | POST | `compile` | `{path, output_folder?, image?, kfp_version?}`: writes the YAML and DSL module; their paths and a preview |
 | POST | `runs` | `{path, params?, image?, kfp_version?}`: starts a local run (202) |
-| GET  | `runs/<id>` | its state and per-task status |
+| GET  | `runs?source=PATH` | the server's local runs (of one notebook), newest first |
+| GET  | `runs/<id>` | its state, per-task status and one row per step of the graph |
 | GET  | `runs/<id>/logs?task=LABEL` | a task's log (its tail) |
 | POST | `runs/<id>/stop` | ends the run and its step processes |
+| GET  | `runs/<id>/files` | the files of its run folder (outputs and logs) |
+| GET  | `runs/<id>/files/<name>` | one of them, as a download |
 | GET  | `kfp/status?host=&namespace=` | whether a KFP API answers there (bounded wait) |
 | POST | `upload` | `{path, host, namespace?, run_name?, params?, service_account?, kfp_version?}`: upload a version and start a run |
 | POST | `schedule/preview` | `{cron}`: KFP's form and the next three fire times |
@@ -26,6 +29,7 @@ import atexit
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
 
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
@@ -189,7 +193,10 @@ class CompileHandler(BaseHandler):
 class RunsHandler(BaseHandler):
     @tornado.web.authenticated
     async def get(self):
-        self.reply({"ok": True, "runs": [run.status() for run in self.runs.runs.values()]})
+        source = self.get_query_argument("source", "")
+        runs = sorted((run for run in self.runs.runs.values() if not source or run.source == source),
+                      key=lambda run: run.started, reverse=True)
+        self.reply({"ok": True, "runs": [run.status() for run in runs]})
 
     @tornado.web.authenticated
     async def post(self):
@@ -244,6 +251,30 @@ class RunStopHandler(RunHandler):
         run = self._run(run_id)
         await self.runs.stop(run)
         self.reply({"ok": True, **run.status()})
+
+
+class RunFilesHandler(RunHandler):
+    @tornado.web.authenticated
+    async def get(self, run_id: str):
+        run = self._run(run_id)
+        self.reply({"ok": True, "folder": run.folder_name(), "files": await self.blocking(run.files)})
+
+
+class RunFileHandler(RunHandler):
+    @tornado.web.authenticated
+    async def get(self, run_id: str, name: str):
+        run = self._run(run_id)
+        try:
+            path = run.file(name)
+        except KeyError:
+            raise tornado.web.HTTPError(404, f"run {run_id} has no file '{name}'") from None
+        self.set_header("Content-Type", "application/octet-stream")
+        self.set_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(path.name)}")
+        with open(path, "rb") as stream:
+            while chunk := await self.blocking(stream.read, 1 << 20):
+                self.write(chunk)
+                await self.flush()
+        self.finish(set_content_type="application/octet-stream")
 
 
 class KfpStatusHandler(BaseHandler):
@@ -346,6 +377,8 @@ ROUTES = [
     (r"runs/([0-9a-f]+)", RunHandler),
     (r"runs/([0-9a-f]+)/logs", RunLogHandler),
     (r"runs/([0-9a-f]+)/stop", RunStopHandler),
+    (r"runs/([0-9a-f]+)/files", RunFilesHandler),
+    (r"runs/([0-9a-f]+)/files/(.+)", RunFileHandler),
     ("kfp/status", KfpStatusHandler),
     ("upload", UploadHandler),
     ("schedule/preview", CronPreviewHandler),

@@ -57,7 +57,7 @@ def _run(spec: dict) -> int:
     from kale_like.backends.local.run import RunConfig, run_pipeline
     from kale_like.kfp_server import ServerVersion
     from kale_like.surfaces.api import lineage_context, typed_arguments
-    from kale_like.surfaces.server.service import load_for_compile
+    from kale_like.surfaces.server.service import cells_of, load_for_compile
 
     source = Path(spec["source"])
     graph, warnings = load_for_compile(source, spec.get("image", ""), spec.get("kfp_version") or "")
@@ -69,8 +69,10 @@ def _run(spec: dict) -> int:
                        backend=spec.get("backend", "process"), cache=bool(spec.get("cache", True)), echo=False,
                        kfp_version=ServerVersion.parse(graph.settings.kfp_version),
                        lineage_context=lineage_context(str(source)))
+    shown = list(graph.steps) + ([graph.exit_step] if graph.exit_step else [])
     emit({"event": "started", "pipeline": graph.settings.name, "warnings": warnings,
-          "steps": [s.name for s in graph.steps]})
+          "steps": [s.name for s in shown],
+          "cells": {s.name: cells_of(s) for s in shown}})
     started = time.perf_counter()
     result = run_pipeline(ir, arguments, config, lambda event: emit(task_event(event)))
     emit({"event": "finished", "status": result.status, "run_id": result.run_id, "error": result.error or "",

@@ -9,16 +9,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+from kale_like.surfaces.tracebacks import readable_log, step_failure
 
 FINAL_STATES = ("succeeded", "failed", "stopped")
 LOG_LIMIT = 64 * 1024
+FILE_LIMIT = 500  # files listed of a run folder
 
 
 @dataclass
@@ -26,6 +30,7 @@ class LocalRun:
     id: str
     source: str  # relative to the Jupyter root, as the panel names it
     store: Path
+    params: dict = field(default_factory=dict)  # the values the user changed, as sent
     process: asyncio.subprocess.Process | None = None
     state: str = "starting"  # starting | running | succeeded | failed | stopped
     message: str = ""
@@ -33,6 +38,7 @@ class LocalRun:
     steps: list[str] = field(default_factory=list)
     tasks: dict[str, dict] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    cells: dict[str, list[int]] = field(default_factory=dict)  # step -> its notebook cells
     started: float = field(default_factory=time.time)
     finished: float | None = None
     kale_run_id: str = ""
@@ -44,15 +50,98 @@ class LocalRun:
             "pipeline": self.pipeline, "steps": self.steps, "warnings": self.warnings,
             "tasks": list(self.tasks.values()), "started": self.started, "finished": self.finished,
             "seconds": round((self.finished or time.time()) - self.started, 1), "kale_run_id": self.kale_run_id,
+            "params": self.params, "rows": self.rows(), "folder": self.folder_name(),
         }
+
+    def rows(self) -> list[dict]:
+        """One row per step of the user's graph, in graph order and under the step's own name.
+
+        KFP names tasks after their steps (`load-data`), numbers loop iterations (`train[2]`) and adds
+        tasks of its own (`condition-2`, and the generated steps of `lowering/`): a row gathers a step's
+        tasks (a loop's iterations: `done` of `total`), and tasks of no user step stay out of the rows
+        (their failure is in the run's message). A step without a task once the run has ended did not run."""
+        gathered: dict[str, list[dict]] = {name: [] for name in self.steps}
+        for task in self.tasks.values():
+            name = re.sub(r"\[\d+\]$", "", task["path"].rsplit("/", 1)[-1]).replace("-", "_")
+            if name in gathered:
+                gathered[name].append(task)
+        return [self._row(name, tasks) for name, tasks in gathered.items()]
+
+    def _row(self, step: str, tasks: list[dict]) -> dict:
+        statuses = {task["status"] for task in tasks}
+        ended = self.state in FINAL_STATES
+        status = next((s for s in ("failed", "running", "retrying", "stopped", "pending", "not run") if s in statuses),
+                      None)
+        if status is None:
+            status = ("skipped" if statuses == {"skipped"} else "cached" if statuses == {"cached"}
+                      else "done" if tasks else "not run" if ended else "pending")
+        failed = next((task for task in tasks if task["status"] == "failed"), None)
+        row = {"step": step, "status": status, "cells": self.cells.get(step, []),
+               "done": sum(task["status"] in ("done", "cached", "skipped") for task in tasks), "total": len(tasks),
+               "loop": any(task["label"].endswith("]") for task in tasks),
+               "seconds": max((task.get("seconds") or 0.0 for task in tasks), default=0.0),
+               "log_task": (failed or (tasks[0] if tasks else {})).get("label", "")}
+        if failed is not None:
+            row.update(_failure(failed))
+        return row
+
+    def folder(self) -> Path | None:
+        """The run's folder in the store (its outputs and logs), once the run has one."""
+        if self.kale_run_id:
+            return self.store / "runs" / self.kale_run_id
+        for task in self.tasks.values():  # a log file is `<store>/runs/<run id>/logs/<task>.log`
+            if task.get("log_path"):
+                return Path(task["log_path"]).parent.parent
+        return None
+
+    def folder_name(self) -> str:
+        """The run folder as the panel names it: relative to the Jupyter root, like the notebook."""
+        folder = self.folder()
+        if folder is None:
+            return ""
+        return str(PurePosixPath(self.source).parent / ".kale_like" / "runs" / folder.name)
+
+    def files(self) -> list[dict]:
+        """The files of the run folder (outputs, logs), relative to it, at most FILE_LIMIT."""
+        folder = self.folder()
+        if folder is None or not folder.is_dir():
+            return []
+        found = []
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and not path.is_symlink():
+                found.append({"name": path.relative_to(folder).as_posix(), "bytes": path.stat().st_size})
+                if len(found) >= FILE_LIMIT:
+                    break
+        return found
+
+    def file(self, name: str) -> Path:
+        """A file of the run folder by its relative name; KeyError for anything outside it (`..`, a link out)."""
+        folder = self.folder()
+        if folder is None or not name or PurePosixPath(name).is_absolute():
+            raise KeyError(name)
+        base = Path(os.path.realpath(folder))
+        path = Path(os.path.realpath(folder.joinpath(*PurePosixPath(name).parts)))
+        if base not in path.parents or not path.is_file():
+            raise KeyError(name)
+        return path
 
     def log(self, label: str) -> str:
         for task in self.tasks.values():
             if task["label"] == label and task.get("log_path"):
-                return _tail(Path(task["log_path"]))
+                return readable_log(_tail(Path(task["log_path"])))  # the raw file is in the run folder
         if label == "" and self.stderr_path is not None:
             return _tail(self.stderr_path)
         raise KeyError(label)
+
+
+def _failure(task: dict) -> dict:
+    """What the panel shows of a failed task: its error line first and the user's frames only, with
+    the cell (from 0) and line they point at; the raw log stays one click away."""
+    log = _tail(Path(task["log_path"])) if task.get("log_path") else task.get("log_tail", "")
+    failure = step_failure(log) or step_failure(task.get("log_tail", ""))
+    if failure is None:
+        return {"error": task.get("error", "") or "the step failed", "error_cell": None, "error_line": None}
+    return {"error": failure.text(), "error_cell": failure.cell_index, "error_line": failure.line}
 
 
 def _tail(path: Path) -> str:
@@ -78,7 +167,7 @@ class RunManager:
 
     async def start(self, source_path: Path, relative: str, params: dict, image: str = "",
                     max_workers: int | None = None, kfp_version: str = "") -> LocalRun:
-        run = LocalRun(uuid.uuid4().hex[:12], relative, source_path.parent / ".kale_like")
+        run = LocalRun(uuid.uuid4().hex[:12], relative, source_path.parent / ".kale_like", params=dict(params))
         spec = {"source": str(source_path), "params": params, "image": image, "store": str(run.store),
                 "max_workers": max_workers or os.cpu_count() or 1, "kfp_version": kfp_version}
         spec_path = self.scratch / f"{run.id}.json"
@@ -128,6 +217,7 @@ class RunManager:
         if kind == "started":
             run.pipeline = event.get("pipeline", "")
             run.steps = event.get("steps", [])
+            run.cells = event.get("cells", {})
             run.warnings = event.get("warnings", [])
         elif kind == "task":
             previous = run.tasks.get(event["path"], {})

@@ -109,7 +109,7 @@ def graph_payload(graph, fix=lambda text: text) -> dict:
     document = json.loads(graph.to_json())
     steps = []
     for step, data in zip(graph.steps, document["steps"]):
-        cells = _cells_of(step)
+        cells = cells_of(step)
         data.pop("code", None)
         data.pop("prelude", None)
         data["cells"] = cells
@@ -128,7 +128,7 @@ def graph_payload(graph, fix=lambda text: text) -> dict:
         "edges": document["edges"],
         "body": document["body"],
         "subpipelines": [{"name": s["name"]} for s in document["subpipelines"]],
-        "exit_step": {"name": graph.exit_step.name, "cells": _cells_of(graph.exit_step)} if graph.exit_step else None,
+        "exit_step": {"name": graph.exit_step.name, "cells": cells_of(graph.exit_step)} if graph.exit_step else None,
     }
 
 
@@ -138,7 +138,8 @@ def value_text(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _cells_of(step) -> list[int]:
+def cells_of(step) -> list[int]:
+    """The notebook cells (from 0) a step's code comes from, for the panel's links to them."""
     return sorted({block.location.cell_index for block in step.code if block.location.cell_index is not None})
 
 
