@@ -6,6 +6,7 @@
  */
 
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ICommandPalette } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
@@ -16,21 +17,31 @@ import { DEFAULT_SETTINGS, PanelSettings, PipelinePanel } from './panel';
 
 const PLUGIN_ID = 'kale-like:plugin';
 
+/** Commands (palette category "Pipeline"; default shortcuts in schema/plugin.json). */
+const COMMANDS = {
+  openPanel: 'kale-like:open-panel',
+  compile: 'kale-like:compile',
+  run: 'kale-like:run-locally',
+  stop: 'kale-like:stop-run'
+};
+
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description: 'Tag notebook cells as Kubeflow pipeline steps, see the graph, compile, run, upload and schedule.',
   autoStart: true,
   requires: [INotebookTracker],
-  optional: [ISettingRegistry, ILayoutRestorer],
+  optional: [ISettingRegistry, ILayoutRestorer, ICommandPalette],
   activate: (
     app: JupyterFrontEnd,
     tracker: INotebookTracker,
     registry: ISettingRegistry | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    palette: ICommandPalette | null
   ) => {
     const panel = new PipelinePanel(app);
     app.shell.add(panel, 'left', { rank: 650 });
     restorer?.add(panel, panel.id);
+    addCommands(app, panel, palette);
 
     const open = new Map<NotebookPanel, { pipeline: NotebookPipeline; bars: CellBars }>();
     const enableByDefault = () => panel.settings.enableByDefault;
@@ -104,5 +115,35 @@ const plugin: JupyterFrontEndPlugin<void> = {
     }
   }
 };
+
+/** The panel's actions as commands, so the palette and keyboard shortcuts reach them. */
+function addCommands(app: JupyterFrontEnd, panel: PipelinePanel, palette: ICommandPalette | null): void {
+  const show = () => app.shell.activateById(panel.id);
+  app.commands.addCommand(COMMANDS.openPanel, {
+    label: 'Open the Pipeline panel',
+    caption: 'The pipeline graph, Compile and Run locally for the active notebook',
+    execute: show
+  });
+  const action = (id: string, label: string, can: () => boolean, run: () => Promise<void>) =>
+    app.commands.addCommand(id, {
+      label,
+      isEnabled: can,
+      execute: () => {
+        show(); // the result (or the reason it cannot start) shows in the panel
+        return run();
+      }
+    });
+  action(COMMANDS.compile, 'Compile the notebook to a Kubeflow pipeline', () => panel.canCompile, () => panel.compile());
+  action(COMMANDS.run, 'Run the pipeline locally', () => panel.canRun, () => panel.runLocally());
+  action(COMMANDS.stop, 'Stop the local pipeline run', () => panel.isRunning, () => panel.stopRun());
+  panel.onActionsChanged = () => {
+    for (const id of [COMMANDS.compile, COMMANDS.run, COMMANDS.stop]) {
+      app.commands.notifyCommandChanged(id);
+    }
+  };
+  for (const command of Object.values(COMMANDS)) {
+    palette?.addItem({ command, category: 'Pipeline' });
+  }
+}
 
 export default plugin;

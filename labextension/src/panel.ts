@@ -66,6 +66,27 @@ function parameterText(parameter: Parameter): string {
   return parameter.default_text ?? (typeof value === 'string' ? value : JSON.stringify(value));
 }
 
+/** The analyzer's one problem with a notebook nobody has tagged yet: not an error to show in red. */
+function onlyNoSteps(analysis: Analysis): boolean {
+  return analysis.state === 'error' && analysis.errors.length === 1 && analysis.errors[0].message.startsWith('no step cells');
+}
+
+/** What to do first with a notebook that has no steps. */
+const GUIDE = () =>
+  h(
+    'div',
+    { class: 'kl-Guide', role: 'note' },
+    h('strong', {}, 'Make a pipeline of this notebook'),
+    h(
+      'ol',
+      {},
+      h('li', {}, 'Above a code cell, click ', h('code', {}, '+ pipeline'), ' and choose ', h('em', {}, 'Pipeline step'), '; name it, e.g. load_data. The untagged cells below it continue the step.'),
+      h('li', {}, 'Cells of imports, helper functions or ', h('code', {}, 'NAME = value'), ' parameters: choose ', h('em', {}, 'Imports'), ', ', h('em', {}, 'Functions'), ' or ', h('em', {}, 'Pipeline parameters'), '.'),
+      h('li', {}, 'A step receives the variables earlier steps assign; the graph here shows each dependency.'),
+      h('li', {}, 'Compile (Alt+Shift+C) or Run locally (Alt+Shift+R); both are in the command palette too.')
+    )
+  );
+
 export class PipelinePanel extends Widget {
   constructor(private readonly app: JupyterFrontEnd) {
     super();
@@ -291,6 +312,9 @@ export class PipelinePanel extends Widget {
       this.status.textContent = n
         ? `${n} step${n === 1 ? '' : 's'}, ${graph.edges.length} dependenc${graph.edges.length === 1 ? 'y' : 'ies'}`
         : 'No steps yet: tag a code cell as a pipeline step (the chip above each cell).';
+    } else if (onlyNoSteps(analysis)) {
+      this.status.className = 'kl-Status kl-mod-ok';
+      this.status.textContent = 'No steps yet.';
     } else if (analysis.state === 'error') {
       const n = analysis.errors.length;
       this.status.textContent = `${n} problem${n === 1 ? '' : 's'} to fix` + (stale ? ' (graph below is from the last good version)' : '');
@@ -298,7 +322,10 @@ export class PipelinePanel extends Widget {
       this.status.textContent = `The analysis did not finish: ${analysis.message}`;
     }
     clear(this.problems);
-    for (const problem of analysis.errors) {
+    if (onlyNoSteps(analysis)) {
+      this.problems.append(GUIDE());
+    }
+    for (const problem of onlyNoSteps(analysis) ? [] : analysis.errors) {
       const cell = problem.location?.cell_index;
       this.problems.append(
         h(
@@ -379,7 +406,7 @@ export class PipelinePanel extends Widget {
     }
     const analysis = pipeline.analysis;
     if (analysis.state === 'error') {
-      return 'Fix the problems above first.';
+      return onlyNoSteps(analysis) ? 'Tag at least one cell as a pipeline step.' : 'Fix the problems above first.';
     }
     if (analysis.state === 'failed') {
       return 'The analysis did not finish; see above.';
@@ -393,13 +420,29 @@ export class PipelinePanel extends Widget {
     return '';
   }
 
+  /** Whether Compile can start now (the command palette and shortcuts ask too). */
+  get canCompile(): boolean {
+    return this.localBlocker() === '' && !this.busy;
+  }
+
+  get canRun(): boolean {
+    return this.canCompile && !this.isRunning;
+  }
+
+  get isRunning(): boolean {
+    return this.run !== null && (this.run.state === 'running' || this.run.state === 'starting');
+  }
+
+  /** Called when what the panel's commands can do changes (their palette entries follow). */
+  onActionsChanged: () => void = () => undefined;
+
   private renderActions(): void {
     const blocker = this.localBlocker();
-    const running = this.run !== null && (this.run.state === 'running' || this.run.state === 'starting');
-    this.compileButton.disabled = blocker !== '' || this.busy;
-    this.runButton.disabled = blocker !== '' || this.busy || running;
+    this.compileButton.disabled = !this.canCompile;
+    this.runButton.disabled = !this.canRun;
     this.actionHint.textContent = blocker;
     this.renderKfp();
+    this.onActionsChanged();
   }
 
   private kfpHost(): string {
@@ -465,7 +508,7 @@ export class PipelinePanel extends Widget {
     return true;
   }
 
-  private async compile(): Promise<void> {
+  async compile(): Promise<void> {
     const pipeline = this._pipeline;
     if (!pipeline || !(await this.saved())) {
       return;
@@ -502,7 +545,7 @@ export class PipelinePanel extends Widget {
     );
   }
 
-  private async runLocally(): Promise<void> {
+  async runLocally(): Promise<void> {
     const pipeline = this._pipeline;
     if (!pipeline || !(await this.saved())) {
       return;
@@ -724,7 +767,7 @@ export class PipelinePanel extends Widget {
     );
   }
 
-  private async stopRun(): Promise<void> {
+  async stopRun(): Promise<void> {
     if (!this.run) {
       return;
     }

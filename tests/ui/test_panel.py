@@ -401,6 +401,49 @@ def test_a_run_reads_as_the_notebook_and_stays_after_a_reload(page, lab):
     expect(panel.locator(".kl-RunState")).to_contain_text("Local run failed")
 
 
+def test_palette_commands_and_shortcuts_compile_run_and_stop(page, lab):
+    name = write_notebook(lab, "keys.ipynb", [
+        ("import time\nx = 1", ["step:first"]),
+        ("time.sleep(300)\ny = x", ["step:sleepy"]),
+    ])
+    open_lab(page, lab)
+    page.evaluate(f"window.jupyterapp.commands.execute('docmanager:open', {{path: {json.dumps(name)}}})")
+    page.wait_for_selector(f"{VISIBLE} .jp-Cell")
+    panel = page.locator("#kale-like-panel")
+    # the command palette lists the panel's commands
+    page.evaluate("window.jupyterapp.commands.execute('apputils:activate-command-palette')")
+    page.keyboard.type("pipeline")
+    palette = page.locator(".lm-CommandPalette-item")
+    for label in ("Open the Pipeline panel", "Compile the notebook to a Kubeflow pipeline",
+                  "Run the pipeline locally", "Stop the local pipeline run"):
+        expect(palette.filter(has_text=label)).to_have_count(1)
+    page.keyboard.press("Escape")
+    code_cell(page, 0).click()
+    page.keyboard.press("Alt+Shift+P")
+    expect(panel).to_be_visible()
+    expect(panel.locator(".kl-GraphNode")).to_have_count(2, timeout=30_000)
+    page.keyboard.press("Alt+Shift+C")
+    expect(panel.locator(".kl-YamlPath")).to_have_text("keys.yaml", timeout=60_000)
+    page.keyboard.press("Alt+Shift+R")
+    expect(panel.locator('.kl-Task[data-task="sleepy"]')).to_have_attribute("data-status", "running", timeout=90_000)
+    page.keyboard.press("Alt+Shift+S")
+    expect(panel.locator(".kl-RunState")).to_contain_text("Local run stopped", timeout=20_000)
+
+
+def test_enabling_a_notebook_without_tags_shows_a_guide(page, lab):
+    name = write_notebook(lab, "plain.ipynb", [("import pandas as pd", []), ("df = pd.DataFrame()", [])])
+    open_lab(page, lab)
+    open_notebook(page, name)
+    panel = page.locator("#kale-like-panel")
+    panel.locator(".kl-Enable").check()
+    expect(panel.locator(".kl-Guide")).to_contain_text("Make a pipeline of this notebook", timeout=20_000)
+    expect(panel.locator(".kl-Status")).to_have_text("No steps yet.")
+    expect(panel.locator(".kl-Problem")).to_have_count(0)
+    expect(code_cell(page, 0).locator(".kl-CellError")).to_have_count(0)
+    expect(panel.locator(".kl-Hint").first).to_have_text("Tag at least one cell as a pipeline step.")
+    panel.locator(".kl-Guide").screenshot(path=str(ARTIFACTS / "guide.png"))
+
+
 def test_settings_output_folder_and_default_image(page, lab, default_settings):
     default_settings.parent.mkdir(parents=True, exist_ok=True)
     default_settings.write_text(json.dumps({"outputFolder": "pipelines", "defaultImage": "python:3.12-slim"}))
