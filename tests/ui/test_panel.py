@@ -357,21 +357,6 @@ def test_the_exit_handler_is_drawn_below_the_body(page, lab):
     panel.locator(".kl-Graph").screenshot(path=str(ARTIFACTS / "graph-exit-handler.png"))
 
 
-def test_stop_a_local_run_from_the_panel(page, lab):
-    name = write_notebook(lab, "slow.ipynb", [
-        ("import time\nx = 1", ["step:first"]),
-        ("time.sleep(300)\ny = x", ["step:sleepy"]),
-    ])
-    panel = open_pipeline(page, lab, name, steps=2)
-    panel.locator(".kl-RunLocal").click()
-    expect(panel.locator('.kl-Task[data-task="sleepy"]')).to_have_attribute("data-status", "running", timeout=90_000)
-    expect(panel.locator(".kl-RunLocal")).to_be_disabled()
-    panel.locator(".kl-Stop").click()
-    expect(panel.locator(".kl-RunState")).to_contain_text("Local run stopped", timeout=20_000)
-    expect(panel.locator('.kl-Task[data-task="sleepy"]')).to_have_attribute("data-status", "stopped")
-    expect(panel.locator(".kl-RunLocal")).to_be_enabled()
-
-
 def test_a_run_reads_as_the_notebook_and_stays_after_a_reload(page, lab):
     name = write_notebook(lab, "run_view.ipynb", RUN_VIEW_CELLS)
     panel = open_pipeline(page, lab, name, steps=5)
@@ -402,6 +387,7 @@ def test_a_run_reads_as_the_notebook_and_stays_after_a_reload(page, lab):
 
 
 def test_palette_commands_and_shortcuts_compile_run_and_stop(page, lab):
+    """The panel's actions from the keyboard, Stop included (it ends the step processes too)."""
     name = write_notebook(lab, "keys.ipynb", [
         ("import time\nx = 1", ["step:first"]),
         ("time.sleep(300)\ny = x", ["step:sleepy"]),
@@ -426,8 +412,11 @@ def test_palette_commands_and_shortcuts_compile_run_and_stop(page, lab):
     expect(panel.locator(".kl-YamlPath")).to_have_text("keys.yaml", timeout=60_000)
     page.keyboard.press("Alt+Shift+R")
     expect(panel.locator('.kl-Task[data-task="sleepy"]')).to_have_attribute("data-status", "running", timeout=90_000)
-    page.keyboard.press("Alt+Shift+S")
+    expect(panel.locator(".kl-RunLocal")).to_be_disabled()
+    page.keyboard.press("Alt+Shift+S")  # Stop ends the run and its step processes
     expect(panel.locator(".kl-RunState")).to_contain_text("Local run stopped", timeout=20_000)
+    expect(panel.locator('.kl-Task[data-task="sleepy"]')).to_have_attribute("data-status", "stopped")
+    expect(panel.locator(".kl-RunLocal")).to_be_enabled()
 
 
 def test_enabling_a_notebook_without_tags_shows_a_guide(page, lab):
