@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider, ScopeProvider
 
+from kale_like.frontends.nesting import nesting_problem
+
 # Names a notebook has without defining them; the step runtime provides the same ones.
 NOTEBOOK_NAMES = frozenset(dir(builtins)) | {"display", "__name__", "__file__", "get_ipython"}
 
@@ -46,7 +48,11 @@ class CodeFacts:
 
 
 def parse(code: str) -> cst.Module:
-    """Parse with libcst, turning its syntax error into a `CodeSyntaxError`."""
+    """Parse with libcst, turning its syntax error into a `CodeSyntaxError` (and refusing first what
+    is nested too deeply for it: see `nesting`)."""
+    problem = nesting_problem(code)
+    if problem is not None:
+        raise CodeSyntaxError(*problem)
     try:
         return cst.parse_module(code)
     except cst.ParserSyntaxError as error:

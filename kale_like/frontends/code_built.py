@@ -20,7 +20,7 @@ from typing import Any, Callable
 import libcst as cst
 
 from kale_like.errors import KaleLikeError, SourceLocation
-from kale_like.frontends.analysis import CodeSyntaxError, analyze
+from kale_like.frontends.analysis import CodeSyntaxError, analyze, parse
 from kale_like.frontends.packages import distributions_for
 from kale_like.frontends.pipeline_values import type_of_value
 from kale_like.frontends.settings import step_settings_from
@@ -40,9 +40,10 @@ def function_source(fn: Callable) -> tuple[str, SourceLocation]:
                             "define step functions in a file or a notebook cell, not with exec or a lambda") from None
     where = SourceLocation(path, line=line)
     try:
-        module = cst.parse_module(source)
-    except cst.ParserSyntaxError:
-        raise KaleLikeError(f"cannot parse the source of '{fn.__name__}'", where) from None
+        module = parse(source)
+    except CodeSyntaxError as error:
+        raise KaleLikeError(f"cannot parse the source of '{fn.__name__}': {error.message}",
+                            SourceLocation(path, line=line + error.line - 1)) from None
     definition = next((n for n in module.body if isinstance(n, cst.FunctionDef)), None)
     if definition is None:
         raise KaleLikeError(f"'{fn.__name__}' is not defined with def", where, "use a def function as a step")

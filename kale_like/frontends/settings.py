@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kale_like.errors import KaleLikeError, SourceLocation
+from kale_like.frontends.setting_shapes import shape_problem
 from kale_like.frontends.tags import GPU_RESOURCES, KNOWN_RESOURCES, Tag, parse_tag, unknown_tag_error
 from kale_like.graph.model import PipelineSettings, Secret, StepSettings
 from kale_like.graph.overrides import checked_service_account
@@ -194,9 +195,14 @@ def _resource_value_problem(resource: str, value: str) -> str:
 
 
 def step_settings_from(settings: dict, where: SourceLocation, errors: list) -> StepSettings:
-    """`@step(...)` keyword settings, validated by the same rules as the cell tags."""
+    """`@step(...)` keyword settings, validated by the same rules as the cell tags (after their shape:
+    `setting_shapes`)."""
     tags: list[str] = []
     for key, value in settings.items():
+        problem = shape_problem(key, value)
+        if problem is not None:
+            errors.append(KaleLikeError(f"@step setting {problem[0]}", where, f"e.g. {problem[1]}"))
+            continue
         if key in ("cpu", "memory"):
             tags.append(f"limit:{key}:{value}")
         elif key == "gpu":

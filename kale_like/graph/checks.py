@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import math
+
 from kale_like.errors import KaleLikeError, SourceLocation, raise_collected
 from kale_like.graph.credentials import credential_name, credential_value
 from kale_like.graph.model import Loop, Step, StepGraph, walk
@@ -27,6 +29,7 @@ def check_graph(graph: StepGraph, allow_secret_like: bool = False) -> list[str]:
         parameter = clashes[0]
         raise KaleLikeError(f"pipeline parameter '{parameter.name}' has a name the generated KFP module needs",
                             parameter.location or SourceLocation(graph.source), "rename the parameter")
+    raise_collected([e for e in (_default_problem(graph, p) for p in _all_parameters(graph)) if e is not None])
     if not allow_secret_like:
         problems = [_secret_problem(graph, p) for p in _all_parameters(graph)]
         problems += [_secret_env_problem(step, name, value) for step in graph.all_steps
@@ -54,6 +57,62 @@ def _secret_problem(graph: StepGraph, parameter) -> KaleLikeError | None:
         "read it from a Kubernetes secret instead: @step(secrets={'ENV_NAME': 'secret-name/key'}) or the tag "
         "secret:SECRET:KEY:ENV (use --allow-secret-like-params if it is not a secret)",
     )
+
+
+def _default_problem(graph: StepGraph, parameter) -> KaleLikeError | None:
+    """A default the kfp compiler or the KFP server cannot take, or that contradicts the declared type."""
+    if parameter.required or parameter.default is None:
+        return None
+    problem = default_value_problem(parameter.default) or _type_mismatch(parameter.type, parameter.default)
+    if not problem:
+        return None
+    return KaleLikeError(f"pipeline parameter '{parameter.name}' has a default KFP cannot take: {problem}",
+                         parameter.location or SourceLocation(graph.source),
+                         "give a JSON value of the declared type (text, a whole or finite number, true/false, "
+                         "a list or a dict with text keys, without None inside)")
+
+
+_KFP_SCALARS = (str, int, float, bool)
+_SCALAR_TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "list": (list,),
+                 "dict": (dict,)}
+
+
+def default_value_problem(value: object) -> str:
+    """What makes `value` impossible as a KFP parameter value ('' if nothing): kfp's compiler takes
+    str, int, float, bool, list and dict, and protobuf's Struct takes finite numbers, text keys
+    and at most 100 levels of nesting (kfp `pipeline_spec_builder`, protobuf `struct_pb2`)."""
+    pending = [(value, 0, "")]
+    while pending:
+        item, depth, where = pending.pop()
+        if depth > 50:
+            return f"the value nests more than 50 levels deep{where}"
+        if isinstance(item, float) and not math.isfinite(item):
+            return f"{item!r}{where} is not a finite number (JSON has no infinity or NaN)"
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    return f"the key {key!r}{where} is not text (JSON object keys are text)"
+                pending.append((child, depth + 1, f" (under {key!r})"))
+        elif isinstance(item, list):
+            pending.extend((child, depth + 1, f" (item {index})") for index, child in enumerate(item))
+        elif item is None:
+            return f"None{where} is not a value KFP can store inside a list or dict"
+        elif item is Ellipsis:
+            return f"...{where} is a placeholder, not a value"
+        elif not isinstance(item, _KFP_SCALARS):
+            return f"the {type(item).__name__} {item!r}{where} is not text, a number, true/false, a list or a dict"
+    return ""
+
+
+def _type_mismatch(declared: str, value: object) -> str:
+    kinds = _SCALAR_TYPES.get(declared.partition(":")[0])
+    if kinds is None:
+        return ""
+    if isinstance(value, bool) and bool not in kinds:
+        return f"{value!r} is a bool, and the parameter is declared {declared}"
+    if not isinstance(value, kinds):
+        return f"{value!r} is a {type(value).__name__}, and the parameter is declared {declared}"
+    return ""
 
 
 _NOT_A_CREDENTIAL = {"", "true", "false", "yes", "no", "on", "off", "0", "1"}  # a switch named like one
