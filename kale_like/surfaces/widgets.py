@@ -21,9 +21,8 @@ import time
 from typing import Any
 
 from kale_like.errors import KaleLikeError
+from kale_like.surfaces.graph_layout import BADGE_H, NODE_H, layout
 
-NODE_W, NODE_H, BADGE_H, GAP_X, GAP_Y, MARGIN = 150, 30, 14, 26, 48, 12
-EXIT_BADGE = "⚑ runs last, always"  # the exit handler: after the body, whatever happened (as in the panel)
 STATUS_ICON = {"pending": "○", "running": "◔", "retrying": "↻", "done": "✔", "cached": "✔", "skipped": "⤼",
                "failed": "✖"}
 STATUS_COLOR = {"done": "#2e7d32", "cached": "#2e7d32", "failed": "#c62828", "running": "#1565c0",
@@ -50,147 +49,43 @@ def step_color(name: str) -> str:
 # ------------------------------------------------------------------------------------ the graph
 
 
-def _containers(body: list[dict], around: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
-    result: dict[str, tuple[str, ...]] = {}
-    for node in body:
-        if node["kind"] in ("step", "pipelinecall"):
-            result[node["name"]] = around
-        elif node["kind"] == "loop":
-            items = _ref_text(node.get("items") or {})
-            limit = f" ≤{node['parallelism']}" if node.get("parallelism") else ""
-            result.update(_containers(node.get("body", []), around + (f"↻ each of {items}{limit}",)))
-        elif node["kind"] == "condition":
-            for index, branch in enumerate(node.get("branches", [])):
-                test = branch.get("test")
-                label = f"{'if' if index == 0 else 'elif'} {_test_text(test)}" if test else "else"
-                result.update(_containers(branch.get("body", []), around + (label,)))
-    return result
-
-
-def _ref_text(ref: dict) -> str:
-    kind, source, output = ref.get("kind"), ref.get("source", ""), ref.get("output", "")
-    if kind == "parameter":
-        return source
-    if kind in ("task", "collected"):
-        return f"{source}.{output}" if output and output != "Output" else source
-    if kind == "item":
-        return f"{source}.{output}" if output else "item"
-    if kind == "constant":
-        return repr(ref.get("value"))
-    return source or str(kind)
-
-
-def _test_text(test: dict) -> str:
-    op = test.get("op")
-    if op == "truth":
-        return _ref_text(test["operands"][0])
-    if op == "not":
-        return "not (" + ", ".join(_test_text(t) for t in test.get("tests", [])) + ")"
-    if op in ("and", "or"):
-        return f" {op} ".join(_test_text(t) for t in test.get("tests", []))
-    operands = test.get("operands", [])
-    return f"{_ref_text(operands[0])} {op} {_ref_text(operands[1])}" if len(operands) == 2 else str(op)
-
-
-def _names(body: list[dict]) -> list[str]:
-    names = []
-    for node in body:
-        if node["kind"] in ("step", "pipelinecall"):
-            names.append(node["name"])
-        names += _names(node.get("body", []))
-        for branch in node.get("branches", []):
-            names += _names(branch.get("body", []))
-    return names
-
-
 def graph_svg(document: dict, statuses: dict[str, str] | None = None) -> str:
-    """An SVG of a step graph document (`StepGraph.to_json()`), layered top to bottom."""
-    names = _names(document["body"]) or [s["name"] for s in document["steps"]]
-    parents: dict[str, list[str]] = {name: [] for name in names}
-    for edge in document["edges"]:
-        if edge["target"] in parents and edge["source"] in parents:
-            parents[edge["target"]].append(edge["source"])
-    layer: dict[str, int] = {}
-
-    def depth(name: str, seen: frozenset = frozenset()) -> int:
-        if name not in layer:
-            if name in seen:
-                return 0
-            layer[name] = 1 + max((depth(p, seen | {name}) for p in parents[name]), default=-1)
-        return layer[name]
-
-    rows: dict[int, list[str]] = {}
-    for name in names:
-        rows.setdefault(depth(name), []).append(name)
-    around = _containers(document["body"])
-    widest = max((len(r) for r in rows.values()), default=1)
-    width = 2 * MARGIN + widest * NODE_W + (widest - 1) * GAP_X
-    boxes: dict[str, tuple[float, float, float]] = {}
-    y = MARGIN
-    for row in (rows[k] for k in sorted(rows)):
-        x = (width - (len(row) * NODE_W + (len(row) - 1) * GAP_X)) / 2
-        row_height = NODE_H
-        for name in row:
-            h = NODE_H + BADGE_H * len(around.get(name, ()))
-            boxes[name] = (x, y, h)
-            row_height = max(row_height, h)
-            x += NODE_W + GAP_X
-        y += row_height + GAP_Y
-    exit_step = (document.get("exit_step") or {}).get("name")
-    if exit_step and exit_step not in boxes:  # outside the body: a row of its own, below it
-        around = {**around, exit_step: (EXIT_BADGE,)}
-        boxes[exit_step] = ((width - NODE_W) / 2, y, NODE_H + BADGE_H)
-        y += NODE_H + BADGE_H + GAP_Y
-    height = max(y - GAP_Y + MARGIN, NODE_H + 2 * MARGIN)
+    """An SVG of a step graph document (`StepGraph.to_json()`), laid out as the JupyterLab panel lays
+    it out (`graph_layout.py`: one layout for both)."""
+    placed = layout(document)
     esc = html.escape
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="kale-like-graph" width="{width:.0f}" '
-             f'height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif">',
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="kale-like-graph" width="{placed.width:.0f}" '
+             f'height="{placed.height:.0f}" viewBox="0 0 {placed.width:.0f} {placed.height:.0f}" '
+             'font-family="sans-serif">',
              '<defs><marker id="kl-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
              'orient="auto"><path d="M 0 0 L 10 5 L 0 10 z" fill="#757575"/></marker></defs>']
     labels = []
-    for edge in document["edges"]:
-        if edge["source"] not in boxes or edge["target"] not in boxes:
-            continue
-        (sx, sy, sh), (tx, ty, _) = boxes[edge["source"]], boxes[edge["target"]]
-        x1, y1, x2, y2 = sx + NODE_W / 2, sy + sh, tx + NODE_W / 2, ty
-        bend = max(20, (y2 - y1) / 2)
-        parts.append(f'<path class="edge" data-source="{esc(edge["source"])}" data-target="{esc(edge["target"])}" '
-                     f'd="M {x1:.1f} {y1:.1f} C {x1:.1f} {y1 + bend:.1f}, {x2:.1f} {y2 - bend:.1f}, {x2:.1f} {y2:.1f}" '
-                     'fill="none" stroke="#757575" stroke-width="1.5" marker-end="url(#kl-arrow)"/>')
-        text = ", ".join(edge["names"]) or "after"
+    for edge in placed.edges:
+        parts.append(f'<path class="edge" data-source="{esc(edge.source)}" data-target="{esc(edge.target)}" '
+                     f'd="{edge.path}" fill="none" stroke="#757575" stroke-width="1.5" marker-end="url(#kl-arrow)"/>')
+        text = ", ".join(edge.names) or "after"
         text = text if len(text) <= 20 else text[:19] + "…"
-        lx, ly = _label_point(x1, y1, x2, y2, bend, len(parents[edge["target"]]) > 1)
-        labels.append(f'<text class="edge-label" x="{lx:.1f}" y="{ly + 3:.1f}" '
+        labels.append(f'<text class="edge-label" x="{edge.label_x:.1f}" y="{edge.label_y + 3:.1f}" '
                       'text-anchor="middle" font-size="10" fill="#424242" stroke="white" stroke-width="3" '
                       f'paint-order="stroke">{esc(text)}</text>')
     parts += labels
-    for name, (x, y0, box_height) in boxes.items():
-        color = step_color(name)
-        status = (statuses or {}).get(name, "")
+    for node in placed.nodes:
+        color = step_color(node.name)
+        status = (statuses or {}).get(node.name, "")
         fill = {"done": "#e8f5e9", "cached": "#e8f5e9", "failed": "#ffebee", "running": "#e3f2fd"}.get(status, "white")
-        dashed = ' stroke-dasharray="6 3"' if name == exit_step else ""
-        parts.append(f'<g class="node" data-step="{esc(name)}" transform="translate({x:.1f},{y0:.1f})">'
-                     f'<rect width="{NODE_W}" height="{box_height}" rx="6" fill="{fill}" stroke="{color}" '
+        dashed = ' stroke-dasharray="6 3"' if node.kind == "exit" else ""
+        parts.append(f'<g class="node" data-step="{esc(node.name)}" transform="translate({node.x:.1f},{node.y:.1f})">'
+                     f'<rect width="{node.w}" height="{node.h}" rx="6" fill="{fill}" stroke="{color}" '
                      f'stroke-width="2"{dashed}/>'
-                     f'<rect width="6" height="{box_height}" rx="3" fill="{color}"/>'
-                     f'<text x="{NODE_W / 2 + 3}" y="19" text-anchor="middle" font-size="12" font-weight="600">'
-                     f'{esc(name if len(name) <= 20 else name[:19] + "…")}</text>')
-        for index, badge in enumerate(around.get(name, ())):
-            parts.append(f'<text x="{NODE_W / 2 + 3}" y="{NODE_H + index * BADGE_H + 2}" text-anchor="middle" '
+                     f'<rect width="6" height="{node.h}" rx="3" fill="{color}"/>'
+                     f'<text x="{node.w / 2 + 3}" y="19" text-anchor="middle" font-size="12" font-weight="600">'
+                     f'{esc(node.name if len(node.name) <= 20 else node.name[:19] + "…")}</text>')
+        for index, badge in enumerate(node.badges):
+            parts.append(f'<text x="{node.w / 2 + 3}" y="{NODE_H + index * BADGE_H + 2}" text-anchor="middle" '
                          f'font-size="10" fill="#616161">{esc(badge[:26])}</text>')
-        parts.append(f"<title>{esc(name)}</title></g>")
+        parts.append(f"<title>{esc(node.name)}</title></g>")
     parts.append("</svg>")
     return "".join(parts)
-
-
-def _label_point(x1: float, y1: float, x2: float, y2: float, bend: float, shared_target: bool):
-    """Where an edge's label goes: near the target, or near the source when the target has several parents
-    (so the labels of a fan-out or a fan-in do not sit on top of each other)."""
-    t = 0.3 if shared_target else 0.7
-    u = 1 - t
-    points = ((x1, y1), (x1, y1 + bend), (x2, y2 - bend), (x2, y2))
-    weights = (u ** 3, 3 * u * u * t, 3 * u * t * t, t ** 3)
-    return (sum(w * p[0] for w, p in zip(weights, points)), sum(w * p[1] for w, p in zip(weights, points)))
 
 
 def show(source: Any, pipeline: str | None = None):

@@ -82,6 +82,15 @@ export interface GraphData {
   body: BodyNode[];
   /** The exit handler (an `exit-handler` cell or `@pipeline(on_exit=)`): runs last, outside the body. */
   exit_step?: { name: string; cells: number[] } | null;
+  /** Where to draw it: computed by the server (kale_like/surfaces/graph_layout.py), as for the notebook widget. */
+  layout?: GraphLayout;
+}
+
+export interface GraphLayout {
+  width: number;
+  height: number;
+  nodes: { name: string; kind: 'step' | 'pipelinecall' | 'exit'; x: number; y: number; w: number; h: number; badges: string[] }[];
+  edges: { source: string; target: string; names: string[]; path: string; label_x: number; label_y: number }[];
 }
 
 export interface AnalyzeResult {

@@ -340,18 +340,35 @@ def test_loops_and_conditions_show_on_their_steps(page, lab):
 
 
 def test_the_exit_handler_is_drawn_below_the_body(page, lab):
+    """Also: a dependency that skips a step (first -> third, past second) is drawn beside it, not through it."""
     name = write_notebook(lab, "exit.ipynb", [
         ("x = 1", ["step:first"]),
         ("y = x + 1", ["step:second"]),
+        ("z = x + y", ["step:third"]),
         ("print('finished with', pipeline_status)", ["exit-handler"]),
     ])
-    panel = open_pipeline(page, lab, name, steps=3)
+    panel = open_pipeline(page, lab, name, steps=4)
+    through = page.evaluate("""() => {
+        const svg = document.querySelector('#kale-like-panel .kl-Graph');
+        const path = svg.querySelector('.kl-GraphEdge[data-source="first"][data-target="third"] path');
+        const box = svg.querySelector('.kl-GraphNode[data-step="second"]');
+        const [dx, dy] = box.getAttribute('transform').match(/[-0-9.]+/g).map(Number);
+        const rect = box.querySelector('rect');
+        const [w, h] = [Number(rect.getAttribute('width')), Number(rect.getAttribute('height'))];
+        const inside = [];
+        for (let at = 0; at <= path.getTotalLength(); at += 2) {
+            const p = path.getPointAtLength(at);
+            if (p.x > dx && p.x < dx + w && p.y > dy && p.y < dy + h) inside.push([p.x, p.y]);
+        }
+        return inside;
+    }""")
+    assert through == [], "the edge first -> third is drawn through the step second"
     exit_node = panel.locator(".kl-GraphNode.kl-mod-exit")
     expect(exit_node).to_have_attribute("data-step", "exit_handler")
     expect(exit_node.locator(".kl-GraphNodeBadge")).to_have_text("⚑ runs last, always")
     bottom = page.evaluate("""() => {
         const y = s => document.querySelector(`#kale-like-panel .kl-GraphNode[data-step="${s}"]`).getBoundingClientRect();
-        return [y('second').bottom, y('exit_handler').top];
+        return [y('third').bottom, y('exit_handler').top];
     }""")
     assert bottom[0] < bottom[1], bottom
     panel.locator(".kl-Graph").screenshot(path=str(ARTIFACTS / "graph-exit-handler.png"))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kale_like.errors import InternalError, KaleLikeError, KaleLikeErrors
+from kale_like.surfaces.graph_layout import layout
 from kale_like.surfaces.server.paths import inside_root, relative_to_root
 
 if TYPE_CHECKING:
@@ -119,7 +120,7 @@ def graph_payload(graph, fix=lambda text: text) -> dict:
     for parameter in document["parameters"]:
         parameter["location"] = _fix_location(parameter.get("location"), fix)
         parameter["default_text"] = value_text(parameter.get("default"))
-    return {
+    payload = {
         "source": fix(document["source"]),
         "settings": document["settings"],
         "parameters": document["parameters"],
@@ -130,6 +131,8 @@ def graph_payload(graph, fix=lambda text: text) -> dict:
         "subpipelines": [{"name": s["name"]} for s in document["subpipelines"]],
         "exit_step": {"name": graph.exit_step.name, "cells": cells_of(graph.exit_step)} if graph.exit_step else None,
     }
+    payload["layout"] = layout(payload).to_dict()  # the notebook widget draws the same (graph_layout.py)
+    return payload
 
 
 def value_text(value: object) -> str:
