@@ -31,8 +31,18 @@ function clip(text: string, max: number): string {
   return text.length > max ? text.slice(0, max - 1) + '…' : text;
 }
 
-/** The SVG of a graph; `failing` steps are outlined in red. */
-export function renderGraph(graph: GraphData, failing: Set<string> = new Set()): SVGSVGElement {
+export interface GraphView {
+  /** Steps the analyzer has a problem with: outlined in red. */
+  failing?: Set<string>;
+  /** Each step's status in the run shown (a loop's: `done 2/3`), filling its node. */
+  statuses?: Map<string, { status: string; text: string }>;
+  /** A click on a step's node. */
+  onStep?: (name: string) => void;
+}
+
+/** The SVG of a graph. */
+export function renderGraph(graph: GraphData, view: GraphView = {}): SVGSVGElement {
+  const failing = view.failing ?? new Set<string>();
   const layout = graph.layout ?? { width: 0, height: 0, nodes: [], edges: [] };
   const { width, height } = layout;
   const svg = el('svg', {
@@ -75,15 +85,22 @@ export function renderGraph(graph: GraphData, failing: Set<string> = new Set()):
   const nodeLayer = el('g', { class: 'kl-GraphNodes' }, svg);
   for (const node of layout.nodes) {
     const color = stepColor(node.name);
+    const run = view.statuses?.get(node.name);
     const group = el(
       'g',
       {
-        class: 'kl-GraphNode' + (node.kind === 'exit' ? ' kl-mod-exit' : '') + (failing.has(node.name) ? ' kl-mod-error' : ''),
+        class: 'kl-GraphNode' + (node.kind === 'exit' ? ' kl-mod-exit' : '') + (failing.has(node.name) ? ' kl-mod-error' : '') +
+          (run ? ` kl-mod-run-${run.status.replace(' ', '-')}` : ''),
         'data-step': node.name,
+        'data-status': run?.status ?? '',
         transform: `translate(${node.x}, ${node.y})`
       },
       nodeLayer
     );
+    if (view.onStep) {
+      group.addEventListener('click', () => view.onStep!(node.name));
+      group.style.cursor = 'pointer';
+    }
     el('rect', { width: node.w, height: node.h, rx: 6, ry: 6, style: `stroke: ${color}` }, group);
     el('rect', { width: 6, height: node.h, rx: 3, ry: 3, class: 'kl-GraphNodeBar', style: `fill: ${color}` }, group);
     const name = el('text', { x: node.w / 2 + 3, y: 19, 'text-anchor': 'middle', class: 'kl-GraphNodeName' }, group);
@@ -97,7 +114,9 @@ export function renderGraph(graph: GraphData, failing: Set<string> = new Set()):
       text.textContent = clip(badge, 24);
     });
     const title = el('title', {}, group);
-    title.textContent = [node.name, ...node.badges].join('\n');
+    title.textContent = [node.name, ...node.badges, ...(run ? [`last run: ${run.text}`] : []), view.onStep ? '(click: its cell)' : '']
+      .filter(Boolean)
+      .join('\n');
   }
   return svg;
 }

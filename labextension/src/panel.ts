@@ -338,13 +338,7 @@ export class PipelinePanel extends Widget {
         )
       );
     }
-    clear(this.graphBox);
-    if (graph && graph.steps.length) {
-      const failing = new Set(analysis.errors.map(e => e.location?.step).filter(Boolean) as string[]);
-      const svg = renderGraph(graph, failing);
-      svg.classList.toggle('kl-mod-stale', stale);
-      this.graphBox.append(svg);
-    }
+    this.drawGraph(analysis);
     clear(this.warnings);
     this.warnings.hidden = analysis.warnings.length === 0;
     this.warnings.append(
@@ -352,6 +346,34 @@ export class PipelinePanel extends Widget {
       ...analysis.warnings.map(w => h('div', { class: 'kl-Warning' }, w))
     );
     this.renderParameters(analysis);
+  }
+
+  /** The graph, its nodes filled with the shown run's step statuses; a click on a node opens its cell. */
+  private drawGraph(analysis: Analysis): void {
+    const graph = analysis.graph;
+    clear(this.graphBox);
+    if (!graph || !graph.steps.length) {
+      return;
+    }
+    const cells = new Map<string, number[]>(graph.steps.map(step => [step.name, step.cells]));
+    if (graph.exit_step) {
+      cells.set(graph.exit_step.name, graph.exit_step.cells);
+    }
+    const statuses = new Map(
+      (this.run?.rows ?? []).map(row => [row.step, { status: row.status, text: row.loop ? `${row.status} ${row.done}/${row.total}` : row.status }])
+    );
+    const svg = renderGraph(graph, {
+      failing: new Set(analysis.errors.map(e => e.location?.step).filter(Boolean) as string[]),
+      statuses,
+      onStep: name => {
+        const first = cells.get(name)?.[0];
+        if (first !== undefined) {
+          this.showCell(first);
+        }
+      }
+    });
+    svg.classList.toggle('kl-mod-stale', analysis.state !== 'ok');
+    this.graphBox.append(svg);
   }
 
   private renderParameters(analysis: Analysis): void {
@@ -733,6 +755,9 @@ export class PipelinePanel extends Widget {
       );
     });
     const showMessage = run.message && run.state !== 'succeeded' && !(run.state === 'failed' && failures.length);
+    if (this._pipeline) {
+      this.drawGraph(this._pipeline.analysis); // live: the nodes take the steps' statuses
+    }
     this.runBox.replaceChildren(...nodes(
       h('div', { class: 'kl-RunHeader' }, state, stop),
       showMessage ? h('pre', { class: 'kl-Message kl-mod-error', role: 'alert' }, run.message) : null,

@@ -391,6 +391,12 @@ def test_a_run_reads_as_the_notebook_and_stays_after_a_reload(page, lab):
     expect(failure.locator("pre")).not_to_contain_text("component_runner")
     failure.locator(".kl-FailureCell").click()
     assert page.evaluate("window.jupyterapp.shell.currentWidget.content.activeCellIndex") == 5
+    # the graph shows the run: each node takes its step's status; a click on a node opens its cell
+    statuses = panel.locator(".kl-GraphNode").evaluate_all("(nodes) => nodes.map(n => [n.dataset.step, n.dataset.status])")
+    assert dict(statuses) == {"load_data": "done", "train": "done", "pick": "done", "deploy": "done", "audit": "failed"}
+    panel.locator(".kl-GraphBox").screenshot(path=str(ARTIFACTS / "run-graph.png"))
+    panel.locator('.kl-GraphNode[data-step="train"]').click()
+    assert page.evaluate("window.jupyterapp.shell.currentWidget.content.activeCellIndex") == 2
     # the run folder is hidden from the file browser: its files are listed as downloads
     panel.locator(".kl-OpenFolder").click()
     expect(panel.locator('.kl-RunFiles a', has_text="logs/audit.log")).to_have_count(1)
