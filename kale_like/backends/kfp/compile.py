@@ -16,6 +16,7 @@ the YAML).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.metadata
@@ -35,8 +36,9 @@ from kale_like.backends.kfp.server_checks import check_compiled
 from kale_like.backends.kfp.stable_header import _kl_stable_header
 from kale_like.backends.kfp.validate import check_pipeline_documents, check_pipeline_spec
 from kale_like.backends.kfp.workflow_size import WorkflowShape, check_workflow_size, workflow_shape
-from kale_like.errors import InternalError
+from kale_like.errors import InternalError, KaleLikeError
 from kale_like.graph.model import StepGraph
+from kale_like.os_errors import explained
 from kale_like.user_cache import cache_folder, keep
 
 KEPT_PIPELINES = 64  # compiled pipelines kept in the cache folder (the least recently used go)
@@ -168,10 +170,37 @@ def _keep(path: Path, text: str, shape: WorkflowShape) -> None:
 
 
 def write_outputs(compiled: CompiledPipeline, yaml_path: Path, dsl_path: Path | None) -> None:
-    """Write the YAML (and the DSL module) atomically."""
-    _atomic_write(yaml_path, compiled.yaml_text)
-    if dsl_path is not None:
-        _atomic_write(dsl_path, compiled.dsl_source)
+    """Write the YAML (and the DSL module) all or nothing: each goes to a temporary file beside it
+    first, and only once every one is complete are they renamed into place, so an output that
+    cannot be written (permission denied, a full disk) leaves no other behind, not even a folder
+    made for it. KaleLikeError naming the file, the cause and what to do."""
+    outputs = [(yaml_path, compiled.yaml_text)] + ([(dsl_path, compiled.dsl_source)] if dsl_path is not None else [])
+    made: list[Path] = []  # folders created here, removed again on failure
+    ready: list[tuple[Path, Path]] = []  # (temporary, final)
+    current = yaml_path
+    try:
+        for current, text in outputs:
+            made += _make_folder(current.parent)
+            ready.append((_written_beside(current, text), current))
+        for temporary, current in ready:
+            os.replace(temporary, current)
+    except BaseException as error:  # an OSError, or Ctrl-C: nothing of this write stays behind
+        for temporary, _ in ready:
+            temporary.unlink(missing_ok=True)
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if not isinstance(error, OSError):
+            raise
+        message, fix = explained(error, current)
+        raise KaleLikeError(message + "; nothing was written", None, fix) from None
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """Create `folder` and its missing parents; the ones created, outermost first."""
+    missing = [f for f in [folder, *folder.parents] if not f.exists()][::-1]
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
 
 
 # kfp keeps the pipeline being defined in process-wide state (`Pipeline._default_pipeline` and
@@ -227,17 +256,16 @@ def _keep_for_bug_report(source: str, yaml_text: str) -> str:
     return str(folder)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Write `path` through a temporary file beside it, created with mode 0666 so the user's umask
-    decides the permissions, as for any file they write (mkstemp's 0600 would hide the pipeline from
-    the group that uploads it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _written_beside(path: Path, text: str) -> Path:
+    """`text` in a temporary file beside `path`, created with mode 0666 so the user's umask decides
+    the permissions, as for any file they write (mkstemp's 0600 would hide the pipeline from the
+    group that uploads it)."""
     temporary = path.parent / f".{path.name}.{uuid.uuid4().hex}.partial"
     handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
-        os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
+    return temporary

@@ -9,6 +9,7 @@ through protobuf). Output lines are prefixed with the task name and kept in a lo
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -20,6 +21,7 @@ import types
 from dataclasses import dataclass
 
 from kale_like.backends.local.programs import compile_program
+from kale_like.os_errors import explained
 
 _MODULES: dict[str, types.ModuleType] = {}
 _MODULE_LOCK = threading.Lock()
@@ -46,7 +48,16 @@ class ComponentResult:
 
 
 def run_component(call: ComponentCall, echo: bool = True) -> ComponentResult:
-    """Execute one component; never raises for a failure of the user's code."""
+    """Execute one component; never raises for a failure of the user's code, nor for a store it
+    cannot write (a full disk, permission denied: the result says which file and why)."""
+    try:
+        return _run_component(call, echo)
+    except OSError as error:  # the log or the output folder, outside the user's code
+        message, fix = explained(error, error.filename or os.path.dirname(call.log_path))
+        return ComponentResult(False, {}, f"{message} ({fix})", tail(call.log_path))
+
+
+def _run_component(call: ComponentCall, echo: bool) -> ComponentResult:
     os.environ["KALE_LIKE_LOCAL_RUN"] = "1"  # the step runtime leaves tracing to the local executor
     os.makedirs(os.path.dirname(call.log_path), exist_ok=True)
     output_file = call.executor_input["outputs"]["outputFile"]
@@ -64,6 +75,8 @@ def run_component(call: ComponentCall, echo: bool = True) -> ComponentResult:
                 raise
             print("".join(traceback.format_exception(error)[-12:]), file=sys.stderr)
             failure = f"{type(error).__name__}: {error}"
+            if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
+                failure += f" ({explained(error)[0]})"  # the disk is full, permission denied, ...
     if failure:  # the log is complete (flushed and closed) only now
         return ComponentResult(False, {}, failure, tail(call.log_path))
     try:
@@ -181,6 +194,8 @@ def _captured(label: str, log, echo: bool):
     try:
         yield
     finally:
-        sink.flush()
-        out.local.sink = None
-        err.local.sink = None
+        try:
+            sink.flush()  # may fail (a full disk): this thread's output goes back to the terminal anyway
+        finally:
+            out.local.sink = None
+            err.local.sink = None

@@ -44,6 +44,7 @@ from kale_like.backends.local.tracing import chained, tracer_for
 from kale_like.backends.local.workers import ProcessWorkers, ThreadWorkers
 from kale_like.errors import KaleLikeError
 from kale_like.kfp_server import DEFAULT, ServerVersion
+from kale_like.os_errors import explained
 from kale_like.user_cache import cache_folder
 
 BACKENDS = ("process", "thread")
@@ -125,8 +126,12 @@ def run_pipeline(ir: PipelineIR, arguments: dict | None = None, config: RunConfi
                             "use the thread backend (--backend thread, backend='thread')")
     run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     store = Path(config.store).resolve()
-    remove_leftovers(store)
-    alive = RunLock(store, run_id)  # before the workers fork: they hold it too, until they die
+    try:
+        remove_leftovers(store)
+        alive = RunLock(store, run_id)  # before the workers fork: they hold it too, until they die
+    except OSError as error:  # the store cannot be written: say why before anything runs
+        message, fix = explained(error)
+        raise KaleLikeError(f"the run's store: {message}", None, f"{fix} (--store DIR chooses another)") from None
     try:
         return _run(ir, arguments, config, observer, store / "runs" / run_id)
     finally:
@@ -261,6 +266,17 @@ class _TaskExecutor:
 
     def execute(self, path: str, label: str, component: str, parameters: dict, artifacts: dict,
                 executor_label: str) -> Outcome:
+        """Run the task; a store that cannot be written (a full disk, permission denied) fails it
+        with what happened and what to do."""
+        try:
+            return self._execute(path, label, component, parameters, artifacts, executor_label)
+        except OSError as error:
+            message, fix = explained(error)
+            self.observe(TaskEvent(path, label, "failed", error=f"{message} ({fix})"))
+            return Outcome("failed", error=f"{message} ({fix})")
+
+    def _execute(self, path: str, label: str, component: str, parameters: dict, artifacts: dict,
+                 executor_label: str) -> Outcome:
         spec = self.ir.component(component)
         program, function = component_program(self.ir.executor(executor_label))
         task = _task_spec(self.ir, path)

@@ -197,6 +197,8 @@ def _serve(connection: Connection, parent: int, lifeline: int, inherited: list[i
             except KeyboardInterrupt:
                 connection.send(ComponentResult(False, {}, "interrupted (Ctrl-C)", tail(call.log_path)))
                 break
+            except Exception as error:  # reported as the step's failure, not as a worker gone silent
+                result = ComponentResult(False, {}, f"{type(error).__name__}: {error}", tail(call.log_path))
             connection.send(result)
     except (EOFError, OSError, KeyboardInterrupt):
         pass
@@ -223,14 +225,30 @@ def _die_with_parent(parent: int, lifeline: int, kernel_watch: bool) -> None:
     threading.Thread(target=watch, name="kale-like-lifeline", daemon=True).start()
 
 
+_CRASHES = {"SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT", "SIGSYS"}
+_STOPS = {"SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT"}
+
+
 def _death(code: int | None) -> str:
+    """What a worker's exit code says about how its step ended."""
     if code is not None and code < 0:
         try:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        how = f"was killed by {name}"
+        if name == "SIGKILL":
+            how = ("was killed by SIGKILL: most often the kernel's out-of-memory killer, when the step needs "
+                   "more memory than is free (the kernel log, dmesg, says so), else another process")
+        elif name in _CRASHES:
+            how = f"was killed by {name}: a crash in native code (a C extension, or a library it loads)"
+        elif name in _STOPS:
+            how = f"was killed by {name}, sent by another process"
+        elif name == "SIGXFSZ":
+            how = "was killed by SIGXFSZ: it wrote a file larger than the file size limit (ulimit -f)"
+        else:
+            how = f"was killed by {name}"
+    elif code == 0:
+        how = "exited with code 0 without reporting the step's result (sys.exit or os._exit in the step?)"
     else:
-        how = f"exited with code {code}"
-    return (f"the worker process running this step {how} (a crash in native code, os._exit or "
-            "running out of memory); the step's output so far is in its log")
+        how = f"exited with code {code} (os._exit, or native code that ended the process)"
+    return f"the worker process running this step {how}; the step's output so far is in its log"
