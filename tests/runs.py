@@ -272,3 +272,26 @@ def metric_names(notebook: Path) -> list[str]:
             elif isinstance(value, ast.Name):
                 names.append(value.id)
     return names
+
+
+def python_and_local_notes(source: Path, pipeline: str, params: dict[str, Any], folder: Path) -> tuple[list, list]:
+    """The lines a pipeline's steps note in the file given as `log`: run as plain Python (the
+    oracle), then compiled and run by kale_like's local runner; each sorted (tasks run in parallel)."""
+    import importlib.util
+
+    import kale_like
+
+    spec = importlib.util.spec_from_file_location(f"_kl_plain_{source.stem}", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    plain, local = folder / "plain.log", folder / "run.log"
+    getattr(module, pipeline)(log=str(plain), **params)
+    result = kale_like.run(source, {**params, "log": str(local)}, pipeline=pipeline, store=folder / "store",
+                           cache=False, echo=False)
+    assert result.succeeded, result.error
+
+    def lines(path: Path) -> list[str]:
+        return sorted(path.read_text(encoding="utf-8").splitlines()) if path.exists() else []
+
+    return lines(plain), lines(local)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from runs import python_and_local_notes
 
 import kale_like
 from kale_like.surfaces.cli import main
@@ -55,12 +56,8 @@ def plain_notes(pipeline: str, log: Path, params: dict) -> list[str]:
 
 @pytest.mark.parametrize(("pipeline", "params"), CASES, ids=[f"{p}-{i}" for i, (p, _) in enumerate(CASES)])
 def test_local_run_notes_what_python_notes(pipeline, params, tmp_path):
-    expected = plain_notes(pipeline, tmp_path / "plain.log", params)
-    log = tmp_path / "run.log"
-    result = kale_like.run(SOURCE, {**params, "log": str(log)}, pipeline=pipeline, store=tmp_path / "store",
-                           cache=False, echo=False)
-    assert result.succeeded, result.error
-    assert sorted(log.read_text(encoding="utf-8").splitlines()) == expected
+    python, local = python_and_local_notes(SOURCE, pipeline, params, tmp_path)
+    assert local == python
 
 
 def compiled(pipeline: str, tmp_path: Path) -> dict:

@@ -9,17 +9,19 @@ position and what to write instead: never silently wrong IR.
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass, field, replace
 from typing import NoReturn
 
 import libcst as cst
 
 from kale_like.errors import KaleLikeError, SourceLocation
+from kale_like.frontends import pipeline_expressions as expressions
 from kale_like.frontends.analysis import analyze
 from kale_like.frontends.packages import distributions_for
 from kale_like.frontends.pipeline_values import (
-    PRIMITIVES, Collector, Env, Partial, Scope, Value, describe_scope, element_type, literal, type_of_value,
-    visible,
+    PRIMITIVES, Collector, Env, Partial, Scope, Unknown, Value, describe_scope, element_type, literal,
+    type_of_value, visible,
 )
 from kale_like.frontends.python_module import Decorated, PythonModule
 from kale_like.frontends.settings import step_settings_from
@@ -58,6 +60,7 @@ class CompiledPipeline:
     body: tuple[Node, ...]
     returns: Ref | None = None
     return_type: str = ANY
+    complete: bool = True  # compiled without errors (a caller then reports nothing more about it)
 
 
 @dataclass
@@ -90,11 +93,16 @@ class _Refused(Exception):
     """Stops compiling the current statement; the error is already recorded."""
 
 
+class _NotNative(Exception):
+    """A condition KFP cannot evaluate itself: a generated step evaluates it (see `_BodyCompiler.test`)."""
+
+
 def compile_pipeline(state: ProgramState, decorated: Decorated) -> CompiledPipeline:
     """Compile one pipeline function (and, on the way, the pipelines it calls)."""
     if decorated.function in state.compiled:
         return state.compiled[decorated.function]
     state.compiling.append(decorated.function)
+    errors_before = len(state.errors)
     parameters = _parameters(state, decorated)
     compiler = _BodyCompiler(state, decorated, parameters)
     body = compiler.block(decorated.node.body.body, ())
@@ -104,7 +112,8 @@ def compile_pipeline(state: ProgramState, decorated: Decorated) -> CompiledPipel
     if compiler.returns is not None and compiler.returns.kind == "task":
         # the body may have typed the result after the return was read (a loop over it makes it a list)
         return_type = state.output_types.get((compiler.returns.source, compiler.returns.output), return_type)
-    result = CompiledPipeline(decorated.function, name, parameters, tuple(body), compiler.returns, return_type)
+    result = CompiledPipeline(decorated.function, name, parameters, tuple(body), compiler.returns, return_type,
+                              complete=len(state.errors) == errors_before)
     state.compiled[decorated.function] = result
     return result
 
@@ -156,9 +165,13 @@ class _BodyCompiler:
         nodes: list[Node] = []
         for index, statement in enumerate(statements):
             try:
-                nodes += self.statement(statement, scope, last=index == len(statements) - 1)
+                made = self.statement(statement, scope, last=index == len(statements) - 1)
             except _Refused:
+                self._take_pending()
+                for name in _assigned_names(statement):  # reported once: later uses say nothing more
+                    self.env.names[name] = Unknown(self.module.where(statement).line or 0)
                 continue
+            nodes += self._take_pending() + made  # steps that compute its expressions come first
         return nodes
 
     def statement(self, statement, scope: Scope, last: bool) -> list[Node]:
@@ -204,14 +217,8 @@ class _BodyCompiler:
         if node.value is None:
             return []
         nodes: list[Node] = []
-        if isinstance(node.value, cst.ListComp) or (isinstance(node.value, cst.Call)
-                                                     and self.callee(node.value) is not None):
-            # `return step(x)` / `return [step(x) for x in xs]`: as if assigned to a name, then returned
-            name = next(n for n in ("result", *(f"result_{i}" for i in range(2, 1000))) if n not in self.env.names)
-            nodes = self.assign(cst.Assign([cst.AssignTarget(cst.Name(name))], node.value), scope, node)
-            value = self.lookup(cst.Name(name), scope)
-        else:
-            value = self.value(node.value, scope)
+        # `return step(x)`, `return [step(x) for x in xs]`, `return f"{a}-{b}"`: computed, then returned
+        value = self.value(node.value, scope, "result")
         if value.ref.kind == "collected" and self.state.output_types.get((value.ref.source, value.ref.output),
                                                                           ANY) == ANY:
             self.refuse(node, "a pipeline cannot return a collected list of untyped step results",
@@ -235,17 +242,14 @@ class _BodyCompiler:
         if isinstance(value, cst.List) and not value.elements:
             self.env.names[name] = Collector(scope, self.module.where(node).line or 0)
             return []
-        if isinstance(value, cst.ListComp):
+        if isinstance(value, cst.ListComp) and self._calls_step(value.elt):
             return self.comprehension(value, scope, name)
         ok, constant = literal(value)
         if ok:
             self.env.names[name] = Value(Ref("constant", value=constant), type_of_value(constant), scope)
             return []
-        if isinstance(value, cst.Name):
-            self.env.names[name] = self.lookup(value, scope)
-            return []
-        self.refuse(value, "computation on values in the pipeline body is not supported",
-                    "pipeline bodies only pass values between steps; compute inside a step function")
+        bound = self.value(value, scope, name)
+        self.env.names[name] = bound if bound.ref.kind != "constant" else replace(bound, scope=scope)
         return []
 
     def target_names(self, target) -> list[str]:
@@ -266,6 +270,9 @@ class _BodyCompiler:
             self.refuse(call, f"'{_text(func)}' is not a @step or @pipeline function",
                         "only steps and pipelines can be called in a pipeline body; decorate it with @step")
         return self.call(call, scope, [])
+
+    def _calls_step(self, node: cst.BaseExpression) -> bool:
+        return isinstance(node, cst.Call) and self.callee(node) is not None
 
     def callee(self, call: cst.Call) -> Decorated | None:
         func = call.func
@@ -305,7 +312,8 @@ class _BodyCompiler:
                 key = declared[index]
             if key in bound:
                 self.refuse(argument, f"'{key}' is given twice", "give each argument once")
-            bound[key] = self.value(argument.value, scope)
+            annotation = next((a.annotation for a in target.arguments if a.name == key), None)
+            bound[key] = self.value(argument.value, scope, key, annotation, owner=target.function)
         missing = [a.name for a in target.arguments if not a.has_default and a.name not in bound]
         if missing:
             self.refuse(call, f"'{target.function}' is called without {', '.join(missing)} "
@@ -372,7 +380,7 @@ class _BodyCompiler:
             if declared != ANY and given != declared.partition(":")[0] and given.partition(":")[0] != declared:
                 if not (given.startswith("list") and declared.startswith("list")):
                     self.refuse(call, f"pipeline '{target.function}' declares '{key}' as {declared} but is given "
-                                      f"{'an untyped step result' if given == ANY else 'a ' + given}",
+                                      f"{_untyped_description(value.ref) if given == ANY else 'a ' + given}",
                                 "KFP checks nested pipeline inputs strictly: annotate the step's return type, or "
                                 "declare the parameter with the same type")
             inputs.append(Input(key, value.ref, self.input_type(value, declared, call)))
@@ -381,6 +389,8 @@ class _BodyCompiler:
             self.refuse(call, "a nested pipeline returns one value", "assign it to one name")
         outputs: tuple[Output, ...] = ()
         if names:
+            if compiled.returns is None and not compiled.complete:
+                raise _Refused  # its own errors are reported; its missing result is one of them
             if compiled.returns is None:
                 self.refuse(call, f"pipeline '{target.function}' returns nothing", "add a return statement to it")
             outputs = (Output("", compiled.return_type),)
@@ -405,18 +415,119 @@ class _BodyCompiler:
 
     # -- values ---------------------------------------------------------------------------------
 
-    def value(self, node: cst.BaseExpression, scope: Scope) -> Value:
+    def value(self, node: cst.BaseExpression, scope: Scope, name: str = "value",
+              declared: str | None = None, owner: str = "") -> Value:
+        """What an expression of the body stands for. A step call, or a list comprehension of step
+        calls, becomes its task(s) (made before the statement that reads it); any other pure
+        expression is folded now when it reads only constants, otherwise computed by a generated step
+        whose result is named `name` (the step itself `<owner>_<name>` for an argument of step
+        `owner`; `declared`: the type its reader declares, for a result whose type does not follow
+        from the expression)."""
         ok, constant = literal(node)
         if ok:
             return Value(Ref("constant", value=constant), type_of_value(constant), scope)
         if isinstance(node, cst.Name):
             return self.lookup(node, scope)
-        if isinstance(node, cst.Call) and self.callee(node) is not None:
-            self.refuse(node, "a step call inside another call's arguments is not supported",
-                        "assign its result to a name first")
-        self.refuse(node, f"'{_text(node)}' computes on values in the pipeline body, which KFP cannot do",
-                    "pass plain names or literals to steps; compute inside a step function")
-        raise _Refused
+        if self._calls_step(node):
+            assert isinstance(node, cst.Call)
+            return self._call_value(node, scope, name)
+        if isinstance(node, cst.ListComp) and self._calls_step(node.elt):
+            return self._comprehension_value(node, scope, name)
+        return self.expression(node, scope, name, declared, step_name=f"{owner}_{name}" if owner else name)
+
+    def _call_value(self, call: cst.Call, scope: Scope, name: str) -> Value:
+        """A step (or nested pipeline) called where a value is needed: its result, the output named `name`."""
+        temporary = f"_kl_call_{self.state.next_id('value')}"
+        nodes = self.call(call, scope, [temporary])
+        made = self.env.names.pop(temporary)
+        assert isinstance(made, Value)  # call() bound the result to the name
+        value = self._rename_output(nodes, made, name if name.isidentifier() else "value")
+        self._pending_nodes.extend(nodes)
+        return value
+
+    def _comprehension_value(self, node: cst.ListComp, scope: Scope, name: str) -> Value:
+        """`[step(x) for x in xs]` where a value is needed: the loop, and its collected results."""
+        temporary = next(n for n in (name, *(f"{name}_{i}" for i in range(2, 1000))) if n not in self.env.names)
+        self._pending_nodes.extend(self.comprehension(node, scope, temporary))
+        collector = self.env.names.pop(temporary)
+        assert isinstance(collector, Collector)  # comprehension() bound it
+        return self.collected(node, temporary, collector, scope)
+
+    # -- expressions ----------------------------------------------------------------------------
+
+    def expression(self, node: cst.BaseExpression, scope: Scope, name: str = "value",
+                   declared: str | None = None, as_bool: bool = False, step_name: str = "") -> Value:
+        """A pure expression: its value when it reads only constants, else a generated step's result."""
+        text, tree, values = self._expression_parts(node, scope)
+        if as_bool:
+            text, tree = f"bool({text})", expressions.parse(f"bool({text})")
+        constants = {key: value.ref.value for key, value in values.items() if value.ref.kind == "constant"}
+        if len(constants) == len(values) and expressions.foldable(tree, constants):
+            ok, result = expressions.fold(text, constants)
+            if ok and _plain(result):
+                return Value(Ref("constant", value=result), type_of_value(result), scope)
+        types = {key: self._known_type(value) for key, value in values.items()}
+        kind = expressions.infer_type(tree, types)
+        if kind == ANY and declared is not None and (declared in PRIMITIVES + ("list", "dict")
+                                                      or declared.startswith("list:")):
+            kind = declared  # the step's result is given the type its reader declares (and converted to it)
+        output = name if name.isidentifier() and name not in values else "value"
+        return self._expression_step(node, f"{output} = {text}\n", values, (Output(output, kind),), scope,
+                                     step_name or name)
+
+    def _expression_parts(self, node: cst.BaseExpression, scope: Scope) -> tuple[str, ast.Expression, dict[str, Value]]:
+        """The expression's text (step calls in it replaced by names bound to their results), its syntax
+        tree, and the value of each name it reads."""
+        made: dict[str, Value] = {}
+        rewritten = node.visit(_Hoist(self, scope, made))
+        assert isinstance(rewritten, cst.BaseExpression)
+        text = _text(rewritten).strip()
+        tree = expressions.parse(text)
+        problem = expressions.impurity(tree)
+        if problem is not None:
+            self.refuse(node, problem.what, problem.hint)
+        where = {n.value: n for n in _names_in(node)}
+        values: dict[str, Value] = {}
+        for free in expressions.free_names(text):
+            if free in made:
+                values[free] = made[free]
+                continue
+            known = free in self.env.names or free in self.module.constants
+            if not known and expressions.is_builtin(free):
+                continue
+            if not known and self._module_level(free):
+                self.refuse(where.get(free, node), f"'{free}' is module-level code (an import or a function), "
+                                                   "which a pipeline body cannot run",
+                            "use it inside a step function, and pass the step what it needs")
+            values[free] = self.lookup(where.get(free, cst.Name(free)), scope)
+        return text, tree, values
+
+    def _module_level(self, name: str) -> bool:
+        prelude = self.module.prelude
+        return prelude is not None and any(name in statement.defines for statement in prelude.statements)
+
+    def _known_type(self, value: Value) -> str:
+        if value.ref.kind == "task":
+            return self.state.output_types.get((value.ref.source, value.ref.output), value.type)
+        return value.type
+
+    def _expression_step(self, node: cst.CSTNode, code: str, values: dict[str, Value], outputs: tuple[Output, ...],
+                         scope: Scope, name: str) -> Value:
+        """A generated step running `code` (plain Python) over `values`: constants are written into its
+        code, the rest are its inputs. It is made before the statement that reads it."""
+        where = self.module.where(node)
+        written = {key: value for key, value in values.items()
+                   if value.ref.kind == "constant" and _writable(value.ref.value)}
+        lines = "".join(f"{key} = {value.ref.value!r}\n" for key, value in written.items())
+        inputs = tuple(Input(key, value.ref, self.input_type(value, None, node))
+                       for key, value in values.items() if key not in written)
+        step = Step(name=self.state.unique(name), code=(CodeBlock(lines + code, where),), location=where,
+                    inputs=inputs, outputs=outputs, generated=True)
+        for output in outputs:
+            self.state.output_types[(step.name, output.name)] = output.type
+        self._pending_nodes.append(step)
+        first = outputs[0]
+        return Value(Ref("task", step.name, first.name), first.type, scope, where.line or 0)
 
     def lookup(self, node: cst.Name, scope: Scope) -> Value:
         name = node.value
@@ -427,6 +538,8 @@ class _BodyCompiler:
                 return Value(Ref("constant", value=constant), type_of_value(constant), ())
             self.refuse(node, f"name '{name}' is not defined in pipeline '{self.decorated.function}'",
                         "use a pipeline parameter, a module-level constant or a step's result")
+        if isinstance(bound, Unknown):
+            raise _Refused  # its assignment was refused, and reported
         if isinstance(bound, Partial):
             if bound.reason:
                 self.refuse(node, f"'{name}' cannot be used after the if at line {bound.line}: {bound.reason}",
@@ -443,7 +556,7 @@ class _BodyCompiler:
                         "assign it in every branch (with an else) to use it after the if")
         return bound
 
-    def collected(self, node: cst.Name, name: str, collector: Collector, scope: Scope) -> Value:
+    def collected(self, node: cst.CSTNode, name: str, collector: Collector, scope: Scope) -> Value:
         if collector.appended is None:
             return Value(Ref("constant", value=[]), "list", collector.scope)
         if not visible(collector.scope, scope) or visible(collector.append_scope, scope):
@@ -493,7 +606,8 @@ class _BodyCompiler:
 
     def _rename_output(self, nodes: list[Node], value: Value, name: str) -> Value:
         """Give an appended step's result a readable output name."""
-        node = nodes[0]
+        index = next(i for i, n in enumerate(nodes) if getattr(n, "name", None) == value.ref.source)
+        node = nodes[index]
         if isinstance(node, Step):
             old = value.ref.output
             renamed = replace(
@@ -501,7 +615,7 @@ class _BodyCompiler:
                 outputs=tuple(replace(o, name=name) if o.name == old else o for o in node.outputs),
                 code=node.code[:-1] + (replace(node.code[-1], code=node.code[-1].code.replace(old, name, 1)),),
             )
-            nodes[0] = renamed
+            nodes[index] = renamed
             self.state.output_types[(node.name, name)] = self.state.output_types.pop((node.name, old))
             return Value(Ref("task", node.name, name), value.type, value.scope, value.line)
         return value
@@ -551,6 +665,7 @@ class _BodyCompiler:
         self.env.names[name] = collector
         temporary = f"_kl_{name}_item"
         body = self.call(node.elt, inner, [temporary])
+        body = self._take_pending() + body  # what its arguments compute runs in each iteration
         value = self.env.names.pop(temporary)
         assert isinstance(value, Value)  # call() bound the step's result to the name
         collector.appended = self._rename_output(body, value, name)
@@ -581,20 +696,17 @@ class _BodyCompiler:
         if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
                 and node.func.attr.value in ("items", "keys", "values") and not node.args:
             return self.dict_iterable(node, target, scope, loop_id, node.func.attr.value, parallelism)
-        if isinstance(node, cst.Call) and _name(node.func) == "range":
-            values = [literal(a.value) for a in node.args]
-            bounds = [v for ok, v in values if ok and type(v) is int]
-            if len(bounds) != len(values) or not 1 <= len(values) <= 3:
-                self.refuse(node, "range() in a pipeline loop needs 1 to 3 int literals",
-                            "loop over a list parameter, or build the list in a step")
-            items = list(range(*bounds))
-            return self._static(node, items, target, scope, loop_id, parallelism)
+        if isinstance(target, (cst.Tuple, cst.List)) or not (isinstance(node, cst.Name) or self._calls_step(node)
+                                                             or literal(node)[0]):
+            return self.loop_source(node, target, scope, loop_id, parallelism)
         value = self.value(node, scope)
         if value.ref.kind == "constant":
             if isinstance(value.ref.value, dict):
                 return self.dict_items(node, value, target, scope, loop_id, "keys", parallelism)
             if not isinstance(value.ref.value, (list, tuple)):
                 self.refuse(node, f"cannot loop over a {type(value.ref.value).__name__}", "loop over a list")
+            if not _static_items(list(value.ref.value)):
+                return self.loop_source(node, target, scope, loop_id, parallelism)
             return self._static(node, list(value.ref.value), target, scope, loop_id, parallelism)
         if value.type == "dict":
             return self.dict_items(node, value, target, scope, loop_id, "keys", parallelism)
@@ -612,6 +724,53 @@ class _BodyCompiler:
         name = self.single_target(target)
         item_type = element_type(value.type)
         return value.ref, item_type, parallelism, self._binder(name, Ref("item", loop_id), item_type)
+
+    def loop_source(self, node: cst.BaseExpression, target, scope: Scope, loop_id: str, parallelism):
+        """A loop over what an expression makes (`range(n)`, `enumerate(xs)`, `zip(a, b)`, `sorted(xs)`,
+        a literal list of dicts, ...): a generated step lists the items; a loop unpacking its items
+        (`for i, x in enumerate(xs)`) gets each item as named fields, JSON texts the steps decode."""
+        names = self._loop_names(target)
+        ok, constant = literal(node)
+        if ok and isinstance(constant, (list, tuple)) and _static_items(list(constant)) and len(names) == 1:
+            return self._static(node, list(constant), target, scope, loop_id, parallelism)
+        label = "_".join(names) or "items"
+        text, tree, values = self._expression_parts(node, scope)
+        known = _known_items(text, tree, {key: value.ref.value for key, value in values.items()
+                                          if value.ref.kind == "constant"}, len(values))
+        if known is not None and _static_items(known) and len(names) == 1:
+            return self._static(node, known, target, scope, loop_id, parallelism)  # e.g. range(3)
+        if len(names) == 1:
+            kind = expressions.infer_type(expressions.parse(f"list({text})"),
+                                          {key: self._known_type(value) for key, value in values.items()})
+            if kind.startswith("list:"):  # items of a known type: the driver hands them over as they are
+                code, item_type = f"items = list({text})\n", element_type(kind)
+            else:  # the driver would make text of them (see lowering/loop_items.py): JSON texts the steps decode
+                code, kind, item_type = f"import json\nitems = [json.dumps(item) for item in {text}]\n", "list:str", JSON
+            made = self._expression_step(node, code, values, (Output("items", kind),), scope, f"{label}_items")
+            return made.ref, item_type, parallelism, self._binder(names[0], Ref("item", loop_id), item_type)
+        # field names clear of kfp's own attributes of a loop item (`item.name` is the item's name)
+        fields = ", ".join(f"'field_{name}': json.dumps({name})" for name in names)
+        code = (f"import json\nitems = []\nfor {', '.join(names)} in {text}:\n"
+                f"    items.append({{{fields}}})\n")
+        made = self._expression_step(node, code, values, (Output("items", "list"),), scope, f"{label}_items")
+
+        def bind(inner: Scope) -> None:
+            for name in names:
+                self.env.names[name] = Value(Ref("item", loop_id, f"field_{name}"), JSON, inner)
+
+        return made.ref, "dict", parallelism, bind
+
+    def _loop_names(self, target) -> list[str]:
+        if isinstance(target, cst.Name):
+            return [target.value]
+        parts = [e.value for e in target.elements] if isinstance(target, (cst.Tuple, cst.List)) else []
+        names = [part.value for part in parts if isinstance(part, cst.Name)]
+        if parts and len(names) == len(parts):
+            if len(set(names)) == len(names):
+                return names
+        self.refuse(target, "a loop here unpacks each item into plain names only",
+                    "e.g. for i, x in enumerate(xs): (unpack deeper inside a step)")
+        return []
 
     def parallel_arguments(self, call: cst.Call):
         items, parallelism = None, None
@@ -714,7 +873,7 @@ class _BodyCompiler:
         kind = "list:str" if method == "keys" else "list"
         step = Step(name=name, code=(CodeBlock(code, where),), location=where,
                     inputs=(Input("mapping", owner.ref, "dict" if owner.ref.kind != "task" else owner.type),),
-                    outputs=(Output("items", kind),))
+                    outputs=(Output("items", kind),), generated=True)
         self.state.output_types[(name, "items")] = kind
         return step
 
@@ -785,12 +944,37 @@ class _BodyCompiler:
             self.env.names[name] = Value(Ref("oneof", options=tuple(v.ref for v in values)), kind, scope, line)
 
     def test(self, node: cst.BaseExpression, scope: Scope) -> Test:
-        test = self._exact_comparisons(node, self._test(node, scope))
-        try:
-            normalize(test, self._type_for_condition)
-        except ConditionError as error:
-            self.refuse(node, str(error), "compute the decision inside a step and return a bool")
-        return test
+        """An if's test. One KFP's condition language states the way Python means it compiles to that
+        condition; any other pure test (`metrics["auc"] > 0.9`, `len(xs) > 2`, a loop item compared) is
+        computed by a generated step returning its bool, and the branch tests that bool."""
+        if self._native_shape(node):
+            mark = len(self._pending_nodes)
+            try:
+                test = self._exact_comparisons(node, self._test(node, scope))
+                normalize(test, self._type_for_condition)
+                return test
+            except _NotNative:
+                pass
+            except ConditionError as error:
+                if "never" in str(error) or "both sides" in str(error):  # valid Python, but surely a mistake
+                    self.refuse(node, str(error), "compare with a value of the same type (or compute the decision "
+                                                  "inside a step and return a bool)")
+            del self._pending_nodes[mark:]
+        value = self.expression(node, scope, "test", as_bool=True)
+        if value.ref.kind == "constant":
+            self.refuse(node, f"this test is always {value.ref.value} (it reads only constants)",
+                        "remove the if, or test a parameter or a step's result")
+        return Test("==", (value.ref, Ref("constant", value=True)))
+
+    def _native_shape(self, node: cst.BaseExpression) -> bool:
+        """Names, literals and step calls joined by comparisons, and/or and not."""
+        if isinstance(node, cst.BooleanOperation):
+            return self._native_shape(node.left) and self._native_shape(node.right)
+        if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Not):
+            return self._native_shape(node.expression)
+        if isinstance(node, cst.Comparison):
+            return self._native_shape(node.left) and all(self._native_shape(t.comparator) for t in node.comparisons)
+        return isinstance(node, cst.Name) or literal(node)[0] or self._calls_step(node)
 
     def _exact_comparisons(self, node: cst.BaseExpression, test: Test) -> Test:
         """Tests KFP cannot make the way Python does become a small generated step that makes them.
@@ -822,7 +1006,7 @@ class _BodyCompiler:
         where = self.module.where(node)
         step = Step(name=name, code=(CodeBlock(f"result = {expression}\n", where),), location=where,
                     inputs=tuple(Input(side, ref, self._type_for_condition(ref)) for side, ref in inputs),
-                    outputs=(Output("result", "bool"),))
+                    outputs=(Output("result", "bool"),), generated=True)
         self.state.output_types[(name, "result")] = "bool"
         self._pending_nodes.append(step)
         return Test("==", (Ref("task", name, "result"), Ref("constant", value=True)))
@@ -865,8 +1049,7 @@ class _BodyCompiler:
         if operator in (cst.In, cst.NotIn):
             ok, options = literal(target.comparator)
             if not ok or not isinstance(options, (list, tuple, set)) or not options:
-                self.refuse(target, "`in` in a condition needs a literal list of values",
-                            "e.g. if region in ['eu', 'us']:")
+                raise _NotNative  # `x in allowed`, `key in config`: a generated step tests it
             self._condition_operand(left, left_node)
             if self._untyped(left.ref):
                 keyword = "in" if operator is cst.In else "not in"
@@ -888,16 +1071,138 @@ class _BodyCompiler:
         return Test(_COMPARE[operator], (left.ref, right.ref))
 
     def _condition_operand(self, value: Value, node) -> None:
-        """Values no test can be made on, not even by a generated step (see `_exact_comparisons`)."""
-        if value.ref.kind == "collected":
-            self.refuse(node, "KFP cannot branch on a collected list", "decide inside a step that reads the list")
-        if value.ref.kind == "oneof":
-            self.refuse(node, "KFP cannot branch on a value chosen by an earlier if (a OneOf)",
-                        "decide inside a step that receives the value and returns a bool, then test that")
+        """Values KFP's conditions cannot read as Python does: a collected list, a value chosen by an
+        earlier if (a OneOf), a loop item (the driver hands items to conditions as strings). A generated
+        step then makes the test (see `test`)."""
+        if value.ref.kind in ("collected", "oneof"):
+            raise _NotNative
         if value.ref.kind == "item" and (value.ref.output or value.type not in PRIMITIVES):
-            self.refuse(node, "KFP passes loop items to conditions as strings, so this comparison would not "
-                              "be the one Python makes",
-                        "compare inside a step that receives the item and returns a bool, then test that")
+            raise _NotNative
+
+
+class _Hoist(cst.CSTTransformer):
+    """Replaces each step call in an expression by a name bound (in `made`) to the call's result: the
+    call becomes a task of its own, made before the step that computes the expression."""
+
+    _CONDITIONAL = (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp, cst.Lambda, cst.IfExp,
+                    cst.BooleanOperation)
+
+    def __init__(self, compiler: _BodyCompiler, scope: Scope, made: dict[str, Value]):
+        super().__init__()
+        self.compiler, self.scope, self.made = compiler, scope, made
+        self.replaced: dict[cst.CSTNode, str] = {}
+        self.depth = 0
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if isinstance(node, cst.ListComp) and self.compiler._calls_step(node.elt) and not self.depth:
+            # `sum([score(k) for k in ks])`: the loop of tasks, and its collected results
+            target = self.compiler.callee(node.elt)  # type: ignore[arg-type]
+            assert target is not None
+            name = self._unique(f"{target.function}_results")
+            self.made[name] = self.compiler._comprehension_value(node, self.scope, name)
+            self.replaced[node] = name
+            return False
+        if isinstance(node, cst.Call) and self.compiler._calls_step(node):
+            target = self.compiler.callee(node)
+            assert target is not None
+            if self.depth:
+                self.compiler.refuse(node, f"'{target.function}(...)' is called inside a comprehension, lambda, "
+                                           "conditional expression or and/or, where Python may call it any number of "
+                                           "times or not at all", "call it in a statement of its own (a for loop or "
+                                           "an if), and use its result here")
+            name = self._unique(f"{target.function}_result")
+            self.made[name] = self.compiler._call_value(node, self.scope, name)
+            self.replaced[node] = name
+            return False
+        if isinstance(node, self._CONDITIONAL):
+            self.depth += 1
+        return True
+
+    def _unique(self, name: str) -> str:
+        taken = set(self.made) | set(self.compiler.env.names)
+        return next(n for n in (name, *(f"{name}_{i}" for i in range(2, 1000))) if n not in taken)
+
+    def on_leave(self, original_node: cst.CSTNode, updated_node: cst.CSTNode):
+        if original_node in self.replaced:
+            return cst.Name(self.replaced[original_node])
+        if isinstance(original_node, self._CONDITIONAL):
+            self.depth -= 1
+        return updated_node
+
+
+def _names_in(node: cst.CSTNode) -> list[cst.Name]:
+    """The Name nodes of an expression, in source order (for where an error points)."""
+    found: list[cst.Name] = []
+
+    class Names(cst.CSTVisitor):
+        def visit_Name(self, name: cst.Name) -> None:
+            found.append(name)
+
+        def visit_Attribute(self, attribute: cst.Attribute) -> bool:
+            attribute.value.visit(self)  # `x.attr`: the attribute's name is not a name read
+            return False
+
+    node.visit(Names())
+    return list(reversed(found))  # the first use wins in a dict built from it
+
+
+def _plain(value: object) -> bool:
+    """A value KFP passes as a constant and gives back unchanged (a tuple would come back a list)."""
+    if isinstance(value, bool) or isinstance(value, (int, str)):
+        return True
+    if isinstance(value, float):
+        return value == value and value not in (float("inf"), float("-inf"))
+    if isinstance(value, list):
+        return all(_plain(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _plain(item) for key, item in value.items())
+    return False
+
+
+def _writable(value: object) -> bool:
+    """`repr(value)` is Python source for the same value."""
+    try:
+        return ast.literal_eval(repr(value)) == value
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return False
+
+
+def _assigned_names(statement: cst.CSTNode) -> list[str]:
+    """Names a simple statement assigns (a refused one leaves them unknown)."""
+    names: list[str] = []
+    for small in getattr(statement, "body", ()) if isinstance(statement, cst.SimpleStatementLine) else ():
+        targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else \
+            [small.target] if isinstance(small, cst.AnnAssign) else []
+        for target in targets:
+            parts = [e.value for e in target.elements] if isinstance(target, (cst.Tuple, cst.List)) else [target]
+            names += [part.value for part in parts if isinstance(part, cst.Name)]
+    return names
+
+
+def _untyped_description(ref: Ref) -> str:
+    return {"item": "a loop item of unknown type", "parameter": "a parameter of unknown type"}.get(
+        ref.kind, "an untyped step result")
+
+
+def _known_items(text: str, tree: ast.Expression, constants: dict[str, object], reads: int) -> list | None:
+    """The items of a loop source that reads only constants, when listing them now is quick."""
+    if len(constants) != reads:
+        return None
+    body = tree.body
+    if isinstance(body, ast.Call) and isinstance(body.func, ast.Name) and body.func.id == "range":
+        ok, made = expressions.fold(text, constants)  # a range object: its length is known without listing it
+        return list(made) if ok and isinstance(made, range) and len(made) <= 10_000 else None
+    if not expressions.foldable(tree, constants):
+        return None
+    ok, made = expressions.fold(f"list({text})", constants)
+    return made if ok and isinstance(made, list) else None
+
+
+def _static_items(items: list) -> bool:
+    """Items KFP can loop over as they are written: a non-empty list of ints, floats, strs or bools,
+    all of one type (ints and floats mix as floats)."""
+    kinds = {type_of_value(item) for item in items}
+    return bool(items) and kinds <= set(PRIMITIVES) and len(kinds) == 1
 
 
 def _matchable(options, kind: str) -> list:

@@ -48,10 +48,17 @@ class Partial:
 
 
 @dataclass
+class Unknown:
+    """A name whose assignment was refused (and reported): its uses are not reported again."""
+
+    line: int
+
+
+@dataclass
 class Env:
     """Bindings visible in the body being compiled."""
 
-    names: dict[str, Value | Collector | Partial] = field(default_factory=dict)
+    names: dict[str, Value | Collector | Partial | Unknown] = field(default_factory=dict)
 
 
 def type_of_value(value: object) -> str:

@@ -1,0 +1,247 @@
+"""Plain Python expressions in a `@pipeline` body: what they read, whether they are pure, their type,
+and their value when everything they read is known when compiling.
+
+KFP itself can only pass a value from one task to the next. The body compiler
+(`pipeline_function.py`) compiles any side-effect-free expression over parameters, constants and
+step results anyway — `path = f"s3://{bucket}/v{version}/train.csv"`, `lr=base_lr * 10`,
+`sizes = [small, 64, large]`, `if metrics["auc"] > 0.9:` — folded here when every name it reads is a
+constant, otherwise run by a small generated step that receives those names and computes exactly
+what Python computes. This module holds the parts of that which look only at the expression.
+
+What counts as pure: names, literals, operators, subscripts, attributes, comprehensions, lambdas,
+conditional expressions, f-strings, and calls of the builtins in `BUILTINS` or of the methods in
+`METHODS` (none of them changes its receiver). Anything else is a call into code kale_like cannot
+vouch for, and is refused with the rewrite that works (compute it in a step).
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import symtable
+from dataclasses import dataclass
+
+from kale_like.graph.model import ANY
+
+BUILTINS = frozenset({
+    "abs", "all", "any", "bin", "bool", "chr", "dict", "divmod", "enumerate", "filter", "float", "format",
+    "frozenset", "hex", "int", "isinstance", "len", "list", "map", "max", "min", "oct", "ord", "pow", "range",
+    "repr", "reversed", "round", "set", "sorted", "str", "sum", "tuple", "type", "zip",
+})
+METHODS = frozenset({
+    # str
+    "capitalize", "casefold", "center", "count", "endswith", "find", "format", "index", "isalnum", "isalpha",
+    "isdecimal", "isdigit", "islower", "isnumeric", "isspace", "istitle", "isupper", "join", "ljust", "lower",
+    "lstrip", "partition", "removeprefix", "removesuffix", "replace", "rfind", "rindex", "rjust", "rpartition",
+    "rsplit", "rstrip", "split", "splitlines", "startswith", "strip", "swapcase", "title", "upper", "zfill",
+    # dict, list, set (reading only)
+    "copy", "get", "items", "keys", "values", "difference", "intersection", "issubset", "issuperset", "union",
+    "symmetric_difference", "isdisjoint", "is_integer", "bit_length",
+})
+_NUMBERS = ("int", "float")
+_NEVER = (ast.NamedExpr, ast.Await, ast.Yield, ast.YieldFrom)
+
+
+@dataclass(frozen=True)
+class Impurity:
+    """Why an expression cannot be compiled: the offending part's text and the rewrite that works."""
+
+    what: str
+    hint: str
+
+
+def parse(text: str) -> ast.Expression:
+    """The expression's syntax tree (`text` may span lines: it came from inside brackets)."""
+    return ast.parse(f"(\n{text}\n)", mode="eval")
+
+
+def impurity(tree: ast.Expression) -> Impurity | None:
+    """The first part of the expression that may have an effect or calls unknown code, if any (a call
+    of a plain name before a method call: `open(p).read()` is reported as `open`)."""
+    calls: list[ast.Call] = []
+    for node in ast.walk(tree):
+        if isinstance(node, _NEVER):
+            return Impurity(f"'{ast.unparse(node)}' changes a name or waits; a pipeline body computes only pure "
+                            "expressions", "compute it inside a step function")
+        if isinstance(node, ast.Call) and not _known_call(node, tree):
+            calls.append(node)
+    if not calls:
+        return None
+    call = min(calls, key=lambda c: (not isinstance(c.func, ast.Name), c.lineno, c.col_offset))
+    return Impurity(f"'{ast.unparse(call.func)}(...)' cannot run in a pipeline body, which compiles only pure "
+                    "expressions: builtins such as len, str, sorted and zip, and the methods of str, dict and "
+                    "list that change nothing", "call it inside a step function")
+
+
+def _known_call(call: ast.Call, tree: ast.Expression) -> bool:
+    func = call.func
+    if isinstance(func, ast.Lambda):
+        return True  # its body is checked as part of the expression
+    if isinstance(func, ast.Name):
+        return func.id in BUILTINS or _bound_by_lambda(tree, func.id)
+    return isinstance(func, ast.Attribute) and func.attr in METHODS
+
+
+def _bound_by_lambda(tree: ast.Expression, name: str) -> bool:
+    return any(isinstance(node, ast.Lambda) and name in {a.arg for a in node.args.args}
+               for node in ast.walk(tree))
+
+
+def free_names(text: str) -> list[str]:
+    """The names the expression reads from outside it, in order of first use (comprehension and
+    lambda variables are its own; builtins are listed too, the caller tells them apart)."""
+    table = symtable.symtable(f"_kl_expression = (\n{text}\n)\n", "<expression>", "exec")
+    free: set[str] = set()
+
+    def visit(scope: symtable.SymbolTable, top: bool) -> None:
+        for symbol in scope.get_symbols():
+            if symbol.is_referenced() and (symbol.is_global() or (top and not symbol.is_assigned())):
+                free.add(symbol.get_name())
+        for child in scope.get_children():
+            visit(child, False)
+
+    visit(table, True)
+    free.discard("_kl_expression")
+    uses = sorted((n.lineno, n.col_offset, n.id) for n in ast.walk(parse(text)) if isinstance(n, ast.Name))
+    order = list(dict.fromkeys(name for _, _, name in uses))
+    return sorted(free, key=lambda name: order.index(name) if name in order else len(order))
+
+
+def is_builtin(name: str) -> bool:
+    return name in BUILTINS or name in ("True", "False", "None")
+
+
+def infer_type(tree: ast.Expression, types: dict[str, str]) -> str:
+    """The type of the expression's value where it follows from the types of its names (ANY where not:
+    the value then travels as an artifact, which keeps any Python value exactly)."""
+    return _infer(tree.body, types)
+
+
+def _infer(node: ast.expr, types: dict[str, str]) -> str:
+    if isinstance(node, ast.Constant):
+        value = node.value
+        return {bool: "bool", int: "int", float: "float", str: "str"}.get(type(value), ANY)
+    if isinstance(node, ast.Name):
+        return types.get(node.id, ANY)
+    if isinstance(node, ast.JoinedStr):
+        return "str"
+    if isinstance(node, (ast.Compare,)) or (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not)):
+        return "bool"
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        inner = _infer(node.operand, types)
+        return inner if inner in _NUMBERS else ANY
+    if isinstance(node, ast.BinOp):
+        return _binary(node, types)
+    if isinstance(node, ast.IfExp):
+        return _one({_infer(node.body, types), _infer(node.orelse, types)})
+    if isinstance(node, ast.BoolOp):
+        return _one({_infer(value, types) for value in node.values})
+    if isinstance(node, ast.List):  # a list of values of one known type; other lists may hold tuples, objects...
+        inner = _one({_infer(e, types) for e in node.elts}) if node.elts else ANY
+        return f"list:{inner}" if inner in ("int", "float", "str", "bool") else ANY
+    if isinstance(node, ast.Dict):  # KFP passes a dict as JSON: only str keys and JSON values survive it
+        keys_ok = all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in node.keys)
+        plain = all(_infer(v, types) in ("int", "float", "str", "bool", "dict") or _infer(v, types).startswith("list")
+                    for v in node.values)
+        return "dict" if keys_ok and plain else ANY
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        return _call(node, types)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        if node.func.attr in ("lower", "upper", "strip", "lstrip", "rstrip", "replace", "title", "join", "format",
+                              "capitalize", "zfill", "removeprefix", "removesuffix"):
+            return "str"
+        if node.func.attr in ("split", "rsplit", "splitlines"):
+            return "list:str"
+        if node.func.attr in ("startswith", "endswith", "isdigit", "isalpha", "is_integer"):
+            return "bool"
+    return ANY
+
+
+def _one(kinds: set[str]) -> str:
+    return next(iter(kinds)) if len(kinds) == 1 else ANY
+
+
+def _binary(node: ast.BinOp, types: dict[str, str]) -> str:
+    left, right = _infer(node.left, types), _infer(node.right, types)
+    if isinstance(node.op, ast.Div) and left in _NUMBERS and right in _NUMBERS:
+        return "float"
+    if isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod)) and left in _NUMBERS \
+            and right in _NUMBERS:
+        return "float" if "float" in (left, right) else "int"
+    if isinstance(node.op, ast.Add) and left == right == "str":
+        return "str"
+    if isinstance(node.op, ast.Mod) and left == "str":
+        return "str"
+    if isinstance(node.op, ast.Mult) and {left, right} == {"str", "int"}:
+        return "str"
+    if isinstance(node.op, ast.Add) and left.startswith("list") and right.startswith("list"):
+        return left if left == right else "list"
+    return ANY
+
+
+def _call(node: ast.Call, types: dict[str, str]) -> str:
+    assert isinstance(node.func, ast.Name)
+    name = node.func.id
+    argument = _infer(node.args[0], types) if node.args else ANY
+    if name in ("str", "repr", "format", "chr", "hex", "bin", "oct"):
+        return "str"
+    if name in ("int", "len", "ord") or (name == "round" and len(node.args) == 1):
+        return "int"
+    if name == "float":
+        return "float"
+    if name in ("bool", "all", "any", "isinstance"):
+        return "bool"
+    if name in ("sorted", "list") and node.args and isinstance(node.args[0], ast.Call) \
+            and isinstance(node.args[0].func, ast.Name) and node.args[0].func.id == "range":
+        return "list:int"
+    if name in ("sorted", "list") and argument.startswith("list"):
+        return argument
+    if name in ("min", "max") and len(node.args) > 1:
+        return _one({_infer(a, types) for a in node.args})
+    if name in ("min", "max") and argument.startswith("list:"):
+        return argument.partition(":")[2]
+    if name == "sum" and argument == "list:int" and len(node.args) == 1:
+        return "int"  # (a sum of floats is the int 0 when the list is empty)
+    if name == "abs" and argument in _NUMBERS:
+        return argument
+    return ANY
+
+
+def foldable(tree: ast.Expression, constants: dict[str, object]) -> bool:
+    """Whether evaluating it now, with `constants` for its names, is sure to be quick: no power, no
+    repetition of a sequence, no `range` (`"x" * 10 ** 9` is Python too; it then runs in a step, as
+    it would at run time)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Pow, ast.LShift)):
+            return False
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult) \
+                and not (_number(node.left, constants) and _number(node.right, constants)):
+            return False
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("range", "pow"):
+            return False
+    return True
+
+
+def _number(node: ast.expr, constants: dict[str, object]) -> bool:
+    """The expression is arithmetic on numbers only (so `*` on it cannot repeat a sequence)."""
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, (int, float))
+    if isinstance(node, ast.Name):
+        return isinstance(constants.get(node.id), (int, float))
+    if isinstance(node, ast.UnaryOp):
+        return _number(node.operand, constants)
+    if isinstance(node, ast.BinOp):
+        return _number(node.left, constants) and _number(node.right, constants)
+    return False
+
+
+def fold(text: str, constants: dict[str, object]) -> tuple[bool, object]:
+    """(True, value) of the expression evaluated now with `constants` for its names; (False, None) when
+    it raises (it then runs in a step, and raises there, at run time, as in Python)."""
+    allowed = {name: getattr(builtins, name) for name in BUILTINS}
+    try:
+        code = compile(f"(\n{text}\n)", "<pipeline expression>", "eval")
+        # one namespace: a comprehension's own scope reads the constants as globals
+        return True, eval(code, {**constants, "__builtins__": allowed})  # noqa: S307 - pure, checked above
+    except Exception:  # noqa: BLE001 - any error Python would raise belongs to the run, not to compiling
+        return False, None

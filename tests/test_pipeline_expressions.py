@@ -1,0 +1,134 @@
+"""Plain Python expressions in a `@pipeline` body compile, and mean what Python means.
+
+tests/fixtures/local/expressions.py holds pipelines written as a user would: f-strings, arithmetic,
+lists and dicts built from parameters and results, step calls inside arguments and conditions, a
+comprehension passed to a step, `enumerate` / `zip` / `range(n)` / `sorted` loops, literal lists of
+dicts. Run as plain Python the file is the oracle; compiled and run by the local runner (a model of
+the KFP backend's driver, kale_like/backends/local/driver.py) every step must note the same values
+and types.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from runs import python_and_local_notes
+
+from kale_like.frontends import pipeline_expressions as expressions
+from kale_like.frontends.functions import python_to_graph
+from kale_like.graph.model import ANY, Loop, Step, walk
+
+pytestmark = pytest.mark.usefixtures("temp_files_in_tmp_path")
+
+SOURCE = Path(__file__).resolve().parent / "fixtures" / "local" / "expressions.py"
+
+CASES = [
+    ("values", {}),
+    ("values", {"version": 0, "base_lr": 2.5, "raw": "x"}),
+    ("tests", {}),  # step calls, subscripts, `in` a list parameter, and/or, bool ordering, a quote
+    ("tests", {"raw": "stale", "threshold": 0.1, "allowed": ["stale"], "n": 1}),
+    ("loops", {}),
+    ("loops", {"ks": [], "n": 0, "names": []}),  # every computed loop empty
+    ("returns", {}),  # a nested pipeline returning an f-string, called inside another call
+]
+
+
+@pytest.mark.parametrize(("pipeline", "params"), CASES, ids=[f"{p}-{i}" for i, (p, _) in enumerate(CASES)])
+def test_local_run_notes_what_python_notes(pipeline, params, tmp_path):
+    python, local = python_and_local_notes(SOURCE, pipeline, params, tmp_path)
+    assert local == python
+
+
+def steps_of(pipeline: str) -> dict[str, Step]:
+    graph = python_to_graph(SOURCE, pipeline)
+    bodies = [graph.body] + [sub.body for sub in graph.subpipelines]
+    return {node.name: node for body in bodies for node in walk(body) if isinstance(node, Step)}
+
+
+def test_expressions_become_generated_steps_named_after_what_they_feed():
+    steps = steps_of("values")
+    generated = {name: step for name, step in steps.items() if step.generated}
+    assert {"path", "train_lr", "train_epochs", "sizes"} <= set(generated)
+    assert not any(steps[name].generated for name in ("prepare", "train", "show"))
+    path = generated["path"]
+    assert path.code[0].code == 'path = f"s3://{bucket}/v{version}/train.csv"\n'
+    assert [(i.name, i.ref.kind) for i in path.inputs] == [("bucket", "parameter"), ("version", "parameter")]
+    assert path.outputs[0].type == "str" and generated["sizes"].outputs[0].type == "list:int"
+    assert generated["train_lr"].code[0].code == "SCALE = 10\nlr = base_lr * SCALE\n"  # a constant is written in
+    assert generated["train_lr"].outputs[0].type == "float" and path.location.line == 54
+
+
+def test_an_expression_of_constants_is_folded_when_compiling():
+    """`f"s3://{BUCKET}/latest"` reads only a module constant: no step computes it."""
+    steps = steps_of("values")
+    shows = [s for s in steps.values() if s.function == "show"]
+    constant = [i.ref.value for s in shows for i in s.inputs if i.ref.kind == "constant"]
+    assert "s3://models/latest" in constant
+    assert not any("BUCKET" in s.code[0].code for s in steps.values() if s.generated)
+
+
+def test_a_step_call_inside_an_argument_is_a_task_of_its_own():
+    steps = steps_of("values")
+    train = steps["train"]
+    data = next(i for i in train.inputs if i.name == "data")
+    assert data.ref.kind == "task" and data.ref.source == "prepare" and data.ref.output == "data"
+    assert not steps["prepare"].generated
+
+
+def test_computed_loop_sources_list_their_items_in_a_generated_step():
+    graph = python_to_graph(SOURCE, "loops")
+    loops = [node for node in walk(graph.body) if isinstance(node, Loop)]
+    assert len(loops) == 9
+    by_items = {loop.items.source: loop for loop in loops if loop.items.kind == "task"}
+    assert by_items["j_items"].item_type == "int"  # range(n): typed items, kept as they are by the driver
+    assert by_items["i_k_items"].item_type == "dict"  # enumerate: fields i and k, JSON texts the steps decode
+    assert by_items["config_items"].item_type == "json" and by_items["item_items"].item_type == "json"
+    assert next(loop for loop in loops if loop.items.kind == "parameter").items.source == "ks"  # the comprehension
+
+
+@pytest.mark.parametrize(("text", "names"), [
+    ('f"s3://{bucket}/v{version}"', ["bucket", "version"]),
+    ("[x * k for x in xs if x > low]", ["k", "xs", "low"]),
+    ('sorted(rows, key=lambda r: r["score"])[0].upper()', ["sorted", "rows"]),
+    ("model.auc + other['auc']", ["model", "other"]),
+])
+def test_free_names_are_what_the_expression_reads_from_outside(text, names):
+    assert expressions.free_names(text) == names
+
+
+@pytest.mark.parametrize(("text", "what"), [
+    ("open(path).read()", "'open(...)'"),
+    ("print(x) or x", "'print(...)'"),
+    ("items.append(3)", "'items.append(...)'"),
+    ("(y := 3)", "'(y := 3)' changes a name"),
+])
+def test_impure_parts_are_found(text, what):
+    problem = expressions.impurity(expressions.parse(text))
+    assert problem is not None and problem.what.startswith(what)
+
+
+@pytest.mark.parametrize("text", ['x.strip().split(",")', "len(xs) + max(xs)", "sorted(d.items())",
+                                  "[v for v in xs if v]", "(lambda v: v * 2)(n)"])
+def test_pure_expressions_pass(text):
+    assert expressions.impurity(expressions.parse(text)) is None
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("a + b", "int"), ("a / b", "float"), ("a + f", "float"), ('f"{a}"', "str"), ("s + s", "str"),
+    ("a > b", "bool"), ("[a, b, 3]", "list:int"), ("[a, s]", ANY), ('{"k": a}', "dict"), ("{a: s}", ANY),
+    ("len(xs)", "int"), ("sorted(xs)", "list:int"), ("list(range(a))", "list:int"), ("max(xs)", "int"),
+    ("s.split()", "list:str"), ("u + 1", ANY), ("(a, b)", ANY),
+])
+def test_result_types_follow_from_the_names_types(text, kind):
+    types = {"a": "int", "b": "int", "f": "float", "s": "str", "xs": "list:int", "u": ANY}
+    assert expressions.infer_type(expressions.parse(text), types) == kind
+
+
+def test_folding_evaluates_only_what_is_quick_and_leaves_errors_to_the_run():
+    constants = {"n": 3, "s": "ab"}
+    assert expressions.foldable(expressions.parse("n * 2 + 1"), constants)
+    assert not expressions.foldable(expressions.parse("s * n"), constants)  # repeats a sequence
+    assert not expressions.foldable(expressions.parse("n ** 100000"), constants)
+    assert expressions.fold("[x * n for x in [1, 2]]", constants) == (True, [3, 6])
+    assert expressions.fold("n / 0", constants) == (False, None)
