@@ -528,8 +528,9 @@ def test_kfp_status_without_a_host_says_so(api):
     assert "Run locally work" in data["message"]
 
 
-def test_kfp_status_of_an_unreachable_host(api):
+def test_kfp_status_of_an_unreachable_host(api, monkeypatch):
     host = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.setenv("KF_PIPELINES_ENDPOINT", host)  # the status check connects only to a configured host
     started = time.perf_counter()
     code, data = api.get("kfp/status", params={"host": host})
     assert code == 200
@@ -538,7 +539,8 @@ def test_kfp_status_of_an_unreachable_host(api):
     assert time.perf_counter() - started < 8
 
 
-def test_kfp_status_of_a_host_that_is_not_a_url(api):
+def test_kfp_status_of_a_host_that_is_not_a_url(api, monkeypatch):
+    monkeypatch.setenv("KF_PIPELINES_ENDPOINT", "kfp.local")
     code, data = api.get("kfp/status", params={"host": "kfp.local"})
     assert data["reachable"] is False and "http" in data["message"]
 
@@ -617,7 +619,8 @@ def fake_kfp():
         yield server
 
 
-def test_kfp_status_of_a_kfp_api(api, fake_kfp):
+def test_kfp_status_of_a_kfp_api(api, fake_kfp, monkeypatch):
+    monkeypatch.setenv("KF_PIPELINES_ENDPOINT", fake_kfp.url)
     code, data = api.get("kfp/status", params={"host": fake_kfp.url})
     assert code == 200
     assert data["reachable"] is True and data["message"] == f"connected to {fake_kfp.url}"

@@ -16,7 +16,7 @@ pytest.importorskip("pytest_jupyter")
 
 from pytest_jupyter.jupyter_core import *  # noqa: E402,F403 - fixtures, for this module only
 from pytest_jupyter.jupyter_server import *  # noqa: E402,F403
-from test_server_api import api, jp_server_config, root  # noqa: E402,F401 - fixtures
+from test_server_api import api, fake_kfp, jp_server_config, root  # noqa: E402,F401 - fixtures
 
 ROUTES_WITH_PATHS = ("analyze", "compile", "runs", "upload", "schedule")
 BAD_PATHS = {
@@ -91,3 +91,32 @@ def test_a_malformed_kfp_host_is_a_400_naming_it(api, host):
     if "\0" not in host:  # tornado drops control characters from query arguments
         code, data = api.get("kfp/status", params={"host": host})
         assert code == 400 and "KFP host" in data["message"], (code, data)
+
+
+# ------------------------------------------------------------ the status check's host
+
+def lab_settings(folder, host: str) -> None:
+    """The panel's saved settings, as JupyterLab writes them (JSON5, with a comment)."""
+    path = folder / "kale-like" / "plugin.jupyterlab-settings"
+    path.parent.mkdir(parents=True)
+    path.write_text('{\n    // kale_like pipelines\n    "kfpHost": "%s/",\n}\n' % host, encoding="utf-8")
+
+
+def test_the_status_check_connects_only_to_the_configured_host(api, fake_kfp, monkeypatch, tmp_path):
+    monkeypatch.delenv("KF_PIPELINES_ENDPOINT", raising=False)
+    monkeypatch.setenv("JUPYTERLAB_SETTINGS_DIR", str(tmp_path / "settings"))
+    code, data = api.get("kfp/status", params={"host": fake_kfp.url})
+    assert code == 403 and "not the Kubeflow Pipelines host in your settings" in data["message"], data
+    assert fake_kfp.requests == []  # nothing was sent there, the server's KFP_TOKEN least of all
+
+    lab_settings(tmp_path / "settings", fake_kfp.url)  # saved in Settings → kale_like pipelines
+    code, data = api.get("kfp/status", params={"host": fake_kfp.url})
+    assert code == 200 and data["reachable"] is True, data
+    assert api.get("kfp/status", params={"host": "http://127.0.0.1:1"})[0] == 403
+
+
+def test_the_servers_kf_pipelines_endpoint_counts_as_configured(api, fake_kfp, monkeypatch, tmp_path):
+    monkeypatch.setenv("JUPYTERLAB_SETTINGS_DIR", str(tmp_path / "none"))
+    monkeypatch.setenv("KF_PIPELINES_ENDPOINT", fake_kfp.url)
+    code, data = api.get("kfp/status", params={"host": fake_kfp.url + "/"})
+    assert code == 200 and data["reachable"] is True, data

@@ -36,7 +36,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
 from kale_like.surfaces.server import NAMESPACE
-from kale_like.surfaces.server.kfp_hosts import checked_host
+from kale_like.surfaces.server.kfp_hosts import checked_host, configured_hosts, lab_settings_dir
 from kale_like.surfaces.server.paths import PathRefused, hidden_part, source_file
 from kale_like.surfaces.server.runs import RunManager
 
@@ -284,6 +284,10 @@ class KfpStatusHandler(BaseHandler):
 
         async def action():
             host = checked_host(self.get_query_argument("host", ""))
+            if host and host not in configured_hosts(self.settings.get("kale_like_lab_settings")):
+                raise PathRefused(403, f"'{host}' is not the Kubeflow Pipelines host in your settings: the status "
+                                       "check connects only to that host (or the server's KF_PIPELINES_ENDPOINT); "
+                                       "save it in Settings → kale_like pipelines first")
             namespace = self.get_query_argument("namespace", "")
             self.reply({"ok": True, **await self.blocking(kfp_status, host, namespace)})
 
@@ -390,6 +394,7 @@ def setup_handlers(server_app) -> None:
     web_app = server_app.web_app
     manager = RunManager(server_app.log)
     web_app.settings["kale_like_runs"] = manager
+    web_app.settings["kale_like_lab_settings"] = lab_settings_dir(server_app)
     atexit.register(manager.stop_all)
     base = web_app.settings["base_url"]
     web_app.add_handlers(".*$", [(url_path_join(base, NAMESPACE, route) + "$", handler) for route, handler in ROUTES])
