@@ -9,6 +9,7 @@ apply here and nowhere else); tests are plain functions that drive requests on t
 from __future__ import annotations
 
 import contextlib
+import re
 import io
 import json
 import os
@@ -815,6 +816,21 @@ def test_run_progress_follows_task_events():
     progress.observe(TaskEvent("root/use", "use", "failed", 0.2, "ValueError: boom"))
     assert "ValueError: boom" in progress.table.value
     assert progress.table.value.count("kale-like-task") == 2
+
+
+def test_run_progress_shows_a_row_per_step_under_its_name_and_a_loops_iterations():
+    pytest.importorskip("ipywidgets")
+    from kale_like.backends.local.scheduler import TaskEvent
+    from kale_like.surfaces.widgets import RunProgress
+
+    progress = RunProgress("test")
+    progress.expect(["load_data", "train", "report"])
+    for path, label in (("root/load-data", "load_data"), ("root/for-loop-1[0]/train", "train[0]"),
+                        ("root/for-loop-1[1]/train", "train[1]"), ("root/condition-2", "condition-2")):
+        progress.observe(TaskEvent(path, label, "done", 0.1))
+    rows = re.findall(r"data-step='([a-z_]+)' data-status='([a-z ]+)'", progress.table.value)
+    assert rows == [("load_data", "done"), ("train", "done"), ("report", "pending")]
+    assert "done (2/2)" in progress.table.value and "condition" not in progress.table.value
 
     class Result:
         succeeded, error = False, "use failed"

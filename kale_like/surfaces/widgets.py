@@ -22,6 +22,7 @@ from typing import Any
 
 from kale_like.errors import KaleLikeError
 from kale_like.surfaces.graph_layout import BADGE_H, NODE_H, layout
+from kale_like.surfaces.run_rows import step_rows, task_step
 
 STATUS_ICON = {"pending": "○", "running": "◔", "retrying": "↻", "done": "✔", "cached": "✔", "skipped": "⤼",
                "failed": "✖"}
@@ -128,11 +129,13 @@ def show(source: Any, pipeline: str | None = None):
 
 
 class RunProgress:
-    """A live view of a local run: a progress bar and a row per task. `observe` is the run observer."""
+    """A live view of a local run: a progress bar and a row per step (as the panel shows a run:
+    `run_rows.py`). `observe` is the run observer."""
 
     def __init__(self, title: str = "local run"):
         widgets = _widgets()
         self.title = title
+        self.steps: list[str] = []
         self.tasks: dict[str, dict] = {}
         self.started = time.perf_counter()
         self.state = "running"
@@ -150,22 +153,19 @@ class RunProgress:
         display(self.widget)
 
     def expect(self, steps: list[str]) -> None:
-        """Show these steps as pending before they start."""
+        """The steps of the graph, in its order: a row each, pending until their tasks start."""
         with self._lock:
-            for step in steps:
-                label = step.replace("_", "-")
-                self.tasks.setdefault(label, {"label": label, "status": "pending", "seconds": 0.0, "error": ""})
+            self.steps = list(steps)
         self._render()
 
     def observe(self, event) -> None:
         """Run observer: called (from worker threads) as tasks change state."""
         with self._lock:
-            task = self.tasks.setdefault(event.path, {"label": event.label, "status": "pending", "seconds": 0.0,
-                                                      "error": ""})
-            if event.label != event.path:
-                self.tasks.pop(event.label, None)  # the pending row shown by `expect`
+            task = self.tasks.setdefault(event.path, {"path": event.path, "label": event.label, "status": "pending",
+                                                      "seconds": 0.0, "error": "", "log_tail": "", "log_path": ""})
             task.update(status=event.status, seconds=event.seconds or task["seconds"],
-                        error=event.error or task["error"])
+                        error=event.error or task["error"], log_tail=event.log_tail or task["log_tail"],
+                        log_path=event.log_path or task["log_path"])
         self._render()
 
     def finish(self, result) -> None:
@@ -176,21 +176,30 @@ class RunProgress:
     def _render(self) -> None:
         with self._lock:
             tasks = list(self.tasks.values())
-        finished = sum(t["status"] in ("done", "cached", "skipped") for t in tasks)
-        failed = sum(t["status"] == "failed" for t in tasks)
-        self.bar.max = max(1, len(tasks))
+            steps = self.steps or list(dict.fromkeys(task_step(t["path"]) for t in tasks))
+        rows = step_rows(steps, tasks, ended=self.state != "running")
+        finished = sum(r["status"] in ("done", "cached", "skipped") for r in rows)
+        failed = sum(r["status"] in ("failed", "not run") for r in rows)
+        self.bar.max = max(1, len(rows))
         self.bar.value = finished + failed
         self.bar.bar_style = {"succeeded": "success", "failed": "danger"}.get(self.state, "info")
         seconds = time.perf_counter() - self.started
         self.label.value = (f"<b>{html.escape(self.title)}</b>: <span class='kale-like-state'>{self.state}</span> "
-                            f"({finished}/{len(tasks)} done, {seconds:.0f} s)")
-        rows = "".join(
-            f"<tr class='kale-like-task' data-status='{t['status']}'>"
-            f"<td style='color:{STATUS_COLOR.get(t['status'], '#000')}'>{STATUS_ICON.get(t['status'], '?')}</td>"
-            f"<td>{html.escape(t['label'])}</td><td>{t['status']}</td><td>{t['seconds']:.1f} s</td>"
-            f"<td style='color:#c62828'>{html.escape(t['error'][:200])}</td></tr>"
-            for t in tasks)
-        self.table.value = f"<table>{rows}</table>"
+                            f"({finished}/{len(rows)} done, {seconds:.0f} s)")
+        cells = "".join(
+            f"<tr class='kale-like-task' data-step='{html.escape(r['step'])}' data-status='{r['status']}'>"
+            f"<td style='color:{STATUS_COLOR.get(r['status'], '#000')}'>{STATUS_ICON.get(r['status'], '?')}</td>"
+            f"<td>{html.escape(r['step'])}</td>"
+            f"<td>{_status_text(r)}</td>"
+            f"<td>{r['seconds']:.1f} s</td>"
+            f"<td><pre style='color:#c62828;margin:0;white-space:pre-wrap'>{html.escape(r.get('error', '')[:2000])}</pre></td></tr>"
+            for r in rows)
+        self.table.value = f"<table>{cells}</table>"
+
+
+def _status_text(row: dict) -> str:
+    """`done`, or for a loop `done (2/3)`: how many of its iterations finished."""
+    return f"{row['status']} ({row['done']}/{row['total']})" if row["loop"] else row["status"]
 
 
 def run(source: Any, params: dict | None = None, **options):
@@ -202,7 +211,8 @@ def run(source: Any, params: dict | None = None, **options):
 
     progress = RunProgress(f"local run of {getattr(source, '__name__', source)}")
     try:
-        progress.expect([s.name for s in load_graph(source, options.get("pipeline")).steps])
+        graph = load_graph(source, options.get("pipeline"))
+        progress.expect([s.name for s in graph.steps] + ([graph.exit_step.name] if graph.exit_step else []))
     except (KaleLikeError, TypeError, ValueError):
         pass  # the run itself reports the problem
     display(progress.widget)

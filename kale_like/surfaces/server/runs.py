@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import signal
 import sys
 import tempfile
@@ -18,10 +17,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from kale_like.surfaces.tracebacks import readable_log, step_failure
+from kale_like.surfaces.run_rows import log_tail, step_rows
+from kale_like.surfaces.tracebacks import readable_log
 
 FINAL_STATES = ("succeeded", "failed", "stopped")
-LOG_LIMIT = 64 * 1024
 FILE_LIMIT = 500  # files listed of a run folder
 
 
@@ -54,36 +53,8 @@ class LocalRun:
         }
 
     def rows(self) -> list[dict]:
-        """One row per step of the user's graph, in graph order and under the step's own name.
-
-        KFP names tasks after their steps (`load-data`), numbers loop iterations (`train[2]`) and adds
-        tasks of its own (`condition-2`, and the generated steps of `lowering/`): a row gathers a step's
-        tasks (a loop's iterations: `done` of `total`), and tasks of no user step stay out of the rows
-        (their failure is in the run's message). A step without a task once the run has ended did not run."""
-        gathered: dict[str, list[dict]] = {name: [] for name in self.steps}
-        for task in self.tasks.values():
-            name = re.sub(r"\[\d+\]$", "", task["path"].rsplit("/", 1)[-1]).replace("-", "_")
-            if name in gathered:
-                gathered[name].append(task)
-        return [self._row(name, tasks) for name, tasks in gathered.items()]
-
-    def _row(self, step: str, tasks: list[dict]) -> dict:
-        statuses = {task["status"] for task in tasks}
-        ended = self.state in FINAL_STATES
-        status = next((s for s in ("failed", "running", "retrying", "stopped", "pending", "not run") if s in statuses),
-                      None)
-        if status is None:
-            status = ("skipped" if statuses == {"skipped"} else "cached" if statuses == {"cached"}
-                      else "done" if tasks else "not run" if ended else "pending")
-        failed = next((task for task in tasks if task["status"] == "failed"), None)
-        row = {"step": step, "status": status, "cells": self.cells.get(step, []),
-               "done": sum(task["status"] in ("done", "cached", "skipped") for task in tasks), "total": len(tasks),
-               "loop": any(task["label"].endswith("]") for task in tasks),
-               "seconds": max((task.get("seconds") or 0.0 for task in tasks), default=0.0),
-               "log_task": (failed or (tasks[0] if tasks else {})).get("label", "")}
-        if failed is not None:
-            row.update(_failure(failed))
-        return row
+        """One row per step of the user's graph, in graph order and under the step's own name (`run_rows.py`)."""
+        return step_rows(self.steps, self.tasks.values(), self.state in FINAL_STATES, self.cells)
 
     def folder(self) -> Path | None:
         """The run's folder in the store (its outputs and logs), once the run has one."""
@@ -128,32 +99,10 @@ class LocalRun:
     def log(self, label: str) -> str:
         for task in self.tasks.values():
             if task["label"] == label and task.get("log_path"):
-                return readable_log(_tail(Path(task["log_path"])))  # the raw file is in the run folder
+                return readable_log(log_tail(Path(task["log_path"])))  # the raw file is in the run folder
         if label == "" and self.stderr_path is not None:
-            return _tail(self.stderr_path)
+            return log_tail(self.stderr_path)
         raise KeyError(label)
-
-
-def _failure(task: dict) -> dict:
-    """What the panel shows of a failed task: its error line first and the user's frames only, with
-    the cell (from 0) and line they point at; the raw log stays one click away."""
-    log = _tail(Path(task["log_path"])) if task.get("log_path") else task.get("log_tail", "")
-    failure = step_failure(log) or step_failure(task.get("log_tail", ""))
-    if failure is None:
-        return {"error": task.get("error", "") or "the step failed", "error_cell": None, "error_line": None}
-    return {"error": failure.text(), "error_cell": failure.cell_index, "error_line": failure.line}
-
-
-def _tail(path: Path) -> str:
-    try:
-        with open(path, "rb") as stream:
-            stream.seek(0, os.SEEK_END)
-            size = stream.tell()
-            stream.seek(max(0, size - LOG_LIMIT))
-            text = stream.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-    return text if size <= LOG_LIMIT else "…\n" + text
 
 
 class RunManager:
@@ -207,7 +156,7 @@ class RunManager:
             run.message = run.message or "stopped"
         elif run.state == "running":  # no finished event: the worker died
             run.state = "failed"
-            run.message = run.message or f"the run process exited with code {code}: " + _tail(run.stderr_path)[-2000:]
+            run.message = run.message or f"the run process exited with code {code}: " + log_tail(run.stderr_path)[-2000:]
         for task in run.tasks.values():
             if task["status"] in ("running", "pending", "retrying"):
                 task["status"] = "stopped" if run.state == "stopped" else "failed"
