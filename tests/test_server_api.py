@@ -478,6 +478,17 @@ def test_a_run_shows_one_row_per_step_in_graph_order_and_the_users_frames_of_a_f
     assert api.get(f"runs/{started['id']}/files/logs/nothing.log")[0] == 404
 
 
+def test_each_run_reports_the_metrics_its_steps_logged(api, root):
+    (root / "scored.ipynb").write_text(notebook([
+        ("n = 3", ["pipeline-parameters"]),
+        ("score = n / 4\ncount = n * 2", ["step:make"]),
+        ("print(score)\nprint(count)", ["pipeline-metrics"]),
+    ]), encoding="utf-8")
+    runs = [api.post("runs", {"path": "scored.ipynb", "params": params})[1] for params in ({}, {"n": "2"})]
+    finished = [wait_for_run(api, run["id"]) for run in runs]
+    assert [run["metrics"] for run in finished] == [{"score": 0.75, "count": 6}, {"score": 0.5, "count": 4}]
+
+
 def test_a_run_with_a_bad_parameter_fails_with_the_message(api):
     code, started = api.post("runs", {"path": "tiny.ipynb", "params": {"nope": "1"}})
     assert code == 202

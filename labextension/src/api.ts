@@ -150,6 +150,8 @@ export interface RunStatus {
   tasks: TaskStatus[];
   rows?: RunRow[];
   params?: Record<string, string>;
+  /** What the steps logged as KFP metrics (a pipeline-metrics cell), once the run has finished. */
+  metrics?: Record<string, number>;
   /** The run's folder (outputs and logs), relative to the Jupyter root; '' until it has one. */
   folder?: string;
   started?: number;

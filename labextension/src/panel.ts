@@ -634,12 +634,19 @@ export class PipelinePanel extends Widget {
       const entries = Object.entries(run.params ?? {});
       return entries.length ? entries.map(([k, v]) => `${k}=${v}`).join(', ') : 'defaults';
     };
+    // the metrics the runs logged, one column each: the runs compared side by side
+    const metrics = [...new Set(this.runs.flatMap(run => Object.keys(run.metrics ?? {})))];
+    const metric = (run: RunStatus, name: string) => {
+      const value = run.metrics?.[name];
+      return value === undefined ? '' : Number.isInteger(value) ? String(value) : value.toPrecision(4).replace(/\.?0+$/, '');
+    };
     this.runList.append(
       h('h4', {}, 'Runs of this notebook'),
       h(
         'table',
         { class: 'kl-Runs' },
-        h('tr', {}, h('th', {}, ''), h('th', {}, 'started'), h('th', {}, 'state'), h('th', {}, 'time'), h('th', {}, 'parameters')),
+        h('tr', {}, h('th', {}, ''), h('th', {}, 'started'), h('th', {}, 'state'), h('th', {}, 'time'), h('th', {}, 'parameters'),
+          ...metrics.map(name => h('th', { class: 'kl-Metric', title: name }, name))),
         this.runs.map(run =>
           h(
             'tr',
@@ -654,7 +661,8 @@ export class PipelinePanel extends Widget {
             h('td', {}, when(run)),
             h('td', {}, run.state),
             h('td', { class: 'kl-Seconds' }, `${run.seconds.toFixed(1)} s`),
-            h('td', { class: 'kl-RunParams' }, params(run))
+            h('td', { class: 'kl-RunParams' }, params(run)),
+            ...metrics.map(name => h('td', { class: 'kl-Metric', 'data-metric': name }, metric(run, name)))
           )
         )
       )

@@ -8,6 +8,7 @@ errors on their cell, calm KFP status without a host, and the start-up cost of t
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import sys
 import time
@@ -153,6 +154,8 @@ def test_tag_a_step_see_the_graph_compile_and_run_locally(page, lab):
                         ["compare", "done"]]  # graph order, the user's step names
     panel.locator('.kl-Task[data-task="inspect"]').click()
     expect(panel.locator(".kl-Log")).to_contain_text("class balance (train)")
+    # the run list has a column per metric the steps logged (the runs side by side)
+    expect(panel.locator('.kl-RunItem .kl-Metric[data-metric="best_accuracy"]')).to_have_text(re.compile(r"^0\.\d+$"))
     expect(panel.locator(".kl-Stop")).to_be_disabled()
 
     screenshot_panel(page)

@@ -32,6 +32,23 @@ def task_event(event) -> dict:
             "log_path": event.log_path or ""}
 
 
+def run_metrics(result) -> dict[str, float]:
+    """The values the steps logged as KFP metrics (a `pipeline-metrics` cell), for the panel's table
+    across runs: a step's `metrics` output is a KFP Metrics artifact whose values are its metadata in
+    the executor output the task wrote beside it."""
+    found: dict[str, float] = {}
+    for task in result.tasks:
+        for uri in task.outputs.get("artifacts", {}).get("metrics", []):
+            try:
+                written = json.loads((Path(uri).parent / "executor_output.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            for artifact in written.get("artifacts", {}).get("metrics", {}).get("artifacts", []):
+                found.update({name: value for name, value in (artifact.get("metadata") or {}).items()
+                              if isinstance(value, (int, float)) and not isinstance(value, bool)})
+    return found
+
+
 def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     from kale_like.errors import InternalError, KaleLikeError
@@ -77,7 +94,7 @@ def _run(spec: dict) -> int:
     result = run_pipeline(ir, arguments, config, lambda event: emit(task_event(event)))
     emit({"event": "finished", "status": result.status, "run_id": result.run_id, "error": result.error or "",
           "seconds": round(time.perf_counter() - started, 3), "warnings": list(result.warnings),
-          "store": str(result.store)})
+          "store": str(result.store), "metrics": run_metrics(result)})
     return 0 if result.succeeded else 1
 
 

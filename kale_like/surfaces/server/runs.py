@@ -38,6 +38,7 @@ class LocalRun:
     tasks: dict[str, dict] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     cells: dict[str, list[int]] = field(default_factory=dict)  # step -> its notebook cells
+    metrics: dict[str, float] = field(default_factory=dict)  # what its steps logged as KFP metrics
     started: float = field(default_factory=time.time)
     finished: float | None = None
     kale_run_id: str = ""
@@ -49,7 +50,7 @@ class LocalRun:
             "pipeline": self.pipeline, "steps": self.steps, "warnings": self.warnings,
             "tasks": list(self.tasks.values()), "started": self.started, "finished": self.finished,
             "seconds": round((self.finished or time.time()) - self.started, 1), "kale_run_id": self.kale_run_id,
-            "params": self.params, "rows": self.rows(), "folder": self.folder_name(),
+            "params": self.params, "rows": self.rows(), "folder": self.folder_name(), "metrics": self.metrics,
         }
 
     def rows(self) -> list[dict]:
@@ -178,6 +179,7 @@ class RunManager:
                 run.state = "succeeded" if event.get("status") == "SUCCEEDED" else "failed"
                 run.message = event.get("error", "")
             run.kale_run_id = event.get("run_id", "")
+            run.metrics = event.get("metrics") or {}
             run.warnings += event.get("warnings", [])
         elif kind == "error":
             if run.state != "stopped":
