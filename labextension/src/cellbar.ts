@@ -93,6 +93,10 @@ export class CellBar extends Widget {
     const errors = problems.map(problem =>
       h('div', { class: 'kl-CellError', role: 'alert' }, problem.rendered)
     );
+    const failedHere = this.pipeline.runFailures.get(index);
+    if (failedHere) {
+      errors.push(h('div', { class: 'kl-CellRunError', role: 'status' }, `failed in the last run: ${failedHere}`));
+    }
     this.chips.replaceChildren(...chips.filter(Boolean) as HTMLElement[], ...errors);
     this.toggleClass('kl-mod-error', problems.length > 0);
     if (!this.editor.hidden && !this.editor.contains(document.activeElement)) {
@@ -305,6 +309,7 @@ export class CellBars {
   constructor(private readonly pipeline: NotebookPipeline, private readonly defaultImage: () => string) {
     pipeline.changed.connect(this.schedule, this);
     pipeline.analysisChanged.connect(this.schedule, this);
+    pipeline.runChanged.connect(this.schedule, this);
     pipeline.panel.content.model?.cells.changed.connect(this.schedule, this);
     this.schedule();
   }

@@ -80,6 +80,25 @@ export class NotebookPipeline {
     return this._disposed;
   }
 
+  /** Cell index -> why the shown run's step failed there (its error line), marked on the cell. */
+  get runFailures(): ReadonlyMap<number, string> {
+    return this._runFailures;
+  }
+
+  setRunFailures(failures: Map<number, string>): void {
+    const same = failures.size === this._runFailures.size &&
+      [...failures].every(([cell, text]) => this._runFailures.get(cell) === text);
+    if (!same) {
+      this._runFailures = failures;
+      this._runChanged.emit();
+    }
+  }
+
+  /** The marks of the shown run changed (the cell bars redraw). */
+  get runChanged(): ISignal<this, void> {
+    return this._runChanged;
+  }
+
   /** On when the notebook says so, or when it already carries pipeline tags or metadata. */
   get enabled(): boolean {
     const own = this.panel.model?.getMetadata('kale_like') as { enabled?: boolean } | undefined;
@@ -276,6 +295,8 @@ export class NotebookPipeline {
   private _disposed = false;
   private _changed = new Signal<this, void>(this);
   private _analysisChanged = new Signal<this, Analysis>(this);
+  private _runFailures = new Map<number, string>();
+  private _runChanged = new Signal<this, void>(this);
 }
 
 /** The notebook without outputs and attachments: the analyzer reads only sources, tags and metadata. */

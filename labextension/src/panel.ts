@@ -763,6 +763,9 @@ export class PipelinePanel extends Widget {
       );
     });
     const showMessage = run.message && run.state !== 'succeeded' && !(run.state === 'failed' && failures.length);
+    // a marker on each cell where a step of this run failed (its error line), until another run is shown
+    this._pipeline?.setRunFailures(new Map(rows.filter(r => r.status === 'failed' && r.error && (r.error_cell ?? r.cells[0]) !== undefined)
+      .map(r => [(r.error_cell ?? r.cells[0]) as number, `${r.step}: ${(r.error ?? '').split('\n')[0]}` + (r.error_line ? ` (line ${r.error_line})` : '')])));
     if (this._pipeline) {
       this.drawGraph(this._pipeline.analysis); // live: the nodes take the steps' statuses
     }

@@ -394,6 +394,8 @@ def test_a_run_reads_as_the_notebook_and_stays_after_a_reload(page, lab):
     expect(failure.locator("pre")).not_to_contain_text("component_runner")
     failure.locator(".kl-FailureCell").click()
     assert page.evaluate("window.jupyterapp.shell.currentWidget.content.activeCellIndex") == 5
+    expect(code_cell(page, 5).locator(".kl-CellRunError")).to_have_text(
+        "failed in the last run: audit: ValueError: too good: 3.0 (line 2)")
     # the graph shows the run: each node takes its step's status; a click on a node opens its cell
     statuses = panel.locator(".kl-GraphNode").evaluate_all("(nodes) => nodes.map(n => [n.dataset.step, n.dataset.status])")
     assert dict(statuses) == {"load_data": "done", "train": "done", "pick": "done", "deploy": "done", "audit": "failed"}
