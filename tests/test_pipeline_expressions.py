@@ -31,6 +31,12 @@ CASES = [
     ("loops", {}),
     ("loops", {"ks": [], "n": 0, "names": []}),  # every computed loop empty
     ("returns", {}),  # a nested pipeline returning an f-string, called inside another call
+    # a name every branch assigns (a constant, a parameter, a result made before the if, an expression), after
+    # tests with and/or and a step call: a OneOf of generated hand-over steps, the tests made by generated steps
+    ("branches", {}),
+    ("branches", {"n": 1}),
+    ("branches", {"n": -5, "mode": "slow"}),
+    ("branches", {"n": 0, "mode": "slow"}),
 ]
 
 
@@ -132,3 +138,13 @@ def test_folding_evaluates_only_what_is_quick_and_leaves_errors_to_the_run():
     assert not expressions.foldable(expressions.parse("n ** 100000"), constants)
     assert expressions.fold("[x * n for x in [1, 2]]", constants) == (True, [3, 6])
     assert expressions.fold("n / 0", constants) == (False, None)
+
+
+def test_a_value_every_branch_assigns_is_handed_on_by_the_branch_that_ran():
+    steps = steps_of("branches")
+    handed = sorted(name for name, step in steps.items() if step.generated and name.startswith(("level_value",
+                                                                                                "size_value")))
+    assert handed == ["level_value", "level_value_2", "level_value_3", "size_value"]
+    assert steps["level_value"].code[0].code == "level = 'high'\n"
+    assert [i.ref.source for i in steps["level_value_2"].inputs] == ["mode"]
+    assert [i.ref.source for i in steps["level_value_3"].inputs] == ["prepare"]  # made before the if

@@ -479,7 +479,7 @@ class _BodyCompiler:
         """The expression's text (step calls in it replaced by names bound to their results), its syntax
         tree, and the value of each name it reads."""
         made: dict[str, Value] = {}
-        rewritten = node.visit(_Hoist(self, scope, made))
+        rewritten = node.visit(_Hoist(self, scope, made, node))
         assert isinstance(rewritten, cst.BaseExpression)
         text = _text(rewritten).strip()
         tree = expressions.parse(text)
@@ -915,13 +915,46 @@ class _BodyCompiler:
             self.env.names = dict(before)
             branches.append(Branch(test, tuple(nodes)))
         self.env.names = saved
+        shared = _assigned_in_every_branch(branches, bound_per_branch)
+        if shared and not _simple_tests(branches):
+            # KFP's OneOf needs plain comparisons: each test is made by a generated step, the branch tests its bool
+            self._take_pending()
+            branches = [replace(b, test=self._expression_test(test_node, scope)) if test_node is not None else b
+                        for b, (test_node, _) in zip(branches, arms)]
+            helpers = self._take_pending()
+        branches = self._hand_over(node, branches, bound_per_branch, shared, condition_id, scope)
         self._merge_branches(node, branches, bound_per_branch, scope)
         return helpers + [Condition(condition_id, tuple(branches), self.module.where(node))]
+
+    def _hand_over(self, node: cst.CSTNode, branches: list[Branch], bound_per_branch: list[dict[str, Value]],
+                   shared: list[str], condition_id: str, scope: Scope) -> list[Branch]:
+        """A name every branch assigns, where a branch gives it a constant, a parameter or a loop item
+        (`mode = "fast"` / `mode = "safe"`): the branch ends with a generated step that hands the value
+        on, so the value after the if is the output of whichever step ran (a OneOf)."""
+        where = self.module.where(node)
+        result = list(branches)
+        for index, bound in enumerate(bound_per_branch):
+            added: list[Node] = []
+            inner: Scope = scope + (("branch", condition_id, str(index)),)
+            for name in shared:
+                value = bound[name]
+                if value.ref.kind == "task" and value.scope[:len(inner)] == inner:
+                    continue  # made in this branch (a value made before the if is handed on too)
+                constant = value.ref.kind == "constant" and _writable(value.ref.value)
+                code = f"{name} = {value.ref.value!r}\n" if constant else f"{name} = value\n"
+                inputs = () if constant else (Input("value", value.ref, self.input_type(value, None, node)),)
+                step = Step(name=self.state.unique(f"{name}_value"), code=(CodeBlock(code, where),), location=where,
+                            inputs=inputs, outputs=(Output(name, value.type),), generated=True)
+                self.state.output_types[(step.name, name)] = value.type
+                bound[name] = Value(Ref("task", step.name, name), value.type, inner, where.line or 0)
+                added.append(step)
+            result[index] = replace(result[index], body=result[index].body + tuple(added))
+        return result
 
     def _merge_branches(self, node, branches, bound_per_branch, scope: Scope) -> None:
         has_else = branches[-1].test is None
         names = set().union(*(b.keys() for b in bound_per_branch)) if bound_per_branch else set()
-        simple = all(b.test is None or b.test.op in _COMPARE.values() or b.test.op == "truth" for b in branches)
+        simple = _simple_tests(branches)
         line = self.module.where(node).line or 0
         for name in sorted(names):
             values = [b.get(name) for b in bound_per_branch]
@@ -960,6 +993,10 @@ class _BodyCompiler:
                     self.refuse(node, str(error), "compare with a value of the same type (or compute the decision "
                                                   "inside a step and return a bool)")
             del self._pending_nodes[mark:]
+        return self._expression_test(node, scope)
+
+    def _expression_test(self, node: cst.BaseExpression, scope: Scope) -> Test:
+        """The test computed in Python by a generated step `test`; the branch tests its bool."""
         value = self.expression(node, scope, "test", as_bool=True)
         if value.ref.kind == "constant":
             self.refuse(node, f"this test is always {value.ref.value} (it reads only constants)",
@@ -1084,17 +1121,14 @@ class _Hoist(cst.CSTTransformer):
     """Replaces each step call in an expression by a name bound (in `made`) to the call's result: the
     call becomes a task of its own, made before the step that computes the expression."""
 
-    _CONDITIONAL = (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp, cst.Lambda, cst.IfExp,
-                    cst.BooleanOperation)
-
-    def __init__(self, compiler: _BodyCompiler, scope: Scope, made: dict[str, Value]):
+    def __init__(self, compiler: _BodyCompiler, scope: Scope, made: dict[str, Value], root: cst.CSTNode):
         super().__init__()
         self.compiler, self.scope, self.made = compiler, scope, made
         self.replaced: dict[cst.CSTNode, str] = {}
-        self.depth = 0
+        self.conditional = _conditionally_evaluated(root)
 
     def on_visit(self, node: cst.CSTNode) -> bool:
-        if isinstance(node, cst.ListComp) and self.compiler._calls_step(node.elt) and not self.depth:
+        if isinstance(node, cst.ListComp) and self.compiler._calls_step(node.elt) and node not in self.conditional:
             # `sum([score(k) for k in ks])`: the loop of tasks, and its collected results
             target = self.compiler.callee(node.elt)  # type: ignore[arg-type]
             assert target is not None
@@ -1105,17 +1139,16 @@ class _Hoist(cst.CSTTransformer):
         if isinstance(node, cst.Call) and self.compiler._calls_step(node):
             target = self.compiler.callee(node)
             assert target is not None
-            if self.depth:
-                self.compiler.refuse(node, f"'{target.function}(...)' is called inside a comprehension, lambda, "
-                                           "conditional expression or and/or, where Python may call it any number of "
-                                           "times or not at all", "call it in a statement of its own (a for loop or "
-                                           "an if), and use its result here")
+            if node in self.conditional:
+                self.compiler.refuse(node, f"'{target.function}(...)' is called where Python may call it any number "
+                                           "of times or not at all (in a comprehension's element or condition, a "
+                                           "lambda, a branch of `x if c else y`, or after `and`/`or`)",
+                                     "call it in a statement of its own (a for loop or an if), and use its result "
+                                     "here")
             name = self._unique(f"{target.function}_result")
             self.made[name] = self.compiler._call_value(node, self.scope, name)
             self.replaced[node] = name
             return False
-        if isinstance(node, self._CONDITIONAL):
-            self.depth += 1
         return True
 
     def _unique(self, name: str) -> str:
@@ -1125,9 +1158,50 @@ class _Hoist(cst.CSTTransformer):
     def on_leave(self, original_node: cst.CSTNode, updated_node: cst.CSTNode):
         if original_node in self.replaced:
             return cst.Name(self.replaced[original_node])
-        if isinstance(original_node, self._CONDITIONAL):
-            self.depth -= 1
         return updated_node
+
+
+def _conditionally_evaluated(root: cst.CSTNode) -> set[cst.CSTNode]:
+    """The parts of an expression Python evaluates any number of times or maybe not at all: the right
+    side of `and`/`or`, the branches of `x if c else y`, a lambda's body, everything in a comprehension
+    but the iterable of its first `for`."""
+    maybe: list[cst.CSTNode] = []
+
+    class Find(cst.CSTVisitor):
+        def on_visit(self, node: cst.CSTNode) -> bool:
+            if isinstance(node, cst.BooleanOperation):
+                maybe.append(node.right)
+            elif isinstance(node, cst.IfExp):
+                maybe.extend((node.body, node.orelse))
+            elif isinstance(node, cst.Lambda):
+                maybe.append(node.body)
+            elif isinstance(node, (cst.ListComp, cst.SetComp, cst.GeneratorExp)):
+                maybe.append(node.elt)
+                maybe.extend(_comprehension_parts(node.for_in))
+            elif isinstance(node, cst.DictComp):
+                maybe.extend((node.key, node.value))
+                maybe.extend(_comprehension_parts(node.for_in))
+            return True
+
+    root.visit(Find())
+    inside: set[cst.CSTNode] = set()
+
+    class Collect(cst.CSTVisitor):
+        def on_visit(self, node: cst.CSTNode) -> bool:
+            inside.add(node)
+            return True
+
+    for part in maybe:
+        part.visit(Collect())
+    return inside
+
+
+def _comprehension_parts(first: cst.CompFor) -> list[cst.CSTNode]:
+    """A comprehension's conditions and inner `for`s (evaluated per item); not its first iterable."""
+    parts: list[cst.CSTNode] = [*first.ifs]
+    if first.inner_for_in is not None:
+        parts.append(first.inner_for_in)
+    return parts
 
 
 def _names_in(node: cst.CSTNode) -> list[cst.Name]:
@@ -1168,14 +1242,22 @@ def _writable(value: object) -> bool:
 
 
 def _assigned_names(statement: cst.CSTNode) -> list[str]:
-    """Names a simple statement assigns (a refused one leaves them unknown)."""
+    """Names a statement assigns, in any of its blocks (a refused one leaves them unknown)."""
     names: list[str] = []
-    for small in getattr(statement, "body", ()) if isinstance(statement, cst.SimpleStatementLine) else ():
-        targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else \
-            [small.target] if isinstance(small, cst.AnnAssign) else []
-        for target in targets:
+
+    class Targets(cst.CSTVisitor):
+        def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
+            self.add(node.target)
+
+        def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+            self.add(node.target)
+
+        @staticmethod
+        def add(target: cst.BaseExpression) -> None:
             parts = [e.value for e in target.elements] if isinstance(target, (cst.Tuple, cst.List)) else [target]
-            names += [part.value for part in parts if isinstance(part, cst.Name)]
+            names.extend(part.value for part in parts if isinstance(part, cst.Name))
+
+    statement.visit(Targets())
     return names
 
 
@@ -1196,6 +1278,18 @@ def _known_items(text: str, tree: ast.Expression, constants: dict[str, object], 
         return None
     ok, made = expressions.fold(f"list({text})", constants)
     return made if ok and isinstance(made, list) else None
+
+
+def _assigned_in_every_branch(branches: list[Branch], bound_per_branch: list[dict[str, Value]]) -> list[str]:
+    """Names an if/elif/else chain with an else assigns in every branch (a OneOf after it)."""
+    if not branches or branches[-1].test is not None:
+        return []
+    names = set.intersection(*(set(bound) for bound in bound_per_branch))
+    return sorted(names)
+
+
+def _simple_tests(branches: list[Branch]) -> bool:
+    return all(b.test is None or b.test.op in _COMPARE.values() or b.test.op == "truth" for b in branches)
 
 
 def _static_items(items: list) -> bool:
