@@ -21,6 +21,7 @@ import pytest
 from test_local_resume import wait_for
 
 ORPHANS = Path(__file__).resolve().parent / "fixtures" / "local" / "orphans.py"
+RESUME = Path(__file__).resolve().parent / "fixtures" / "local" / "resume.py"
 
 
 def children_of(pid: int) -> set[int]:
@@ -81,3 +82,27 @@ def test_workers_die_with_a_run_killed_mid_step_and_the_next_run_removes_its_par
     assert not list(store.rglob("*.partial"))
     assert list((store / "running").iterdir()) == []
     assert len(list(killed_run.rglob("hold"))) == 0  # the killed run's outputs: none, none half-written
+
+
+def test_a_store_of_an_earlier_version_loses_its_partial_outputs_once(tmp_path):
+    """Versions before the run locks left a value killed mid-write for good; the first run of this
+    version removes every `*.partial` there, and nothing else."""
+    import kale_like
+
+    store = tmp_path / "store"
+    old_run = store / "runs" / "20250101-000000-abcdef" / "root" / "train"
+    (old_run / "model.partial").mkdir(parents=True)
+    (old_run / "model.partial" / "value.pkl").write_bytes(b"half")
+    (old_run / "model").mkdir()
+    (old_run / "model" / "value.json").write_text("1", encoding="utf-8")
+    (store / "cache").mkdir()
+    (store / "cache" / "tmpk2j4.partial").write_text("{", encoding="utf-8")
+    (store / "cache" / "0123abcd.json").write_text("{}", encoding="utf-8")
+
+    release = tmp_path / "release"
+    release.touch()
+    result = kale_like.run(RESUME, {"log": str(tmp_path / "notes.jsonl"), "release": str(release)},
+                           backend="thread", store=store, echo=False)
+    assert result.succeeded, result.error
+    assert not list(store.rglob("*.partial"))
+    assert (old_run / "model" / "value.json").read_text() == "1" and (store / "cache" / "0123abcd.json").exists()

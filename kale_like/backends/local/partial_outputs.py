@@ -91,8 +91,10 @@ def remove_leftovers(store: Path) -> list[str]:
     """Delete what runs of this store that are gone were writing (their `*.partial` files and
     folders, in their run folder and among the cache records); the ids of those runs."""
     running = store / "running"
-    if fcntl is None or not running.is_dir():
+    if fcntl is None:
         return []
+    if not running.is_dir():
+        return _remove_earlier_versions_leftovers(store)
     gone = []
     for lock in running.iterdir():
         try:
@@ -112,6 +114,24 @@ def remove_leftovers(store: Path) -> list[str]:
         finally:
             os.close(descriptor)
     return gone
+
+
+def _remove_earlier_versions_leftovers(store: Path) -> list[str]:
+    """Once, in a store written by a version without run locks: every run folder's `*.partial`
+    (those versions left a value killed mid-write there for good) and their cache records being
+    written (`tmp*.partial`). A run of this version that starts meanwhile has its lock before its
+    folder: it is left alone."""
+    runs = store / "runs"
+    if not runs.is_dir():
+        return []
+    cleaned = []
+    for folder in runs.iterdir():
+        if folder.is_dir() and not (store / "running" / folder.name).exists():
+            _remove_partials(folder)
+            cleaned.append(folder.name)
+    for record in (store / "cache").glob(f"tmp*{SUFFIX}"):
+        record.unlink(missing_ok=True)
+    return cleaned
 
 
 def _remove_partials(folder: Path) -> None:
