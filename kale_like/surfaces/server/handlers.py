@@ -48,6 +48,9 @@ def _warm_up() -> None:
     """Import the converter ahead of the first analysis (in a worker thread, after start-up)."""
     import kale_like.frontends.notebook  # noqa: F401
     import kale_like.graph.checks  # noqa: F401
+    import kale_like.surfaces.graph_layout as graph_layout
+
+    graph_layout.layout({"body": [], "steps": [], "edges": []})  # loads igraph (0.4 s) before the first graph
 
 
 def kfp_version(data: dict) -> str:
