@@ -19,6 +19,7 @@ import {
   StepSettings,
   earlierSteps,
   isValidStepName,
+  parseTag,
   readCell,
   stepColor,
   updateTags
@@ -79,7 +80,7 @@ export class CellBar extends Widget {
       }
     }
     // tags the editor has no field for (and ones that do not parse, in red) each get a remove button
-    for (const raw of info.other) {
+    for (const raw of this.removableTags(info)) {
       const invalid = info.invalid.includes(raw);
       chips.push(
         h(
@@ -235,6 +236,24 @@ export class CellBar extends Widget {
     if (settings) {
       this.write({ ...readCell(this.tags), settings });
     }
+  }
+
+  /**
+   * The tags shown as removable chips: on a step, those the editor has no field for; on any other
+   * cell, every tag but its kind (settings, `prev:` and the like have no editor there).
+   */
+  private removableTags(info: CellInfo): string[] {
+    if (info.kind === 'step') {
+      return info.other;
+    }
+    let kindSeen = false;
+    return this.tags.filter(raw => {
+      if (!kindSeen && parseTag(raw)?.kind === info.kind) {
+        kindSeen = true;
+        return false;
+      }
+      return true;
+    });
   }
 
   /** Drop one tag, exactly as written, keeping the others in their order. */

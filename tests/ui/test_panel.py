@@ -197,6 +197,14 @@ def test_errors_appear_on_their_cell_with_the_cli_message(page, lab):
     expect(error).to_have_count(0, timeout=10_000)
     tags = page.evaluate("window.jupyterapp.shell.currentWidget.content.model.cells.get(8).getMetadata('tags')")
     assert tags == ["step:train_logreg", "prev:load_data", "retries:2"]
+    # a setting on a cell that is not a step has no editor there: its chip removes it
+    page.evaluate("window.jupyterapp.shell.currentWidget.content.model.cells.get(1).setMetadata("
+                  "'tags', ['imports', 'limit:cpu:1'])")
+    expect(code_cell(page, 1).locator(".kl-CellError")).to_contain_text("only applies to step cells", timeout=10_000)
+    code_cell(page, 1).get_by_role("button", name="remove tag limit:cpu:1").click()
+    expect(code_cell(page, 1).locator(".kl-CellError")).to_have_count(0, timeout=10_000)
+    assert page.evaluate("window.jupyterapp.shell.currentWidget.content.model.cells.get(1).getMetadata('tags')") == \
+        ["imports"]
 
 
 def test_renaming_a_step_rewrites_the_prev_tags_that_name_it(page, lab):
