@@ -37,6 +37,10 @@ CASES = [
     ("branches", {"n": 1}),
     ("branches", {"n": -5, "mode": "slow"}),
     ("branches", {"n": 0, "mode": "slow"}),
+    # guard clauses in a nested pipeline (`if q < low: return low`, then more): one returned value (a OneOf)
+    ("guards", {}),
+    ("guards", {"q": -2.0}),
+    ("guards", {"q": 7.0}),
 ]
 
 
