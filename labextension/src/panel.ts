@@ -376,6 +376,15 @@ export class PipelinePanel extends Widget {
     this.graphBox.append(svg);
   }
 
+  /** Re-run with other values: a run's parameters go back into the table, to change and run again. */
+  private useParameters(params: Record<string, string>): void {
+    this.paramValues = { ...params };
+    if (this._pipeline) {
+      this.renderParameters(this._pipeline.analysis);
+    }
+    this.parameters.scrollIntoView({ block: 'nearest' });
+  }
+
   private renderParameters(analysis: Analysis): void {
     const graph = analysis.graph;
     if (!graph) {
@@ -771,6 +780,11 @@ export class PipelinePanel extends Widget {
     }
     this.runBox.replaceChildren(...nodes(
       h('div', { class: 'kl-RunHeader' }, state, stop),
+      Object.keys(run.params ?? {}).length
+        ? h('div', { class: 'kl-RunParamsLine' }, `with ${Object.entries(run.params ?? {}).map(([k, v]) => `${k}=${v}`).join(', ')} `,
+            h('button', { class: 'kl-LinkButton kl-UseParams', type: 'button', title: 'Put these values in the parameters below, for the next run',
+              onclick: () => this.useParameters(run.params ?? {}) }, 'use these parameters'))
+        : null,
       showMessage ? h('pre', { class: 'kl-Message kl-mod-error', role: 'alert' }, run.message) : null,
       ...failures,
       table,

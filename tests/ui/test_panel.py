@@ -388,12 +388,13 @@ def test_the_exit_handler_is_drawn_below_the_body(page, lab):
 def test_a_run_reads_as_the_notebook_and_stays_after_a_reload(page, lab):
     name = write_notebook(lab, "run_view.ipynb", RUN_VIEW_CELLS)
     panel = open_pipeline(page, lab, name, steps=5)
+    panel.get_by_role("textbox", name="parameter floor").fill("5")  # deploy runs only when best >= 5
     panel.locator(".kl-RunLocal").click()
     expect(panel.locator(".kl-RunState")).to_contain_text("Local run failed", timeout=120_000)
     expect(panel.locator(".kl-RunState")).to_be_in_viewport()
     # the user's steps in graph order: no KFP task names, no condition row; the loop counts its iterations
     rows = panel.locator(".kl-Task").evaluate_all("(rows) => rows.map(r => [r.dataset.task, r.dataset.status])")
-    assert rows == [["load_data", "done"], ["train", "done"], ["pick", "done"], ["deploy", "done"], ["audit", "failed"]]
+    assert rows == [["load_data", "done"], ["train", "done"], ["pick", "done"], ["deploy", "skipped"], ["audit", "failed"]]
     expect(panel.locator('.kl-Task[data-task="train"] .kl-TaskStatus')).to_have_text("done (3/3)")
     # the failure: the error line first, the user's frames only, a link to the cell and line
     failure = panel.locator('.kl-StepFailure[data-step="audit"]')
@@ -406,7 +407,7 @@ def test_a_run_reads_as_the_notebook_and_stays_after_a_reload(page, lab):
         "failed in the last run: audit: ValueError: too good: 3.0 (line 2)")
     # the graph shows the run: each node takes its step's status; a click on a node opens its cell
     statuses = panel.locator(".kl-GraphNode").evaluate_all("(nodes) => nodes.map(n => [n.dataset.step, n.dataset.status])")
-    assert dict(statuses) == {"load_data": "done", "train": "done", "pick": "done", "deploy": "done", "audit": "failed"}
+    assert dict(statuses) == {"load_data": "done", "train": "done", "pick": "done", "deploy": "skipped", "audit": "failed"}
     panel.locator(".kl-GraphBox").screenshot(path=str(ARTIFACTS / "run-graph.png"))
     panel.locator('.kl-GraphNode[data-step="train"]').click()
     assert page.evaluate("window.jupyterapp.shell.currentWidget.content.activeCellIndex") == 2
@@ -418,8 +419,12 @@ def test_a_run_reads_as_the_notebook_and_stays_after_a_reload(page, lab):
     open_lab(page, lab)
     open_notebook(page, name)
     expect(panel.locator(".kl-RunItem")).to_have_count(1, timeout=30_000)
-    expect(panel.locator(".kl-RunItem .kl-RunParams")).to_have_text("defaults")
+    expect(panel.locator(".kl-RunItem .kl-RunParams")).to_have_text("floor=5")
     expect(panel.locator(".kl-RunState")).to_contain_text("Local run failed")
+    # re-run with other values: the run's parameters go back into the table
+    expect(panel.get_by_role("textbox", name="parameter floor")).to_have_value("1.0")
+    panel.locator(".kl-UseParams").click()
+    expect(panel.get_by_role("textbox", name="parameter floor")).to_have_value("5")
 
 
 def test_palette_commands_and_shortcuts_compile_run_and_stop(page, lab):
