@@ -21,6 +21,8 @@ import builtins
 import symtable
 from dataclasses import dataclass
 
+import libcst as cst
+
 from kale_like.graph.model import ANY
 
 BUILTINS = frozenset({
@@ -245,3 +247,83 @@ def fold(text: str, constants: dict[str, object]) -> tuple[bool, object]:
         return True, eval(code, {**constants, "__builtins__": allowed})  # noqa: S307 - pure, checked above
     except Exception:  # noqa: BLE001 - any error Python would raise belongs to the run, not to compiling
         return False, None
+
+
+def conditionally_evaluated(root: cst.CSTNode) -> set[cst.CSTNode]:
+    """The parts of an expression Python evaluates any number of times or maybe not at all: the right
+    side of `and`/`or`, the branches of `x if c else y`, a lambda's body, everything in a comprehension
+    but the iterable of its first `for`."""
+    maybe: list[cst.CSTNode] = []
+
+    class Find(cst.CSTVisitor):
+        def on_visit(self, node: cst.CSTNode) -> bool:
+            if isinstance(node, cst.BooleanOperation):
+                maybe.append(node.right)
+            elif isinstance(node, cst.IfExp):
+                maybe.extend((node.body, node.orelse))
+            elif isinstance(node, cst.Lambda):
+                maybe.append(node.body)
+            elif isinstance(node, (cst.ListComp, cst.SetComp, cst.GeneratorExp)):
+                maybe.append(node.elt)
+                maybe.extend(_comprehension_parts(node.for_in))
+            elif isinstance(node, cst.DictComp):
+                maybe.extend((node.key, node.value))
+                maybe.extend(_comprehension_parts(node.for_in))
+            return True
+
+    root.visit(Find())
+    inside: set[cst.CSTNode] = set()
+
+    class Collect(cst.CSTVisitor):
+        def on_visit(self, node: cst.CSTNode) -> bool:
+            inside.add(node)
+            return True
+
+    for part in maybe:
+        part.visit(Collect())
+    return inside
+
+
+def _comprehension_parts(first: cst.CompFor) -> list[cst.CSTNode]:
+    """A comprehension's conditions and inner `for`s (evaluated per item); not its first iterable."""
+    parts: list[cst.CSTNode] = [*first.ifs]
+    if first.inner_for_in is not None:
+        parts.append(first.inner_for_in)
+    return parts
+
+
+def names_in(node: cst.CSTNode) -> list[cst.Name]:
+    """The Name nodes of an expression, in source order (for where an error points)."""
+    found: list[cst.Name] = []
+
+    class Names(cst.CSTVisitor):
+        def visit_Name(self, name: cst.Name) -> None:
+            found.append(name)
+
+        def visit_Attribute(self, attribute: cst.Attribute) -> bool:
+            attribute.value.visit(self)  # `x.attr`: the attribute's name is not a name read
+            return False
+
+    node.visit(Names())
+    return list(reversed(found))  # the first use wins in a dict built from it
+
+
+def plain(value: object) -> bool:
+    """A value KFP passes as a constant and gives back unchanged (a tuple would come back a list)."""
+    if isinstance(value, bool) or isinstance(value, (int, str)):
+        return True
+    if isinstance(value, float):
+        return value == value and value not in (float("inf"), float("-inf"))
+    if isinstance(value, list):
+        return all(plain(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and plain(item) for key, item in value.items())
+    return False
+
+
+def writable(value: object) -> bool:
+    """`repr(value)` is Python source for the same value."""
+    try:
+        return ast.literal_eval(repr(value)) == value
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return False

@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field, replace
-from typing import NoReturn, Sequence
+from typing import NoReturn
 
 import libcst as cst
-import libcst.matchers
 
 from kale_like.errors import KaleLikeError, SourceLocation
 from kale_like.frontends import pipeline_expressions as expressions
 from kale_like.frontends.analysis import analyze
 from kale_like.frontends.packages import distributions_for
 from kale_like.frontends.pipeline_values import (
-    PRIMITIVES, Collector, Env, Partial, Scope, Unknown, Value, describe_scope, element_type, literal,
-    type_of_value, visible,
+    PRIMITIVES, Collector, Env, Partial, Scope, Unknown, Value, element_type, literal, type_of_value, visible,
 )
+from kale_like.frontends.pipeline_returns import assigned_names, returns_as_one_value
 from kale_like.frontends.python_module import Decorated, PythonModule
 from kale_like.frontends.settings import step_settings_from
 from kale_like.graph.conditions import ConditionError, normalize
@@ -108,7 +107,7 @@ def compile_pipeline(state: ProgramState, decorated: Decorated) -> CompiledPipel
     compiler = _BodyCompiler(state, decorated, parameters)
     statements = decorated.node.body.body
     if isinstance(decorated.node.body, cst.IndentedBlock):
-        statements = _returns_as_one_value(decorated.node.body.body, state.module.positions)
+        statements = returns_as_one_value(decorated.node.body.body, state.module.positions)
     body = compiler.block(statements, ())
     state.compiling.pop()
     name = str(decorated.settings.get("name") or decorated.function.replace("_", "-"))
@@ -172,7 +171,7 @@ class _BodyCompiler:
                 made = self.statement(statement, scope, last=index == len(statements) - 1)
             except _Refused:
                 self._take_pending()
-                for name in _assigned_names(statement):  # reported once: later uses say nothing more
+                for name in assigned_names(statement):  # reported once: later uses say nothing more
                     self.env.names[name] = Unknown(self.module.where(statement).line or 0)
                 continue
             nodes += self._take_pending() + made  # steps that compute its expressions come first
@@ -468,7 +467,7 @@ class _BodyCompiler:
         constants = {key: value.ref.value for key, value in values.items() if value.ref.kind == "constant"}
         if len(constants) == len(values) and expressions.foldable(tree, constants):
             ok, result = expressions.fold(text, constants)
-            if ok and _plain(result):
+            if ok and expressions.plain(result):
                 return Value(Ref("constant", value=result), type_of_value(result), scope)
         types = {key: self._known_type(value) for key, value in values.items()}
         kind = expressions.infer_type(tree, types)
@@ -490,7 +489,7 @@ class _BodyCompiler:
         problem = expressions.impurity(tree)
         if problem is not None:
             self.refuse(node, problem.what, problem.hint)
-        where = {n.value: n for n in _names_in(node)}
+        where = {n.value: n for n in expressions.names_in(node)}
         values: dict[str, Value] = {}
         for free in expressions.free_names(text):
             if free in made:
@@ -521,7 +520,7 @@ class _BodyCompiler:
         code, the rest are its inputs. It is made before the statement that reads it."""
         where = self.module.where(node)
         written = {key: value for key, value in values.items()
-                   if value.ref.kind == "constant" and _writable(value.ref.value)}
+                   if value.ref.kind == "constant" and expressions.writable(value.ref.value)}
         lines = "".join(f"{key} = {value.ref.value!r}\n" for key, value in written.items())
         inputs = tuple(Input(key, value.ref, self.input_type(value, None, node))
                        for key, value in values.items() if key not in written)
@@ -555,7 +554,7 @@ class _BodyCompiler:
         if not visible(bound.scope, scope):
             if bound.scope and bound.scope[-1][0] == "loop":
                 self.refuse(node, f"'{name}' is made inside a for loop (line {bound.line}) and used outside it",
-                            f"collect it: results = [] before the loop, results.append(...) inside it")
+                            "collect it: results = [] before the loop, results.append(...) inside it")
             self.refuse(node, f"'{name}' is made inside a branch of an if (line {bound.line}) and used outside it",
                         "assign it in every branch (with an else) to use it after the if")
         return bound
@@ -944,7 +943,7 @@ class _BodyCompiler:
                 value = bound[name]
                 if value.ref.kind == "task" and value.scope[:len(inner)] == inner:
                     continue  # made in this branch (a value made before the if is handed on too)
-                constant = value.ref.kind == "constant" and _writable(value.ref.value)
+                constant = value.ref.kind == "constant" and expressions.writable(value.ref.value)
                 code = f"{name} = {value.ref.value!r}\n" if constant else f"{name} = value\n"
                 inputs = () if constant else (Input("value", value.ref, self.input_type(value, None, node)),)
                 step = Step(name=self.state.unique(f"{name}_value"), code=(CodeBlock(code, where),), location=where,
@@ -1129,7 +1128,7 @@ class _Hoist(cst.CSTTransformer):
         super().__init__()
         self.compiler, self.scope, self.made = compiler, scope, made
         self.replaced: dict[cst.CSTNode, str] = {}
-        self.conditional = _conditionally_evaluated(root)
+        self.conditional = expressions.conditionally_evaluated(root)
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         if isinstance(node, cst.ListComp) and self.compiler._calls_step(node.elt) and node not in self.conditional:
@@ -1163,204 +1162,6 @@ class _Hoist(cst.CSTTransformer):
         if original_node in self.replaced:
             return cst.Name(self.replaced[original_node])
         return updated_node
-
-
-def _conditionally_evaluated(root: cst.CSTNode) -> set[cst.CSTNode]:
-    """The parts of an expression Python evaluates any number of times or maybe not at all: the right
-    side of `and`/`or`, the branches of `x if c else y`, a lambda's body, everything in a comprehension
-    but the iterable of its first `for`."""
-    maybe: list[cst.CSTNode] = []
-
-    class Find(cst.CSTVisitor):
-        def on_visit(self, node: cst.CSTNode) -> bool:
-            if isinstance(node, cst.BooleanOperation):
-                maybe.append(node.right)
-            elif isinstance(node, cst.IfExp):
-                maybe.extend((node.body, node.orelse))
-            elif isinstance(node, cst.Lambda):
-                maybe.append(node.body)
-            elif isinstance(node, (cst.ListComp, cst.SetComp, cst.GeneratorExp)):
-                maybe.append(node.elt)
-                maybe.extend(_comprehension_parts(node.for_in))
-            elif isinstance(node, cst.DictComp):
-                maybe.extend((node.key, node.value))
-                maybe.extend(_comprehension_parts(node.for_in))
-            return True
-
-    root.visit(Find())
-    inside: set[cst.CSTNode] = set()
-
-    class Collect(cst.CSTVisitor):
-        def on_visit(self, node: cst.CSTNode) -> bool:
-            inside.add(node)
-            return True
-
-    for part in maybe:
-        part.visit(Collect())
-    return inside
-
-
-def _comprehension_parts(first: cst.CompFor) -> list[cst.CSTNode]:
-    """A comprehension's conditions and inner `for`s (evaluated per item); not its first iterable."""
-    parts: list[cst.CSTNode] = [*first.ifs]
-    if first.inner_for_in is not None:
-        parts.append(first.inner_for_in)
-    return parts
-
-
-def _names_in(node: cst.CSTNode) -> list[cst.Name]:
-    """The Name nodes of an expression, in source order (for where an error points)."""
-    found: list[cst.Name] = []
-
-    class Names(cst.CSTVisitor):
-        def visit_Name(self, name: cst.Name) -> None:
-            found.append(name)
-
-        def visit_Attribute(self, attribute: cst.Attribute) -> bool:
-            attribute.value.visit(self)  # `x.attr`: the attribute's name is not a name read
-            return False
-
-    node.visit(Names())
-    return list(reversed(found))  # the first use wins in a dict built from it
-
-
-def _plain(value: object) -> bool:
-    """A value KFP passes as a constant and gives back unchanged (a tuple would come back a list)."""
-    if isinstance(value, bool) or isinstance(value, (int, str)):
-        return True
-    if isinstance(value, float):
-        return value == value and value not in (float("inf"), float("-inf"))
-    if isinstance(value, list):
-        return all(_plain(item) for item in value)
-    if isinstance(value, dict):
-        return all(isinstance(key, str) and _plain(item) for key, item in value.items())
-    return False
-
-
-def _writable(value: object) -> bool:
-    """`repr(value)` is Python source for the same value."""
-    try:
-        return ast.literal_eval(repr(value)) == value
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return False
-
-
-def _returns_as_one_value(statements: Sequence[cst.BaseStatement], positions: dict) -> Sequence[cst.BaseStatement]:
-    """Returns in branches, read as Python reads them: a guard clause (`if q < low: return q`, then
-    the rest of the body) makes the rest its `else`; when every branch of the last if/elif/else ends
-    with `return X`, each branch assigns X to one name and the body returns that name after the if
-    (a OneOf). Anything else is left as written (and refused where a return is not last). The
-    rewritten nodes keep the source positions (`positions`) of the nodes they replace."""
-    body = _guards_as_else(statements, positions)
-    last = body[-1] if body else None
-    if not isinstance(last, cst.If) or not _every_branch_returns(last) or _last_branch(last).orelse is None:
-        return body
-    finals = sum(1 for _ in _final_returns(last))
-    if finals != len(cst.matchers.findall(last, cst.matchers.Return())):
-        return body  # a return before the end of a branch: left for the compiler to refuse
-    name = next(n for n in ("result", *(f"result_{i}" for i in range(2, 1000)))
-                if n not in _assigned_names(last) and all(n not in _assigned_names(s) for s in body))
-    done = cst.SimpleStatementLine([cst.Return(cst.Name(name))])
-    positions[done] = positions.get(last)
-    return body[:-1] + [_returns_assigned(last, name, positions), done]
-
-
-def _guards_as_else(statements: Sequence[cst.BaseStatement], positions: dict) -> list[cst.BaseStatement]:
-    """`if c: return x` followed by more statements: those statements become the if's else (an elif
-    when they start with the next guard)."""
-    body = list(statements)
-    for index, statement in enumerate(body):
-        if isinstance(statement, cst.If) and index < len(body) - 1 and _every_branch_returns(statement) \
-                and _last_branch(statement).orelse is None:
-            rest = _guards_as_else(body[index + 1:], positions)
-            return body[:index] + [_with_else(statement, rest, positions)]
-    return body
-
-
-def _final_returns(node: cst.If):
-    for suite in _branches(node):
-        last = list(getattr(suite, "body", ()))[-1]
-        if isinstance(last, cst.If):
-            yield from _final_returns(last)
-        else:
-            yield last
-
-
-def _branches(node: cst.If) -> list[cst.BaseSuite]:
-    suites: list[cst.BaseSuite] = []
-    current: cst.If | cst.Else | None = node
-    while current is not None:
-        suites.append(current.body)
-        current = current.orelse if isinstance(current, cst.If) else None
-    return suites
-
-
-def _last_branch(node: cst.If) -> cst.If:
-    while isinstance(node.orelse, cst.If):
-        node = node.orelse
-    return node
-
-
-def _ends_with_return(suite: cst.BaseSuite) -> bool:
-    statements = list(getattr(suite, "body", ()))
-    if not statements:
-        return False
-    last = statements[-1]
-    if isinstance(last, cst.SimpleStatementLine):
-        final = last.body[-1]
-        return isinstance(final, cst.Return) and final.value is not None
-    return isinstance(last, cst.If) and _every_branch_returns(last) and _last_branch(last).orelse is not None
-
-
-def _every_branch_returns(node: cst.If) -> bool:
-    return all(_ends_with_return(suite) for suite in _branches(node))
-
-
-def _with_else(node: cst.If, rest: Sequence[cst.BaseStatement], positions: dict) -> cst.If:
-    if isinstance(node.orelse, cst.If):
-        changed = node.with_changes(orelse=_with_else(node.orelse, rest, positions))
-    elif len(rest) == 1 and isinstance(rest[0], cst.If):  # the next guard: an elif, not an if nested in an else
-        changed = node.with_changes(orelse=rest[0])
-    else:
-        changed = node.with_changes(orelse=cst.Else(body=cst.IndentedBlock(body=list(rest))))
-    positions[changed] = positions.get(node)
-    return changed
-
-
-def _returns_assigned(node: cst.If, name: str, positions: dict) -> cst.If:
-    """The if chain with each branch's final `return X` made `name = X` (positions kept)."""
-    class Assign(cst.CSTTransformer):
-        def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode):
-            if isinstance(updated, cst.Return):
-                assert updated.value is not None  # _ends_with_return checked it
-                updated = cst.Assign([cst.AssignTarget(cst.Name(name))], updated.value)
-            if updated is not original:
-                positions[updated] = positions.get(original)
-            return updated
-
-    result = node.visit(Assign())
-    assert isinstance(result, cst.If)
-    return result
-
-
-def _assigned_names(statement: cst.CSTNode) -> list[str]:
-    """Names a statement assigns, in any of its blocks (a refused one leaves them unknown)."""
-    names: list[str] = []
-
-    class Targets(cst.CSTVisitor):
-        def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
-            self.add(node.target)
-
-        def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-            self.add(node.target)
-
-        @staticmethod
-        def add(target: cst.BaseExpression) -> None:
-            parts = [e.value for e in target.elements] if isinstance(target, (cst.Tuple, cst.List)) else [target]
-            names.extend(part.value for part in parts if isinstance(part, cst.Name))
-
-    statement.visit(Targets())
-    return names
 
 
 def _untyped_description(ref: Ref) -> str:
