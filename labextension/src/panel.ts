@@ -6,11 +6,13 @@
  */
 
 import { JupyterFrontEnd } from '@jupyterlab/application';
+import { MainAreaWidget } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
 import {
   CompileResult,
   CronPreview,
+  GraphData,
   KfpStatus,
   Parameter,
   RunFiles,
@@ -24,7 +26,8 @@ import {
   runFileUrl
 } from './api';
 import { clear, debounce, h, nodes } from './dom';
-import { renderGraph } from './graph';
+import { GraphView, renderGraph } from './graph';
+import { GraphTab } from './graphtab';
 import { Analysis, NotebookPipeline } from './notebook';
 import { pipelineIcon } from './icon';
 
@@ -225,7 +228,16 @@ export class PipelinePanel extends Widget {
           metaField('pipeline_description', 'Description', 'optional'),
           this.metaMessage
         ),
-        h('section', { class: 'kl-Section' }, h('h3', {}, 'Graph'), this.status, this.problems, this.graphBox, this.warnings),
+        h(
+          'section',
+          { class: 'kl-Section' },
+          h('div', { class: 'kl-SectionHead' }, h('h3', {}, 'Graph'),
+            h('button', { class: 'kl-LinkButton kl-GraphOpen', type: 'button', title: 'The graph in a tab of its own, to zoom and scroll', onclick: () => this.openGraphTab() }, 'open in a tab')),
+          this.status,
+          this.problems,
+          this.graphBox,
+          this.warnings
+        ),
         h(
           'section',
           { class: 'kl-Section' },
@@ -355,6 +367,38 @@ export class PipelinePanel extends Widget {
     if (!graph || !graph.steps.length) {
       return;
     }
+    const view = this.graphView(analysis, graph);
+    const svg = renderGraph(graph, view);
+    svg.classList.toggle('kl-mod-stale', analysis.state !== 'ok');
+    this.graphBox.append(svg);
+    if (this.graphTab && !this.graphTab.isDisposed) {
+      this.graphTab.content.setGraph(graph, view);
+    }
+  }
+
+  /** Opens (or shows again) the graph of the notebook in a main-area tab, fitted to it. */
+  private openGraphTab(): void {
+    const analysis = this._pipeline?.analysis;
+    if (!analysis?.graph) {
+      return;
+    }
+    let tab = this.graphTab;
+    if (!tab || tab.isDisposed) {
+      tab = new MainAreaWidget<GraphTab>({ content: new GraphTab() });
+      tab.id = 'kale-like-graph';
+      tab.title.icon = pipelineIcon;
+      tab.title.closable = true;
+      this.app.shell.add(tab, 'main', { mode: 'split-right' });
+      this.graphTab = tab;
+    }
+    tab.title.label = `Graph: ${this._pipeline?.path.split('/').pop() ?? ''}`;
+    tab.content.setGraph(analysis.graph, this.graphView(analysis, analysis.graph));
+    this.app.shell.activateById(tab.id);
+    const shown = tab;
+    requestAnimationFrame(() => shown.content.fit());
+  }
+
+  private graphView(analysis: Analysis, graph: GraphData): GraphView {
     const cells = new Map<string, number[]>(graph.steps.map(step => [step.name, step.cells]));
     if (graph.exit_step) {
       cells.set(graph.exit_step.name, graph.exit_step.cells);
@@ -362,7 +406,7 @@ export class PipelinePanel extends Widget {
     const statuses = new Map(
       (this.run?.rows ?? []).map(row => [row.step, { status: row.status, text: row.loop ? `${row.status} ${row.done}/${row.total}` : row.status }])
     );
-    const svg = renderGraph(graph, {
+    return {
       failing: new Set(analysis.errors.map(e => e.location?.step).filter(Boolean) as string[]),
       statuses,
       onStep: name => {
@@ -371,9 +415,7 @@ export class PipelinePanel extends Widget {
           this.showCell(first);
         }
       }
-    });
-    svg.classList.toggle('kl-mod-stale', analysis.state !== 'ok');
-    this.graphBox.append(svg);
+    };
   }
 
   /** Re-run with other values: a run's parameters go back into the table, to change and run again. */
@@ -937,6 +979,7 @@ export class PipelinePanel extends Widget {
   /** The server's local runs of this notebook, newest first (they outlive a page reload). */
   private runs: RunStatus[] = [];
   private runFiles: RunFiles | null = null;
+  private graphTab: MainAreaWidget<GraphTab> | null = null;
   private pollTimer: number | null = null;
   private selectedTask = '';
   private logText = '';

@@ -383,6 +383,17 @@ def test_the_exit_handler_is_drawn_below_the_body(page, lab):
     }""")
     assert bottom[0] < bottom[1], bottom
     panel.locator(".kl-Graph").screenshot(path=str(ARTIFACTS / "graph-exit-handler.png"))
+    # the graph in a tab of its own: zoom in and out, a click on a step opens its cell
+    panel.locator(".kl-GraphOpen").click()
+    tab = page.locator(".kl-GraphTab")
+    expect(tab.locator(".kl-GraphNode")).to_have_count(4)
+    expect(tab.locator(".kl-GraphScale")).to_have_text("100 %")  # it fits at full size
+    width = float(tab.locator(".kl-Graph").get_attribute("width"))
+    tab.locator(".kl-ZoomIn").click()
+    expect(tab.locator(".kl-GraphScale")).to_have_text("125 %")
+    assert float(tab.locator(".kl-Graph").get_attribute("width")) == round(width * 1.25)
+    tab.locator('.kl-GraphNode[data-step="third"]').click()
+    assert page.evaluate("window.jupyterapp.shell.currentWidget.content.activeCellIndex") == 2
 
 
 def test_a_run_reads_as_the_notebook_and_stays_after_a_reload(page, lab):
