@@ -463,6 +463,9 @@ def test_a_run_shows_one_row_per_step_in_graph_order_and_the_users_frames_of_a_f
     assert "cell 6 (audit), line 2, in check" in audit["error"]
     assert "component_runner" not in audit["error"] and "_kl_run_step" not in audit["error"]
     assert (audit["error_cell"], audit["error_line"]) == (5, 2)
+    # a value the condition compares travels as a KFP parameter: previewed under its variable's name
+    code, data = api.get(f"runs/{started['id']}/outputs", params={"task": "pick"})
+    assert [(o["name"], o["text"]) for o in data["outputs"]] == [("best", "3.0")]
     # the run list of this notebook, newest first, with what was asked for
     api.post("runs", {"path": "tiny.ipynb"})
     code, listed = api.get("runs", params={"source": "flow.ipynb"})
@@ -487,6 +490,28 @@ def test_each_run_reports_the_metrics_its_steps_logged(api, root):
     runs = [api.post("runs", {"path": "scored.ipynb", "params": params})[1] for params in ({}, {"n": "2"})]
     finished = [wait_for_run(api, run["id"]) for run in runs]
     assert [run["metrics"] for run in finished] == [{"score": 0.75, "count": 6}, {"score": 0.5, "count": 4}]
+
+
+def test_a_steps_outputs_are_previewed_once_the_run_has_ended(api, root):
+    (root / "outputs.ipynb").write_text(notebook([
+        ("import numpy as np\nimport pandas as pd", ["imports"]),
+        ("frame = pd.DataFrame({'a': range(20), 'b': [i * 0.5 for i in range(20)]})\n"
+         "grid = np.zeros((3, 4), dtype=np.float32)\nnote = 'hello ' * 3", ["step:make"]),
+        ("total = float(frame['a'].sum() + grid.sum())\nprint(note)", ["step:use"]),
+    ]), encoding="utf-8")
+    code, started = api.post("runs", {"path": "outputs.ipynb"})
+    assert wait_for_run(api, started["id"])["state"] == "succeeded"
+    code, data = api.get(f"runs/{started['id']}/outputs", params={"task": "make"})
+    assert code == 200, data
+    shown = {o["name"]: o for o in data["outputs"]}
+    assert shown["frame"]["summary"] == "DataFrame, 20 rows × 2 columns"
+    assert shown["frame"]["columns"] == ["", "a", "b"] and shown["frame"]["rows"][1] == ["1", "1.0", "0.5"]
+    assert len(shown["frame"]["rows"]) == 8  # the head
+    assert shown["grid"]["summary"] == "ndarray of shape (3, 4), dtype float32"
+    assert shown["note"]["text"] == repr("hello " * 3)
+    code, data = api.get(f"runs/{started['id']}/outputs", params={"task": "use"})
+    assert data["outputs"] == []  # no later step reads its variables
+    assert api.get(f"runs/{started['id']}/outputs", params={"task": "nope"})[0] == 404
 
 
 def test_a_run_with_a_bad_parameter_fails_with_the_message(api):

@@ -159,6 +159,16 @@ export interface RunStatus {
   seconds: number;
 }
 
+/** A preview of one output of a task: a table (a DataFrame's head) or a text, under a summary. */
+export interface OutputPreview {
+  name: string;
+  kind: string;
+  summary: string;
+  columns?: string[];
+  rows?: string[][];
+  text?: string;
+}
+
 export interface RunFiles {
   folder: string;
   files: { name: string; bytes: number }[];

@@ -14,6 +14,7 @@ import {
   CronPreview,
   GraphData,
   KfpStatus,
+  OutputPreview,
   Parameter,
   RunFiles,
   RunRow,
@@ -656,6 +657,7 @@ export class PipelinePanel extends Widget {
   private selectRun(run: RunStatus): void {
     this.run = run;
     this.selectedTask = '';
+    this.outputs = null;
     this.runFiles = null;
     this.remember(run);
     this.renderRun();
@@ -786,8 +788,9 @@ export class PipelinePanel extends Widget {
               }
               this.selectedTask = row.log_task;
               this.logText = 'loading…';
+              this.outputs = null;
               this.renderRun();
-              await this.refreshLog();
+              await Promise.all([this.refreshLog(), this.loadOutputs()]);
               this.renderRun();
             }
           },
@@ -832,8 +835,41 @@ export class PipelinePanel extends Widget {
       table,
       this.selectedTask ? h('div', { class: 'kl-LogTitle' }, `Log of ${this.selectedTask}`) : null,
       this.selectedTask ? h('pre', { class: 'kl-Log' }, this.logText) : null,
+      this.selectedTask && this.outputs ? this.renderOutputs(this.outputs) : null,
       run.folder ? this.renderFolder(run) : null
     ));
+  }
+
+  /** The selected task's outputs, once the run has ended (a DataFrame's head, an array's shape, a value). */
+  private async loadOutputs(): Promise<void> {
+    const run = this.run;
+    if (!run || !this.selectedTask || run.state === 'running' || run.state === 'starting') {
+      return;
+    }
+    const result = await request<{ outputs: OutputPreview[] }>(`runs/${run.id}/outputs`, { query: { task: this.selectedTask } });
+    this.outputs = result.ok ? result.data.outputs : [];
+  }
+
+  private renderOutputs(outputs: OutputPreview[]): HTMLElement {
+    return h(
+      'div',
+      { class: 'kl-Outputs' },
+      h('div', { class: 'kl-LogTitle' }, outputs.length ? `Outputs of ${this.selectedTask}` : `${this.selectedTask} hands no value to a later step`),
+      outputs.map(output =>
+        h(
+          'div',
+          { class: 'kl-Output', 'data-output': output.name },
+          h('div', {}, h('code', {}, output.name), ` — ${output.summary}`),
+          output.columns && output.rows
+            ? h('table', { class: 'kl-OutputTable' },
+                h('tr', {}, output.columns.map(c => h('th', {}, c))),
+                output.rows.map(r => h('tr', {}, r.map(v => h('td', {}, v)))))
+            : output.text !== undefined
+              ? h('pre', { class: 'kl-OutputText' }, output.text)
+              : null
+        )
+      )
+    );
   }
 
   /** The run folder (hidden from Jupyter's file browser): its path and, on request, its files as downloads. */
@@ -979,6 +1015,7 @@ export class PipelinePanel extends Widget {
   /** The server's local runs of this notebook, newest first (they outlive a page reload). */
   private runs: RunStatus[] = [];
   private runFiles: RunFiles | null = null;
+  private outputs: OutputPreview[] | null = null;
   private graphTab: MainAreaWidget<GraphTab> | null = null;
   private pollTimer: number | null = null;
   private selectedTask = '';

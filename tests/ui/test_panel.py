@@ -422,6 +422,10 @@ def test_a_run_reads_as_the_notebook_and_stays_after_a_reload(page, lab):
     panel.locator(".kl-GraphBox").screenshot(path=str(ARTIFACTS / "run-graph.png"))
     panel.locator('.kl-GraphNode[data-step="train"]').click()
     assert page.evaluate("window.jupyterapp.shell.currentWidget.content.activeCellIndex") == 2
+    # a step's row shows its log and the values it hands on
+    panel.locator('.kl-Task[data-task="pick"]').click()
+    expect(panel.locator('.kl-Output[data-output="best"]')).to_contain_text("best — float")
+    expect(panel.locator('.kl-Output[data-output="best"] .kl-OutputText')).to_have_text("3.0")
     # the run folder is hidden from the file browser: its files are listed as downloads
     panel.locator(".kl-OpenFolder").click()
     expect(panel.locator('.kl-RunFiles a', has_text="logs/audit.log")).to_have_count(1)

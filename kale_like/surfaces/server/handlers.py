@@ -10,6 +10,7 @@
 | GET  | `runs/<id>` | its state, per-task status and one row per step of the graph |
 | GET  | `runs/<id>/logs?task=LABEL` | a task's log (its tail) |
 | POST | `runs/<id>/stop` | ends the run and its step processes |
+| GET  | `runs/<id>/outputs?task=LABEL` | previews of a task's outputs, once the run has ended |
 | GET  | `runs/<id>/files` | the files of its run folder (outputs and logs) |
 | GET  | `runs/<id>/files/<name>` | one of them, as a download |
 | GET  | `kfp/status?host=&namespace=` | whether a KFP API answers there (bounded wait) |
@@ -256,6 +257,19 @@ class RunStopHandler(RunHandler):
         self.reply({"ok": True, **run.status()})
 
 
+class RunOutputsHandler(RunHandler):
+    @tornado.web.authenticated
+    async def get(self, run_id: str):
+        run = self._run(run_id)
+        task = self.get_query_argument("task", "")
+        try:
+            shown = await run.previews(task)
+        except KeyError:
+            raise tornado.web.HTTPError(404, f"run {run_id} has no outputs of '{task}' (yet: they are known "
+                                             "once the run has ended)") from None
+        self.reply({"ok": True, "task": task, "outputs": shown})
+
+
 class RunFilesHandler(RunHandler):
     @tornado.web.authenticated
     async def get(self, run_id: str):
@@ -384,6 +398,7 @@ ROUTES = [
     (r"runs/([0-9a-f]+)", RunHandler),
     (r"runs/([0-9a-f]+)/logs", RunLogHandler),
     (r"runs/([0-9a-f]+)/stop", RunStopHandler),
+    (r"runs/([0-9a-f]+)/outputs", RunOutputsHandler),
     (r"runs/([0-9a-f]+)/files", RunFilesHandler),
     (r"runs/([0-9a-f]+)/files/(.+)", RunFileHandler),
     ("kfp/status", KfpStatusHandler),

@@ -49,6 +49,21 @@ def run_metrics(result) -> dict[str, float]:
     return found
 
 
+def task_outputs(result, graph) -> dict[str, dict]:
+    """Each task's outputs (parameter values, artifact URIs) under the step's variable names: a step
+    with one output returns it as KFP's `Output`."""
+    from kale_like.surfaces.run_rows import task_step
+
+    names = {s.name: [o.name for o in s.outputs] for s in graph.all_steps}
+    found = {}
+    for task in result.tasks:
+        own = names.get(task_step(task.path), [])
+        rename = {"Output": own[0]} if len(own) == 1 else {}
+        found[task.label] = {kind: {rename.get(name, name): value for name, value in task.outputs.get(kind, {}).items()}
+                             for kind in ("parameters", "artifacts")}
+    return found
+
+
 def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     from kale_like.errors import InternalError, KaleLikeError
@@ -94,7 +109,7 @@ def _run(spec: dict) -> int:
     result = run_pipeline(ir, arguments, config, lambda event: emit(task_event(event)))
     emit({"event": "finished", "status": result.status, "run_id": result.run_id, "error": result.error or "",
           "seconds": round(time.perf_counter() - started, 3), "warnings": list(result.warnings),
-          "store": str(result.store), "metrics": run_metrics(result)})
+          "store": str(result.store), "metrics": run_metrics(result), "outputs": task_outputs(result, graph)})
     return 0 if result.succeeded else 1
 
 

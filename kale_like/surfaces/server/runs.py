@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from kale_like.surfaces.run_rows import log_tail, step_rows
+from kale_like.surfaces.server.service import value_text
 from kale_like.surfaces.tracebacks import readable_log
 
 FINAL_STATES = ("succeeded", "failed", "stopped")
 FILE_LIMIT = 500  # files listed of a run folder
+PREVIEW_SECONDS = 30
 
 
 @dataclass
@@ -39,6 +41,7 @@ class LocalRun:
     warnings: list[str] = field(default_factory=list)
     cells: dict[str, list[int]] = field(default_factory=dict)  # step -> its notebook cells
     metrics: dict[str, float] = field(default_factory=dict)  # what its steps logged as KFP metrics
+    outputs: dict[str, dict] = field(default_factory=dict)  # task label -> its parameters and artifact URIs
     started: float = field(default_factory=time.time)
     finished: float | None = None
     kale_run_id: str = ""
@@ -56,6 +59,33 @@ class LocalRun:
     def rows(self) -> list[dict]:
         """One row per step of the user's graph, in graph order and under the step's own name (`run_rows.py`)."""
         return step_rows(self.steps, self.tasks.values(), self.state in FINAL_STATES, self.cells)
+
+    async def previews(self, label: str) -> list[dict]:
+        """Previews of a task's outputs (known once the run has ended); KeyError for a task without them.
+
+        Parameter values are JSON already; stored values are read by a process of its own
+        (`preview.py`), given PREVIEW_SECONDS."""
+        outputs = self.outputs[label]
+        shown = [{"name": name, "kind": type(value).__name__, "summary": type(value).__name__,
+                  "text": value_text(value)} for name, value in outputs.get("parameters", {}).items()]
+        artifacts = outputs.get("artifacts", {})
+        if artifacts:
+            reader = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "kale_like.surfaces.server.preview", stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=str(self.store.parent))
+            try:
+                out, err = await asyncio.wait_for(reader.communicate(json.dumps(artifacts).encode()), PREVIEW_SECONDS)
+            except asyncio.TimeoutError:
+                reader.kill()
+                await reader.wait()
+                return shown + [{"name": n, "kind": "", "summary": f"not read within {PREVIEW_SECONDS} s"}
+                                for n in artifacts]
+            try:
+                shown += json.loads(out)
+            except ValueError:
+                shown += [{"name": n, "kind": "", "summary": "cannot be read: " + err.decode(errors="replace")[-300:]}
+                          for n in artifacts]
+        return shown
 
     def folder(self) -> Path | None:
         """The run's folder in the store (its outputs and logs), once the run has one."""
@@ -180,6 +210,7 @@ class RunManager:
                 run.message = event.get("error", "")
             run.kale_run_id = event.get("run_id", "")
             run.metrics = event.get("metrics") or {}
+            run.outputs = event.get("outputs") or {}
             run.warnings += event.get("warnings", [])
         elif kind == "error":
             if run.state != "stopped":
