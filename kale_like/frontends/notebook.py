@@ -21,6 +21,7 @@ from kale_like.frontends.analysis import CodeSyntaxError, analyze, check, parse
 from kale_like.frontends.magics import strip_magics
 from kale_like.frontends.notebook_flow import FLOW_TAGS, apply_flow, flow_reads
 from kale_like.frontends.notebook_reader import RawCell, read_notebook
+from kale_like.frontends.notebook_sections import untagged, with_section_tags
 from kale_like.frontends.packages import distributions_for
 from kale_like.frontends.prelude import Prelude
 from kale_like.frontends.settings import SettingsBuilder, pipeline_settings
@@ -42,16 +43,21 @@ class _Section:
     packages: list[str] = field(default_factory=list)
 
 
-def notebook_to_graph(path: str | Path, pipeline: str | None = None) -> StepGraph:
+def notebook_to_graph(path: str | Path, pipeline: str | None = None, one_step: bool = False) -> StepGraph:
     """Build the step graph of an annotated notebook (raises KaleLikeError on bad input).
 
     A notebook without step tags whose cells define `@pipeline` functions is read as a module;
-    `pipeline` picks the function when several could be the main one.
+    `pipeline` picks the function when several could be the main one. A notebook with no tags at
+    all gets a step per markdown section (`notebook_sections.py`); `one_step` makes the whole
+    notebook one step.
     """
     notebook = read_notebook(path)
     source = str(path)
     errors: list[KaleLikeError] = []
     warnings: list[str] = []
+    if one_step or (untagged(notebook) and not _defines_pipeline_function(notebook.cells)):
+        notebook, made = with_section_tags(notebook, one_step)
+        warnings.append(made)
     sections = _sections(notebook.cells, source, errors, warnings)
     raise_collected(errors)
     parameters = _parameters(sections, source, errors)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +22,20 @@ class RawCell:
 
 
 @dataclass(frozen=True, slots=True)
+class Heading:
+    """A markdown cell's first `#` or `##` heading: where a notebook without step tags starts a step."""
+
+    index: int  # the cell's position among all cells
+    level: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class RawNotebook:
     path: str
     cells: tuple[RawCell, ...]
     metadata: dict
+    headings: tuple[Heading, ...] = ()
 
 
 def read_notebook(path: str | Path) -> RawNotebook:
@@ -54,7 +65,8 @@ def read_notebook(path: str | Path) -> RawNotebook:
             "pass an .ipynb notebook or a .py file with @pipeline functions",
         )
     notebook = _as_v4(text, document.get("nbformat"), where)
-    return RawNotebook(str(path), tuple(_code_cells(notebook, where)), dict(notebook.get("metadata") or {}))
+    return RawNotebook(str(path), tuple(_code_cells(notebook, where)), dict(notebook.get("metadata") or {}),
+                       tuple(_headings(notebook)))
 
 
 def _as_v4(text: str, version: object, where: SourceLocation) -> dict:
@@ -92,6 +104,22 @@ def _code_cells(notebook: dict, where: SourceLocation) -> list[RawCell]:
             )
         )
     return result
+
+
+def _headings(notebook: dict) -> list[Heading]:
+    found = []
+    for index, cell in enumerate(notebook.get("cells") or []):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "markdown":
+            continue
+        source = cell.get("source", "")
+        text = "".join(source) if isinstance(source, list) else source if isinstance(source, str) else ""
+        match = _HEADING.search(text)
+        if match:
+            found.append(Heading(index, len(match.group(1)), match.group(2).strip()))
+    return found
+
+
+_HEADING = re.compile(r"^(#{1,2})[ \t]+(.*?)[ \t#]*$", re.MULTILINE)
 
 
 def _text(source: object, where: SourceLocation, index: int) -> str:

@@ -325,6 +325,15 @@ class StepGraph:
         return json.dumps(document, indent=2, sort_keys=True, default=str)
 
 
+def unique_name(base: str, taken: set[str]) -> str:
+    """`base`, or `base_2`, `base_3`, ... whichever is free; the name is then taken."""
+    candidate, number = base, 2
+    while candidate in taken:
+        candidate, number = f"{base}_{number}", number + 1
+    taken.add(candidate)
+    return candidate
+
+
 def producers(ref: Ref) -> tuple[str, ...]:
     """Tasks a value comes from."""
     if ref.kind in ("task", "collected"):

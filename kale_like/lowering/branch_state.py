@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from kale_like.graph.model import Branch, Condition, Node, PipelineCall, Step, StepGraph, walk
+from kale_like.graph.model import Branch, Condition, Node, PipelineCall, Step, StepGraph, unique_name, walk
 from kale_like.lowering.graph_edit import (
-    all_bodies, generated_step, name_part, rewrite_bodies, task_names, unique_name,
+    all_bodies, generated_step, name_part, rewrite_bodies, task_names,
 )
 
 DONE = "pass\n"

@@ -28,9 +28,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from kale_like.graph.model import JSON, Input, Loop, Node, Output, Parameter, PipelineCall, Ref, Step, StepGraph, walk
+from kale_like.graph.model import unique_name
 from kale_like.lowering.graph_edit import (
     all_bodies, generated_step, name_part, rewrite_bodies, rewrite_body, rewrite_loops, task_names, type_of,
-    unique_name,
 )
 
 RUN_IF = "_kl_run_if"  # the step's code runs only when every input named so is true (see _kl_run_step)

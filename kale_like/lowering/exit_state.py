@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from kale_like.graph.model import PipelineCall, Step, StepGraph
-from kale_like.lowering.graph_edit import generated_step, task_names, unique_name
+from kale_like.graph.model import PipelineCall, Step, StepGraph, unique_name
+from kale_like.lowering.graph_edit import generated_step, task_names
 
 DONE = "pass\n"
 

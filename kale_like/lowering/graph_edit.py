@@ -61,15 +61,6 @@ def name_part(text: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in text)
 
 
-def unique_name(base: str, taken: set[str]) -> str:
-    """`base`, or `base_2`, `base_3`, ... whichever is free; the name is then taken."""
-    candidate, number = base, 2
-    while candidate in taken:
-        candidate, number = f"{base}_{number}", number + 1
-    taken.add(candidate)
-    return candidate
-
-
 def generated_step(name: str, code: str, inputs: tuple[Input, ...], outputs: tuple[Output, ...],
                    location: SourceLocation, cache: bool | None = None) -> Step:
     """A step kale_like writes itself: plain Python over its inputs, no packages.

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from kale_like.graph.model import ANY, JSON, Input, Loop, Node, Output, Ref, Step, StepGraph
+from kale_like.graph.model import ANY, Input, JSON, Loop, Node, Output, Ref, Step, StepGraph, unique_name
 from kale_like.lowering.graph_edit import (
-    generated_step, name_part, rewrite_body, rewrite_loops, task_names, unique_name,
+    generated_step, name_part, rewrite_body, rewrite_loops, task_names,
 )
 
 # (not a list only in a loop's filler iteration, lowering/empty_loops.py: then nothing to loop over)

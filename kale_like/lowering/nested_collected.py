@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from kale_like.errors import SourceLocation
-from kale_like.graph.model import ANY, Input, Loop, Output, PipelineCall, Ref, StepGraph, SubPipeline, walk
-from kale_like.lowering.graph_edit import all_bodies, generated_step, task_names, unique_name
+from kale_like.graph.model import ANY, Input, Loop, Output, PipelineCall, Ref, StepGraph, SubPipeline, unique_name, walk
+from kale_like.lowering.graph_edit import all_bodies, generated_step, task_names
 
 HAND_ON = "value = value\n"
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from kale_like.graph.model import ANY, Condition, Input, Loop, Node, Output, PipelineCall, Ref, Step, StepGraph, walk
-from kale_like.lowering.graph_edit import generated_step, name_part, rewrite_loops, task_names, type_of, unique_name
+from kale_like.graph.model import unique_name
+from kale_like.lowering.graph_edit import generated_step, name_part, rewrite_loops, task_names, type_of
 
 HAND_ON = "items = items if isinstance(items, list) else []\n"  # not a list only in a filler iteration
 

@@ -17,7 +17,7 @@ _KFP_TYPES = {"NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "STRING": str, "BOO
               "STRUCT": dict}
 
 
-def load_graph(source: Any, pipeline: str | None = None) -> StepGraph:
+def load_graph(source: Any, pipeline: str | None = None, one_step: bool = False) -> StepGraph:
     """The step graph of a notebook, a .py file, or a `@pipeline` function object, with provenance."""
     from dataclasses import replace
 
@@ -27,7 +27,7 @@ def load_graph(source: Any, pipeline: str | None = None) -> StepGraph:
     if path.suffix == ".ipynb":
         from kale_like.frontends.notebook import notebook_to_graph
 
-        return replace(notebook_to_graph(path, pipeline), provenance=provenance(path))
+        return replace(notebook_to_graph(path, pipeline, one_step), provenance=provenance(path))
     if path.suffix == ".py":
         from kale_like.frontends.functions import python_to_graph
 

@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("source", help="the notebook (.ipynb) or Python file (.py) to convert")
     parser.add_argument("--pipeline", help="in a .py file with several @pipeline functions, the one to compile")
+    parser.add_argument("--one-step", action="store_true",
+                        help="a notebook becomes one step, whatever its tags and headings")
     parser.add_argument("--kfp", action="store_true", help="compile to KFP v2 IR YAML (and a DSL module)")
     parser.add_argument("-o", "--output", help="the YAML file to write (default: SOURCE with .yaml)")
     parser.add_argument("--dsl", help="where to write the KFP DSL module (default: OUTPUT with _kfp.py)")
@@ -132,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
         version = ServerVersion.parse(args.kfp_version)
         _print_warnings(checked_spec(ir.spec, version, str(source), ir.platform), args)
         return _local_run(ir, typed_arguments(ir, _param_pairs(args), args.allow_secret_like_params), args, version)
-    graph = _load(source, args.pipeline)
+    graph = _load(source, args.pipeline, args.one_step)
     graph = _apply_cli_overrides(graph, args)
     from kale_like.graph.checks import check_graph
 
@@ -254,11 +256,14 @@ def _param_pairs(args: argparse.Namespace) -> dict[str, str]:
     return params
 
 
-def _load(source: Path, pipeline: str | None = None):
+def _load(source: Path, pipeline: str | None = None, one_step: bool = False):
+    if source.suffix == ".py" and one_step:
+        raise KaleLikeError("--one-step applies to notebooks", SourceLocation(str(source)),
+                            "a .py file's steps are its @step functions")
     if source.suffix in (".ipynb", ".py"):
         from kale_like.surfaces.api import load_graph
 
-        return load_graph(source, pipeline)
+        return load_graph(source, pipeline, one_step)
     raise KaleLikeError(
         f"cannot read a '{source.suffix or 'extensionless'}' file",
         SourceLocation(str(source)),
