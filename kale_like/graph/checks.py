@@ -12,10 +12,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 from kale_like.errors import KaleLikeError, SourceLocation, raise_collected
 from kale_like.graph.credentials import credential_name, credential_value
-from kale_like.graph.model import Loop, Step, StepGraph, walk
+from kale_like.graph.model import Loop, Parameter, Step, StepGraph, walk
 
 
 _MODULE_NAMES = {"dsl", "compiler", "kubernetes", "os", "List", "NamedTuple", "Dataset", "Input", "Output",
@@ -38,13 +39,13 @@ def check_graph(graph: StepGraph, allow_secret_like: bool = False) -> list[str]:
     return _gpu_loop_warnings(graph)
 
 
-def _all_parameters(graph: StepGraph):
+def _all_parameters(graph: StepGraph) -> Iterator[Parameter]:
     yield from graph.parameters
     for sub in graph.subpipelines:
         yield from sub.parameters
 
 
-def _secret_problem(graph: StepGraph, parameter) -> KaleLikeError | None:
+def _secret_problem(graph: StepGraph, parameter: Parameter) -> KaleLikeError | None:
     # only text can be a credential: an int named max_tokens is not one
     by_name = credential_name(parameter.name) if parameter.type == "str" else ""
     by_value = credential_value(parameter.default)
@@ -59,7 +60,7 @@ def _secret_problem(graph: StepGraph, parameter) -> KaleLikeError | None:
     )
 
 
-def _default_problem(graph: StepGraph, parameter) -> KaleLikeError | None:
+def _default_problem(graph: StepGraph, parameter: Parameter) -> KaleLikeError | None:
     """A default the kfp compiler or the KFP server cannot take, or that contradicts the declared type."""
     if parameter.required or parameter.default is None:
         return None

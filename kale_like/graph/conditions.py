@@ -119,7 +119,7 @@ def _satisfiable(conjunction: list[Test]) -> bool:
     return not any((_NEGATED[op], operands) in atoms for op, operands in atoms)
 
 
-def _truth(ref: Ref, type_of) -> Test:
+def _truth(ref: Ref, type_of: Callable[[Ref], str | None]) -> Test:
     kind = type_of(ref)
     if kind == "bool":
         return Test("==", (ref, Ref("constant", value=True)))
@@ -130,7 +130,7 @@ def _truth(ref: Ref, type_of) -> Test:
     raise ConditionError(_untyped(kind, "a truth test"))
 
 
-def _comparison(test: Test, type_of, negate_it: bool) -> Test:
+def _comparison(test: Test, type_of: Callable[[Ref], str | None], negate_it: bool) -> Test:
     left, right = test.operands
     op = test.op
     if left.kind == "constant" and right.kind == "constant":
@@ -154,7 +154,6 @@ def _comparison(test: Test, type_of, negate_it: bool) -> Test:
 
 
 def _with_literal(channel: Ref, op: str, value: object, kind: str) -> Test:
-    constant = lambda v: Ref("constant", value=v)  # noqa: E731
     if kind == "bool":
         if isinstance(value, str):
             raise ConditionError(
@@ -165,33 +164,36 @@ def _with_literal(channel: Ref, op: str, value: object, kind: str) -> Test:
             value = bool(value)
         if type(value) is not bool or op not in ("==", "!="):
             raise ConditionError(f"a bool can only be compared with == or != to True or False, not {written!r}")
-        return Test(op, (channel, constant(value)))
+        return Test(op, (channel, _constant(value)))
     if kind == "str":
         if not isinstance(value, str):
             raise ConditionError(f"comparing a str with {value!r} is never true in Python; compare with a string")
         if "'" in value or "\\" in value or any(ord(ch) < 32 for ch in value):
             raise ConditionError("KFP cannot compare with a string holding ', \\ or a control character (it "
                                  "writes it into the condition unescaped); choose a simpler value")
-        return Test(op, (channel, constant(value)))
+        return Test(op, (channel, _constant(value)))
     if isinstance(value, str) or not isinstance(value, (int, float)):
         raise ConditionError(f"comparing a {kind} with {value!r} is never true in Python; compare with a number")
     if kind == "float":
         if type(value) is int and float(value) != value:
             raise ConditionError(f"{value} has no exact float value, so KFP cannot compare it the way Python does")
-        return Test(op, (channel, constant(float(value))))
+        return Test(op, (channel, _constant(float(value))))
     return _int_with_number(channel, op, value)
+
+
+def _constant(value: object) -> Ref:
+    return Ref("constant", value=value)
 
 
 def _int_with_number(channel: Ref, op: str, value: float | int) -> Test:
     """`n > 0.5` on an int is `n >= 1`: rewrite so both sides are ints, as KFP requires."""
-    constant = lambda v: Ref("constant", value=v)  # noqa: E731
     if isinstance(value, bool) or float(value).is_integer():
-        return Test(op, (channel, constant(int(value))))
+        return Test(op, (channel, _constant(int(value))))
     if op in ("==", "!="):
         raise ConditionError(f"an int is never equal to {value!r}; this test would always be {op == '!='}")
     if op in (">", ">="):
-        return Test(">=", (channel, constant(math.ceil(value))))
-    return Test("<=", (channel, constant(math.floor(value))))
+        return Test(">=", (channel, _constant(math.ceil(value))))
+    return Test("<=", (channel, _constant(math.floor(value))))
 
 
 def _untyped(kind: str | None, what: str) -> str:

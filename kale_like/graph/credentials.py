@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import Any
 
 _WORDS = {"password", "passwd", "passphrase", "passcode", "pwd", "secret", "secrets", "token", "tokens", "apikey",
           "apitoken", "accesstoken", "refreshtoken", "authtoken", "credential", "credentials", "privatekey",
@@ -42,7 +43,7 @@ _MOST_ITEMS = 10_000  # of a list or dict default: a large literal is data, chec
 
 def credential_name(name: str) -> str:
     """The word of `name` that reads like a credential ('' if none): api_key, dbPassword, TOKEN, db_pass."""
-    words = [w.lower() for w in re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", name.replace("-", "_"))]
+    words: list[str] = [w.lower() for w in re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", name.replace("-", "_"))]
     for word in words:
         if word in _WORDS:
             return word
@@ -97,7 +98,7 @@ def _string_kind(text: str) -> str:
 
 
 @functools.cache
-def _value_plugins() -> tuple:
+def _value_plugins() -> tuple[Any, ...]:  # detect-secrets ships no type hints
     """detect-secrets' pattern plugins, less two: a public IP address is not a credential, and the
     Artifactory pattern (`AP`, a hex digit, 8 letters or digits) matches ordinary names such as
     'APDataset2024'."""
@@ -112,7 +113,7 @@ def _value_plugins() -> tuple:
 
 
 @functools.cache
-def _keyword_names() -> re.Pattern:
+def _keyword_names() -> re.Pattern[str]:
     """detect-secrets' list of credential words in names, matched from the start of a word."""
     from detect_secrets.plugins.keyword import DENYLIST
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
-from typing import Any, Union
+from collections.abc import Iterator
+from typing import Any, Literal, Union
 
 from kale_like.errors import SourceLocation
 from kale_like.kfp_server import DEFAULT as DEFAULT_KFP_SERVER
@@ -44,6 +45,9 @@ class Parameter:
     required: bool = False  # no default: every run must give a value
 
 
+RefKind = Literal["task", "parameter", "item", "constant", "collected", "oneof", "final_status"]
+
+
 @dataclass(frozen=True, slots=True)
 class Ref:
     """Where a value comes from.
@@ -54,7 +58,7 @@ class Ref:
     (whichever of `options` ran), `final_status` (the pipeline's outcome, for an exit step).
     """
 
-    kind: str
+    kind: RefKind
     source: str = ""
     output: str = ""
     value: Any = None
@@ -343,7 +347,7 @@ def producers(ref: Ref) -> tuple[str, ...]:
     return ()
 
 
-def walk(body: tuple[Node, ...]):
+def walk(body: tuple[Node, ...]) -> Iterator[Node]:
     """Every node of a body, depth first, in order."""
     for node in body:
         yield node
@@ -354,7 +358,7 @@ def walk(body: tuple[Node, ...]):
                 yield from walk(branch.body)
 
 
-def _node_json(node: Node) -> dict:
+def _node_json(node: Node) -> dict[str, Any]:
     kind = type(node).__name__.lower()
     if isinstance(node, Step):
         return {"kind": kind, "name": node.name}

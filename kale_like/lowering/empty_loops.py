@@ -27,8 +27,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from kale_like.graph.model import JSON, Input, Loop, Node, Output, Parameter, PipelineCall, Ref, Step, StepGraph, walk
-from kale_like.graph.model import unique_name
+from kale_like.graph.model import (
+    JSON, Input, Loop, Node, Output, Parameter, PipelineCall, Ref, Step, StepGraph, unique_name, walk,
+)
 from kale_like.lowering.graph_edit import (
     all_bodies, generated_step, name_part, rewrite_bodies, rewrite_body, rewrite_loops, task_names, type_of,
 )

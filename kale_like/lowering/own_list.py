@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from kale_like.graph.model import ANY, Condition, Input, Loop, Node, Output, PipelineCall, Ref, Step, StepGraph, walk
-from kale_like.graph.model import unique_name
+from kale_like.graph.model import (
+    ANY, Condition, Input, Loop, Node, Output, PipelineCall, Ref, Step, StepGraph, Test, unique_name, walk,
+)
 from kale_like.lowering.graph_edit import generated_step, name_part, rewrite_loops, task_names, type_of
 
 HAND_ON = "items = items if isinstance(items, list) else []\n"  # not a list only in a filler iteration
@@ -51,5 +52,5 @@ def _reads(body: tuple[Node, ...], items: Ref) -> bool:
     return False
 
 
-def _operands(test) -> list[Ref]:
+def _operands(test: Test) -> list[Ref]:
     return list(test.operands) + [ref for inner in test.tests for ref in _operands(inner)]
