@@ -31,6 +31,7 @@ import { GraphView, renderGraph } from './graph';
 import { GraphTab } from './graphtab';
 import { Analysis, NotebookPipeline } from './notebook';
 import { pipelineIcon } from './icon';
+import { parseTag } from './tags';
 
 export interface PanelSettings {
   defaultImage: string;
@@ -75,12 +76,19 @@ function onlyNoSteps(analysis: Analysis): boolean {
   return analysis.state === 'error' && analysis.errors.length === 1 && analysis.errors[0].message.startsWith('no step cells');
 }
 
-/** What to do first with a notebook that has no steps. */
-const GUIDE = () =>
+/**
+ * What to do first with a notebook whose cells carry no step tag. The analyzer makes steps of its
+ * headings then (or one step of the whole notebook): `made` says the graph shows those.
+ */
+const GUIDE = (made: boolean) =>
   h(
     'div',
     { class: 'kl-Guide', role: 'note' },
     h('strong', {}, 'Make a pipeline of this notebook'),
+    made
+      ? h('p', {}, 'No cell is tagged as a step yet, so the graph shows the steps made from the notebook\'s ',
+          'headings (one step for the whole notebook when it has none). To choose the steps yourself:')
+      : null,
     h(
       'ol',
       {},
@@ -325,7 +333,7 @@ export class PipelinePanel extends Widget {
       this.status.textContent = n
         ? `${n} step${n === 1 ? '' : 's'}, ${graph.edges.length} dependenc${graph.edges.length === 1 ? 'y' : 'ies'}`
         : 'No steps yet: tag a code cell as a pipeline step (the chip above each cell).';
-    } else if (onlyNoSteps(analysis)) {
+    } else if (onlyNoSteps(analysis)) { // an analyzer that makes no steps of an untagged notebook
       this.status.className = 'kl-Status kl-mod-ok';
       this.status.textContent = 'No steps yet.';
     } else if (analysis.state === 'error') {
@@ -336,7 +344,9 @@ export class PipelinePanel extends Widget {
     }
     clear(this.problems);
     if (onlyNoSteps(analysis)) {
-      this.problems.append(GUIDE());
+      this.problems.append(GUIDE(false));
+    } else if (analysis.state === 'ok' && graph?.steps.length && !this.hasStepTags()) {
+      this.problems.append(GUIDE(true));
     }
     for (const problem of onlyNoSteps(analysis) ? [] : analysis.errors) {
       const cell = problem.location?.cell_index;
@@ -492,6 +502,11 @@ export class PipelinePanel extends Widget {
       return 'Tag at least one cell as a pipeline step.';
     }
     return '';
+  }
+
+  /** Whether any cell of the notebook is tagged as a step (else the analyzer made the steps). */
+  private hasStepTags(): boolean {
+    return (this._pipeline?.cellTags() ?? []).some(tags => tags.some(tag => parseTag(tag)?.kind === 'step'));
   }
 
   /** Whether Compile can start now (the command palette and shortcuts ask too). */
