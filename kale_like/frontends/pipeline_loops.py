@@ -1,0 +1,328 @@
+"""Loops in a `@pipeline` body: `for` over lists, comprehensions of step calls, collecting.
+
+`for x in items:` is a KFP ParallelFor; `results.append(step(x))` (or `[step(x) for x in xs]`)
+used after the loop is Collected. Items written as a literal list of one primitive type loop as
+they are; items an expression makes (`range(n)`, `enumerate(xs)`, `zip(a, b)`, `d.items()`, a list
+of dicts) are listed by a generated step first.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import replace
+
+import libcst as cst
+
+from kale_like.frontends import pipeline_expressions as expressions
+from kale_like.frontends.pipeline_body_base import BodyBase, _name, _text
+from kale_like.frontends.pipeline_values import (
+    PRIMITIVES, Collector, Scope, Value, element_type, literal, type_of_value,
+)
+from kale_like.graph.model import ANY, JSON, CodeBlock, Input, Loop, Node, Output, Ref, Step
+
+
+class LoopCompiler(BodyBase):
+    """Compiles loops, comprehensions and `.append` collecting."""
+
+    def append(self, call: cst.Call, owner: cst.Name, scope: Scope) -> list[Node]:
+        collector = self.env.names.get(owner.value)
+        if not isinstance(collector, Collector):
+            self.refuse(call, f"'{owner.value}' is not a list created with {owner.value} = [] in this pipeline",
+                        f"write {owner.value} = [] before the loop")
+        if len(call.args) != 1:
+            self.refuse(call, ".append() takes one value", f"e.g. {owner.value}.append(train(x))")
+        inner = scope[len(collector.scope):]
+        if not inner or any(kind != "loop" for kind, *_ in inner):
+            self.refuse(call, f"'{owner.value}.append(...)' must be inside a for loop (and not inside an if)",
+                        "KFP collects the results of a loop's iterations")
+        if collector.appended is not None:
+            self.refuse(call, f"'{owner.value}' is already appended to at line {collector.line}",
+                        "append one step result per list")
+        argument = call.args[0].value
+        nodes: list[Node] = []
+        if isinstance(argument, cst.Call) and self.callee(argument) is not None:
+            temporary = f"_kl_{owner.value}_item"
+            nodes = self.call(argument, scope, [temporary])
+            made = self.env.names.pop(temporary)
+            assert isinstance(made, Value)  # call() bound the step's result to the name
+            value = self._rename_output(nodes, made, owner.value)
+        else:
+            value = self.value(argument, scope)
+            if value.ref.kind != "task" or value.scope != scope:
+                self.refuse(call, "only a step result made in this loop can be appended",
+                            f"e.g. {owner.value}.append(train(x))")
+        collector.appended = value
+        collector.append_scope = scope
+        collector.line = self.module.where(call).line or 0
+        return nodes
+
+    def loop(self, node: cst.For, scope: Scope) -> list[Node]:
+        if node.orelse is not None:
+            self.refuse(node.orelse, "for/else is not supported in a pipeline body", "remove the else")
+        if node.asynchronous is not None:
+            self.refuse(node, "async for is not supported in a pipeline body")
+        loop_id = self.state.next_id("for")
+        items, item_type, parallelism, binder = self.iterable(node.iter, node.target, scope, loop_id)
+        self._register_loop(node.iter, scope, loop_id, items)
+        inner: Scope = scope + (("loop", loop_id),)
+        saved = dict(self.env.names)
+        binder(inner)
+        helpers = self._take_pending()
+        body = self.block(node.body.body, inner)
+        self._close_scope(saved, inner)
+        return helpers + [Loop(loop_id, items, item_type, tuple(body), self.module.where(node), parallelism)]
+
+    def _register_loop(self, node: cst.CSTNode, scope: Scope, loop_id: str, items: Ref) -> None:
+        """kfp names a loop's item after the list it runs over: two nested loops over one list collide."""
+        for level in scope:
+            if level[0] == "loop" and items.kind in ("parameter", "task") and self.loop_items.get(level[1]) == items:
+                self.refuse(node, "this loop runs over the same list as a loop it is nested in; KFP gives both loops' "
+                                  "items the same name and cannot compile it",
+                            "loop once over the pairs, e.g. from a step returning [[a, b] for a in xs for b in xs]")
+        self.loop_items[loop_id] = items
+
+    def comprehension(self, node: cst.ListComp, scope: Scope, name: str) -> list[Node]:
+        if len(node.for_in.ifs) or node.for_in.inner_for_in is not None:
+            self.refuse(node, "a comprehension with if or several for clauses is not supported",
+                        "write the for loop out")
+        if not (isinstance(node.elt, cst.Call) and self.callee(node.elt) is not None):
+            self.refuse(node.elt, "a list comprehension in a pipeline body must call a step",
+                        "e.g. scores = [train(s) for s in seeds]")
+        loop_id = self.state.next_id("for")
+        items, item_type, parallelism, binder = self.iterable(node.for_in.iter, node.for_in.target, scope, loop_id)
+        self._register_loop(node.for_in.iter, scope, loop_id, items)
+        inner: Scope = scope + (("loop", loop_id),)
+        saved = dict(self.env.names)
+        binder(inner)
+        helpers = self._take_pending()
+        collector = Collector(scope, self.module.where(node).line or 0)
+        self.env.names[name] = collector
+        temporary = f"_kl_{name}_item"
+        body = self.call(node.elt, inner, [temporary])
+        body = self._take_pending() + body  # what its arguments compute runs in each iteration
+        value = self.env.names.pop(temporary)
+        assert isinstance(value, Value)  # call() bound the step's result to the name
+        collector.appended = self._rename_output(body, value, name)
+        collector.append_scope = inner
+        self._close_scope(saved, inner, keep=(name,))
+        return helpers + [Loop(loop_id, items, item_type, tuple(body), self.module.where(node), parallelism)]
+
+    def _close_scope(self, saved: dict, inner: Scope, keep: tuple[str, ...] = ()) -> None:
+        """Names bound inside a loop stay known (to report misuse) but keep their inner scope."""
+        for name, bound in list(self.env.names.items()):
+            if name in saved and saved[name] is bound or name in keep:
+                continue
+            if isinstance(bound, Value) and bound.ref.kind == "item":
+                if name in saved:
+                    self.env.names[name] = saved[name]
+                else:
+                    del self.env.names[name]
+
+    def iterable(self, node: cst.BaseExpression, target, scope: Scope, loop_id: str):
+        parallelism = None
+        if isinstance(node, cst.Call) and _name(node.func) == "parallel":
+            node, parallelism = self.parallel_arguments(node)
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
+                and node.func.attr.value in ("items", "keys", "values") and not node.args:
+            return self.dict_iterable(node, target, scope, loop_id, node.func.attr.value, parallelism)
+        if isinstance(target, (cst.Tuple, cst.List)) or not (isinstance(node, cst.Name) or self._calls_step(node)
+                                                             or literal(node)[0]):
+            return self.loop_source(node, target, scope, loop_id, parallelism)
+        value = self.value(node, scope)
+        if value.ref.kind == "constant":
+            if isinstance(value.ref.value, dict):
+                return self.dict_items(node, value, target, scope, loop_id, "keys", parallelism)
+            if not isinstance(value.ref.value, (list, tuple)):
+                self.refuse(node, f"cannot loop over a {type(value.ref.value).__name__}", "loop over a list")
+            if not _static_items(list(value.ref.value)):
+                return self.loop_source(node, target, scope, loop_id, parallelism)
+            return self._static(node, list(value.ref.value), target, scope, loop_id, parallelism)
+        if value.type == "dict":
+            return self.dict_items(node, value, target, scope, loop_id, "keys", parallelism)
+        if value.ref.kind in ("collected", "oneof"):
+            self.refuse(node, "KFP cannot loop over a collected list", "loop over the original items instead")
+        if value.type in PRIMITIVES:
+            self.refuse(node, f"cannot loop over a {value.type}", "loop over a list")
+        if value.ref.kind == "task" and value.type == ANY:
+            if value.ref.output == "":  # a nested pipeline's result: its type is fixed by its return
+                self.refuse(node, f"'{_text(node)}' is the untyped result of a nested pipeline, which KFP cannot "
+                                  "loop over", "annotate the return type of the step that nested pipeline returns "
+                                  "(e.g. -> list)")
+            self._infer(value, "list")
+            value = replace(value, type="list")
+        name = self.single_target(target)
+        item_type = element_type(value.type)
+        return value.ref, item_type, parallelism, self._binder(name, Ref("item", loop_id), item_type)
+
+    def loop_source(self, node: cst.BaseExpression, target, scope: Scope, loop_id: str, parallelism):
+        """A loop over what an expression makes (`range(n)`, `enumerate(xs)`, `zip(a, b)`, `sorted(xs)`,
+        a literal list of dicts, ...): a generated step lists the items; a loop unpacking its items
+        (`for i, x in enumerate(xs)`) gets each item as named fields, JSON texts the steps decode."""
+        names = self._loop_names(target)
+        ok, constant = literal(node)
+        if ok and isinstance(constant, (list, tuple)) and _static_items(list(constant)) and len(names) == 1:
+            return self._static(node, list(constant), target, scope, loop_id, parallelism)
+        label = "_".join(names) or "items"
+        text, tree, values = self._expression_parts(node, scope)
+        known = _known_items(text, tree, {key: value.ref.value for key, value in values.items()
+                                          if value.ref.kind == "constant"}, len(values))
+        if known is not None and _static_items(known) and len(names) == 1:
+            return self._static(node, known, target, scope, loop_id, parallelism)  # e.g. range(3)
+        if len(names) == 1:
+            kind = expressions.infer_type(expressions.parse(f"list({text})"),
+                                          {key: self._known_type(value) for key, value in values.items()})
+            if kind.startswith("list:"):  # items of a known type: the driver hands them over as they are
+                code, item_type = f"items = list({text})\n", element_type(kind)
+            else:  # the driver would make text of them (see lowering/loop_items.py): JSON texts the steps decode
+                code, kind, item_type = f"import json\nitems = [json.dumps(item) for item in {text}]\n", "list:str", JSON
+            made = self._expression_step(node, code, values, (Output("items", kind),), scope, f"{label}_items")
+            return made.ref, item_type, parallelism, self._binder(names[0], Ref("item", loop_id), item_type)
+        # field names clear of kfp's own attributes of a loop item (`item.name` is the item's name)
+        fields = ", ".join(f"'field_{name}': json.dumps({name})" for name in names)
+        code = (f"import json\nitems = []\nfor {', '.join(names)} in {text}:\n"
+                f"    items.append({{{fields}}})\n")
+        made = self._expression_step(node, code, values, (Output("items", "list"),), scope, f"{label}_items")
+
+        def bind(inner: Scope) -> None:
+            for name in names:
+                self.env.names[name] = Value(Ref("item", loop_id, f"field_{name}"), JSON, inner)
+
+        return made.ref, "dict", parallelism, bind
+
+    def _loop_names(self, target) -> list[str]:
+        if isinstance(target, cst.Name):
+            return [target.value]
+        parts = [e.value for e in target.elements] if isinstance(target, (cst.Tuple, cst.List)) else []
+        names = [part.value for part in parts if isinstance(part, cst.Name)]
+        if parts and len(names) == len(parts):
+            if len(set(names)) == len(names):
+                return names
+        self.refuse(target, "a loop here unpacks each item into plain names only",
+                    "e.g. for i, x in enumerate(xs): (unpack deeper inside a step)")
+        return []
+
+    def parallel_arguments(self, call: cst.Call):
+        items, parallelism = None, None
+        for index, argument in enumerate(call.args):
+            key = argument.keyword.value if argument.keyword else ("items" if index == 0 else "parallelism")
+            if key == "items":
+                items = argument.value
+            elif key == "parallelism":
+                ok, parallelism = literal(argument.value)
+                if not ok or type(parallelism) is not int or parallelism < 1:
+                    self.refuse(argument, "parallelism must be a positive int literal", "e.g. parallelism=4")
+            else:
+                self.refuse(argument, f"parallel() has no argument '{key}'", "parallel(items, parallelism=N)")
+        if items is None:
+            self.refuse(call, "parallel() needs the items to loop over", "parallel(items, parallelism=N)")
+        return items, parallelism
+
+    def single_target(self, target) -> str:
+        if isinstance(target, cst.Name):
+            return target.value
+        self.refuse(target, "unpacking loop items works only with dict.items()",
+                    "loop over one name, or over d.items() as `for key, value in d.items()`")
+        return ""
+
+    def _binder(self, name: str, ref: Ref, item_type: str, line: int = 0):
+        def bind(scope: Scope) -> None:
+            self.env.names[name] = Value(ref, item_type, scope, line)
+
+        return bind
+
+    def _static(self, node, items: list, target, scope: Scope, loop_id: str, parallelism):
+        name = self.single_target(target)
+        if not items:
+            self.refuse(node, "the loop's list is empty, so KFP cannot build it", "give the loop at least one item")
+        kinds = {type_of_value(i) for i in items}
+        if len(kinds) > 1 and kinds != {"int", "float"}:
+            self.refuse(node, "the loop's items have different types, which KFP cannot type",
+                        "loop over items of one type")
+        item_type = type_of_value(items).partition(":")[2] or ("dict" if kinds == {"dict"} else ANY)
+        if kinds == {"dict"}:
+            self.refuse(node, "looping over a literal list of dicts is not supported (KFP mistypes their fields)",
+                        "loop over a pipeline parameter holding the list instead")
+        if item_type == ANY:
+            self.refuse(node, "loop items must be ints, floats, strings or bools", "loop over a list of those")
+        if kinds == {"int", "float"}:
+            items = [float(i) for i in items]
+        return Ref("constant", value=items), item_type, parallelism, self._binder(name, Ref("item", loop_id),
+                                                                                   item_type)
+
+    def dict_iterable(self, node: cst.Call, target, scope, loop_id, method, parallelism):
+        assert isinstance(node.func, cst.Attribute)  # iterable() checked: d.items(), d.keys() or d.values()
+        owner = self.value(node.func.value, scope)
+        if owner.type != "dict" and not (owner.ref.kind == "constant" and isinstance(owner.ref.value, dict)):
+            if owner.ref.kind == "task" and owner.type == ANY:
+                self._infer(owner, "dict")
+                owner = replace(owner, type="dict")
+            else:
+                self.refuse(node, f".{method}() needs a dict", "loop over a dict parameter or a step's dict result")
+        return self.dict_items(node, owner, target, scope, loop_id, method, parallelism)
+
+    def dict_items(self, node, owner: Value, target, scope: Scope, loop_id: str, method: str, parallelism):
+        """Loop over a dict: static keys/values when known; otherwise a small step lists them."""
+        if owner.ref.kind == "constant" and method in ("keys", "values"):
+            values = list(owner.ref.value.keys() if method == "keys" else owner.ref.value.values())
+            return self._static(node, values, target, scope, loop_id, parallelism)
+        names = [self.single_target(target)] if method != "items" else self._pair(target)
+        helper = self._items_step(node, owner, method, scope)
+        ref = Ref("task", helper.name, helper.outputs[0].name)
+        if method == "items":
+            key, value = names
+
+            def bind(inner: Scope) -> None:
+                self.env.names[key] = Value(Ref("item", loop_id, "entry_key"), "str", inner)
+                self.env.names[value] = Value(Ref("item", loop_id, "entry_value"), JSON, inner)
+
+            self._pending_nodes.append(helper)
+            return ref, "dict", parallelism, bind
+        self._pending_nodes.append(helper)
+        return ref, "str" if method == "keys" else ANY, parallelism, self._binder(names[0], Ref("item", loop_id),
+                                                                                  "str" if method == "keys" else ANY)
+
+    def _pair(self, target) -> list[str]:
+        if isinstance(target, (cst.Tuple, cst.List)) and len(target.elements) == 2:
+            names = [e.value.value for e in target.elements if isinstance(e.value, cst.Name)]
+            if len(names) == 2:
+                return names
+        self.refuse(target, "loop over .items() with two names", "for key, value in d.items():")
+        return []
+
+    def _items_step(self, node, owner: Value, method: str, scope: Scope) -> Step:
+        name = self.state.unique(f"list_{method}")
+        where = self.module.where(node)
+        code = {
+            # a value of unknown type travels as its JSON text (see kale_like/lowering/loop_items.py)
+            "items": "import json\nitems = [{'entry_key': str(k), 'entry_value': json.dumps(v)} for k, v in "
+                     "mapping.items()]\n",
+            "keys": "items = [str(k) for k in mapping]\n",
+            "values": "items = list(mapping.values())\n",
+        }[method]
+        kind = "list:str" if method == "keys" else "list"
+        step = Step(name=name, code=(CodeBlock(code, where),), location=where,
+                    inputs=(Input("mapping", owner.ref, "dict" if owner.ref.kind != "task" else owner.type),),
+                    outputs=(Output("items", kind),), generated=True)
+        self.state.output_types[(name, "items")] = kind
+        return step
+
+
+def _known_items(text: str, tree: ast.Expression, constants: dict[str, object], reads: int) -> list | None:
+    """The items of a loop source that reads only constants, when listing them now is quick."""
+    if len(constants) != reads:
+        return None
+    body = tree.body
+    if isinstance(body, ast.Call) and isinstance(body.func, ast.Name) and body.func.id == "range":
+        ok, made = expressions.fold(text, constants)  # a range object: its length is known without listing it
+        return list(made) if ok and isinstance(made, range) and len(made) <= 10_000 else None
+    if not expressions.foldable(tree, constants):
+        return None
+    ok, made = expressions.fold(f"list({text})", constants)
+    return made if ok and isinstance(made, list) else None
+
+
+def _static_items(items: list) -> bool:
+    """Items KFP can loop over as they are written: a non-empty list of ints, floats, strs or bools,
+    all of one type (ints and floats mix as floats)."""
+    kinds = {type_of_value(item) for item in items}
+    return bool(items) and kinds <= set(PRIMITIVES) and len(kinds) == 1
