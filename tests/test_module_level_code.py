@@ -85,3 +85,18 @@ def test_notebook_cells_tagged_imports_still_run_whole_in_every_step(tmp_path):
     path = tmp_path / "seeded.ipynb"
     nbformat.write(notebook, path)
     assert "random.seed(7)" in kale_like.compile(path)
+
+
+@pytest.mark.parametrize("code", ["C = 1", "A = B = -2.5", "NAMES = ['eu', 'us']", "EMPTY = {}", "FLAG = None",
+                                  "SIZES = {'small': 1, 'large': (9, 10)}"])
+def test_a_constant_read_without_libcst_has_the_facts_libcst_finds(code):
+    from kale_like.frontends.analysis import analyze, constant_facts
+
+    assert constant_facts(code) == analyze(code)
+
+
+@pytest.mark.parametrize("code", ["C = f(1)", "C = x", "C: int = 1", "C.a = 1", "C = [y]", "C = 1\nD = 2", "C += 1"])
+def test_anything_but_a_plain_constant_goes_to_libcst(code):
+    from kale_like.frontends.analysis import constant_facts
+
+    assert constant_facts(code) is None

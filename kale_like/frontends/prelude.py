@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from kale_like.errors import KaleLikeError, SourceLocation
-from kale_like.frontends.analysis import CodeSyntaxError, analyze, check
+from kale_like.frontends.analysis import CodeSyntaxError, analyze, check, constant_facts
 from kale_like.graph.model import CodeBlock
 
 
@@ -72,7 +72,7 @@ class Prelude:
         (`side_effects=False`: see the module's docstring)."""
         statements = []
         for text, cell_index, line in items:
-            facts = analyze(text)
+            facts = constant_facts(text) or analyze(text)
             statements.append(_Statement(text, cell_index, line, facts.defines, facts.reads, facts.modules,
                                          not facts.defines and _is_inert(text)))
         star = any(analyze(text).star_import for text, _, _ in items if "*" in text)
