@@ -95,3 +95,18 @@ def test_a_full_disk_during_a_local_run_fails_the_step_saying_so(tmp_path, backe
     shown = done.stdout + done.stderr
     assert "error: make: cannot write" in shown and "the disk is full" in shown, shown
     assert "exited with code" not in shown  # the worker reported the failure, it did not vanish
+
+
+def test_a_killed_compiles_temporary_output_is_removed_by_the_next_one(tmp_path, run_cli):
+    import os
+    import time
+
+    out = tmp_path / "p.yaml"
+    stale = tmp_path / ".p.yaml.0123456789abcdef.partial"  # as a compile killed before its rename leaves it
+    stale.write_text("half a pipeline", encoding="utf-8")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    fresh = tmp_path / ".p_kfp.py.fedcba9876543210.partial"  # another compile, writing right now
+    fresh.write_text("being written", encoding="utf-8")
+    assert run_cli(small_pipeline(tmp_path), "--kfp", "-o", out, "-q").code == 0
+    assert out.exists() and not stale.exists() and fresh.exists()

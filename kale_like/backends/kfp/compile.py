@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -25,6 +26,7 @@ import os
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,6 +183,7 @@ def write_outputs(compiled: CompiledPipeline, yaml_path: Path, dsl_path: Path | 
     try:
         for current, text in outputs:
             made += _make_folder(current.parent)
+            _remove_stale_temporaries(current)
             ready.append((_written_beside(current, text), current))
         for temporary, current in ready:
             os.replace(temporary, current)
@@ -194,6 +197,19 @@ def write_outputs(compiled: CompiledPipeline, yaml_path: Path, dsl_path: Path | 
             raise
         message, fix = explained(error, current)
         raise KaleLikeError(message + "; nothing was written", None, fix) from None
+
+
+STALE_SECONDS = 600  # a temporary output older than this belongs to a compile that was killed
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """The temporary files a killed compile left beside `path` (a compile renames its own within
+    milliseconds; a recent one may be another compile's, writing now)."""
+    now = time.time()
+    for temporary in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):
+        with contextlib.suppress(OSError):
+            if now - temporary.stat().st_mtime > STALE_SECONDS:
+                temporary.unlink()
 
 
 def _make_folder(folder: Path) -> list[Path]:
