@@ -33,7 +33,7 @@ REFUSALS = [
      "its parameters: n"),
     ("bad_bool_vs_str", 17, 8, "comparing a bool with the string 'True' is never true in Python",
      "return a bool"),
-    ("bad_append_in_if", 19, 13, "'res.append(...)' must be inside a for loop (and not inside an if)",
+    ("bad_append_in_if", 20, 13, "'res.append(...)' must be inside a for loop (and not inside an if)",
      "KFP collects the results of a loop's iterations"),
     ("bad_collected_in_loop", 19, 14, "'res' is used where its items are still being appended",
      "use the collected list after the loop"),

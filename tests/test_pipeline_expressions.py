@@ -41,6 +41,10 @@ CASES = [
     ("guards", {}),
     ("guards", {"q": -2.0}),
     ("guards", {"q": 7.0}),
+    # a loop whose body is `if test: results.append(step(x))`, a comprehension with `if`: the filtered items
+    ("filters", {}),
+    ("filters", {"ks": []}),
+    ("filters", {"ks": [2]}),
 ]
 
 
@@ -128,7 +132,8 @@ def test_pure_expressions_pass(text):
     ("a + b", "int"), ("a / b", "float"), ("a + f", "float"), ('f"{a}"', "str"), ("s + s", "str"),
     ("a > b", "bool"), ("[a, b, 3]", "list:int"), ("[a, s]", ANY), ('{"k": a}', "dict"), ("{a: s}", ANY),
     ("len(xs)", "int"), ("sorted(xs)", "list:int"), ("list(range(a))", "list:int"), ("max(xs)", "int"),
-    ("s.split()", "list:str"), ("u + 1", ANY), ("(a, b)", ANY),
+    ("s.split()", "list:str"), ("u + 1", ANY), ("(a, b)", ANY), ("[x for x in xs if x > a]", "list:int"),
+    ("[x * 2 for x in xs]", ANY),
 ])
 def test_result_types_follow_from_the_names_types(text, kind):
     types = {"a": "int", "b": "int", "f": "float", "s": "str", "xs": "list:int", "u": ANY}
@@ -152,3 +157,13 @@ def test_a_value_every_branch_assigns_is_handed_on_by_the_branch_that_ran():
     assert steps["level_value"].code[0].code == "level = 'high'\n"
     assert [i.ref.source for i in steps["level_value_2"].inputs] == ["mode"]
     assert [i.ref.source for i in steps["level_value_3"].inputs] == ["prepare"]  # made before the if
+
+
+def test_a_filtering_loop_runs_over_the_items_that_pass():
+    """KFP cannot collect from a task that may not run; the loop runs over a generated step's list."""
+    graph = python_to_graph(SOURCE, "filters")
+    loops = [node for node in walk(graph.body) if isinstance(node, Loop)]
+    sources = {loop.items.source for loop in loops}
+    assert {"k_items", "k_items_2"} <= sources
+    filtered = [node for node in walk(graph.body) if isinstance(node, Step) and node.name == "k_items"]
+    assert filtered[0].code[0].code == "items = list([k for k in ks if k > 2])\n"

@@ -141,6 +141,12 @@ def _infer(node: ast.expr, types: dict[str, str]) -> str:
     if isinstance(node, ast.List):  # a list of values of one known type; other lists may hold tuples, objects...
         inner = _one({_infer(e, types) for e in node.elts}) if node.elts else ANY
         return f"list:{inner}" if inner in ("int", "float", "str", "bool") else ANY
+    if isinstance(node, ast.ListComp):  # `[x for x in xs if ...]` keeps xs's element type; other elements: unknown
+        (first, *more) = node.generators
+        if not more and isinstance(first.target, ast.Name) and isinstance(node.elt, ast.Name) \
+                and node.elt.id == first.target.id and _infer(first.iter, types).startswith("list:"):
+            return _infer(first.iter, types)
+        return ANY
     if isinstance(node, ast.Dict):  # KFP passes a dict as JSON: only str keys and JSON values survive it
         keys_ok = all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in node.keys)
         plain = all(_infer(v, types) in ("int", "float", "str", "bool", "dict") or _infer(v, types).startswith("list")

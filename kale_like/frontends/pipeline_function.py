@@ -23,6 +23,7 @@ from kale_like.frontends.pipeline_body_base import (
     CompiledPipeline, ProgramState, _Refused, _text,
 )
 from kale_like.frontends.pipeline_conditions import ConditionCompiler
+from kale_like.frontends.pipeline_filters import filtered_loops
 from kale_like.frontends.pipeline_loops import LoopCompiler
 from kale_like.frontends.pipeline_returns import assigned_names, returns_as_one_value
 from kale_like.frontends.pipeline_values import (
@@ -61,7 +62,10 @@ def compile_pipeline(state: ProgramState, decorated: Decorated) -> CompiledPipel
     compiler = _BodyCompiler(state, decorated, parameters)
     statements = decorated.node.body.body
     if isinstance(decorated.node.body, cst.IndentedBlock):
-        statements = returns_as_one_value(decorated.node.body.body, state.module.positions)
+        positions = state.module.positions
+        callable_names = set(state.module.steps) | set(state.module.pipelines)
+        statements = returns_as_one_value(filtered_loops(decorated.node.body.body, callable_names, positions),
+                                          positions)
     body = compiler.block(statements, ())
     state.compiling.pop()
     name = str(decorated.settings.get("name") or decorated.function.replace("_", "-"))
