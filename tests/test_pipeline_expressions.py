@@ -45,6 +45,8 @@ CASES = [
     ("filters", {}),
     ("filters", {"ks": []}),
     ("filters", {"ks": [2]}),
+    ("unpacking", {}),  # `a, b = b, a` swaps; `first, last = bounds` unpacks a list parameter
+    ("unpacking", {"bounds": ["a", 3.5]}),
 ]
 
 

@@ -179,8 +179,7 @@ class _BodyCompiler(LoopCompiler, ConditionCompiler):
         if isinstance(value, cst.Call) and self.callee(value) is not None:
             return self.call(value, scope, names)
         if len(names) != 1:
-            self.refuse(origin, "only a step's result can be unpacked into several names",
-                        "unpack inside a step, or return a tuple from a step")
+            return self.unpack(value, names, scope)
         name = names[0]
         if isinstance(value, cst.List) and not value.elements:
             self.env.names[name] = Collector(scope, self.module.where(node).line or 0)
@@ -193,6 +192,25 @@ class _BodyCompiler(LoopCompiler, ConditionCompiler):
             return []
         bound = self.value(value, scope, name)
         self.env.names[name] = bound if bound.ref.kind != "constant" else replace(bound, scope=scope)
+        return []
+
+    def unpack(self, value: cst.BaseExpression, names: list[str], scope: Scope) -> list[Node]:
+        """`a, b = x, y` binds each name to its own value (all computed before any is bound, as in
+        Python: `a, b = b, a` swaps); `lo, hi = bounds` is one generated step with an output per name
+        (it raises as Python does when the count differs)."""
+        elements = value.elements if isinstance(value, (cst.Tuple, cst.List)) else None
+        if elements is not None and len(elements) == len(names) \
+                and not any(isinstance(e, cst.StarredElement) for e in elements):
+            values = [self.value(e.value, scope, name) for e, name in zip(elements, names)]
+            for name, bound in zip(names, values):
+                self.env.names[name] = bound if bound.ref.kind != "constant" else replace(bound, scope=scope)
+            return []
+        text, _, values_read = self._expression_parts(value, scope)
+        outputs = tuple(Output(name, ANY) for name in names)
+        first = self._expression_step(value, f"{', '.join(names)} = {text}\n", values_read, outputs, scope,
+                                      "_".join(names))
+        for name in names:
+            self.env.names[name] = Value(Ref("task", first.ref.source, name), ANY, scope, first.line)
         return []
 
     def target_names(self, target) -> list[str]:
