@@ -37,7 +37,6 @@ REFUSALS = [
      "KFP collects the results of a loop's iterations"),
     ("bad_collected_in_loop", 19, 14, "'res' is used where its items are still being appended",
      "use the collected list after the loop"),
-    ("bad_append_item", 13, 9, "only a step result made in this loop can be appended", "res.append(train(x))"),
     ("bad_int_eq_half", 11, 8, "an int is never equal to 0.5; this test would always be False", "return a bool"),
     ("bad_str_eq_int", 11, 8, "comparing a str with 1 is never true in Python", "return a bool"),
     ("bad_loop_over_collected", 17, 14, "KFP cannot loop over a collected list", "loop over the original items"),

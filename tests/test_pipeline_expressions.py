@@ -47,6 +47,8 @@ CASES = [
     ("filters", {"ks": [2]}),
     ("unpacking", {}),  # `a, b = b, a` swaps; `first, last = bounds` unpacks a list parameter
     ("unpacking", {"bounds": ["a", 3.5]}),
+    ("appending", {}),  # .append() of a loop item and of an expression: collected like step results
+    ("appending", {"xs": []}),
 ]
 
 

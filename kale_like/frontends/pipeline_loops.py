@@ -47,10 +47,13 @@ class LoopCompiler(BodyBase):
             assert isinstance(made, Value)  # call() bound the step's result to the name
             value = self._rename_output(nodes, made, owner.value)
         else:
-            value = self.value(argument, scope)
+            value = self.value(argument, scope, owner.value)
             if value.ref.kind != "task" or value.scope != scope:
-                self.refuse(call, "only a step result made in this loop can be appended",
-                            f"e.g. {owner.value}.append(train(x))")
+                # an item, a parameter, a constant or an earlier result: KFP collects only what a task in the
+                # loop outputs, so a generated step in the loop hands the value on
+                kind = value.type if value.type != JSON else ANY
+                value = self._expression_step(argument, f"{owner.value} = value\n", {"value": value},
+                                              (Output(owner.value, kind),), scope, f"{owner.value}_item")
         collector.appended = value
         collector.append_scope = scope
         collector.line = self.module.where(call).line or 0
