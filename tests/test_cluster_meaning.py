@@ -43,6 +43,10 @@ CASES = [
     ("rows", {"matrix": [[], [4]]}),
     ("own_list", {}),  # the loop body reads the list the loop runs over
     ("own_list", {"xs": [7]}),
+    ("empty_return", {}),  # a nested pipeline returns what an empty loop collected: []
+    ("empty_return", {"n": 3}),
+    ("collected_into_nested", {}),  # an empty loop's collected list passed to a nested pipeline
+    ("collected_into_nested", {"xs": [2, 3]}),
 ]
 
 
@@ -168,16 +172,14 @@ def test_a_nested_pipeline_called_in_an_empty_loop_is_told_to_stand_still(tmp_pa
                                                                            "parameterType": "BOOLEAN"}
 
 
-def test_an_empty_loop_that_cannot_be_guarded_is_a_warning_and_fails_as_on_a_cluster(tmp_path, capsys):
-    """A nested pipeline that returns what a loop of its own collects cannot tell its caller the list was
-    empty: compiling warns, naming the loop, and a run over an empty list fails the reader as the
-    driver would (resolve.go resolveUpstreamParameters)."""
-    out = tmp_path / "p.yaml"
-    assert main([str(SOURCE), "--pipeline", "empty_return", "--kfp", "-o", str(out), "--no-dsl"]) == 0
-    err = capsys.readouterr().err
-    assert "cluster_meaning.py:" in err and "kale_like cannot make it read [] here" in err
-    assert "nested pipeline 'squares' returns what it collects" in err
-    result = kale_like.run(SOURCE, {"log": str(tmp_path / "run.log")}, pipeline="empty_return",
-                           store=tmp_path / "store", echo=False)
-    assert not result.succeeded
-    assert "no iterations" in result.error and "not in tasks" in result.error
+def test_a_collected_list_a_nested_pipeline_returns_or_receives_is_read_by_a_step_that_is_told(tmp_path, capsys):
+    """A nested pipeline returning what its loop collects, or receiving a collected list, would leave the
+    reader on the other side with no task to collect from when the list is empty (resolve.go
+    resolveUpstreamParameters). A generated step on the collecting side reads the list and hands it on
+    (lowering/nested_collected.py); it is a reader empty_loops.py can tell: no warning, and [] is read."""
+    for pipeline in ("empty_return", "collected_into_nested"):
+        out = tmp_path / f"{pipeline}.yaml"
+        assert main([str(SOURCE), "--pipeline", pipeline, "--kfp", "-o", str(out), "--no-dsl"]) == 0
+        assert "cannot make it read [] here" not in capsys.readouterr().err
+    spec = compiled("empty_return", tmp_path)
+    assert "kl_empty_unless__value_" in spec["components"]["comp-squares-result"]["inputDefinitions"]["parameters"]

@@ -325,7 +325,7 @@ class _BodyCompiler(LoopCompiler, ConditionCompiler):
             declared = types.get(key, ANY)
             if value.ref.kind == "constant" and declared == "float" and type(value.ref.value) is int:
                 value = Value(Ref("constant", value=float(value.ref.value)), "float", value.scope)
-            given = self._type_for_condition(value.ref) if value.ref.kind != "constant" else value.type
+            given = value.type if value.ref.kind in ("constant", "collected") else self._type_for_condition(value.ref)
             if declared != ANY and given != declared.partition(":")[0] and given.partition(":")[0] != declared:
                 if not (given.startswith("list") and declared.startswith("list")):
                     self.refuse(call, f"pipeline '{target.function}' declares '{key}' as {declared} but is given "

@@ -15,11 +15,13 @@ from kale_like.lowering.branch_state import mark_chosen_branches
 from kale_like.lowering.empty_loops import guard_empty_loops, unguarded_loops
 from kale_like.lowering.exit_state import mark_the_end
 from kale_like.lowering.loop_items import encode_untyped_loop_items
-from kale_like.lowering.nested_collected import plain_nested_results
+from kale_like.lowering.nested_collected import collected_arguments_handed_on, plain_nested_results
 from kale_like.lowering.own_list import loops_keep_their_list
 
-PASSES = (encode_untyped_loop_items, loops_keep_their_list, guard_empty_loops, plain_nested_results,
-          mark_chosen_branches, mark_the_end)
+# plain_nested_results before guard_empty_loops: the step that hands a nested pipeline's collected list
+# on is a reader of that list, which guard_empty_loops then tells when the list was empty
+PASSES = (encode_untyped_loop_items, loops_keep_their_list, plain_nested_results, collected_arguments_handed_on,
+          guard_empty_loops, mark_chosen_branches, mark_the_end)
 
 
 def lower(graph: StepGraph) -> StepGraph:
@@ -31,4 +33,7 @@ def lower(graph: StepGraph) -> StepGraph:
 
 def lowering_warnings(graph: StepGraph) -> list[str]:
     """What the passes could not rewrite and a cluster may run otherwise than Python (one line each)."""
-    return unguarded_loops(encode_untyped_loop_items(loops_keep_their_list(graph)))
+    before = (encode_untyped_loop_items, loops_keep_their_list, plain_nested_results, collected_arguments_handed_on)
+    for lowering_pass in before:
+        graph = lowering_pass(graph)
+    return unguarded_loops(graph)

@@ -19,8 +19,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from kale_like.errors import SourceLocation
-from kale_like.graph.model import ANY, Input, Loop, Output, PipelineCall, Ref, StepGraph, SubPipeline, unique_name, walk
-from kale_like.lowering.graph_edit import all_bodies, generated_step, task_names
+from kale_like.graph.model import (
+    ANY, Input, Loop, Node, Output, PipelineCall, Ref, StepGraph, SubPipeline, unique_name, walk,
+)
+from kale_like.lowering.graph_edit import all_bodies, generated_step, name_part, rewrite_bodies, task_names
 
 HAND_ON = "value = value\n"
 
@@ -41,7 +43,19 @@ def _misread(sub: SubPipeline, called_in_loop: bool) -> bool:
         return True
     # a collected list of untyped values travels as artifacts; the caller declares its inputs from the
     # pipeline's return type, so that shape is left as it is (see the README's notes on nesting)
-    return sub.returns.kind == "collected" and called_in_loop and sub.return_type != ANY
+    return sub.returns.kind == "collected" and sub.return_type != ANY and (called_in_loop or _may_be_empty(sub))
+
+
+def _may_be_empty(sub: SubPipeline) -> bool:
+    """The loop that collects the returned list runs over a list known only at run time: when it is
+    empty the caller's reader finds no task to collect from (resolve.go resolveUpstreamParameters).
+    Handed on by a step of the nested pipeline, the list is read there, where empty_loops.py makes
+    the loop run once on a filler item and tells the reader it was empty."""
+    assert sub.returns is not None
+    for loop in (node for node in walk(sub.body) if isinstance(node, Loop)):
+        if any(getattr(node, "name", None) == sub.returns.source for node in walk(loop.body)):
+            return loop.items.kind != "constant"
+    return False
 
 
 def _called_in_loops(graph: StepGraph) -> set[str]:
@@ -57,3 +71,31 @@ def _handed_on(sub: SubPipeline, graph: StepGraph, taken: set[str]) -> SubPipeli
                           (Input("value", sub.returns, sub.return_type),), (Output("value", sub.return_type),),
                           location, cache=False)
     return replace(sub, body=sub.body + (step,), returns=Ref("task", step.name, "value"))
+
+
+def collected_arguments_handed_on(graph: StepGraph) -> StepGraph:
+    """A collected list passed to a nested pipeline is first read by a generated step of the caller,
+    which hands it on: the nested pipeline receives one task's output, and when the loop's list may
+    be empty, empty_loops.py guards the loop and tells that step (a nested pipeline's input could not
+    be told)."""
+    taken = task_names(graph)
+
+    def rewrite(body: tuple[Node, ...]) -> tuple[Node, ...]:
+        nodes: list[Node] = []
+        for node in body:
+            if isinstance(node, PipelineCall) and any(value.ref.kind == "collected" for value in node.inputs):
+                inputs = []
+                for value in node.inputs:
+                    if value.ref.kind != "collected":
+                        inputs.append(value)
+                        continue
+                    step = generated_step(unique_name(f"{name_part(node.name)}_{value.name}", taken), HAND_ON,
+                                          (Input("value", value.ref, value.type),),
+                                          (Output("value", value.type),), node.location)
+                    nodes.append(step)
+                    inputs.append(replace(value, ref=Ref("task", step.name, "value")))
+                node = replace(node, inputs=tuple(inputs))
+            nodes.append(node)
+        return tuple(nodes)
+
+    return rewrite_bodies(graph, rewrite)
