@@ -49,6 +49,8 @@ REFUSALS = [
      "cannot run", "use it inside a step function"),
     ("bad_step_in_comprehension", 16, 11, "'score(...)' is called where Python may call it any number of times "
      "or not at all", "call it in a statement of its own"),
+    ("bad_augassign_in_loop", 13, 9, "'total += x' inside a loop adds up across its iterations",
+     "combine them after the loop"),
     ("bad_impure_call", 11, 10, "'input(...)' cannot run in a pipeline body, which compiles only pure expressions",
      "call it inside a step function"),
 ]

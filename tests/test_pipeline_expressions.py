@@ -49,6 +49,9 @@ CASES = [
     ("unpacking", {"bounds": ["a", 3.5]}),
     ("appending", {}),  # .append() of a loop item and of an expression: collected like step results
     ("appending", {"xs": []}),
+    ("choices", {}),  # `x = step(a) if test else step(b)`: only the chosen step runs
+    ("choices", {"n": 1}),
+    ("augmented", {}),  # `n += 2`, `n *= step(n)`, `name += f"..."` outside loops
 ]
 
 

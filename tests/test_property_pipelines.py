@@ -215,7 +215,7 @@ INJECTIONS = (
 COMPUTED = frozenset({
     "arith_assign", "arith_argument", "subscript_argument", "fstring_argument", "step_in_argument",
     "range_of_param", "empty_loop", "mixed_loop", "dict_list_loop", "quote_in_string_test", "bool_ordering",
-    "str_channel_order", "list_in_condition", "condition_on_collected", "truth_untyped",
+    "str_channel_order", "list_in_condition", "condition_on_collected", "truth_untyped", "augassign",
 })
 
 # Known bugs: trigger name -> the regression test that pins it. The generator tags the modules that

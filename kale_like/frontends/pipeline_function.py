@@ -22,6 +22,7 @@ from kale_like.frontends.packages import distributions_for
 from kale_like.frontends.pipeline_body_base import (
     CompiledPipeline, ProgramState, _Refused, _text,
 )
+from kale_like.frontends.pipeline_choices import choices_as_ifs
 from kale_like.frontends.pipeline_conditions import ConditionCompiler
 from kale_like.frontends.pipeline_filters import filtered_loops
 from kale_like.frontends.pipeline_loops import LoopCompiler
@@ -39,7 +40,6 @@ _UNSUPPORTED = {
     cst.With: ("a with block", "put it inside a step function"),
     cst.Break: ("break", "filter the items before the loop, or inside a step"),
     cst.Continue: ("continue", "use an if inside the loop"),
-    cst.AugAssign: ("computation on step results", "compute it inside a step function"),
     cst.Del: ("del", "remove the statement"),
     cst.Global: ("global", "pass values as step arguments"),
     cst.Nonlocal: ("nonlocal", "pass values as step arguments"),
@@ -64,8 +64,8 @@ def compile_pipeline(state: ProgramState, decorated: Decorated) -> CompiledPipel
     if isinstance(decorated.node.body, cst.IndentedBlock):
         positions = state.module.positions
         callable_names = set(state.module.steps) | set(state.module.pipelines)
-        statements = returns_as_one_value(filtered_loops(decorated.node.body.body, callable_names, positions),
-                                          positions)
+        statements = choices_as_ifs(decorated.node.body.body, callable_names, positions)
+        statements = returns_as_one_value(filtered_loops(statements, callable_names, positions), positions)
     body = compiler.block(statements, ())
     state.compiling.pop()
     name = str(decorated.settings.get("name") or decorated.function.replace("_", "-"))
@@ -147,6 +147,8 @@ class _BodyCompiler(LoopCompiler, ConditionCompiler):
                         "call a step, or remove the line")
         if isinstance(small, cst.Assign):
             return self.assign(small, scope)
+        if isinstance(small, cst.AugAssign):
+            return self.augmented(small, scope)
         if isinstance(small, cst.AnnAssign) and small.value is not None:
             return self.assign(cst.Assign([cst.AssignTarget(small.target)], small.value), scope, small)
         if isinstance(small, cst.Return):
@@ -193,6 +195,18 @@ class _BodyCompiler(LoopCompiler, ConditionCompiler):
         bound = self.value(value, scope, name)
         self.env.names[name] = bound if bound.ref.kind != "constant" else replace(bound, scope=scope)
         return []
+
+    def augmented(self, node: cst.AugAssign, scope: Scope) -> list[Node]:
+        """`n += 1` is `n = n + 1`; in a loop it would add up across iterations, which KFP runs apart."""
+        written = _text(node).strip()
+        if any(level[0] == "loop" for level in scope):
+            self.refuse(node, f"'{written}' inside a loop adds up across its iterations, which KFP runs in parallel "
+                              "and apart", "collect the values (values.append(x)) and combine them after the loop, "
+                              "e.g. total = sum(values)")
+        operator = getattr(cst, type(node.operator).__name__.removesuffix("Assign"))()
+        value = cst.BinaryOperation(left=node.target, operator=operator, right=node.value)
+        self.module.positions[value] = self.module.positions.get(node)
+        return self.assign(cst.Assign([cst.AssignTarget(node.target)], value), scope, node)
 
     def unpack(self, value: cst.BaseExpression, names: list[str], scope: Scope) -> list[Node]:
         """`a, b = x, y` binds each name to its own value (all computed before any is bound, as in
