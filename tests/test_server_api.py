@@ -160,7 +160,8 @@ def closed_port() -> int:
 # ------------------------------------------------------------------------------ authentication
 
 ROUTES = [
-    ("GET", "info"), ("POST", "analyze"), ("POST", "compile"), ("GET", "runs"), ("POST", "runs"),
+    ("GET", "info"), ("POST", "analyze"), ("POST", "section-tags"), ("POST", "compile"), ("GET", "runs"),
+    ("POST", "runs"),
     ("GET", "runs/abc123"), ("GET", "runs/abc123/logs"), ("POST", "runs/abc123/stop"), ("GET", "kfp/status"),
     ("POST", "upload"), ("POST", "schedule/preview"), ("POST", "schedule"),
 ]
@@ -364,6 +365,85 @@ def test_content_that_is_not_a_notebook(api):
     assert code == 400
     assert "not a Jupyter notebook" in data["message"]
     assert api.post("analyze", {"path": "tiny.ipynb", "notebook": [1, 2]})[0] == 400
+
+
+def sectioned() -> dict:
+    """A notebook without tags: markdown headings above imports, helpers and the sections' code."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("import json"),
+        nbformat.v4.new_markdown_cell("# 1. Load the data"),
+        nbformat.v4.new_code_cell("def double(v):\n    return v * 2"),
+        nbformat.v4.new_code_cell("data = [1, 2, 3]"),
+        nbformat.v4.new_markdown_cell("## 2. Clean it"),
+        nbformat.v4.new_code_cell(""),
+        nbformat.v4.new_code_cell("clean = [double(v) for v in data]\nprint(json.dumps(clean))"),
+    ]
+    return json.loads(nbformat.writes(nb))
+
+
+def test_section_tags_are_those_the_analyzer_makes_of_the_headings(api, root):
+    """What "Make steps from the headings" writes: notebook_sections.section_tags, per cell index and id;
+    analysed with those tags written, the notebook has the steps the untagged one got."""
+    from kale_like.frontends.notebook_reader import read_notebook
+    from kale_like.frontends.notebook_sections import section_tags
+
+    content = sectioned()
+    (root / "sections.ipynb").write_text(json.dumps(content), encoding="utf-8")
+    code, saved = api.post("section-tags", {"path": "sections.ipynb"})
+    assert code == 200, saved
+    expected = section_tags(read_notebook(root / "sections.ipynb"))
+    assert {c["index"]: tuple(c["tags"]) for c in saved["cells"]} == expected
+    assert saved["cells"] == [
+        {"index": 0, "id": content["cells"][0]["id"], "tags": ["imports"]},
+        {"index": 2, "id": content["cells"][2]["id"], "tags": ["functions"]},
+        {"index": 3, "id": content["cells"][3]["id"], "tags": ["step:load_the_data"]},
+        {"index": 6, "id": content["cells"][6]["id"], "tags": ["step:clean_it"]},
+    ]
+    assert saved["steps"] == ["load_the_data", "clean_it"] and saved["path"] == "sections.ipynb"
+    # unsaved content is read as analyze reads it; one step for the whole notebook on request
+    content["cells"][4]["source"] = "Not a heading any more"
+    code, data = api.post("section-tags", {"path": "sections.ipynb", "notebook": content, "one_step": True})
+    assert code == 200, data
+    assert data["steps"] == ["sections"] and data["one_step"] is True
+    assert {c["index"] for c in data["cells"] if c["tags"] == ["step:sections"]} == {3, 6}
+    code, data = api.post("section-tags", {"path": "sections.ipynb", "notebook": content})
+    assert data["steps"] == ["load_the_data"]
+    # written into the cells, they are an ordinary tagged notebook with the same graph
+    _, untagged = api.post("analyze", {"path": "sections.ipynb"})
+    for cell in saved["cells"]:
+        content["cells"][cell["index"]]["metadata"]["tags"] = cell["tags"]
+    content["cells"][4]["source"] = "## 2. Clean it"
+    code, tagged = api.post("analyze", {"path": "sections.ipynb", "notebook": content})
+    assert code == 200, tagged
+    assert tagged["graph"]["steps"] == untagged["graph"]["steps"]
+    assert tagged["graph"]["edges"] == untagged["graph"]["edges"]
+    assert not any("no step tags" in w for w in tagged["warnings"])
+    assert any("no step tags" in w for w in untagged["warnings"])
+
+
+def test_section_tags_refuse_bad_requests_with_a_message(api, root):
+    content = sectioned()
+    (root / "sections.ipynb").write_text(json.dumps(content), encoding="utf-8")
+    for body, status, words in [
+        ({"path": "sections.ipynb", "one_step": "yes"}, 400, "'one_step' must be true or false"),
+        ({"path": "sections.ipynb", "notebook": [1]}, 400, "'notebook' must be"),
+        ({"path": "sections.ipynb", "notebook": {"nothing": 1}}, 400, "not a Jupyter notebook"),
+        ({"path": "notes.txt"}, 400, ".ipynb"),
+        ({"path": "nope.ipynb"}, 404, "does not exist"),
+        ({}, 400, ""),
+        ({"path": "tiny.ipynb"}, 409, "tiny.ipynb: cell 1 is already tagged (pipeline-parameters)"),
+    ]:
+        code, data = api.post("section-tags", body)
+        assert code == status and words in data["message"], (body, code, data)
+    (root / "flow.py").write_text("x = 1\n", encoding="utf-8")
+    code, data = api.post("section-tags", {"path": "flow.py"})
+    assert code == 400 and "is not a notebook" in data["message"], data
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("from kale_like import pipeline, step\n\n@step\ndef make() -> int:\n"
+                                          "    return 1\n\n@pipeline\ndef flow():\n    make()")]
+    code, data = api.post("section-tags", {"path": "sections.ipynb", "notebook": json.loads(nbformat.writes(nb))})
+    assert code == 409 and "@pipeline functions" in data["message"], data
 
 
 def test_slow_work_does_not_block_the_server(api, monkeypatch):

@@ -18,7 +18,7 @@ from pytest_jupyter.jupyter_core import *  # noqa: E402,F403 - fixtures, for thi
 from pytest_jupyter.jupyter_server import *  # noqa: E402,F403
 from test_server_api import api, fake_kfp, jp_server_config, root  # noqa: E402,F401 - fixtures
 
-ROUTES_WITH_PATHS = ("analyze", "compile", "runs", "upload", "schedule")
+ROUTES_WITH_PATHS = ("analyze", "section-tags", "compile", "runs", "upload", "schedule")
 BAD_PATHS = {
     "nul": "tiny\0.ipynb",
     "lone-surrogate": "tiny\udc80.ipynb",

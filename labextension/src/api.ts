@@ -100,6 +100,14 @@ export interface AnalyzeResult {
   errors?: Problem[];
 }
 
+/** The tags a notebook without tags gets from its headings (`section-tags`), per cell: index among all cells and id. */
+export interface SectionTags {
+  path: string;
+  one_step: boolean;
+  steps: string[];
+  cells: { index: number; id: string | null; tags: string[] }[];
+}
+
 export interface CompileResult {
   yaml_path: string;
   dsl_path: string;

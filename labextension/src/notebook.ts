@@ -10,7 +10,7 @@ import { NotebookPanel } from '@jupyterlab/notebook';
 import { ICellModel } from '@jupyterlab/cells';
 import { Signal, ISignal } from '@lumino/signaling';
 
-import { AnalyzeResult, GraphData, Problem, post } from './api';
+import { AnalyzeResult, GraphData, Problem, SectionTags, post } from './api';
 import { parseTag, readCell, renameInTags } from './tags';
 
 export const ANALYSIS_DELAY_MS = 150;
@@ -187,6 +187,39 @@ export class NotebookPipeline {
         }
       }
     });
+  }
+
+  /**
+   * Make the notebook a tagged one: the server's tags for its cells (from the headings, or one step
+   * for the whole notebook), written in one undoable edit. Nothing is written when the notebook
+   * changed meanwhile (a cell moved, or got tags of its own); the answer is then why ('' when written).
+   */
+  async writeSectionTags(oneStep: boolean): Promise<string> {
+    const model = this.panel.model;
+    if (!model) {
+      return 'The notebook is not open.';
+    }
+    const result = await post<SectionTags>('section-tags', {
+      path: this.path, notebook: withoutOutputs(model.toJSON()), one_step: oneStep
+    });
+    if (!result.ok) {
+      return result.data.message ?? `HTTP ${result.status}`;
+    }
+    const targets: [ICellModel, string[]][] = [];
+    for (const { index, id, tags } of result.data.cells) {
+      const cell = index < model.cells.length ? model.cells.get(index) : undefined;
+      const own = cell?.getMetadata('tags');
+      if (!cell || cell.type !== 'code' || (id !== null && cell.id !== id) || (Array.isArray(own) && own.length)) {
+        return 'The notebook changed meanwhile; try again.';
+      }
+      targets.push([cell, tags]);
+    }
+    model.sharedModel.transact(() => {
+      for (const [cell, tags] of targets) {
+        this.setCellTags(cell, tags);
+      }
+    });
+    return '';
   }
 
   /** The step names the notebook's tags define, in order. */

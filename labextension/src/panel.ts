@@ -80,15 +80,25 @@ function onlyNoSteps(analysis: Analysis): boolean {
  * What to do first with a notebook whose cells carry no step tag. The analyzer makes steps of its
  * headings then (or one step of the whole notebook): `made` says the graph shows those.
  */
-const GUIDE = (made: boolean) =>
+const GUIDE = (made: boolean, write: (oneStep: boolean) => void, message: string) =>
   h(
     'div',
     { class: 'kl-Guide', role: 'note' },
     h('strong', {}, 'Make a pipeline of this notebook'),
     made
       ? h('p', {}, 'No cell is tagged as a step yet, so the graph shows the steps made from the notebook\'s ',
-          'headings (one step for the whole notebook when it has none). To choose the steps yourself:')
+          'headings (one step for the whole notebook when it has none). Write those tags into the cells, to edit ',
+          'them like any others (Edit → Undo Cell Operation, or Z, takes them back):')
       : null,
+    made
+      ? h('div', { class: 'kl-Buttons' },
+          h('button', { class: 'jp-mod-styled jp-mod-accept kl-MakeSteps', type: 'button', onclick: () => write(false) },
+            'Make steps from the headings'),
+          h('button', { class: 'jp-mod-styled kl-OneStep', type: 'button', onclick: () => write(true) },
+            'One step for the whole notebook'))
+      : null,
+    message ? h('pre', { class: 'kl-Message kl-mod-error', role: 'alert' }, message) : null,
+    made ? h('p', {}, 'Or choose the steps yourself:') : null,
     h(
       'ol',
       {},
@@ -126,6 +136,7 @@ export class PipelinePanel extends Widget {
     this._pipeline?.changed.disconnect(this.onNotebookChanged, this);
     this._pipeline?.analysisChanged.disconnect(this.onAnalysis, this);
     this._pipeline = pipeline;
+    this.sectionMessage = '';
     this.compileBox?.replaceChildren();
     this.deployBox?.replaceChildren();
     this.run = null;
@@ -343,10 +354,11 @@ export class PipelinePanel extends Widget {
       this.status.textContent = `The analysis did not finish: ${analysis.message}`;
     }
     clear(this.problems);
+    const write = (oneStep: boolean) => void this.writeSectionTags(oneStep);
     if (onlyNoSteps(analysis)) {
-      this.problems.append(GUIDE(false));
+      this.problems.append(GUIDE(false, write, ''));
     } else if (analysis.state === 'ok' && graph?.steps.length && !this.hasStepTags()) {
-      this.problems.append(GUIDE(true));
+      this.problems.append(GUIDE(true, write, this.sectionMessage));
     }
     for (const problem of onlyNoSteps(analysis) ? [] : analysis.errors) {
       const cell = problem.location?.cell_index;
@@ -502,6 +514,18 @@ export class PipelinePanel extends Widget {
       return 'Tag at least one cell as a pipeline step.';
     }
     return '';
+  }
+
+  /** "Make steps from the headings" / "One step for the whole notebook": the server's tags, into the cells. */
+  private async writeSectionTags(oneStep: boolean): Promise<void> {
+    const pipeline = this._pipeline;
+    if (!pipeline) {
+      return;
+    }
+    this.sectionMessage = await pipeline.writeSectionTags(oneStep);
+    if (pipeline === this._pipeline) {
+      this.renderAnalysis(pipeline.analysis);
+    }
   }
 
   /** Whether any cell of the notebook is tagged as a step (else the analyzer made the steps). */
@@ -1024,6 +1048,8 @@ export class PipelinePanel extends Widget {
   }
 
   private _pipeline: NotebookPipeline | null = null;
+  /** Why the tags from the headings were not written (shown in the guide). */
+  private sectionMessage = '';
   private frame: number | null = null;
   private busy = false;
   private run: RunStatus | null = null;

@@ -492,6 +492,51 @@ def test_enabling_a_notebook_without_tags_shows_a_guide(page, lab):
     expect(panel.locator(".kl-Guide")).to_have_count(0, timeout=10_000)
 
 
+CELL_TAGS = ("(() => { const m = window.jupyterapp.shell.currentWidget.content.model;"
+             " return Array.from({length: m.cells.length}, (_, i) => m.cells.get(i).getMetadata('tags') ?? []); })()")
+
+
+def test_make_steps_from_the_headings_writes_their_tags(page, lab):
+    """The guide's button writes the tags the analyzer made of the headings into the cells (one
+    undoable edit that marks the notebook dirty); the notebook is then an ordinary tagged one."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_markdown_cell("# Load"),
+        nbformat.v4.new_code_cell("import json"),
+        nbformat.v4.new_code_cell("data = [1, 2, 3]"),
+        nbformat.v4.new_markdown_cell("## 2. Clean the data"),
+        nbformat.v4.new_code_cell("clean = [v * 2 for v in data]\nprint(json.dumps(clean))"),
+    ]
+    notebook.metadata.update(kale_like={"enabled": True},
+                             kernelspec={"name": "python3", "display_name": "Python 3", "language": "python"})
+    nbformat.write(notebook, lab.root / "sections.ipynb")
+    open_lab(page, lab)
+    open_notebook(page, "sections.ipynb")
+    panel = page.locator("#kale-like-panel")
+    expect(panel.locator(".kl-MakeSteps")).to_be_visible(timeout=20_000)
+    assert graph_nodes(page) == ["load", "clean_the_data"]
+    panel.locator(".kl-Guide").screenshot(path=str(ARTIFACTS / "guide-make-steps.png"))
+    panel.locator(".kl-MakeSteps").click()
+    expect(panel.locator(".kl-Guide")).to_have_count(0, timeout=10_000)
+    assert page.evaluate(CELL_TAGS) == [[], ["imports"], ["step:load"], [], ["step:clean_the_data"]]
+    assert page.evaluate("window.jupyterapp.shell.currentWidget.context.model.dirty")
+    expect(panel.locator(".kl-Warnings")).to_be_hidden(timeout=10_000)  # analysed as tagged: no "no step tags"
+    expect(panel.locator(".kl-Status")).to_have_text("2 steps, 1 dependency")
+    assert graph_nodes(page) == ["load", "clean_the_data"]
+    expect(code_cell(page, 2).locator(".kl-Chip.kl-mod-step")).to_have_text("step: load")
+    expect(code_cell(page, 4).locator(".kl-Chip.kl-mod-step")).to_have_text("step: clean_the_data")
+    page.screenshot(path=str(ARTIFACTS / "steps-from-headings.png"))
+    # one undo (Edit → Undo Cell Operation, Z) takes every tag back; then one step for the whole notebook
+    page.evaluate("window.jupyterapp.commands.execute('notebook:undo-cell-action')")
+    expect(panel.locator(".kl-OneStep")).to_be_visible(timeout=10_000)
+    assert page.evaluate(CELL_TAGS) == [[]] * 5
+    panel.locator(".kl-OneStep").click()
+    expect(panel.locator(".kl-Status")).to_have_text("1 step, 0 dependencies", timeout=10_000)
+    expect(panel.locator(".kl-Warnings")).to_be_hidden()
+    assert page.evaluate(CELL_TAGS) == [[], ["imports"], ["step:sections"], [], ["step:sections"]]
+    assert not page.errors, page.errors
+
+
 def test_settings_output_folder_and_default_image(page, lab, default_settings):
     default_settings.parent.mkdir(parents=True, exist_ok=True)
     default_settings.write_text(json.dumps({"outputFolder": "pipelines", "defaultImage": "python:3.12-slim"}))

@@ -4,6 +4,7 @@
 |---|---|---|
 | GET  | `info` | version, the KFP host from the server's environment |
 | POST | `analyze` | `{path, notebook?}`: the step graph, or 400 with the analyzer's messages |
+| POST | `section-tags` | `{path, notebook?, one_step?}`: the tags of each cell (index, id) of a notebook without tags |
 | POST | `compile` | `{path, output_folder?, image?, kfp_version?}`: writes the YAML and DSL module; their paths and a preview |
 | POST | `runs` | `{path, params?, image?, kfp_version?}`: starts a local run (202) |
 | GET  | `runs?source=PATH` | the server's local runs (of one notebook), newest first |
@@ -124,6 +125,14 @@ class BaseHandler(APIHandler):
             raise PathRefused(403, f"'{relative}' is hidden (Jupyter's allow_hidden is off)")
         return path, relative
 
+    def notebook_source(self, data: dict) -> tuple:
+        """The request's source path and the unsaved `notebook` content the panel may send for it."""
+        path, _ = self.source(data.get("path"))
+        notebook = data.get("notebook")
+        if notebook is not None and not isinstance(notebook, dict):
+            raise PathRefused(400, "'notebook' must be the notebook's JSON")
+        return path, notebook
+
     def output_folder(self, data: dict, source) -> str:
         """The request's `output_folder` (relative to the source's folder), refused when it is
         hidden while Jupyter's allow_hidden is off (like `source`)."""
@@ -166,14 +175,28 @@ class AnalyzeHandler(BaseHandler):
             from kale_like.surfaces.server.service import analyze
 
             data = self.body()
-            path, _ = self.source(data.get("path"))
-            notebook = data.get("notebook")
-            if notebook is not None and not isinstance(notebook, dict):
-                self.reply({"ok": False, "message": "'notebook' must be the notebook's JSON"}, 400)
-                return
+            path, notebook = self.notebook_source(data)
             started = time.perf_counter()
             result = await self.blocking(analyze, self.root_dir, path, notebook)
             self.reply({**result, "analysis_ms": round((time.perf_counter() - started) * 1000)})
+
+        await self.guarded(action)
+
+
+class SectionTagsHandler(BaseHandler):
+    """The tags "Make steps from the headings" writes into the cells (notebook_sections.py decides them)."""
+
+    @tornado.web.authenticated
+    async def post(self):
+        async def action():
+            from kale_like.surfaces.server.service import ServiceError, section_tags_of
+
+            data = self.body()
+            path, notebook = self.notebook_source(data)
+            one_step = data.get("one_step", False)
+            if not isinstance(one_step, bool):
+                raise ServiceError(400, f"'one_step' must be true or false, not {one_step!r}")
+            self.reply(await self.blocking(section_tags_of, self.root_dir, path, notebook, one_step))
 
         await self.guarded(action)
 
@@ -393,6 +416,7 @@ def _depth(value: object) -> int:
 ROUTES = [
     ("info", InfoHandler),
     ("analyze", AnalyzeHandler),
+    ("section-tags", SectionTagsHandler),
     ("compile", CompileHandler),
     ("runs", RunsHandler),
     (r"runs/([0-9a-f]+)", RunHandler),

@@ -13,6 +13,8 @@ import os
 import tempfile
 import threading
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import timezone
 from pathlib import Path
@@ -49,14 +51,55 @@ class ServiceError(Exception):
 def analyze(root: str, source: Path, notebook: dict | None = None) -> dict:
     """The step graph of `source` (or of the unsaved `notebook` content the panel sends for it)."""
     display = relative_to_root(root, source)
+    with _content(source, notebook) as path:
+        return _analyzed(path, display, str(path))
+
+
+@contextmanager
+def _content(source: Path, notebook: dict | None) -> Iterator[Path]:
+    """The file to read: `source`, or a scratch copy holding the unsaved `notebook` content sent for it."""
     if notebook is None:
-        return _analyzed(source, display, str(source))
+        yield source
+        return
     if source.suffix != ".ipynb":
         raise ServiceError(400, "notebook content can only be sent for an .ipynb path")
     with tempfile.TemporaryDirectory(prefix="kale_like_panel_") as scratch:
         copy = Path(scratch) / source.name
         copy.write_text(json.dumps(notebook), encoding="utf-8")
-        return _analyzed(copy, display, str(copy))
+        yield copy
+
+
+def section_tags_of(root: str, source: Path, notebook: dict | None = None, one_step: bool = False) -> dict:
+    """The tags that make a notebook without tags a tagged one: a step per `#`/`##` heading (or one
+    step for the whole notebook), computed by `notebook_sections.section_tags`, for the panel to
+    write into the cells (each named by its index among all cells and its id)."""
+    from kale_like.errors import cell_name
+    from kale_like.frontends.notebook import _defines_pipeline_function
+    from kale_like.frontends.notebook_reader import read_notebook
+    from kale_like.frontends.notebook_sections import section_tags
+
+    display = relative_to_root(root, source)
+    if source.suffix != ".ipynb":
+        raise ServiceError(400, f"'{display}' is not a notebook: steps are made from the headings of an .ipynb file")
+    with _content(source, notebook) as path:
+        try:
+            raw = read_notebook(path)
+        except KaleLikeError as error:
+            raise analyzer_error(error, lambda text: text.replace(str(path), display)) from None
+    tagged = next((cell for cell in raw.cells if cell.tags), None)
+    if tagged is not None:
+        raise ServiceError(409, f"{display}: {cell_name(tagged.index)} is already tagged ({', '.join(tagged.tags)}); "
+                                "steps are made from the headings only for a notebook without tags: edit its "
+                                "tags in the panel instead")
+    if not one_step and _defines_pipeline_function(raw.cells):
+        raise ServiceError(409, f"{display}: its cells define @pipeline functions, which make the pipeline; "
+                                "tags would replace them")
+    tags = section_tags(raw, one_step)
+    ids = {cell.index: cell.cell_id for cell in raw.cells}
+    steps = list(dict.fromkeys(tag[len("step:"):] for found in tags.values() for tag in found
+                               if tag.startswith("step:")))
+    return {"ok": True, "path": display, "one_step": one_step, "steps": steps,
+            "cells": [{"index": index, "id": ids[index], "tags": list(found)} for index, found in sorted(tags.items())]}
 
 
 def _analyzed(path: Path, display: str, shown_as: str) -> dict:
