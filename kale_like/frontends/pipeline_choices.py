@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import libcst as cst
 
+from kale_like.frontends.pipeline_expressions import calls_any
+
 
 def choices_as_ifs(statements: Sequence[cst.BaseStatement], steps: set[str],
                    positions: dict) -> list[cst.BaseStatement]:
@@ -61,18 +63,6 @@ def _choice(statement: cst.BaseStatement, steps: set[str]) -> tuple[cst.Name, cs
     if not isinstance(small, cst.Assign) or len(small.targets) != 1 or not isinstance(small.targets[0].target, cst.Name):
         return None
     value = small.value
-    if not isinstance(value, cst.IfExp) or not (_calls(value.body, steps) or _calls(value.orelse, steps)):
+    if not isinstance(value, cst.IfExp) or not (calls_any(value.body, steps) or calls_any(value.orelse, steps)):
         return None
     return small.targets[0].target, value
-
-
-def _calls(node: cst.CSTNode, steps: set[str]) -> bool:
-    class Find(cst.CSTVisitor):
-        found = False
-
-        def visit_Call(self, call: cst.Call) -> None:
-            if isinstance(call.func, cst.Name) and call.func.value in steps:
-                Find.found = True
-
-    node.visit(Find())
-    return Find.found

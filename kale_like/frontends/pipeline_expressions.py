@@ -333,3 +333,16 @@ def writable(value: object) -> bool:
         return ast.literal_eval(repr(value)) == value
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return False
+
+
+def calls_any(node: cst.CSTNode, functions: set[str]) -> bool:
+    """Whether the node calls one of `functions` by name anywhere in it."""
+    class Find(cst.CSTVisitor):
+        found = False
+
+        def visit_Call(self, call: cst.Call) -> None:
+            if isinstance(call.func, cst.Name) and call.func.value in functions:
+                Find.found = True
+
+    node.visit(Find())
+    return Find.found

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 import libcst as cst
 
+from kale_like.frontends.pipeline_expressions import calls_any
+
 
 def filtered_loops(statements: Sequence[cst.BaseStatement], steps: set[str],
                    positions: dict) -> Sequence[cst.BaseStatement]:
@@ -60,17 +62,7 @@ class _Filters(cst.CSTTransformer):
         return result
 
     def _calls_step(self, node: cst.CSTNode) -> bool:
-        steps = self.steps
-
-        class Find(cst.CSTVisitor):
-            found = False
-
-            def visit_Call(self, call: cst.Call) -> None:
-                if isinstance(call.func, cst.Name) and call.func.value in steps:
-                    Find.found = True
-
-        node.visit(Find())
-        return Find.found
+        return calls_any(node, self.steps)
 
     def _kept(self, target: cst.BaseAssignTargetExpression, items: cst.BaseExpression, ifs: list[cst.CompIf],
               where: cst.CSTNode) -> cst.ListComp:
