@@ -52,6 +52,8 @@ CASES = [
     ("choices", {}),  # `x = step(a) if test else step(b)`: only the chosen step runs
     ("choices", {"n": 1}),
     ("augmented", {}),  # `n += 2`, `n *= step(n)`, `name += f"..."` outside loops
+    ("keyed", {}),  # `d = {}` then `d[k] = step(k)` in a loop: a dict keyed in the loop's order
+    ("keyed", {"ks": []}),
 ]
 
 

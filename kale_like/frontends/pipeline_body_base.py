@@ -256,6 +256,12 @@ class BodyBase:
                             "use it inside the branches, or split the test into plain comparisons (if/elif/else)")
             self.refuse(node, f"'{name}' is assigned in only some branches of the if at line {bound.line}",
                         "assign it in every branch (with an else), or use it inside the branch")
+        if isinstance(bound, Collector) and bound.keyed:
+            if bound.appended is None:
+                return Value(Ref("constant", value={}), "dict", bound.scope)
+            entries = self.collected(node, name, bound, scope)
+            return self._expression_step(node, f"{name} = dict(entries)\n", {"entries": entries},
+                                         (Output(name, ANY),), scope, f"{name}_dict")
         if isinstance(bound, Collector):
             return self.collected(node, name, bound, scope)
         if not visible(bound.scope, scope):

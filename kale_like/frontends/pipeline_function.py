@@ -176,6 +176,9 @@ class _BodyCompiler(LoopCompiler, ConditionCompiler):
         if len(node.targets) != 1:
             self.refuse(origin, "chained assignment is not supported in a pipeline body", "assign one name")
         target = node.targets[0].target
+        if isinstance(target, cst.Subscript) and isinstance(target.value, cst.Name) \
+                and isinstance(self.env.names.get(target.value.value), Collector):
+            return self.keyed_append(node, target, scope)
         names = self.target_names(target)
         value = node.value
         if isinstance(value, cst.Call) and self.callee(value) is not None:
@@ -183,8 +186,8 @@ class _BodyCompiler(LoopCompiler, ConditionCompiler):
         if len(names) != 1:
             return self.unpack(value, names, scope)
         name = names[0]
-        if isinstance(value, cst.List) and not value.elements:
-            self.env.names[name] = Collector(scope, self.module.where(node).line or 0)
+        if isinstance(value, (cst.List, cst.Dict)) and not value.elements:
+            self.env.names[name] = Collector(scope, self.module.where(node).line or 0, keyed=isinstance(value, cst.Dict))
             return []
         if isinstance(value, cst.ListComp) and self._calls_step(value.elt):
             return self.comprehension(value, scope, name)

@@ -24,20 +24,45 @@ from kale_like.graph.model import ANY, JSON, CodeBlock, Input, Loop, Node, Outpu
 class LoopCompiler(BodyBase):
     """Compiles loops, comprehensions and `.append` collecting."""
 
-    def append(self, call: cst.Call, owner: cst.Name, scope: Scope) -> list[Node]:
-        collector = self.env.names.get(owner.value)
-        if not isinstance(collector, Collector):
-            self.refuse(call, f"'{owner.value}' is not a list created with {owner.value} = [] in this pipeline",
-                        f"write {owner.value} = [] before the loop")
-        if len(call.args) != 1:
-            self.refuse(call, ".append() takes one value", f"e.g. {owner.value}.append(train(x))")
+    def keyed_append(self, node: cst.Assign, target: cst.Subscript, scope: Scope) -> list[Node]:
+        """`scores[key] = value` in a loop over a dict made with `scores = {}`: each iteration hands on a
+        (key, value) entry (a generated step); read after the loop, `scores` is `dict(entries)`, keys in
+        the loop's order and a later key winning, as in Python."""
+        assert isinstance(target.value, cst.Name)
+        owner = target.value.value
+        collector = self._collecting(node, owner, scope, keyed=True)
+        index = target.slice[0].slice if len(target.slice) == 1 else None
+        if not isinstance(index, cst.Index):
+            self.refuse(target, f"'{owner}[...]' takes one key here", f"e.g. {owner}[name] = train(name)")
+        key = self.value(index.value, scope, "key")
+        value = self.value(node.value, scope, owner)
+        collector.appended = self._expression_step(node, "entry = (key, value)\n", {"key": key, "value": value},
+                                                   (Output("entry", ANY),), scope, f"{owner}_entry")
+        collector.append_scope = scope
+        collector.line = self.module.where(node).line or 0
+        return []
+
+    def _collecting(self, node: cst.CSTNode, owner: str, scope: Scope, keyed: bool = False) -> Collector:
+        """The collector `owner` names, checked to be filled here: inside a loop, once."""
+        collector = self.env.names.get(owner)
+        made = f"{owner} = {{}}" if keyed else f"{owner} = []"
+        if not isinstance(collector, Collector) or collector.keyed != keyed:
+            self.refuse(node, f"'{owner}' is not a {'dict' if keyed else 'list'} created with {made} in this pipeline",
+                        f"write {made} before the loop")
         inner = scope[len(collector.scope):]
         if not inner or any(kind != "loop" for kind, *_ in inner):
-            self.refuse(call, f"'{owner.value}.append(...)' must be inside a for loop (and not inside an if)",
+            what = f"{owner}[...] = ..." if keyed else f"{owner}.append(...)"
+            self.refuse(node, f"'{what}' must be inside a for loop (and not inside an if)",
                         "KFP collects the results of a loop's iterations")
         if collector.appended is not None:
-            self.refuse(call, f"'{owner.value}' is already appended to at line {collector.line}",
-                        "append one step result per list")
+            self.refuse(node, f"'{owner}' is already filled at line {collector.line}",
+                        "fill each list or dict with one statement")
+        return collector
+
+    def append(self, call: cst.Call, owner: cst.Name, scope: Scope) -> list[Node]:
+        collector = self._collecting(call, owner.value, scope)
+        if len(call.args) != 1:
+            self.refuse(call, ".append() takes one value", f"e.g. {owner.value}.append(train(x))")
         argument = call.args[0].value
         nodes: list[Node] = []
         if isinstance(argument, cst.Call) and self.callee(argument) is not None:

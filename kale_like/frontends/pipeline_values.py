@@ -37,6 +37,7 @@ class Collector:
     line: int
     appended: Value | None = None
     append_scope: Scope = ()
+    keyed: bool = False  # `d = {}` filled with `d[key] = value`: what is appended is a (key, value) entry
 
 
 @dataclass
