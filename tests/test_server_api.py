@@ -567,8 +567,10 @@ def test_each_run_reports_the_metrics_its_steps_logged(api, root):
         ("score = n / 4\ncount = n * 2", ["step:make"]),
         ("print(score)\nprint(count)", ["pipeline-metrics"]),
     ]), encoding="utf-8")
-    runs = [api.post("runs", {"path": "scored.ipynb", "params": params})[1] for params in ({}, {"n": "2"})]
-    finished = [wait_for_run(api, run["id"]) for run in runs]
+    finished = []
+    for params in ({}, {"n": "2"}):  # one run after the other
+        finished.append(wait_for_run(api, api.post("runs", {"path": "scored.ipynb", "params": params})[1]["id"]))
+    assert [(run["state"], run["message"]) for run in finished] == [("succeeded", "")] * 2
     assert [run["metrics"] for run in finished] == [{"score": 0.75, "count": 6}, {"score": 0.5, "count": 4}]
 
 
