@@ -106,3 +106,24 @@ def test_a_store_of_an_earlier_version_loses_its_partial_outputs_once(tmp_path):
     assert result.succeeded, result.error
     assert not list(store.rglob("*.partial"))
     assert (old_run / "model" / "value.json").read_text() == "1" and (store / "cache" / "0123abcd.json").exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_run_lock_appears_already_locked_so_a_starting_run_never_takes_it_for_a_dead_one(tmp_path):
+    """The lock is taken under a hidden name and renamed into place: `running/<id>` never exists
+    unlocked, which another run's cleanup would read as a run that is gone (and remove its outputs)."""
+    import fcntl
+
+    from kale_like.backends.local.partial_outputs import RunLock, remove_leftovers
+
+    lock = RunLock(tmp_path, "20260101-000000-abcdef")
+    assert sorted(p.name for p in (tmp_path / "running").iterdir()) == ["20260101-000000-abcdef"]
+    other = os.open(lock.path, os.O_WRONLY)
+    try:
+        with pytest.raises(OSError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(other)
+    assert remove_leftovers(tmp_path) == [] and lock.path.exists()
+    lock.release()
+    assert not lock.path.exists()

@@ -72,8 +72,12 @@ class RunLock:
         if fcntl is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)
+        # locked under a name no cleanup looks at, then renamed into place: a run starting meanwhile
+        # never finds this run's lock file unlocked (and takes this run for one that is gone)
+        hidden = self.path.with_name(f".{self.path.name}{SUFFIX}")
+        descriptor = os.open(hidden, os.O_WRONLY | os.O_CREAT, 0o644)
         fcntl.flock(descriptor, fcntl.LOCK_EX)  # a new file: nobody else holds it
+        os.replace(hidden, self.path)
         self.descriptor = descriptor
 
     def release(self) -> None:
@@ -97,6 +101,8 @@ def remove_leftovers(store: Path) -> list[str]:
         return _remove_earlier_versions_leftovers(store)
     gone = []
     for lock in running.iterdir():
+        if lock.name.startswith("."):
+            continue  # a lock being taken (RunLock)
         try:
             descriptor = os.open(lock, os.O_WRONLY)
         except OSError:
