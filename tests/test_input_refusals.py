@@ -121,6 +121,7 @@ def test_deeply_nested_notebook_cells_are_refused_with_their_cell(tmp_path, run_
     nbformat.write(notebook, path)
     result = refused(run_cli, path, tmp_path / "deep.yaml")
     assert "deep.ipynb:cell" in result.err and "too deeply nested" in result.err, result.err
+    assert "syntax error" not in result.err and "hint: split it into smaller statements" in result.err, result.err
 
 
 def test_nesting_real_code_uses_still_compiles(tmp_path, run_cli):

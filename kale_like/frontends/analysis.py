@@ -30,6 +30,14 @@ class CodeSyntaxError(ValueError):
         self.line = line
         self.column = column
 
+    def described(self, hint: str) -> tuple[str, str]:
+        """The error as a user reads it, and the fix: `hint` for code that does not parse; for code
+        nested too deeply to analyse, how to split it."""
+        if self.message.startswith("too deeply nested"):
+            problem, _, advice = self.message.partition("; ")
+            return problem, advice or hint
+        return f"syntax error: {self.message}", hint
+
 
 @dataclass(frozen=True, slots=True)
 class CodeFacts:

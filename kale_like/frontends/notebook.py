@@ -364,11 +364,8 @@ def _statements(cell: RawCell, code: str, source: str, errors: list):
 
 
 def _syntax_error(error: CodeSyntaxError, source: str, cell: RawCell, line_offset: int = 0, step: str | None = None):
-    return KaleLikeError(
-        f"syntax error: {error.message}",
-        SourceLocation(source, cell.index, step, error.line - line_offset, error.column),
-        "fix the code so the cell runs in a notebook",
-    )
+    message, hint = error.described("fix the code so the cell runs in a notebook")
+    return KaleLikeError(message, SourceLocation(source, cell.index, step, error.line - line_offset, error.column), hint)
 
 
 def _analyse_steps(steps: list[_Section], prelude: Prelude, source: str, errors: list):
@@ -395,8 +392,8 @@ def _analyse_steps(steps: list[_Section], prelude: Prelude, source: str, errors:
         try:
             facts = analyze("\n".join(blocks))
         except CodeSyntaxError as error:
-            errors.append(KaleLikeError(f"syntax error: {error.message}", location,
-                                        "the step's cells do not run together; fix the code"))
+            message, hint = error.described("the step's cells do not run together; fix the code")
+            errors.append(KaleLikeError(message, location, hint))
             continue
         reads = {}
         flow_needs, flow_provides = flow_reads(section.tags)

@@ -50,13 +50,9 @@ class Prelude:
             try:
                 module = check(code)
             except CodeSyntaxError as error:
-                errors.append(
-                    KaleLikeError(
-                        f"syntax error: {error.message}",
-                        SourceLocation(source, cell.index, None, error.line, error.column),
-                        "fix the code so the cell runs in a notebook",
-                    )
-                )
+                message, hint = error.described("fix the code so the cell runs in a notebook")
+                errors.append(KaleLikeError(message, SourceLocation(source, cell.index, None, error.line, error.column),
+                                            hint))
                 continue
             line = 1
             for node in module.body:

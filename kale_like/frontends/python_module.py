@@ -88,7 +88,8 @@ def read_module(path: str | Path, errors: list[KaleLikeError], text: str | None 
     except CodeSyntaxError as error:
         where = locate(error.line, error.column) if locate else SourceLocation(source, line=error.line,
                                                                                 column=error.column)
-        raise KaleLikeError(f"syntax error: {error.message}", where) from None
+        message, hint = error.described("")
+        raise KaleLikeError(message, where, hint) from None
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     result = PythonModule(source, positions=dict(wrapper.resolve(PositionProvider)), locate=locate)
     prelude_items = []
