@@ -23,7 +23,7 @@ from kale_like.frontends.pipeline_values import (
     PRIMITIVES, Collector, Env, Partial, Scope, Unknown, Value, literal, type_of_value, visible,
 )
 from kale_like.frontends.python_module import Decorated, PythonModule
-from kale_like.graph.model import ANY, JSON, CodeBlock, Input, Node, Output, Parameter, Ref, Step
+from kale_like.graph.model import ANY, JSON, CodeBlock, Input, Node, Output, Parameter, Ref, Step, unique_name
 
 _COMPARE = {cst.Equal: "==", cst.NotEqual: "!=", cst.LessThan: "<", cst.LessThanEqual: "<=",
             cst.GreaterThan: ">", cst.GreaterThanEqual: ">="}
@@ -52,12 +52,7 @@ class ProgramState:
     warnings: list[str] = field(default_factory=list)
 
     def unique(self, base: str) -> str:
-        base = "".join(c if c.isalnum() else "_" for c in base.lower()).strip("_") or "step"
-        candidate, number = base, 2
-        while candidate in self.taken:
-            candidate, number = f"{base}_{number}", number + 1
-        self.taken.add(candidate)
-        return candidate
+        return unique_name("".join(c if c.isalnum() else "_" for c in base.lower()).strip("_") or "step", self.taken)
 
     def next_id(self, kind: str) -> str:
         self.counter += 1
@@ -159,7 +154,7 @@ class BodyBase:
 
     def _comprehension_value(self, node: cst.ListComp, scope: Scope, name: str) -> Value:
         """`[step(x) for x in xs]` where a value is needed: the loop, and its collected results."""
-        temporary = next(n for n in (name, *(f"{name}_{i}" for i in range(2, 1000))) if n not in self.env.names)
+        temporary = unique_name(name, set(self.env.names))
         self._pending_nodes.extend(self.comprehension(node, scope, temporary))
         collector = self.env.names.pop(temporary)
         assert isinstance(collector, Collector)  # comprehension() bound it
@@ -196,7 +191,7 @@ class BodyBase:
         problem = expressions.impurity(tree)
         if problem is not None:
             self.refuse(node, problem.what, problem.hint)
-        where = {n.value: n for n in expressions.names_in(node)}
+        where = expressions.first_uses(node)
         values: dict[str, Value] = {}
         for free in expressions.free_names(text):
             if free in made:
@@ -373,7 +368,7 @@ class _Hoist(cst.CSTTransformer):
 
     def _unique(self, name: str) -> str:
         taken = set(self.made) | set(self.compiler.env.names)
-        return next(n for n in (name, *(f"{name}_{i}" for i in range(2, 1000))) if n not in taken)
+        return unique_name(name, taken)
 
     def on_leave(self, original_node: cst.CSTNode, updated_node: cst.CSTNode):
         if original_node in self.replaced:

@@ -119,7 +119,7 @@ class ConditionCompiler(BodyBase):
             except _NotNative:
                 pass
             except ConditionError as error:
-                if "never" in str(error) or "both sides" in str(error):  # valid Python, but surely a mistake
+                if error.pointless:  # valid Python, but surely a mistake
                     self.refuse(node, str(error), "compare with a value of the same type (or compute the decision "
                                                   "inside a step and return a bool)")
             del self._pending_nodes[mark:]

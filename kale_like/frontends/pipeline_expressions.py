@@ -298,20 +298,20 @@ def _comprehension_parts(first: cst.CompFor) -> list[cst.CSTNode]:
     return parts
 
 
-def names_in(node: cst.CSTNode) -> list[cst.Name]:
-    """The Name nodes of an expression, in source order (for where an error points)."""
-    found: list[cst.Name] = []
+def first_uses(node: cst.CSTNode) -> dict[str, cst.Name]:
+    """Each name the expression reads, and the Name node of its first use (where an error points)."""
+    found: dict[str, cst.Name] = {}
 
     class Names(cst.CSTVisitor):
         def visit_Name(self, name: cst.Name) -> None:
-            found.append(name)
+            found.setdefault(name.value, name)
 
         def visit_Attribute(self, attribute: cst.Attribute) -> bool:
             attribute.value.visit(self)  # `x.attr`: the attribute's name is not a name read
             return False
 
     node.visit(Names())
-    return list(reversed(found))  # the first use wins in a dict built from it
+    return found
 
 
 def plain(value: object) -> bool:
@@ -333,6 +333,22 @@ def writable(value: object) -> bool:
         return ast.literal_eval(repr(value)) == value
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return False
+
+
+class PositionKeeping(cst.CSTTransformer):
+    """A source rewrite whose rebuilt nodes keep the source position of the node they replace
+    (`positions`, the module's PositionProvider map), so errors still point at the user's line."""
+
+    def __init__(self, positions: dict):
+        super().__init__()
+        self.positions = positions
+
+    def on_leave(self, original_node: cst.CSTNode, updated_node: cst.CSTNode):
+        result = super().on_leave(original_node, updated_node)
+        if isinstance(result, cst.CSTNode) and result is not original_node and result not in self.positions \
+                and original_node in self.positions:
+            self.positions[result] = self.positions[original_node]
+        return result
 
 
 def calls_any(node: cst.CSTNode, functions: set[str]) -> bool:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import libcst as cst
 
-from kale_like.frontends.pipeline_expressions import calls_any
+from kale_like.frontends.pipeline_expressions import PositionKeeping, calls_any
 
 
 def filtered_loops(statements: Sequence[cst.BaseStatement], steps: set[str],
@@ -24,18 +24,10 @@ def filtered_loops(statements: Sequence[cst.BaseStatement], steps: set[str],
     return [statement.visit(rewriter) for statement in statements]  # type: ignore[misc]
 
 
-class _Filters(cst.CSTTransformer):
+class _Filters(PositionKeeping):
     def __init__(self, steps: set[str], positions: dict):
-        super().__init__()
-        self.steps, self.positions = steps, positions
-
-    def on_leave(self, original_node: cst.CSTNode, updated_node: cst.CSTNode):
-        """Every node libcst rebuilds keeps its original's source position."""
-        result = super().on_leave(original_node, updated_node)
-        if isinstance(result, cst.CSTNode) and result is not original_node and result not in self.positions \
-                and original_node in self.positions:
-            self.positions[result] = self.positions[original_node]
-        return result
+        super().__init__(positions)
+        self.steps = steps
 
     def leave_For(self, original: cst.For, updated: cst.For) -> cst.For:
         body = list(getattr(updated.body, "body", ()))

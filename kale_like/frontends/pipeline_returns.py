@@ -16,6 +16,9 @@ from collections.abc import Iterator, Sequence
 import libcst as cst
 import libcst.matchers
 
+from kale_like.frontends.pipeline_expressions import PositionKeeping
+from kale_like.graph.model import unique_name
+
 
 def returns_as_one_value(statements: Sequence[cst.BaseStatement], positions: dict) -> Sequence[cst.BaseStatement]:
     """Returns in branches, read as Python reads them: a guard clause (`if q < low: return q`, then
@@ -30,8 +33,7 @@ def returns_as_one_value(statements: Sequence[cst.BaseStatement], positions: dic
     finals = sum(1 for _ in _final_returns(last))
     if finals != len(cst.matchers.findall(last, cst.matchers.Return())):
         return body  # a return before the end of a branch: left for the compiler to refuse
-    name = next(n for n in ("result", *(f"result_{i}" for i in range(2, 1000)))
-                if n not in assigned_names(last) and all(n not in assigned_names(s) for s in body))
+    name = unique_name("result", {n for statement in body for n in assigned_names(statement)})
     done = cst.SimpleStatementLine([cst.Return(cst.Name(name))])
     positions[done] = positions.get(last)
     return body[:-1] + [_returns_assigned(last, name, positions), done]
@@ -101,16 +103,12 @@ def _with_else(node: cst.If, rest: Sequence[cst.BaseStatement], positions: dict)
 
 def _returns_assigned(node: cst.If, name: str, positions: dict) -> cst.If:
     """The if chain with each branch's final `return X` made `name = X` (positions kept)."""
-    class Assign(cst.CSTTransformer):
-        def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode):
-            if isinstance(updated, cst.Return):
-                assert updated.value is not None  # _ends_with_return checked it
-                updated = cst.Assign([cst.AssignTarget(cst.Name(name))], updated.value)
-            if updated is not original:
-                positions[updated] = positions.get(original)
-            return updated
+    class Assign(PositionKeeping):
+        def leave_Return(self, original: cst.Return, updated: cst.Return) -> cst.Assign:
+            assert updated.value is not None  # _ends_with_return checked it
+            return cst.Assign([cst.AssignTarget(cst.Name(name))], updated.value)
 
-    result = node.visit(Assign())
+    result = node.visit(Assign(positions))
     assert isinstance(result, cst.If)
     return result
 

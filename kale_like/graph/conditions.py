@@ -21,7 +21,13 @@ _FLIPPED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 
 class ConditionError(ValueError):
-    """A condition KFP cannot evaluate the way Python would."""
+    """A condition KFP cannot evaluate the way Python would. `pointless`: Python itself answers it the
+    same way every time (it compares constants, or values that can never be equal): surely a
+    mistake, refused rather than computed some other way."""
+
+    def __init__(self, message: str, pointless: bool = False):
+        super().__init__(message)
+        self.pointless = pointless
 
 
 def normalize(test: Test, type_of: Callable[[Ref], str | None], negate: bool = False) -> Test:
@@ -134,7 +140,8 @@ def _comparison(test: Test, type_of: Callable[[Ref], str | None], negate_it: boo
     left, right = test.operands
     op = test.op
     if left.kind == "constant" and right.kind == "constant":
-        raise ConditionError("both sides of the comparison are constants; compare a step result or a parameter")
+        raise ConditionError("both sides of the comparison are constants; compare a step result or a parameter",
+                             pointless=True)
     if left.kind == "constant":
         left, right, op = right, left, _FLIPPED[op]
     if negate_it:
@@ -157,7 +164,8 @@ def _with_literal(channel: Ref, op: str, value: object, kind: str) -> Test:
     if kind == "bool":
         if isinstance(value, str):
             raise ConditionError(
-                f"comparing a bool with the string {value!r} is never true in Python; compare with True or False"
+                f"comparing a bool with the string {value!r} is never true in Python; compare with True or False",
+                pointless=True,
             )
         written = value
         if type(value) in (int, float) and value in (0, 1):
@@ -167,13 +175,15 @@ def _with_literal(channel: Ref, op: str, value: object, kind: str) -> Test:
         return Test(op, (channel, _constant(value)))
     if kind == "str":
         if not isinstance(value, str):
-            raise ConditionError(f"comparing a str with {value!r} is never true in Python; compare with a string")
+            raise ConditionError(f"comparing a str with {value!r} is never true in Python; compare with a string",
+                                 pointless=True)
         if "'" in value or "\\" in value or any(ord(ch) < 32 for ch in value):
             raise ConditionError("KFP cannot compare with a string holding ', \\ or a control character (it "
                                  "writes it into the condition unescaped); choose a simpler value")
         return Test(op, (channel, _constant(value)))
     if isinstance(value, str) or not isinstance(value, (int, float)):
-        raise ConditionError(f"comparing a {kind} with {value!r} is never true in Python; compare with a number")
+        raise ConditionError(f"comparing a {kind} with {value!r} is never true in Python; compare with a number",
+                             pointless=True)
     if kind == "float":
         if type(value) is int and float(value) != value:
             raise ConditionError(f"{value} has no exact float value, so KFP cannot compare it the way Python does")
@@ -190,7 +200,8 @@ def _int_with_number(channel: Ref, op: str, value: float | int) -> Test:
     if isinstance(value, bool) or float(value).is_integer():
         return Test(op, (channel, _constant(int(value))))
     if op in ("==", "!="):
-        raise ConditionError(f"an int is never equal to {value!r}; this test would always be {op == '!='}")
+        raise ConditionError(f"an int is never equal to {value!r}; this test would always be {op == '!='}",
+                             pointless=True)
     if op in (">", ">="):
         return Test(">=", (channel, _constant(math.ceil(value))))
     return Test("<=", (channel, _constant(math.floor(value))))

@@ -33,7 +33,6 @@ def lower(graph: StepGraph) -> StepGraph:
 
 def lowering_warnings(graph: StepGraph) -> list[str]:
     """What the passes could not rewrite and a cluster may run otherwise than Python (one line each)."""
-    before = (encode_untyped_loop_items, loops_keep_their_list, plain_nested_results, collected_arguments_handed_on)
-    for lowering_pass in before:
+    for lowering_pass in PASSES[:PASSES.index(guard_empty_loops)]:  # the graph that pass guards
         graph = lowering_pass(graph)
     return unguarded_loops(graph)
