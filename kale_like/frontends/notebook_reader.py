@@ -64,13 +64,22 @@ def read_notebook(path: str | Path) -> RawNotebook:
             where,
             "pass an .ipynb notebook or a .py file with @pipeline functions",
         )
-    notebook = _as_v4(text, document.get("nbformat"), where)
+    notebook = _as_v4(text, document, where)
     return RawNotebook(str(path), tuple(_code_cells(notebook, where)), dict(notebook.get("metadata") or {}),
                        tuple(_headings(notebook)))
 
 
-def _as_v4(text: str, version: object, where: SourceLocation) -> dict:
-    """Let nbformat read the notebook, upgrading nbformat 3 (or older) to 4."""
+def _as_v4(text: str, document: dict, where: SourceLocation) -> dict:
+    """The notebook as nbformat 4: a version 4 document as it is, an older one upgraded by nbformat.
+
+    A version 4 document is read as the JSON it is (the readers below check every field they use,
+    naming the cell): nbformat's reader would only add a validation against the notebook schema,
+    whose failure it logs and ignores, and importing nbformat imports that validator, jsonschema
+    and its format checkers (~1 s where JupyterLab's dependencies are installed: rfc3987_syntax
+    builds a grammar at import, python-jsonschema/jsonschema#1428)."""
+    version = document.get("nbformat")
+    if version == 4:
+        return document
     import nbformat
 
     try:

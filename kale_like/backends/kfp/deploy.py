@@ -94,8 +94,8 @@ def connect(target: KfpTarget):
     import warnings
 
     health_check(target)
-    import kfp
     import urllib3
+    from kfp.client import Client  # not kfp.Client: kfp may be imported without it (sdk_import.py)
 
     import kfp_server_api.rest as rest
 
@@ -107,7 +107,7 @@ def connect(target: KfpTarget):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            client = kfp.Client(host=target.host, namespace=target.namespace or "kubeflow",
+            client = Client(host=target.host, namespace=target.namespace or "kubeflow",
                                 existing_token=target.token)
     except Exception as error:  # the client raises urllib3 and its own error types
         raise _translate(error, target, "connecting") from None

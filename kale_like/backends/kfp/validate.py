@@ -23,7 +23,11 @@ from typing import Any
 
 import yaml
 from google.protobuf import json_format
-from kfp.pipeline_spec import pipeline_spec_pb2 as pb
+
+from kale_like.backends.kfp.sdk_import import load_kfp
+
+load_kfp()  # before any module of kfp's: without its client where it can (sdk_import.py)
+from kfp.pipeline_spec import pipeline_spec_pb2 as pb  # noqa: E402
 
 __all__ = ["IRCheckError", "assert_valid_pipeline_spec", "check_pipeline_spec"]
 

@@ -20,6 +20,7 @@ import traceback
 import types
 from dataclasses import dataclass
 
+from kale_like.backends.kfp.sdk_import import load_kfp
 from kale_like.backends.local.programs import compile_program
 from kale_like.os_errors import explained
 
@@ -66,6 +67,7 @@ def _run_component(call: ComponentCall, echo: bool) -> ComponentResult:
     with open(call.log_path, "a", encoding="utf-8") as log, _captured(call.label, log, echo), \
             _environment(call.environment or {}):
         try:
+            load_kfp()  # as a KFP step container imports it: without its client (sdk_import.py)
             function = _load(call.program, call.function)
             from kfp.dsl import executor
 

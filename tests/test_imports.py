@@ -1,0 +1,78 @@
+"""What compiling and running locally import: nothing a command does not use.
+
+Each case runs the command line in a fresh interpreter (as `python -m kale_like` does) and lists the
+modules it imported. Reading a notebook must not import nbformat's validator (jsonschema's format
+checkers, which build a grammar at import where JupyterLab is installed); compiling and running
+locally must not import the kfp client, the KFP API client or kubernetes (nothing talks to a
+server); no command outside a kernel imports IPython or the Jupyter server. Import lists only: how
+long the imports take is a benchmark figure (benchmarks/README.md), never asserted here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLES, REPO
+
+# a module, or a package with everything under it
+HEAVY = ("kubernetes", "kfp.client", "kfp_server_api", "jsonschema._format", "rfc3987_syntax", "lark", "nbformat",
+         "jupyter_server", "jupyterlab", "jupyterlab_server", "notebook", "tornado", "IPython", "ipykernel")
+
+_LISTING = """
+import json, sys
+from kale_like.surfaces.cli import main
+code = main(sys.argv[2:])
+with open(sys.argv[1], "w") as out:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, out)
+"""
+
+
+def _imported(tmp_path: Path, *args: str) -> list[str]:
+    listing = tmp_path / "modules.json"
+    environment = {**os.environ, "KALE_LIKE_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
+    environment.pop("_KFP_RUNTIME", None)
+    done = subprocess.run([sys.executable, "-c", _LISTING, str(listing), *args], cwd=tmp_path, env=environment,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(listing.read_text())
+    assert result["code"] == 0, done.stderr
+    return result["modules"]
+
+
+def _heavy(modules: list[str]) -> list[str]:
+    return [name for name in modules if any(name == heavy or name.startswith(heavy + ".") for heavy in HEAVY)]
+
+
+def _one_step_notebook(path: Path) -> Path:
+    cells = [{"cell_type": "code", "id": "a", "metadata": {"tags": ["step:hello"]}, "execution_count": None,
+              "outputs": [], "source": ["x = 1 + 1\n", "print(x)"]}]
+    path.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells}))
+    return path
+
+
+def test_compiling_a_notebook_imports_no_client_and_no_notebook_validator(tmp_path):
+    modules = _imported(tmp_path, str(EXAMPLES / "parallel_branches.ipynb"), "--kfp", "-o", str(tmp_path / "p.yaml"))
+    assert "kfp.compiler" in modules  # the case compiled for real (no YAML kept from an earlier compile)
+    assert _heavy(modules) == []
+
+
+def test_kubernetes_comes_in_only_with_the_kfp_kubernetes_settings_that_need_it(tmp_path):
+    """A step with a pod label is written with kfp-kubernetes, whose package imports the kubernetes
+    client's models (kfp/kubernetes/node_affinity.py): that is the only way kubernetes comes in."""
+    modules = _imported(tmp_path, str(EXAMPLES / "wine_quality.ipynb"), "--kfp", "-o", str(tmp_path / "p.yaml"), "-q")
+    assert "kfp.kubernetes" in modules
+    assert [name for name in _heavy(modules) if name.split(".")[0] != "kubernetes"] == []
+
+
+@pytest.mark.parametrize("backend", ["thread", "process"])
+def test_running_a_notebook_locally_imports_no_client(tmp_path, backend):
+    notebook = _one_step_notebook(tmp_path / "one.ipynb")
+    modules = _imported(tmp_path, str(notebook), "--run", "--backend", backend, "-q")
+    assert "kfp.dsl.executor" in modules  # the step ran in this process's kfp
+    assert _heavy(modules) == []
