@@ -890,11 +890,17 @@ def test_show_draws_the_graph_of_a_notebook():
 
 def test_show_draws_loops_and_branches_of_a_pipeline_file():
     pytest.importorskip("ipywidgets")
+    import re
+
     import kale_like
 
     box = kale_like.show(REPO / "examples" / "pipelines" / "train_many_pick_best.py")
     svg = box.children[1].value
-    assert "↻ each of" in svg and ">if " in svg
+    # each loop and branch is a box (drawn behind the steps) with its label
+    assert re.findall(r'<rect class="group" data-group="([^"]+)" data-kind="(\w+)"', svg) == [
+        ("for-1", "loop"), ("if-2/0", "branch"), ("if-2/1", "branch")]
+    assert re.findall(r'class="group-label"[^>]*>([^<]+)<', svg) == [
+        "for seed in seeds, 3 at a time", "if pick_best.best &gt;= threshold", "else"]
 
 
 def test_show_draws_the_exit_handler_below_the_body():

@@ -5,16 +5,28 @@ The layering, the order within a layer (fewest crossings) and the routing of lon
 igraph's Sugiyama layout: a dependency that skips layers gets a slot of its own in each layer it
 crosses, beside the steps there. Every node of a layer sits in that layer's band, and an edge runs
 straight down through a band (in its node's or its slot's column) and bends only in the gaps between
-bands, so no edge passes through a node. Loops and branches are badges on their steps; the exit
-handler, which runs after the body whatever happened, gets a band of its own below it.
+bands, so no edge passes through a node.
+
+Loops and branches are groups: a labelled box (`for seed in seeds`, `if best >= 0.9`, `else`) around
+their steps. Igraph's positions give each item of a layer its wished-for place; the items are then
+placed container by container, a group's contents first, so a group is one block, the same columns
+in every layer it spans, and nothing else is drawn inside it (`_place`). Steps kale_like generates
+itself (an expression's value, a loop's items) are drawn small. The exit handler, which runs after
+the body whatever happened, gets a band of its own below it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 NODE_W, NODE_H, BADGE_H = 140, 30, 14
+SMALL_W, SMALL_H = 100, 22  # a generated step
+SLOT_W = 10  # the column of a long edge passing a layer
 GAP_X, GAP_Y, MARGIN = 24, 46, 12
+GROUP_PAD, LABEL_H = 8, 16  # a group's box: padding around its contents, its label's line above them
+CHAR_W = 6  # the width of a character of a group's label (10 px sans-serif), as the box leaves room for it
+PROGRESS = "  10/10 done"  # what a run view adds to a loop's label
 EXIT_BADGE = "⚑ runs last, always"
 
 
@@ -27,6 +39,7 @@ class PlacedNode:
     w: float
     h: float
     badges: tuple[str, ...] = ()
+    generated: bool = False  # written by kale_like, not the user: drawn small and muted
 
 
 @dataclass(frozen=True)
@@ -41,15 +54,56 @@ class PlacedEdge:
 
 
 @dataclass(frozen=True)
+class PlacedGroup:
+    """A loop (`kind` loop) or one branch of an if/elif/else (`kind` branch) around its steps."""
+
+    id: str  # the loop's id, or the condition's id and the branch's number (`if-2/0`)
+    kind: str
+    label: str
+    x: float
+    y: float
+    w: float
+    h: float
+    members: tuple[str, ...]  # every step inside, nested groups' too
+    depth: int  # 0 for a group in the pipeline's body, 1 inside another group, ...
+
+
+@dataclass(frozen=True)
 class GraphLayout:
     width: float
     height: float
     nodes: tuple[PlacedNode, ...] = field(default_factory=tuple)
     edges: tuple[PlacedEdge, ...] = field(default_factory=tuple)
+    groups: tuple[PlacedGroup, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict:
         """JSON-ready, as the panel reads it."""
         return asdict(self)
+
+
+@dataclass
+class _Group:
+    id: str
+    kind: str
+    label: str
+    parent: int | None
+    depth: int
+    vertices: list[int] = field(default_factory=list)  # its own, not its subgroups'
+    children: list[int] = field(default_factory=list)
+    members: list[str] = field(default_factory=list)  # every step inside
+
+
+@dataclass
+class _Block:
+    """A container's contents placed: left edges relative to the block, the layers it spans."""
+
+    width: float
+    low: int
+    high: int
+    wish: float  # where igraph would put its left edge
+    left: dict[int, float]  # vertex -> left edge
+    group_left: dict[int, float]  # group -> left edge
+    group_width: dict[int, float]
 
 
 def layout(document: dict) -> GraphLayout:
@@ -57,50 +111,81 @@ def layout(document: dict) -> GraphLayout:
     import igraph
 
     names, kinds = _body_names(document)
+    generated = {s["name"] for s in document.get("steps", []) if s.get("generated")} | {
+        name for name, kind in kinds.items() if kind == "expression"}
     index = {name: i for i, name in enumerate(names)}
+    groups, owner = _groups(document.get("body", []), document.get("steps", []), index)
     edges = [e for e in document.get("edges", []) if e["source"] in index and e["target"] in index
              and e["source"] != e["target"]]
-    around = containers(document.get("body", []))
-    levels = _layers(names, edges)  # per vertex: the steps first, then the slots added below
+    drawn, after = _items_edges(document.get("body", []), index, edges)
+    edges += drawn
+    levels = _layers(names, edges + after)  # per vertex: the steps first, then the slots added below
+    widths = [float(SMALL_W if name in generated else NODE_W) for name in names]
     # a dependency that skips layers becomes a chain through one slot (a dummy vertex) per layer it
-    # crosses, so igraph orders the slots with the steps and every link spans one layer
+    # crosses, so igraph orders the slots with the steps and every link spans one layer; a slot
+    # belongs to the innermost group holding both ends, so it never passes through another group
     slots: list[list[int]] = []
     links: list[tuple[int, int]] = []
     for edge in edges:
         source, target = index[edge["source"]], index[edge["target"]]
+        home = _common(groups, owner[source], owner[target])
         chain = []
         for level in range(levels[source] + 1, levels[target]):
             chain.append(len(levels))
             levels.append(level)
+            widths.append(SLOT_W)
+            owner.append(home)
         path = [source, *chain, target]
         links += list(zip(path, path[1:]))
         slots.append(chain)
+    for vertex in range(len(names), len(levels)):
+        home = owner[vertex]
+        if home is not None:
+            groups[home].vertices.append(vertex)
     graph = igraph.Graph(n=len(levels), edges=links, directed=True)
-    coords = [(float(x), float(y)) for x, y in graph.layout_sugiyama(layers=levels, maxiter=200).coords] \
+    wished = [float(x) * (NODE_W + GAP_X) for x, _ in graph.layout_sugiyama(layers=levels, maxiter=200).coords] \
         if names else []
+    top_block = _place([v for v in range(len(levels)) if owner[v] is None],
+                       [g for g, group in enumerate(groups) if group.parent is None], groups, levels, widths, wished)
+    left = {v: MARGIN + x for v, x in top_block.left.items()}
+    group_left = {g: MARGIN + x for g, x in top_block.group_left.items()}
+    group_width = top_block.group_width
     bands = sorted(set(levels))
-    heights = {band: NODE_H for band in bands}
+    spans = {g: _span(g, groups, levels) for g in range(len(groups))}
+    head = {band: 0 for band in bands}  # label lines above the band's nodes: one per group starting there
+    tail = {band: 0 for band in bands}  # padding lines below them: one per group ending there
+    above, below = {}, {}
+    for g, group in enumerate(groups):
+        low, high = spans[g]
+        above[g] = sum(1 for a in _ancestors(groups, g) if spans[a][0] == low)  # itself included
+        below[g] = 1 + max((below_of(groups, spans, c, high) for c in group.children), default=0)
+        head[low] = max(head[low], above[g])
+        tail[high] = max(tail[high], below[g])
+    heights = {band: 0.0 for band in bands}
     for name, level in zip(names, levels):
-        heights[level] = max(heights[level], NODE_H + BADGE_H * len(around.get(name, ())))
-    coords_all, coords = coords, coords[:len(names)]
+        heights[level] = max(heights[level], SMALL_H if name in generated else NODE_H)
     top: dict[int, float] = {}
+    content: dict[int, float] = {}  # where the band's nodes start
+    bottom: dict[int, float] = {}
     cursor = float(MARGIN)
     for band in bands:
         top[band] = cursor
-        cursor += heights[band] + GAP_Y
-    xs = [x for x, _ in coords_all]
-    left = min(xs, default=0.0)
-    column = NODE_W + GAP_X
-
-    def centre(x: float) -> float:
-        return MARGIN + NODE_W / 2 + (x - left) * column
-
+        content[band] = cursor + head[band] * LABEL_H
+        bottom[band] = content[band] + heights[band] + tail[band] * GROUP_PAD
+        cursor = bottom[band] + GAP_Y
     nodes: dict[str, PlacedNode] = {}
-    for name, (x, _), level in zip(names, coords, levels):
-        badges = around.get(name, ())
-        nodes[name] = PlacedNode(name, kinds[name], centre(x) - NODE_W / 2, top[level], NODE_W,
-                                 NODE_H + BADGE_H * len(badges), badges)
-    width = MARGIN * 2 + NODE_W + (max(xs, default=0.0) - left) * column
+    for vertex, name in enumerate(names):
+        small = name in generated
+        nodes[name] = PlacedNode(name, "step" if kinds[name] == "expression" else kinds[name], left[vertex],
+                                 content[levels[vertex]], widths[vertex], SMALL_H if small else NODE_H, (), small)
+    placed_groups = []
+    for g, group in enumerate(groups):
+        low, high = spans[g]
+        y = top[low] + (above[g] - 1) * LABEL_H
+        placed_groups.append(PlacedGroup(
+            group.id, group.kind, group.label, round(group_left[g], 1), round(y, 1), round(group_width[g], 1),
+            round(content[high] + heights[high] + below[g] * GROUP_PAD - y, 1), tuple(group.members), group.depth))
+    width = max(MARGIN * 2 + top_block.width, NODE_W + 2 * MARGIN)
     exit_name = (document.get("exit_step") or {}).get("name")
     if exit_name and exit_name not in nodes:
         nodes[exit_name] = PlacedNode(exit_name, "exit", (width - NODE_W) / 2, cursor, NODE_W, NODE_H + BADGE_H,
@@ -113,15 +198,185 @@ def layout(document: dict) -> GraphLayout:
     for edge, chain in zip(edges, slots):
         start, end = nodes[edge["source"]], nodes[edge["target"]]
         level = levels[index[edge["source"]]]
-        points = [(start.x + NODE_W / 2, start.y + start.h), (start.x + NODE_W / 2, top[level] + heights[level])]
+        points = [(start.x + start.w / 2, start.y + start.h), (start.x + start.w / 2, bottom[level])]
         for slot in chain:  # a slot in each layer the edge crosses: straight down through the band
-            x, level = centre(coords_all[slot][0]), levels[slot]
-            points += [(x, top[level]), (x, top[level] + heights[level])]
-        points.append((end.x + NODE_W / 2, end.y))
+            x, level = left[slot] + SLOT_W / 2, levels[slot]
+            points += [(x, top[level]), (x, bottom[level])]
+        points += [(end.x + end.w / 2, top[levels[index[edge["target"]]]]), (end.x + end.w / 2, end.y)]
         placed_edges.append(_edge(edge, points, near_source=parents[edge["target"]] > 1))
     height = max(cursor - GAP_Y + MARGIN, NODE_H + 2 * MARGIN)
-    return GraphLayout(round(max(width, NODE_W + 2 * MARGIN), 1), round(height, 1), tuple(nodes.values()),
-                       tuple(placed_edges))
+    return GraphLayout(round(width, 1), round(height, 1), tuple(nodes.values()), tuple(placed_edges),
+                       tuple(placed_groups))
+
+
+def below_of(groups: list[_Group], spans: dict[int, tuple[int, int]], g: int, high: int) -> int:
+    """How many padding lines group `g` and the groups inside it that end on layer `high` need there."""
+    if spans[g][1] != high:
+        return 0
+    return 1 + max((below_of(groups, spans, c, high) for c in groups[g].children), default=0)
+
+
+def _place(vertices: list[int], children: list[int], groups: list[_Group], levels: list[int], widths: list[float],
+           wished: list[float]) -> _Block:
+    """Place a container's own vertices and its groups (each a block placed first, recursively) side
+    by side: in the order of their wished-for centres, each as near its wish as the items to its left
+    in every layer it spans allow. One order for all layers, so a group keeps its columns throughout."""
+    items: list[tuple[float, float, range, int, bool]] = []  # (wished left, width, layers, vertex or group, group?)
+    for vertex in vertices:
+        items.append((wished[vertex] - widths[vertex] / 2, widths[vertex], range(levels[vertex], levels[vertex] + 1),
+                      vertex, False))
+    inner: dict[int, _Block] = {}
+    for g in children:
+        block = _place(groups[g].vertices, groups[g].children, groups, levels, widths, wished)
+        inner[g] = block
+        label = len(groups[g].label) + (len(PROGRESS) if groups[g].kind == "loop" else 0)  # a run shows its count
+        width = max(block.width + 2 * GROUP_PAD, label * CHAR_W + 2 * GROUP_PAD)
+        items.append((block.wish - (width - block.width) / 2, width, range(block.low, block.high + 1), g, True))
+    items.sort(key=lambda item: item[0] + item[1] / 2)
+    right: dict[int, float] = {}
+    left: dict[int, float] = {}
+    group_left: dict[int, float] = {}
+    group_width: dict[int, float] = {}
+    for wish, width, layers, what, is_group in items:
+        x = max([wish, *(right[layer] for layer in layers if layer in right)])
+        for layer in layers:
+            right[layer] = x + width + GAP_X
+        if is_group:
+            g = what
+            block = inner[g]
+            group_left[g], group_width[g] = x, width
+            inset = x + (width - block.width) / 2  # the contents in the middle of the box
+            left.update({v: inset + at for v, at in block.left.items()})
+            group_left.update({c: inset + at for c, at in block.group_left.items()})
+            group_width.update(block.group_width)
+        else:
+            left[what] = x
+    start = min((wish for wish, *_ in items), default=0.0)
+    origin = min([*left.values(), *group_left.values()], default=0.0)
+    end = max((right[layer] - GAP_X for layer in right), default=origin)
+    all_layers = [layer for _, _, layers, _, _ in items for layer in layers]
+    return _Block(end - origin, min(all_layers, default=0), max(all_layers, default=0), start,
+                  {v: x - origin for v, x in left.items()}, {g: x - origin for g, x in group_left.items()},
+                  group_width)
+
+
+def _span(g: int, groups: list[_Group], levels: list[int]) -> tuple[int, int]:
+    found = [levels[v] for v in _all_vertices(groups, g)]
+    return (min(found), max(found)) if found else (0, 0)
+
+
+def _all_vertices(groups: list[_Group], g: int) -> Iterable[int]:
+    yield from groups[g].vertices
+    for child in groups[g].children:
+        yield from _all_vertices(groups, child)
+
+
+def _ancestors(groups: list[_Group], g: int | None) -> list[int]:
+    """`g` and the groups around it, innermost first."""
+    found = []
+    while g is not None:
+        found.append(g)
+        g = groups[g].parent
+    return found
+
+
+def _common(groups: list[_Group], a: int | None, b: int | None) -> int | None:
+    """The innermost group holding both `a` and `b` (None: the pipeline's body)."""
+    around = set(_ancestors(groups, a))
+    return next((g for g in _ancestors(groups, b) if g in around), None)
+
+
+def _groups(body: list[dict], steps: list[dict], index: dict[str, int]) -> tuple[list[_Group], list[int | None]]:
+    """The loops and branches of the body as groups, and each vertex's innermost group."""
+    items = _item_names(steps)
+    groups: list[_Group] = []
+    owner: list[int | None] = [None] * len(index)
+
+    def enter(nodes: list[dict], parent: int | None, depth: int) -> list[str]:
+        inside: list[str] = []
+        for node in nodes:
+            kind = node["kind"]
+            if kind in ("step", "pipelinecall", "expression") and node.get("name") in index:
+                if parent is not None and owner[index[node["name"]]] is None:
+                    owner[index[node["name"]]] = parent
+                    groups[parent].vertices.append(index[node["name"]])
+                inside.append(node["name"])
+            elif kind == "loop":
+                own = [n["name"] for n in node.get("body", []) if n.get("name")]
+                names = list(dict.fromkeys(name for step in own for name in items.get((step, node.get("id", "")), ())))
+                inside += open_group(node.get("id", "loop"), "loop", _loop_label(node, names), node.get("body", []),
+                                     parent, depth)
+            elif kind == "condition":
+                for number, branch in enumerate(node.get("branches", [])):
+                    test = branch.get("test")
+                    label = f"{'if' if number == 0 else 'elif'} {_test_text(test)}" if test else "else"
+                    inside += open_group(f"{node.get('id', 'if')}/{number}", "branch", label, branch.get("body", []),
+                                         parent, depth)
+        return inside
+
+    def open_group(group_id: str, kind: str, label: str, nodes: list[dict], parent: int | None,
+                   depth: int) -> list[str]:
+        number = len(groups)
+        groups.append(_Group(group_id, kind, label, parent, depth))
+        if parent is not None:
+            groups[parent].children.append(number)
+        groups[number].members = enter(nodes, number, depth + 1)
+        if not groups[number].members:  # nothing to draw around
+            groups.pop()
+            if parent is not None:
+                groups[parent].children.remove(number)
+        return groups[number].members if number < len(groups) else []
+
+    enter(body, None, 0)
+    return groups, owner
+
+
+def _item_names(steps: list[dict]) -> dict[tuple[str, str], list[str]]:
+    """(step, loop id) -> the names the step reads its loop's item as (`seed`, or `region, drift`)."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for step in steps:
+        for value in step.get("inputs", []):
+            ref = value.get("ref") or {}
+            if ref.get("kind") == "item":
+                found.setdefault((step["name"], ref.get("source", "")), []).append(value["name"])
+    return found
+
+
+def _loop_label(node: dict, names: list[str]) -> str:
+    items = _ref_text(node.get("items") or {})
+    limit = f", {node['parallelism']} at a time" if node.get("parallelism") else ""
+    return (f"for {', '.join(names)} in {items}" if names else f"for each of {items}") + limit
+
+
+def _items_edges(body: list[dict], index: dict[str, int], edges: list[dict]) -> tuple[list[dict], list[dict]]:
+    """A loop over a step's result waits for that step (the graph's edges hold the values steps read,
+    and a loop's items are read by the loop): (the edges drawn from the step to the loop's own steps,
+    the order every step inside the loop keeps, nested ones too)."""
+    drawn: list[dict] = []
+    after: list[dict] = []
+    known = {(e["source"], e["target"]) for e in edges}
+    for node in _walk(body):
+        items = node.get("items") or {}
+        source = items.get("source", "")
+        if node["kind"] != "loop" or items.get("kind") not in ("task", "collected") or source not in index:
+            continue
+        own = {member.get("name") for member in node.get("body", [])}
+        for member in _walk(node.get("body", [])):
+            name = member.get("name")
+            if name not in index or name == source or (source, name) in known:
+                continue
+            known.add((source, name))
+            edge = {"source": source, "target": name, "names": [items.get("output") or "items"]}
+            (drawn if name in own else after).append(edge)
+    return drawn, after
+
+
+def _walk(body: list[dict]) -> Iterable[dict]:
+    for node in body:
+        yield node
+        yield from _walk(node.get("body", []))
+        for branch in node.get("branches", []):
+            yield from _walk(branch.get("body", []))
 
 
 def _edge(edge: dict, points: list[tuple[float, float]], near_source: bool) -> PlacedEdge:
@@ -170,43 +425,20 @@ def _layers(names: list[str], edges: list[dict]) -> list[int]:
 
 
 def _body_names(document: dict) -> tuple[list[str], dict[str, str]]:
-    """The steps (and nested pipeline calls) in body order, then any step the body does not hold."""
+    """The steps (nested pipeline calls, generated expression steps) in body order, then any step the
+    body does not hold."""
     names: list[str] = []
     kinds: dict[str, str] = {}
-
-    def collect(body: list[dict]) -> None:
-        for node in body:
-            if node["kind"] in ("step", "pipelinecall") and node.get("name") and node["name"] not in kinds:
-                names.append(node["name"])
-                kinds[node["name"]] = node["kind"]
-            collect(node.get("body", []))
-            for branch in node.get("branches", []):
-                collect(branch.get("body", []))
-
-    collect(document.get("body", []))
+    for node in _walk(document.get("body", [])):
+        if node["kind"] in ("step", "pipelinecall", "expression") and node.get("name") and node["name"] not in kinds:
+            names.append(node["name"])
+            kinds[node["name"]] = node["kind"]
+    exit_name = (document.get("exit_step") or {}).get("name")
     for step in document.get("steps", []):
-        if step["name"] not in kinds:
+        if step["name"] not in kinds and step["name"] != exit_name:
             names.append(step["name"])
             kinds[step["name"]] = "step"
     return names, kinds
-
-
-def containers(body: list[dict], around: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
-    """Each step's loops and branches, outermost first, as the badges drawn on it."""
-    result: dict[str, tuple[str, ...]] = {}
-    for node in body:
-        if node["kind"] in ("step", "pipelinecall"):
-            result[node["name"]] = around
-        elif node["kind"] == "loop":
-            items = _ref_text(node.get("items") or {})
-            limit = f" ≤{node['parallelism']}" if node.get("parallelism") else ""
-            result.update(containers(node.get("body", []), around + (f"↻ each of {items}{limit}",)))
-        elif node["kind"] == "condition":
-            for number, branch in enumerate(node.get("branches", [])):
-                test = branch.get("test")
-                label = f"{'if' if number == 0 else 'elif'} {_test_text(test)}" if test else "else"
-                result.update(containers(branch.get("body", []), around + (label,)))
-    return result
 
 
 def _ref_text(ref: dict) -> str:

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from kale_like.errors import KaleLikeError
-from kale_like.surfaces.graph_layout import BADGE_H, NODE_H, layout
+from kale_like.surfaces.graph_layout import BADGE_H, LABEL_H, NODE_H, layout
 from kale_like.surfaces.run_rows import step_rows, task_step
 
 STATUS_ICON = {"pending": "○", "running": "◔", "retrying": "↻", "done": "✔", "cached": "✔", "skipped": "⤼",
@@ -61,6 +61,13 @@ def graph_svg(document: dict, statuses: dict[str, str] | None = None) -> str:
              '<defs><marker id="kl-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
              'orient="auto"><path d="M 0 0 L 10 5 L 0 10 z" fill="#757575"/></marker></defs>']
     labels = []
+    for group in placed.groups:  # a loop's or a branch's box behind its steps; its label over the edges
+        fill, stroke = ("#e3f2fd", "#64b5f6") if group.kind == "loop" else ("#fff8e1", "#ffb74d")
+        parts.append(f'<rect class="group" data-group="{esc(group.id)}" data-kind="{group.kind}" x="{group.x}" '
+                     f'y="{group.y}" width="{group.w}" height="{group.h}" rx="8" fill="{fill}" fill-opacity="0.55" '
+                     f'stroke="{stroke}" stroke-dasharray="5 3"><title>{esc(group.label)}</title></rect>')
+        labels.append(f'<text class="group-label" x="{group.x + 6}" y="{group.y + LABEL_H - 4}" font-size="10" '
+                      f'fill="#37474f" stroke="white" stroke-width="3" paint-order="stroke">{esc(group.label)}</text>')
     for edge in placed.edges:
         parts.append(f'<path class="edge" data-source="{esc(edge.source)}" data-target="{esc(edge.target)}" '
                      f'd="{edge.path}" fill="none" stroke="#757575" stroke-width="1.5" marker-end="url(#kl-arrow)"/>')
@@ -75,12 +82,18 @@ def graph_svg(document: dict, statuses: dict[str, str] | None = None) -> str:
         status = (statuses or {}).get(node.name, "")
         fill = {"done": "#e8f5e9", "cached": "#e8f5e9", "failed": "#ffebee", "running": "#e3f2fd"}.get(status, "white")
         dashed = ' stroke-dasharray="6 3"' if node.kind == "exit" else ""
-        parts.append(f'<g class="node" data-step="{esc(node.name)}" transform="translate({node.x:.1f},{node.y:.1f})">'
+        bar = f'<rect width="6" height="{node.h}" rx="3" fill="{color}"/>'
+        text = 'font-size="12" font-weight="600"'
+        most, centre = 20, node.w / 2 + 3
+        if node.generated:  # kale_like's own step: small, grey, in italics
+            color, dashed, bar = "#9e9e9e", ' stroke-dasharray="3 2"', ""
+            text, most, centre = 'font-size="10" font-style="italic" fill="#616161"', 15, node.w / 2
+        kind = " generated" if node.generated else ""
+        parts.append(f'<g class="node{kind}" data-step="{esc(node.name)}" transform="translate({node.x:.1f},{node.y:.1f})">'
                      f'<rect width="{node.w}" height="{node.h}" rx="6" fill="{fill}" stroke="{color}" '
-                     f'stroke-width="2"{dashed}/>'
-                     f'<rect width="6" height="{node.h}" rx="3" fill="{color}"/>'
-                     f'<text x="{node.w / 2 + 3}" y="19" text-anchor="middle" font-size="12" font-weight="600">'
-                     f'{esc(node.name if len(node.name) <= 20 else node.name[:19] + "…")}</text>')
+                     f'stroke-width="{1 if node.generated else 2}"{dashed}/>{bar}'
+                     f'<text x="{centre}" y="{node.h / 2 + 4}" text-anchor="middle" {text}>'
+                     f'{esc(node.name if len(node.name) <= most else node.name[:most - 1] + "…")}</text>')
         for index, badge in enumerate(node.badges):
             parts.append(f'<text x="{node.w / 2 + 3}" y="{NODE_H + index * BADGE_H + 2}" text-anchor="middle" '
                          f'font-size="10" fill="#616161">{esc(badge[:26])}</text>')

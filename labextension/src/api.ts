@@ -56,7 +56,7 @@ export interface Edge {
 }
 
 export interface BodyNode {
-  kind: 'step' | 'loop' | 'condition' | 'pipelinecall';
+  kind: 'step' | 'loop' | 'condition' | 'pipelinecall' | 'expression';
   name?: string;
   id?: string;
   items?: { kind: string; source: string; output: string; value: unknown };
@@ -89,8 +89,11 @@ export interface GraphData {
 export interface GraphLayout {
   width: number;
   height: number;
-  nodes: { name: string; kind: 'step' | 'pipelinecall' | 'exit'; x: number; y: number; w: number; h: number; badges: string[] }[];
+  /** `generated`: a step kale_like wrote (an expression's value, a loop's items), drawn small. */
+  nodes: { name: string; kind: 'step' | 'pipelinecall' | 'exit'; x: number; y: number; w: number; h: number; badges: string[]; generated?: boolean }[];
   edges: { source: string; target: string; names: string[]; path: string; label_x: number; label_y: number }[];
+  /** Loops and the branches of conditions, as boxes around their steps (`members`: every step inside). */
+  groups?: { id: string; kind: 'loop' | 'branch'; label: string; x: number; y: number; w: number; h: number; members: string[]; depth: number }[];
 }
 
 export interface AnalyzeResult {

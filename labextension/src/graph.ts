@@ -1,8 +1,9 @@
 /**
- * The pipeline graph as SVG: one node per step (loops and branches as badges on their steps), one
- * arrow per dependency labelled with the variables it carries. Where everything goes comes from the
- * server (kale_like/surfaces/graph_layout.py), which lays out the notebook widget's graph the same
- * way: long dependencies are routed beside the steps they pass, never through them.
+ * The pipeline graph as SVG: one node per step, loops and branches as labelled boxes around their
+ * steps, one arrow per dependency labelled with the variables it carries; steps kale_like generated
+ * are small and grey. Where everything goes comes from the server (kale_like/surfaces/graph_layout.py),
+ * which lays out the notebook widget's graph the same way: long dependencies are routed beside the
+ * steps they pass, never through them.
  */
 
 import { GraphData } from './api';
@@ -11,6 +12,7 @@ import { stepColor } from './tags';
 const SVG = 'http://www.w3.org/2000/svg';
 const NODE_H = 30;
 const BADGE_H = 14;
+const LABEL_H = 16;
 /** Below this share of its natural size the graph scrolls instead of shrinking further (text stays legible). */
 const SMALLEST_SCALE = 0.75;
 
@@ -34,8 +36,8 @@ function clip(text: string, max: number): string {
 export interface GraphView {
   /** Steps the analyzer has a problem with: outlined in red. */
   failing?: Set<string>;
-  /** Each step's status in the run shown (a loop's: `done 2/3`), filling its node. */
-  statuses?: Map<string, { status: string; text: string }>;
+  /** Each step's status in the run shown (a loop's: `done 2/3`, and how many of its iterations are done), filling its node. */
+  statuses?: Map<string, { status: string; text: string; done?: number; total?: number }>;
   /** A click on a step's node. */
   onStep?: (name: string) => void;
 }
@@ -61,8 +63,28 @@ export function renderGraph(graph: GraphData, view: GraphView = {}): SVGSVGEleme
     defs
   );
   el('path', { d: 'M 0 0 L 10 5 L 0 10 z', class: 'kl-GraphArrow' }, marker);
+  const groupLayer = el('g', { class: 'kl-GraphGroups' }, svg);
   const edgeLayer = el('g', { class: 'kl-GraphEdges' }, svg);
   const labelLayer = el('g', { class: 'kl-GraphEdgeLabels' }, svg);
+  const groupLabels: SVGElement[] = [];
+  for (const group of layout.groups ?? []) {
+    const progress = group.kind === 'loop' ? loopProgress(group.members, view) : null;
+    const box = el(
+      'g',
+      { class: `kl-GraphGroup kl-mod-${group.kind}`, 'data-group': group.id, 'data-progress': progress ?? '' },
+      groupLayer
+    );
+    el('rect', { x: group.x, y: group.y, width: group.w, height: group.h, rx: 8, ry: 8 }, box);
+    const title = el('title', {}, box);
+    title.textContent = group.label + (progress ? ` (${progress} iterations done)` : '');
+    const label = el('text', { x: group.x + 6, y: group.y + LABEL_H - 4, class: 'kl-GraphGroupLabel', 'data-group': group.id });
+    label.textContent = group.label;
+    if (progress) {
+      const count = el('tspan', { class: 'kl-GraphGroupProgress' }, label);
+      count.textContent = `  ${progress} done`;
+    }
+    groupLabels.push(label);
+  }
   for (const edge of layout.edges) {
     const group = el('g', { class: 'kl-GraphEdge', 'data-source': edge.source, 'data-target': edge.target }, edgeLayer);
     el('path', { d: edge.path, 'marker-end': 'url(#kl-arrow)' }, group);
@@ -82,6 +104,7 @@ export function renderGraph(graph: GraphData, view: GraphView = {}): SVGSVGEleme
     );
     text.textContent = edge.names.length ? clip(edge.names.join(', '), 20) : 'after';
   }
+  labelLayer.append(...groupLabels); // over the edges that enter the boxes
   const nodeLayer = el('g', { class: 'kl-GraphNodes' }, svg);
   for (const node of layout.nodes) {
     const color = stepColor(node.name);
@@ -89,7 +112,8 @@ export function renderGraph(graph: GraphData, view: GraphView = {}): SVGSVGEleme
     const group = el(
       'g',
       {
-        class: 'kl-GraphNode' + (node.kind === 'exit' ? ' kl-mod-exit' : '') + (failing.has(node.name) ? ' kl-mod-error' : '') +
+        class: 'kl-GraphNode' + (node.kind === 'exit' ? ' kl-mod-exit' : '') + (node.generated ? ' kl-mod-generated' : '') +
+          (failing.has(node.name) ? ' kl-mod-error' : '') +
           (run ? ` kl-mod-run-${run.status.replace(' ', '-')}` : ''),
         'data-step': node.name,
         'data-status': run?.status ?? '',
@@ -101,10 +125,18 @@ export function renderGraph(graph: GraphData, view: GraphView = {}): SVGSVGEleme
       group.addEventListener('click', () => view.onStep!(node.name));
       group.style.cursor = 'pointer';
     }
-    el('rect', { width: node.w, height: node.h, rx: 6, ry: 6, style: `stroke: ${color}` }, group);
-    el('rect', { width: 6, height: node.h, rx: 3, ry: 3, class: 'kl-GraphNodeBar', style: `fill: ${color}` }, group);
-    const name = el('text', { x: node.w / 2 + 3, y: 19, 'text-anchor': 'middle', class: 'kl-GraphNodeName' }, group);
-    name.textContent = clip(node.kind === 'pipelinecall' ? `▣ ${node.name}` : node.name, 19);
+    if (node.generated) { // kale_like's own step: small, grey, dashed
+      el('rect', { width: node.w, height: node.h, rx: 6, ry: 6 }, group);
+    } else {
+      el('rect', { width: node.w, height: node.h, rx: 6, ry: 6, style: `stroke: ${color}` }, group);
+      el('rect', { width: 6, height: node.h, rx: 3, ry: 3, class: 'kl-GraphNodeBar', style: `fill: ${color}` }, group);
+    }
+    const name = el(
+      'text',
+      { x: node.generated ? node.w / 2 : node.w / 2 + 3, y: node.generated ? node.h / 2 + 4 : 19, 'text-anchor': 'middle', class: 'kl-GraphNodeName' },
+      group
+    );
+    name.textContent = clip(node.kind === 'pipelinecall' ? `▣ ${node.name}` : node.name, node.generated ? 16 : 19);
     node.badges.forEach((badge, index) => {
       const text = el(
         'text',
@@ -114,9 +146,24 @@ export function renderGraph(graph: GraphData, view: GraphView = {}): SVGSVGEleme
       text.textContent = clip(badge, 24);
     });
     const title = el('title', {}, group);
-    title.textContent = [node.name, ...node.badges, ...(run ? [`last run: ${run.text}`] : []), view.onStep ? '(click: its cell)' : '']
+    title.textContent = [node.name, node.generated ? 'computed by a step kale_like generated' : '', ...node.badges,
+      ...(run ? [`last run: ${run.text}`] : []), view.onStep ? '(click: its cell)' : '']
       .filter(Boolean)
       .join('\n');
   }
   return svg;
+}
+
+/**
+ * How many iterations of a loop are done in the run shown (`2/3`): its steps' least count of done
+ * iterations, of the most iterations any of them has; null when no run is shown or none started.
+ */
+function loopProgress(members: string[], view: GraphView): string | null {
+  const counts = members.map(name => view.statuses?.get(name)).filter(s => s?.total !== undefined && s.total > 0);
+  if (!counts.length) {
+    return null;
+  }
+  const done = Math.min(...counts.map(s => s!.done ?? 0));
+  const total = Math.max(...counts.map(s => s!.total ?? 0));
+  return `${done}/${total}`;
 }

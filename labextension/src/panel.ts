@@ -427,7 +427,10 @@ export class PipelinePanel extends Widget {
       cells.set(graph.exit_step.name, graph.exit_step.cells);
     }
     const statuses = new Map(
-      (this.run?.rows ?? []).map(row => [row.step, { status: row.status, text: row.loop ? `${row.status} ${row.done}/${row.total}` : row.status }])
+      (this.run?.rows ?? []).map(row => [
+        row.step,
+        { status: row.status, text: row.loop ? `${row.status} ${row.done}/${row.total}` : row.status, done: row.done, total: row.total }
+      ])
     );
     return {
       failing: new Set(analysis.errors.map(e => e.location?.step).filter(Boolean) as string[]),

@@ -73,6 +73,23 @@ def graph_edges(page) -> dict[tuple[str, str], str]:
     return {(s, t): label for s, t, label in edges}
 
 
+def boxes_around(page, where: str = "#kale-like-panel") -> dict[str, list[str]]:
+    """Each group box's label, and the steps whose nodes lie within the box as the browser draws them."""
+    return page.evaluate("""(where) => {
+        const svg = document.querySelector(`${where} .kl-Graph`);
+        const found = {};
+        for (const group of svg.querySelectorAll('.kl-GraphGroup')) {
+            const box = group.querySelector('rect').getBoundingClientRect();
+            const label = svg.querySelector(`.kl-GraphGroupLabel[data-group="${group.dataset.group}"]`);
+            found[label.firstChild.textContent] = [...svg.querySelectorAll('.kl-GraphNode')].filter(node => {
+                const r = node.getBoundingClientRect();
+                return r.left >= box.left && r.right <= box.right && r.top >= box.top && r.bottom <= box.bottom;
+            }).map(node => node.dataset.step);
+        }
+        return found;
+    }""", where)
+
+
 def code_cell(page, index: int):
     return page.locator(f"{VISIBLE} .jp-Notebook .jp-Cell").nth(index)
 
@@ -322,8 +339,9 @@ def test_loops_and_conditions_show_on_their_steps(page, lab):
         ("print('best', best)", ["step:report", "when:best:>=:0.2"]),
     ])
     panel = open_pipeline(page, lab, name, steps=3)
-    expect(panel.locator('.kl-GraphNode[data-step="train"] .kl-GraphNodeBadge')).to_have_text("↻ each of seeds ≤2")
-    expect(panel.locator('.kl-GraphNode[data-step="report"] .kl-GraphNodeBadge')).to_have_text("if pick.best >= 0.2")
+    # the loop and the branch are labelled boxes around their steps
+    expect(panel.locator(".kl-GraphGroupLabel")).to_have_text(["for seed in seeds, 2 at a time", "if pick.best >= 0.2"])
+    assert boxes_around(page) == {"for seed in seeds, 2 at a time": ["train"], "if pick.best >= 0.2": ["report"]}
     assert graph_edges(page) == {("train", "pick"): "score", ("pick", "report"): "best"}
     expect(code_cell(page, 1).locator(".kl-Chip.kl-mod-setting")).to_have_text("↻ seed in seeds ≤2")
     # the settings dialog edits the condition; the tags change accordingly
@@ -344,8 +362,7 @@ def test_loops_and_conditions_show_on_their_steps(page, lab):
     expect(dialog.locator(".kl-WhenProblem")).to_be_hidden()
     expect(dialog.locator(".kl-TagPreview")).to_contain_text("when:best:>=:floor")
     dialog.get_by_role("button", name="Apply").click()
-    expect(panel.locator('.kl-GraphNode[data-step="report"] .kl-GraphNodeBadge')).to_have_text(
-        "if pick.best >= floor", timeout=10_000)
+    expect(panel.locator(".kl-GraphGroupLabel").last).to_have_text("if pick.best >= floor", timeout=10_000)
     tags = page.evaluate("window.jupyterapp.shell.currentWidget.content.model.cells.get(3).getMetadata('tags')")
     assert tags == ["step:report", "when:best:>=:floor"]
 
@@ -419,6 +436,9 @@ def test_a_run_reads_as_the_notebook_and_stays_after_a_reload(page, lab):
     # the graph shows the run: each node takes its step's status; a click on a node opens its cell
     statuses = panel.locator(".kl-GraphNode").evaluate_all("(nodes) => nodes.map(n => [n.dataset.step, n.dataset.status])")
     assert dict(statuses) == {"load_data": "done", "train": "done", "pick": "done", "deploy": "skipped", "audit": "failed"}
+    loop = panel.locator(".kl-GraphGroup.kl-mod-loop")
+    expect(loop).to_have_attribute("data-progress", "3/3")  # the loop's iterations, done of all
+    expect(panel.locator(".kl-GraphGroupProgress")).to_have_text("3/3 done")
     panel.locator(".kl-GraphBox").screenshot(path=str(ARTIFACTS / "run-graph.png"))
     panel.locator('.kl-GraphNode[data-step="train"]').click()
     assert page.evaluate("window.jupyterapp.shell.currentWidget.content.activeCellIndex") == 2
