@@ -17,7 +17,8 @@ from runs import python_and_local_notes
 
 from kale_like.frontends import pipeline_expressions as expressions
 from kale_like.frontends.functions import python_to_graph
-from kale_like.graph.model import ANY, Loop, Step, walk
+from kale_like.graph.model import ANY, Expression, Loop, Step, walk
+from kale_like.lowering import lower
 
 pytestmark = pytest.mark.usefixtures("temp_files_in_tmp_path")
 
@@ -63,32 +64,43 @@ def test_local_run_notes_what_python_notes(pipeline, params, tmp_path):
     assert local == python
 
 
-def steps_of(pipeline: str) -> dict[str, Step]:
+def steps_of(pipeline: str, lowered: bool = False) -> dict[str, Step]:
     graph = python_to_graph(SOURCE, pipeline)
+    if lowered:
+        graph = lower(graph)
     bodies = [graph.body] + [sub.body for sub in graph.subpipelines]
-    return {node.name: node for body in bodies for node in walk(body) if isinstance(node, Step)}
+    return {node.name: node for body in bodies for node in walk(body) if isinstance(node, (Step, Expression))}
 
 
-def test_expressions_become_generated_steps_named_after_what_they_feed():
-    steps = steps_of("values")
+def test_expressions_are_held_in_the_graph_named_after_what_they_feed():
+    nodes = steps_of("values")
+    computed = {name: node for name, node in nodes.items() if isinstance(node, Expression)}
+    assert {"path", "train_lr", "train_epochs", "sizes"} <= set(computed)
+    assert all(isinstance(nodes[name], Step) and not nodes[name].generated for name in ("prepare", "train", "show"))
+    path = computed["path"]
+    assert path.code == 'path = f"s3://{bucket}/v{version}/train.csv"\n'
+    assert [(i.name, i.ref.kind) for i in path.inputs] == [("bucket", "parameter"), ("version", "parameter")]
+    assert path.outputs[0].type == "str" and computed["sizes"].outputs[0].type == "list:int"
+    lr = computed["train_lr"]
+    assert lr.code == "lr = base_lr * SCALE\n" and lr.outputs[0].type == "float" and path.location.line == 54
+    assert [(i.name, i.ref.kind, i.ref.value) for i in lr.inputs if i.ref.kind == "constant"] == [("SCALE", "constant", 10)]
+
+
+def test_lowering_makes_each_expression_a_generated_step():
+    steps = steps_of("values", lowered=True)
     generated = {name: step for name, step in steps.items() if step.generated}
     assert {"path", "train_lr", "train_epochs", "sizes"} <= set(generated)
-    assert not any(steps[name].generated for name in ("prepare", "train", "show"))
-    path = generated["path"]
-    assert path.code[0].code == 'path = f"s3://{bucket}/v{version}/train.csv"\n'
-    assert [(i.name, i.ref.kind) for i in path.inputs] == [("bucket", "parameter"), ("version", "parameter")]
-    assert path.outputs[0].type == "str" and generated["sizes"].outputs[0].type == "list:int"
     assert generated["train_lr"].code[0].code == "SCALE = 10\nlr = base_lr * SCALE\n"  # a constant is written in
-    assert generated["train_lr"].outputs[0].type == "float" and path.location.line == 54
+    assert [i.name for i in generated["train_lr"].inputs] == ["base_lr"]
 
 
 def test_an_expression_of_constants_is_folded_when_compiling():
     """`f"s3://{BUCKET}/latest"` reads only a module constant: no step computes it."""
     steps = steps_of("values")
-    shows = [s for s in steps.values() if s.function == "show"]
+    shows = [s for s in steps.values() if isinstance(s, Step) and s.function == "show"]
     constant = [i.ref.value for s in shows for i in s.inputs if i.ref.kind == "constant"]
     assert "s3://models/latest" in constant
-    assert not any("BUCKET" in s.code[0].code for s in steps.values() if s.generated)
+    assert not any("BUCKET" in s.code for s in steps.values() if isinstance(s, Expression))
 
 
 def test_a_step_call_inside_an_argument_is_a_task_of_its_own():
@@ -159,11 +171,13 @@ def test_folding_evaluates_only_what_is_quick_and_leaves_errors_to_the_run():
 
 
 def test_a_value_every_branch_assigns_is_handed_on_by_the_branch_that_ran():
-    steps = steps_of("branches")
+    steps = steps_of("branches", lowered=True)
     handed = sorted(name for name, step in steps.items() if step.generated and name.startswith(("level_value",
                                                                                                 "size_value")))
     assert handed == ["level_value", "level_value_2", "level_value_3", "size_value"]
-    assert steps["level_value"].code[0].code == "level = 'high'\n"
+    namespace: dict = {}
+    exec(steps["level_value"].code[0].code, namespace)  # the constant is written into the step's code
+    assert namespace["level"] == "high" and not steps["level_value"].inputs
     assert [i.ref.source for i in steps["level_value_2"].inputs] == ["mode"]
     assert [i.ref.source for i in steps["level_value_3"].inputs] == ["prepare"]  # made before the if
 
@@ -174,5 +188,5 @@ def test_a_filtering_loop_runs_over_the_items_that_pass():
     loops = [node for node in walk(graph.body) if isinstance(node, Loop)]
     sources = {loop.items.source for loop in loops}
     assert {"k_items", "k_items_2"} <= sources
-    filtered = [node for node in walk(graph.body) if isinstance(node, Step) and node.name == "k_items"]
-    assert filtered[0].code[0].code == "items = list([k for k in ks if k > 2])\n"
+    filtered = [node for node in walk(graph.body) if isinstance(node, Expression) and node.name == "k_items"]
+    assert filtered[0].code == "items = list([k for k in ks if k > 2])\n"

@@ -11,7 +11,7 @@ from kale_like.frontends.pipeline_function import ProgramState, compile_pipeline
 from kale_like.frontends.python_module import read_module
 from kale_like.frontends.settings import pipeline_name_from
 from kale_like.graph.model import (
-    Condition, Loop, Node, Output, PipelineCall, PipelineSettings, Step, StepGraph, SubPipeline,
+    Condition, Expression, Loop, Node, Output, PipelineCall, PipelineSettings, Step, StepGraph, SubPipeline,
 )
 from kale_like.graph.overrides import checked_service_account
 from kale_like.kfp_server import ServerVersion
@@ -120,7 +120,7 @@ def _typed(body: tuple[Node, ...], types: dict) -> tuple[Node, ...]:
     """Apply output types inferred from use (a result looped over is a list) to the steps."""
     result = []
     for node in body:
-        if isinstance(node, Step):
+        if isinstance(node, (Step, Expression)):
             outputs = tuple(Output(o.name, types.get((node.name, o.name), o.type)) for o in node.outputs)
             node = replace(node, outputs=outputs)
         elif isinstance(node, Loop):

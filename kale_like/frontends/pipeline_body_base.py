@@ -23,7 +23,7 @@ from kale_like.frontends.pipeline_values import (
     PRIMITIVES, Collector, Env, Partial, Scope, Unknown, Value, literal, type_of_value, visible,
 )
 from kale_like.frontends.python_module import Decorated, PythonModule
-from kale_like.graph.model import ANY, JSON, CodeBlock, Input, Node, Output, Parameter, Ref, Step, unique_name
+from kale_like.graph.model import ANY, JSON, Expression, Input, Node, Output, Parameter, Ref, Step, unique_name
 
 _COMPARE = {cst.Equal: "==", cst.NotEqual: "!=", cst.LessThan: "<", cst.LessThanEqual: "<=",
             cst.GreaterThan: ">", cst.GreaterThanEqual: ">="}
@@ -218,21 +218,21 @@ class BodyBase:
 
     def _expression_step(self, node: cst.CSTNode, code: str, values: dict[str, Value], outputs: tuple[Output, ...],
                          scope: Scope, name: str) -> Value:
-        """A generated step running `code` (plain Python) over `values`: constants are written into its
-        code, the rest are its inputs. It is made before the statement that reads it."""
-        where = self.module.where(node)
-        written = {key: value for key, value in values.items()
-                   if value.ref.kind == "constant" and expressions.writable(value.ref.value)}
-        lines = "".join(f"{key} = {value.ref.value!r}\n" for key, value in written.items())
-        inputs = tuple(Input(key, value.ref, self.input_type(value, None, node))
-                       for key, value in values.items() if key not in written)
-        step = Step(name=self.state.unique(name), code=(CodeBlock(lines + code, where),), location=where,
-                    inputs=inputs, outputs=outputs, generated=True)
-        for output in outputs:
-            self.state.output_types[(step.name, output.name)] = output.type
-        self._pending_nodes.append(step)
+        """An `Expression` of the graph running `code` (plain Python binding `outputs`) over `values`,
+        made before the statement that reads it; its first output is the value returned."""
+        made = self.computed(node, code, values, outputs, name)
+        self._pending_nodes.append(made)
         first = outputs[0]
-        return Value(Ref("task", step.name, first.name), first.type, scope, where.line or 0)
+        return Value(Ref("task", made.name, first.name), first.type, scope, made.location.line or 0)
+
+    def computed(self, node: cst.CSTNode, code: str, values: dict[str, Value], outputs: tuple[Output, ...],
+                 name: str) -> Expression:
+        """The `Expression` computing `outputs` with `code` from `values`, under a unique name from `name`."""
+        inputs = tuple(Input(key, value.ref, self.input_type(value, None, node)) for key, value in values.items())
+        made = Expression(self.state.unique(name), code, inputs, outputs, self.module.where(node))
+        for output in outputs:
+            self.state.output_types[(made.name, output.name)] = output.type
+        return made
 
     def lookup(self, node: cst.Name, scope: Scope) -> Value:
         name = node.value

@@ -10,11 +10,10 @@ from dataclasses import replace
 
 import libcst as cst
 
-from kale_like.frontends import pipeline_expressions as expressions
 from kale_like.frontends.pipeline_body_base import _COMPARE, BodyBase, _NotNative, _text
 from kale_like.frontends.pipeline_values import PRIMITIVES, Partial, Scope, Value, literal
 from kale_like.graph.conditions import ConditionError, normalize
-from kale_like.graph.model import ANY, Branch, CodeBlock, Condition, Input, Node, Output, Ref, Step, Test
+from kale_like.graph.model import ANY, Branch, Condition, Expression, Input, Node, Output, Ref, Test
 
 
 class ConditionCompiler(BodyBase):
@@ -70,14 +69,10 @@ class ConditionCompiler(BodyBase):
                 value = bound[name]
                 if value.ref.kind == "task" and value.scope[:len(inner)] == inner:
                     continue  # made in this branch (a value made before the if is handed on too)
-                constant = value.ref.kind == "constant" and expressions.writable(value.ref.value)
-                code = f"{name} = {value.ref.value!r}\n" if constant else f"{name} = value\n"
-                inputs = () if constant else (Input("value", value.ref, self.input_type(value, None, node)),)
-                step = Step(name=self.state.unique(f"{name}_value"), code=(CodeBlock(code, where),), location=where,
-                            inputs=inputs, outputs=(Output(name, value.type),), generated=True)
-                self.state.output_types[(step.name, name)] = value.type
-                bound[name] = Value(Ref("task", step.name, name), value.type, inner, where.line or 0)
-                added.append(step)
+                made = self.computed(node, f"{name} = value\n", {"value": value}, (Output(name, value.type),),
+                                     f"{name}_value")
+                bound[name] = Value(Ref("task", made.name, name), value.type, inner, where.line or 0)
+                added.append(made)
             result[index] = replace(result[index], body=result[index].body + tuple(added))
         return result
 
@@ -169,14 +164,12 @@ class ConditionCompiler(BodyBase):
         return ref.kind == "task" and self._type_for_condition(ref) == ANY
 
     def _comparison_step(self, node: cst.CSTNode, expression: str, inputs: tuple[tuple[str, Ref], ...]) -> Test:
-        name = self.state.unique("compare")
-        where = self.module.where(node)
-        step = Step(name=name, code=(CodeBlock(f"result = {expression}\n", where),), location=where,
-                    inputs=tuple(Input(side, ref, self._type_for_condition(ref)) for side, ref in inputs),
-                    outputs=(Output("result", "bool"),), generated=True)
-        self.state.output_types[(name, "result")] = "bool"
-        self._pending_nodes.append(step)
-        return Test("==", (Ref("task", name, "result"), Ref("constant", value=True)))
+        made = Expression(self.state.unique("compare"), f"result = {expression}\n",
+                          tuple(Input(side, ref, self._type_for_condition(ref)) for side, ref in inputs),
+                          (Output("result", "bool"),), self.module.where(node))
+        self.state.output_types[(made.name, "result")] = "bool"
+        self._pending_nodes.append(made)
+        return Test("==", (Ref("task", made.name, "result"), Ref("constant", value=True)))
 
     def _test(self, node: cst.BaseExpression, scope: Scope) -> Test:
         if isinstance(node, cst.BooleanOperation):

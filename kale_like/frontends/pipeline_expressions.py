@@ -327,14 +327,6 @@ def plain(value: object) -> bool:
     return False
 
 
-def writable(value: object) -> bool:
-    """`repr(value)` is Python source for the same value."""
-    try:
-        return ast.literal_eval(repr(value)) == value
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return False
-
-
 class PositionKeeping(cst.CSTTransformer):
     """A source rewrite whose rebuilt nodes keep the source position of the node they replace
     (`positions`, the module's PositionProvider map), so errors still point at the user's line."""

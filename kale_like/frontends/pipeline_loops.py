@@ -18,7 +18,7 @@ from kale_like.frontends.pipeline_body_base import BodyBase, _name, _text
 from kale_like.frontends.pipeline_values import (
     PRIMITIVES, Collector, Scope, Value, element_type, literal, type_of_value,
 )
-from kale_like.graph.model import ANY, JSON, CodeBlock, Input, Loop, Node, Output, Ref, Step
+from kale_like.graph.model import ANY, JSON, Expression, Loop, Node, Output, Ref
 
 
 class LoopCompiler(BodyBase):
@@ -317,9 +317,7 @@ class LoopCompiler(BodyBase):
         self.refuse(target, "loop over .items() with two names", "for key, value in d.items():")
         return []
 
-    def _items_step(self, node, owner: Value, method: str, scope: Scope) -> Step:
-        name = self.state.unique(f"list_{method}")
-        where = self.module.where(node)
+    def _items_step(self, node, owner: Value, method: str, scope: Scope) -> Expression:
         code = {
             # a value of unknown type travels as its JSON text (see kale_like/lowering/loop_items.py)
             "items": "import json\nitems = [{'entry_key': str(k), 'entry_value': json.dumps(v)} for k, v in "
@@ -328,11 +326,9 @@ class LoopCompiler(BodyBase):
             "values": "items = list(mapping.values())\n",
         }[method]
         kind = "list:str" if method == "keys" else "list"
-        step = Step(name=name, code=(CodeBlock(code, where),), location=where,
-                    inputs=(Input("mapping", owner.ref, "dict" if owner.ref.kind != "task" else owner.type),),
-                    outputs=(Output("items", kind),), generated=True)
-        self.state.output_types[(name, "items")] = kind
-        return step
+        return self.computed(node, code, {"mapping": replace(owner, type="dict" if owner.ref.kind != "task"
+                                                                         else owner.type)},
+                             (Output("items", kind),), f"list_{method}")
 
 
 def _known_items(text: str, tree: ast.Expression, constants: dict[str, object], reads: int) -> list | None:

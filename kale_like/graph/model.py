@@ -6,8 +6,10 @@ a graph is a value, changed only by building a new one (`dataclasses.replace`), 
 never see a half-updated graph. `to_json` gives the shape the JupyterLab panel draws.
 
 A pipeline body is a tree: `Step`s (one task each), `Loop`s (KFP ParallelFor) and `Condition`s
-(KFP If/Elif/Else) holding bodies of their own, and `PipelineCall`s of nested pipelines. Every
-value a step reads is an `Input` whose `Ref` says where it comes from.
+(KFP If/Elif/Else) holding bodies of their own, `PipelineCall`s of nested pipelines, and
+`Expression`s: plain Python the body computes between steps (`path = f"s3://{bucket}"`), which
+lowering (`kale_like/lowering/expressions.py`) turns into small generated steps. Every value a task
+reads is an `Input` whose `Ref` says where it comes from.
 """
 
 from __future__ import annotations
@@ -223,7 +225,28 @@ class PipelineCall:
         return tuple(names)
 
 
-Node = Union[Step, Loop, Condition, PipelineCall]
+@dataclass(frozen=True, slots=True)
+class Expression:
+    """Plain Python the pipeline body computes from its values, not a step the user wrote.
+
+    `code` binds each of `outputs` by name from `inputs` (`path = f"s3://{bucket}/{version}"`,
+    `lo, hi = bounds`, `test = bool(metrics["auc"] > 0.9)`). Constants are inputs like any other
+    value: how each input reaches the code, and what runs it, is the lowering's choice (a KFP task of
+    its own). `location` is the user's code it stands for, so errors point there.
+    """
+
+    name: str
+    code: str
+    inputs: tuple[Input, ...]
+    outputs: tuple[Output, ...]
+    location: SourceLocation
+
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(p for i in self.inputs for p in producers(i.ref)))
+
+
+Node = Union[Step, Loop, Condition, PipelineCall, Expression]
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +312,11 @@ class StepGraph:
         nested = tuple(n for sub in self.subpipelines for n in walk(sub.body) if isinstance(n, Step))
         return self.steps + nested + ((self.exit_step,) if self.exit_step else ())
 
+    @property
+    def expressions(self) -> tuple[Expression, ...]:
+        """Every expression of the main body, loops and branches included, in body order."""
+        return tuple(node for node in walk(self.body) if isinstance(node, Expression))
+
     def step(self, name: str) -> Step:
         """The step called `name` (KeyError if there is none)."""
         for candidate in self.steps:
@@ -301,7 +329,7 @@ class StepGraph:
         """Edges derived from the tasks, so they can never disagree with them."""
         result = []
         for target in walk(self.body):
-            if not isinstance(target, (Step, PipelineCall)):
+            if not isinstance(target, (Step, PipelineCall, Expression)):
                 continue
             carried: dict[str, list[str]] = {}
             for value in target.inputs:
@@ -319,7 +347,10 @@ class StepGraph:
             "parameters": [asdict(p) for p in self.parameters],
             "metrics": list(self.metrics),
             "body": [_node_json(node) for node in self.body],
-            "steps": [asdict(s) | {"code_hash": s.code_hash, "parameters": list(s.parameters)} for s in self.steps],
+            # expressions after the steps, drawn as the small generated steps lowering makes of them
+            "steps": [asdict(s) | {"code_hash": s.code_hash, "parameters": list(s.parameters)} for s in self.steps]
+            + [asdict(e) | {"kind": "expression", "generated": True, "upstream": list(e.upstream)}
+               for e in self.expressions],
             "edges": [asdict(e) for e in self.edges],
             "subpipelines": [asdict(p) for p in self.subpipelines],
             "exit_step": None if self.exit_step is None else asdict(self.exit_step) | {
@@ -360,7 +391,7 @@ def walk(body: tuple[Node, ...]) -> Iterator[Node]:
 
 def _node_json(node: Node) -> dict[str, Any]:
     kind = type(node).__name__.lower()
-    if isinstance(node, Step):
+    if isinstance(node, (Step, Expression)):
         return {"kind": kind, "name": node.name}
     if isinstance(node, Loop):
         return {"kind": kind, "id": node.id, "items": asdict(node.items), "parallelism": node.parallelism,
