@@ -431,10 +431,6 @@ def test_guard_filler_of_a_dict_item_holds_the_fields_the_body_selects():
     assert sorted(run_code(looped, items=[])["looped"][0]) == ["field_i", "field_x"]
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="the filler of a dict item gives each field the value '', which is no JSON text: a "
-                          "generated step reading a field (declared json) cannot decode it, so `for i, x in "
-                          "enumerate(xs): out.append(use(i + 1))` over an empty xs fails in the filler iteration")
 def test_guard_dict_filler_fields_decode_as_the_body_declares_them():
     use_v = step("use_v", reads("i", item("for-1", "field_i"), JSON), makes=(Output("v", "int"),), generated=True)
     g = graph(loop("for-1", task("i_x_items", "items"), use_v, item_type="dict"),
@@ -563,18 +559,14 @@ def test_filler_iteration_runs_only_kale_likes_own_steps():
     assert _filler_iteration(guard_empty_loops(g)) == ["helper"]
 
 
-@pytest.mark.xfail(strict=True, raises=(ZeroDivisionError, TypeError),
-                   reason="guard_empty_loops runs every generated step of a guarded loop on the filler item, "
-                          "including those computing the user's own expressions over the item (`use(10 // x)` over "
-                          "an empty xs fails with ZeroDivisionError where Python reads [])")
 @pytest.mark.parametrize("code, item_type, loop_items", [
     pytest.param("v = 10 // x\n", "int", param("xs"), id="int-filler-0"),
     pytest.param("v = x['a']\n", JSON, task("x_items", "items"), id="json-filler-null"),
 ])
 def test_filler_iteration_does_not_run_user_expressions(code, item_type, loop_items):
-    # for x in xs: out.append(use(10 // x)) -- the frontend makes `10 // x` a generated step `use_v`
-    use_v = step("use_v", reads("x", item("for-1"), item_type), makes=(Output("v", "int"),), code=code,
-                 generated=True)
+    # for x in xs: out.append(use(10 // x)) -- lowering makes the expression `10 // x` a generated step `use_v`
+    use_v = replace(step("use_v", reads("x", item("for-1"), item_type), makes=(Output("v", "int"),), code=code,
+                         generated=True), from_expression=True)
     use = step("use", reads("v", task("use_v", "v"), "int"), makes=(Output("out", "int"),), code="out = v\n")
     g = graph(loop("for-1", loop_items, use_v, use, item_type=item_type),
               step("total", reads("v", collected("use", "out"), "list:int")), parameters=(XS,))

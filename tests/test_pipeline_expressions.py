@@ -54,6 +54,9 @@ CASES = [
     ("choices", {"n": 1}),
     ("augmented", {}),  # `n += 2`, `n *= step(n)`, `name += f"..."` outside loops
     ("keyed", {}),  # `d = {}` then `d[k] = step(k)` in a loop: a dict keyed in the loop's order
+    # expressions over loop items (`10 // x`, `record["a"]`, `i + x`): over empty lists nothing runs, [] is read
+    ("fillers", {}),
+    ("fillers", {"xs": [], "records": []}),
     ("keyed", {"ks": []}),
 ]
 

@@ -136,6 +136,9 @@ class Step:
     settings: StepSettings = field(default_factory=StepSettings)
     function: str = ""  # the Python function a function step runs (empty for notebook steps)
     generated: bool = False  # written by kale_like (kale_like/lowering/), not by the user
+    # generated to compute the user's own expression (lowering/expressions.py): it runs where and when a
+    # step of the user's would (not in a guarded loop's filler iteration, lowering/empty_loops.py)
+    from_expression: bool = False
 
     @property
     def code_hash(self) -> str:

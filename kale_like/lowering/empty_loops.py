@@ -12,8 +12,9 @@ complete, so a `OneOf` over it finds no branch that ran (kubeflow/pipelines#1332
 that only reads the collected list resolves that input before it tests its condition
 (driver/dag.go, `DAG`). So the loop always runs at least once instead: a generated step hands the
 loop its list, or one filler item when the list is empty, and another says which (`has_items`). Every task
-of the loop's body receives that flag (`_kl_run_if`) and, when it is false, runs none of the user's
-code and returns empty values; every task that reads what the loop collected receives it too
+of the loop's body that runs the user's code (their steps, and the steps computing their expressions:
+`10 // x` must never see the filler 0) receives that flag (`_kl_run_if`) and, when it is false, runs
+none of it and returns empty values; every task that reads what the loop collected receives it too
 (`_kl_empty_unless__<name>`) and then reads `[]`. The step runtime does both (step_runtime.py).
 
 A nested pipeline called in the loop's body takes the flag as a parameter (`kl_caller_runs`, true by
@@ -117,9 +118,10 @@ def _unguardable(loop: Loop) -> str | None:
 def _filler(loop: Loop) -> object:
     """An item of the loop's type that no step will read (None: there is none)."""
     if loop.item_type == "dict":  # a field the body reads is selected from it, so it must be there
-        fields = {value.ref.output for n in walk(loop.body) if isinstance(n, Step) for value in n.inputs
+        fields = {value.ref.output: value.type for n in walk(loop.body) if isinstance(n, Step) for value in n.inputs
                   if value.ref.kind == "item" and value.ref.source == loop.id and value.ref.output}
-        return {name: "" for name in sorted(fields)}
+        # a field read as a JSON text (`json`, `json:int`) gets one: a step that runs decodes it
+        return {name: FILLERS[JSON] if kind.partition(":")[0] == JSON else "" for name, kind in sorted(fields.items())}
     return FILLERS.get(loop.item_type)
 
 
@@ -164,7 +166,7 @@ def _run_at_least_once(graph: StepGraph, loop: Loop, plan: _Plan, taken: set[str
 def _told(node: Node, flag: Ref) -> Node:
     """A task that also runs only when `flag` is true (a step by its runtime, a nested pipeline by
     passing the flag to its own steps); a task inside several guarded loops gets one flag each."""
-    if isinstance(node, Step) and not node.generated:  # kale_like's own steps run on a filler too
+    if isinstance(node, Step) and (not node.generated or node.from_expression):  # lowering's own run on a filler too
         taken = sum(1 for value in node.inputs if value.name.startswith(RUN_IF))
         return replace(node, inputs=node.inputs + (Input(RUN_IF + (f"__{taken + 1}" if taken else ""), flag, "bool"),))
     if isinstance(node, PipelineCall):

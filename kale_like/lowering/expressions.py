@@ -11,6 +11,7 @@ constant of the IR); any other value is an input of the step.
 from __future__ import annotations
 
 import ast
+from dataclasses import replace
 
 from kale_like.graph.model import Expression, Node, Step, StepGraph
 from kale_like.lowering.graph_edit import generated_step, rewrite_bodies
@@ -31,7 +32,8 @@ def as_step(expression: Expression) -> Step:
                if value.ref.kind == "constant" and writable(value.ref.value)]
     lines = "".join(f"{value.name} = {value.ref.value!r}\n" for value in written)
     inputs = tuple(value for value in expression.inputs if value not in written)
-    return generated_step(expression.name, lines + expression.code, inputs, expression.outputs, expression.location)
+    made = generated_step(expression.name, lines + expression.code, inputs, expression.outputs, expression.location)
+    return replace(made, from_expression=True)
 
 
 def writable(value: object) -> bool:
