@@ -22,9 +22,10 @@ from dataclasses import asdict, dataclass, field
 
 NODE_W, NODE_H, BADGE_H = 140, 30, 14
 SMALL_W, SMALL_H = 100, 22  # a generated step
-SLOT_W = 10  # the column of a long edge passing a layer
+SLOT_W, SLOT_GAP = 10, 4  # the column of a long edge passing a layer, and the space between two of them
 GAP_X, GAP_Y, MARGIN = 24, 46, 12
 GROUP_PAD, LABEL_H = 8, 16  # a group's box: padding around its contents, its label's line above them
+COMPACT = 0.6  # igraph's columns drawn at this share of their width: a 47-step notebook 2,197 -> 1,508 px wide
 CHAR_W = 6  # the width of a character of a group's label (10 px sans-serif), as the box leaves room for it
 PROGRESS = "  10/10 done"  # what a run view adds to a loop's label
 EXIT_BADGE = "⚑ runs last, always"
@@ -143,7 +144,7 @@ def layout(document: dict) -> GraphLayout:
         if home is not None:
             groups[home].vertices.append(vertex)
     graph = igraph.Graph(n=len(levels), edges=links, directed=True)
-    wished = [float(x) * (NODE_W + GAP_X) for x, _ in graph.layout_sugiyama(layers=levels, maxiter=200).coords] \
+    wished = _columns([x for x, _ in graph.layout_sugiyama(layers=levels, maxiter=200).coords], widths) \
         if names else []
     top_block = _place([v for v in range(len(levels)) if owner[v] is None],
                        [g for g, group in enumerate(groups) if group.parent is None], groups, levels, widths, wished)
@@ -209,6 +210,21 @@ def layout(document: dict) -> GraphLayout:
                        tuple(placed_groups))
 
 
+def _columns(xs: list[float], widths: list[float]) -> list[float]:
+    """Igraph's x of each vertex (one unit a column) in pixels: a column as wide as its widest item,
+    so the columns only slots pass through (long edges) stay narrow; and closer together than that
+    (COMPACT), as igraph spreads the columns wide: `_place` moves apart what would overlap."""
+    widest: dict[float, float] = {}
+    for x, width in zip(xs, widths):
+        widest[x] = max(widest.get(x, 0.0), width)
+    columns = sorted(widest)
+    at = {columns[0]: 0.0} if columns else {}
+    for previous, x in zip(columns, columns[1:]):
+        gap = SLOT_GAP if widest[x] == widest[previous] == SLOT_W else GAP_X
+        at[x] = at[previous] + (widest[previous] / 2 + widest[x] / 2 + gap) * min(1.0, x - previous)
+    return [at[x] * COMPACT for x in xs]
+
+
 def below_of(groups: list[_Group], spans: dict[int, tuple[int, int]], g: int, high: int) -> int:
     """How many padding lines group `g` and the groups inside it that end on layer `high` need there."""
     if spans[g][1] != high:
@@ -233,14 +249,16 @@ def _place(vertices: list[int], children: list[int], groups: list[_Group], level
         width = max(block.width + 2 * GROUP_PAD, label * CHAR_W + 2 * GROUP_PAD)
         items.append((block.wish - (width - block.width) / 2, width, range(block.low, block.high + 1), g, True))
     items.sort(key=lambda item: item[0] + item[1] / 2)
-    right: dict[int, float] = {}
+    right: dict[int, tuple[float, bool]] = {}  # per layer: where its last item ends, whether it is a slot
     left: dict[int, float] = {}
     group_left: dict[int, float] = {}
     group_width: dict[int, float] = {}
     for wish, width, layers, what, is_group in items:
-        x = max([wish, *(right[layer] for layer in layers if layer in right)])
+        slot = not is_group and width == SLOT_W
+        x = max([wish, *(right[layer][0] + (SLOT_GAP if slot and right[layer][1] else GAP_X)
+                         for layer in layers if layer in right)])
         for layer in layers:
-            right[layer] = x + width + GAP_X
+            right[layer] = (x + width, slot)
         if is_group:
             g = what
             block = inner[g]
@@ -253,7 +271,7 @@ def _place(vertices: list[int], children: list[int], groups: list[_Group], level
             left[what] = x
     start = min((wish for wish, *_ in items), default=0.0)
     origin = min([*left.values(), *group_left.values()], default=0.0)
-    end = max((right[layer] - GAP_X for layer in right), default=origin)
+    end = max((right[layer][0] for layer in right), default=origin)
     all_layers = [layer for _, _, layers, _, _ in items for layer in layers]
     return _Block(end - origin, min(all_layers, default=0), max(all_layers, default=0), start,
                   {v: x - origin for v, x in left.items()}, {g: x - origin for g, x in group_left.items()},

@@ -1,6 +1,7 @@
 /**
  * The pipeline graph in a main-area tab: the same drawing as the panel's, at a size the user picks
- * (zoom in, zoom out, fit the tab), scrolled freely, for graphs too large for the sidebar.
+ * (zoom in, zoom out, 100 %, fit the tab; Ctrl + wheel zooms at the pointer), moved by dragging its
+ * background or scrolling, for graphs too large for the sidebar (fifty steps side by side).
  */
 
 import { Widget } from '@lumino/widgets';
@@ -24,11 +25,42 @@ export class GraphTab extends Widget {
         { class: 'kl-GraphTabBar' },
         button('−', 'Zoom out', () => this.zoom(this.scale / STEP), 'kl-ZoomOut'),
         button('Fit', 'Fit the graph to the tab', () => this.fit(), 'kl-ZoomFit'),
+        button('100 %', 'Actual size', () => this.zoom(1), 'kl-ZoomReset'),
         button('+', 'Zoom in', () => this.zoom(this.scale * STEP), 'kl-ZoomIn'),
-        this.scaleText
+        this.scaleText,
+        h('span', { class: 'kl-Hint kl-GraphTabHint' }, 'drag to move, Ctrl + wheel to zoom')
       ),
       this.scroller
     );
+    this.scroller.addEventListener('wheel', event => {
+      if (!event.ctrlKey && !event.metaKey) {
+        return; // scrolling moves the graph
+      }
+      event.preventDefault();
+      const box = this.scroller.getBoundingClientRect();
+      this.zoom(this.scale * (event.deltaY < 0 ? STEP : 1 / STEP), event.clientX - box.left, event.clientY - box.top);
+    }, { passive: false });
+    this.scroller.addEventListener('pointerdown', event => {
+      if (event.button !== 0 || (event.target as Element).closest?.('.kl-GraphNode')) {
+        return; // a click on a step opens its cell
+      }
+      const start = { x: event.clientX, y: event.clientY, left: this.scroller.scrollLeft, top: this.scroller.scrollTop };
+      this.scroller.setPointerCapture(event.pointerId);
+      this.scroller.classList.add('kl-mod-dragging');
+      const move = (e: PointerEvent) => {
+        this.scroller.scrollLeft = start.left - (e.clientX - start.x);
+        this.scroller.scrollTop = start.top - (e.clientY - start.y);
+      };
+      const end = () => {
+        this.scroller.classList.remove('kl-mod-dragging');
+        this.scroller.removeEventListener('pointermove', move);
+        this.scroller.removeEventListener('pointerup', end);
+        this.scroller.removeEventListener('pointercancel', end);
+      };
+      this.scroller.addEventListener('pointermove', move);
+      this.scroller.addEventListener('pointerup', end);
+      this.scroller.addEventListener('pointercancel', end);
+    });
   }
 
   /** Draw (again, after an edit or as a run goes) at the current scale. */
@@ -38,9 +70,16 @@ export class GraphTab extends Widget {
     this.draw();
   }
 
-  zoom(scale: number): void {
-    this.scale = Math.min(4, Math.max(0.1, scale));
+  /** Zoom to `scale`, keeping the point at (x, y) of the visible area (its middle by default) in place. */
+  zoom(scale: number, x?: number, y?: number): void {
+    const view = this.scroller;
+    const at = { x: x ?? view.clientWidth / 2, y: y ?? view.clientHeight / 2 };
+    const before = this.scale;
+    const point = { x: (view.scrollLeft + at.x) / before, y: (view.scrollTop + at.y) / before };
+    this.scale = Math.min(4, Math.max(0.05, scale));
     this.draw();
+    view.scrollLeft = point.x * this.scale - at.x;
+    view.scrollTop = point.y * this.scale - at.y;
   }
 
   /** The largest scale (at most 1) at which the whole graph shows in the tab. */
