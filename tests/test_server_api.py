@@ -8,6 +8,7 @@ apply here and nowhere else); tests are plain functions that drive requests on t
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import re
 import io
@@ -576,11 +577,15 @@ def test_each_run_reports_the_metrics_its_steps_logged(api, root):
 
 def test_a_steps_outputs_are_previewed_once_the_run_has_ended(api, root):
     (root / "outputs.ipynb").write_text(notebook([
-        ("import numpy as np\nimport pandas as pd", ["imports"]),
+        ("import matplotlib.pyplot as plt\nimport numpy as np\nimport pandas as pd", ["imports"]),
         ("frame = pd.DataFrame({'a': range(20), 'b': [i * 0.5 for i in range(20)]})\n"
          "grid = np.zeros((3, 4), dtype=np.float32)\nnote = 'hello ' * 3", ["step:make"]),
-        ("total = float(frame['a'].sum() + grid.sum())\nprint(note)", ["step:use"]),
+        ("fig, ax = plt.subplots(figsize=(4, 3))\nax.plot([1, 2, 3], [2, 1, 3])\nfig.savefig('chart.png')\n"
+         "chart = 'chart.png'\npng = open(chart, 'rb').read()\nelsewhere = '../outside.png'", ["step:plot"]),
+        ("total = float(frame['a'].sum() + grid.sum())\nprint(note, fig.get_size_inches(), chart, len(png), elsewhere)",
+         ["step:use"]),
     ]), encoding="utf-8")
+    (root.parent / "outside.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # outside the notebook's folder: not read
     code, started = api.post("runs", {"path": "outputs.ipynb"})
     assert wait_for_run(api, started["id"])["state"] == "succeeded"
     code, data = api.get(f"runs/{started['id']}/outputs", params={"task": "make"})
@@ -591,9 +596,45 @@ def test_a_steps_outputs_are_previewed_once_the_run_has_ended(api, root):
     assert len(shown["frame"]["rows"]) == 8  # the head
     assert shown["grid"]["summary"] == "ndarray of shape (3, 4), dtype float32"
     assert shown["note"]["text"] == repr("hello " * 3)
+    # plots and images show as pictures: a figure, PNG bytes, an image file the step saved and named
+    code, data = api.get(f"runs/{started['id']}/outputs", params={"task": "plot"})
+    shown = {o["name"]: o for o in data["outputs"]}
+    assert shown["fig"]["summary"] == "Figure (matplotlib), 320×240 px"  # 4 × 3 inches at 80 dpi
+    assert shown["png"]["summary"] == "PNG image, 400×300 px"
+    assert shown["chart"]["summary"] == "image file chart.png, 400×300 px"
+    for name in ("fig", "png", "chart"):
+        prefix, data_url = shown[name]["image"].split(",", 1)
+        assert prefix == "data:image/png;base64" and base64.b64decode(data_url).startswith(b"\x89PNG"), name
+    assert base64.b64decode(shown["png"]["image"].split(",", 1)[1]) == (root / "chart.png").read_bytes()
+    assert "image" not in shown["elsewhere"] and shown["elsewhere"]["text"] == repr("../outside.png")
     code, data = api.get(f"runs/{started['id']}/outputs", params={"task": "use"})
     assert data["outputs"] == []  # no later step reads its variables
     assert api.get(f"runs/{started['id']}/outputs", params={"task": "nope"})[0] == 404
+
+
+def test_pictures_of_other_kinds_and_what_is_not_a_picture(tmp_path, monkeypatch):
+    """An Axes shows its figure, a PIL image and GIF bytes show as pictures; other bytes, a text that
+    names no image file and a picture over the limit do not."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from kale_like.surfaces.server import preview as previews
+
+    figure, axes = plt.subplots(figsize=(2, 1))
+    assert previews.preview("ax", axes)["summary"] == "Axes (matplotlib), 160×80 px"
+    plt.close(figure)
+    assert previews.preview("photo", Image.new("RGB", (30, 20)))["summary"] == "PIL image, 30×20 px"
+    gif = previews.preview("gif", b"GIF89a\x05\x00\x07\x00" + bytes(20))
+    assert gif["summary"] == "GIF image, 5×7 px" and gif["image"].startswith("data:image/gif;base64,")
+    assert "image" not in previews.preview("raw", b"\x00\x01 not a picture")
+    monkeypatch.chdir(tmp_path)
+    assert "image" not in previews.preview("name", "missing.png")
+    monkeypatch.setattr(previews, "IMAGE_LIMIT", 10)
+    big = previews.preview("big", b"\x89PNG\r\n\x1a\n" + bytes(30))
+    assert "image" not in big and big["summary"].endswith("too large to show here")
 
 
 def test_a_run_with_a_bad_parameter_fails_with_the_message(api):

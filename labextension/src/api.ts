@@ -178,6 +178,8 @@ export interface OutputPreview {
   columns?: string[];
   rows?: string[][];
   text?: string;
+  /** A plot or an image (a `data:` URL): a matplotlib figure, a PIL image, image bytes, an image file the step saved. */
+  image?: string;
 }
 
 export interface RunFiles {

@@ -882,7 +882,7 @@ export class PipelinePanel extends Widget {
     ));
   }
 
-  /** The selected task's outputs, once the run has ended (a DataFrame's head, an array's shape, a value). */
+  /** The selected task's outputs, once the run has ended (a DataFrame's head, an array's shape, a plot or an image, a value). */
   private async loadOutputs(): Promise<void> {
     const run = this.run;
     if (!run || !this.selectedTask || run.state === 'running' || run.state === 'starting') {
@@ -902,7 +902,9 @@ export class PipelinePanel extends Widget {
           'div',
           { class: 'kl-Output', 'data-output': output.name },
           h('div', {}, h('code', {}, output.name), ` — ${output.summary}`),
-          output.columns && output.rows
+          output.image
+            ? h('img', { class: 'kl-OutputImage', src: output.image, alt: `${output.name}: ${output.summary}` })
+            : output.columns && output.rows
             ? h('table', { class: 'kl-OutputTable' },
                 h('tr', {}, output.columns.map(c => h('th', {}, c))),
                 output.rows.map(r => h('tr', {}, r.map(v => h('td', {}, v)))))

@@ -462,6 +462,29 @@ def test_a_run_reads_as_the_notebook_and_stays_after_a_reload(page, lab):
     expect(panel.get_by_role("textbox", name="parameter floor")).to_have_value("5")
 
 
+def test_a_plot_a_step_makes_shows_as_a_picture(page, lab):
+    name = write_notebook(lab, "plots.ipynb", [
+        ("import matplotlib.pyplot as plt", ["imports"]),
+        ("fig, ax = plt.subplots(figsize=(4, 3))\nax.bar(['a', 'b', 'c'], [3, 1, 2])\nfig.savefig('bars.png')\n"
+         "chart = 'bars.png'", ["step:plot"]),
+        ("print('plotted', chart, fig.get_size_inches())", ["step:report"]),
+    ])
+    panel = open_pipeline(page, lab, name, steps=2)
+    panel.locator(".kl-RunLocal").click()
+    expect(panel.locator(".kl-RunState")).to_contain_text("Local run succeeded", timeout=120_000)
+    panel.locator('.kl-Task[data-task="plot"]').click()
+    figure = panel.locator('.kl-Output[data-output="fig"]')
+    expect(figure).to_contain_text("fig — Figure (matplotlib), 320×240 px")
+    saved = panel.locator('.kl-Output[data-output="chart"]')
+    expect(saved).to_contain_text("chart — image file bars.png, 400×300 px")
+    for output, size in ((figure, [320, 240]), (saved, [400, 300])):
+        image = output.locator("img.kl-OutputImage")
+        expect(image).to_be_visible()
+        # the browser decoded the picture at its size (a broken image has no natural size)
+        assert image.evaluate("(img) => [img.naturalWidth, img.naturalHeight]") == size
+    panel.locator(".kl-Outputs").screenshot(path=str(ARTIFACTS / "run-outputs-plot.png"))
+
+
 def test_palette_commands_and_shortcuts_compile_run_and_stop(page, lab):
     """The panel's actions from the keyboard, Stop included (it ends the step processes too)."""
     name = write_notebook(lab, "keys.ipynb", [

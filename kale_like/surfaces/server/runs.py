@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from kale_like.surfaces.run_rows import log_tail, step_rows
+from kale_like.surfaces.server.preview import image_file
 from kale_like.surfaces.server.service import value_text
 from kale_like.surfaces.tracebacks import readable_log
 
@@ -63,11 +64,12 @@ class LocalRun:
     async def previews(self, label: str) -> list[dict]:
         """Previews of a task's outputs (known once the run has ended); KeyError for a task without them.
 
-        Parameter values are JSON already; stored values are read by a process of its own
-        (`preview.py`), given PREVIEW_SECONDS."""
+        Parameter values are JSON already (a string naming an image file the step saved shows that
+        picture); stored values are read by a process of its own (`preview.py`), given PREVIEW_SECONDS."""
         outputs = self.outputs[label]
-        shown = [{"name": name, "kind": type(value).__name__, "summary": type(value).__name__,
-                  "text": value_text(value)} for name, value in outputs.get("parameters", {}).items()]
+        shown = [(isinstance(value, str) and image_file(name, value, self.store.parent))
+                 or {"name": name, "kind": type(value).__name__, "summary": type(value).__name__,
+                     "text": value_text(value)} for name, value in outputs.get("parameters", {}).items()]
         artifacts = outputs.get("artifacts", {})
         if artifacts:
             reader = await asyncio.create_subprocess_exec(
