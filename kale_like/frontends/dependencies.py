@@ -12,6 +12,7 @@ Rules (documented in the README):
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kale_like.errors import KaleLikeError, SourceLocation
@@ -42,28 +43,47 @@ class StepSource:
 
 
 def resolve(steps: list[StepSource], parameters: set[str], allow_unknown: bool) -> list[KaleLikeError]:
-    """Fill each step's inputs/parameters and its producers' outputs; return the problems."""
+    """Fill each step's inputs/parameters and its producers' outputs; return the problems.
+
+    Linear in the steps and the names they read: each name's holders are listed as the steps are
+    resolved in notebook order (a step's exports are final once it is resolved), and a step's
+    ancestors are walked only for a step with `prev:` parents, which is the only one that needs them.
+    """
     errors: list[KaleLikeError] = []
     by_name = {step.name: step for step in steps}
-    ancestors: dict[str, set[str]] = {}
+    holders: dict[str, list[StepSource]] = {}  # name -> the steps resolved so far that export it, in order
+    links: dict[str, list[str]] = {}  # step -> its prev: parents and the producers of its inputs
     for step in sorted(steps, key=lambda s: s.order):
         parents = _check_prev(step, by_name, errors)
-        lineage = set(parents)
+        links[step.name] = list(parents)
+        lineage: set[str] = set()
         for parent in parents:
-            lineage |= ancestors.get(parent, set())
-        earlier = [s for s in steps if s.order < step.order]
+            _add_ancestry(parent, links, lineage)
         for name, where in step.reads.items():
-            producer = _producer(name, earlier, lineage) if parents else _latest(name, earlier)
+            producer = _producer(holders.get(name, ()), lineage) if parents else _latest(holders.get(name, ()))
             if producer is not None:
                 step.inputs[name] = producer.name
                 producer.outputs.add(name)
-                lineage |= {producer.name} | ancestors.get(producer.name, set())
+                links[step.name].append(producer.name)
+                if parents:
+                    _add_ancestry(producer.name, links, lineage)
             elif name in parameters:
                 step.parameters.add(name)
             elif not allow_unknown:
                 errors.append(_undefined(name, where, steps, step))
-        ancestors[step.name] = lineage
+        for name in step.exports:
+            holders.setdefault(name, []).append(step)
     return errors
+
+
+def _add_ancestry(name: str, links: dict[str, list[str]], lineage: set[str]) -> None:
+    """Add `name` and its ancestors to `lineage` (which holds the ancestors of each step in it)."""
+    stack = [name]
+    while stack:
+        current = stack.pop()
+        if current not in lineage:
+            lineage.add(current)
+            stack.extend(links.get(current, ()))
 
 
 def assign_metrics(
@@ -92,18 +112,21 @@ def execution_order(steps: list[StepSource]) -> tuple[list[str], list[KaleLikeEr
     """Topological order, notebook order among ready steps; a cycle is an error naming it."""
     upstream = {s.name: (set(s.inputs.values()) | {p for p, _ in s.prev}) - {s.name} for s in steps}
     order_of = {s.name: s.order for s in steps}
-    waiting = {name: len(parents & set(upstream)) for name, parents in upstream.items()}
+    waiting = {name: len(parents & upstream.keys()) for name, parents in upstream.items()}
+    children: dict[str, list[str]] = {}
+    for name, parents in upstream.items():
+        for parent in parents & upstream.keys():
+            children.setdefault(parent, []).append(name)
     ready = [(order_of[n], n) for n, count in waiting.items() if count == 0]
     heapq.heapify(ready)
     result = []
     while ready:
         _, name = heapq.heappop(ready)
         result.append(name)
-        for other, parents in upstream.items():
-            if name in parents:
-                waiting[other] -= 1
-                if waiting[other] == 0:
-                    heapq.heappush(ready, (order_of[other], other))
+        for other in children.get(name, ()):
+            waiting[other] -= 1
+            if waiting[other] == 0:
+                heapq.heappush(ready, (order_of[other], other))
     if len(result) == len(steps):
         return result, []
     stuck = {s.name: s for s in steps if s.name not in result}
@@ -164,15 +187,13 @@ def _check_prev(step: StepSource, by_name: dict[str, StepSource], errors: list) 
     return parents
 
 
-def _producer(name: str, earlier: list[StepSource], lineage: set[str]) -> StepSource | None:
+def _producer(holders: Sequence[StepSource], lineage: set[str]) -> StepSource | None:
     """Nearest ancestor holding the name; any earlier step when no ancestor does."""
-    in_lineage = [s for s in earlier if s.name in lineage]
-    return _latest(name, in_lineage) or _latest(name, earlier)
+    return next((s for s in reversed(holders) if s.name in lineage), None) or _latest(holders)
 
 
-def _latest(name: str, candidates: list[StepSource]) -> StepSource | None:
-    holders = [s for s in candidates if name in s.exports]
-    return max(holders, key=lambda s: s.order) if holders else None
+def _latest(holders: Sequence[StepSource]) -> StepSource | None:
+    return holders[-1] if holders else None
 
 
 def _undefined(name: str, where: SourceLocation, steps: list[StepSource], reader: StepSource) -> KaleLikeError:

@@ -79,6 +79,9 @@ def _as_v4(text: str, document: dict, where: SourceLocation) -> dict:
     builds a grammar at import, python-jsonschema/jsonschema#1428)."""
     version = document.get("nbformat")
     if version == 4:
+        if not isinstance(document.get("metadata", {}), dict):
+            raise KaleLikeError("the notebook's 'metadata' is not a JSON object", where,
+                                "open and re-save it in Jupyter, or fix the file's top-level 'metadata'")
         return document
     import nbformat
 
