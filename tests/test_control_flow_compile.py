@@ -437,9 +437,10 @@ def test_chained_comparison_and_int_against_float(compiled):
     ir = compiled("if_chain_compare")
     assert ir.chains_of("in range") == [[f"int({channel('n')}) > 0", f"int({channel('n')}) < 10"]]
     # KFP would test double(int(n)) > m, wrong beyond 2**53: a generated step compares them exactly
-    assert ir.chains_of("bigger") == [[f"{channel('compare-Output')} == true"]]
-    assert ir.input_parameter("compare", "left")["componentInputParameter"] == "n"
-    assert ir.input_parameter("compare", "right")["componentInputParameter"] == "m"
+    # (kale_like/lowering/kfp_conditions.py; the step's inputs are named after the parameters they read)
+    assert ir.chains_of("bigger") == [[f"{channel('test-Output')} == true"]]
+    assert ir.input_parameter("test", "n")["componentInputParameter"] == "n"
+    assert ir.input_parameter("test", "m")["componentInputParameter"] == "m"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -57,6 +57,9 @@ CASES = [
     # expressions over loop items (`10 // x`, `record["a"]`, `i + x`): over empty lists nothing runs, [] is read
     ("fillers", {}),
     ("fillers", {"xs": [], "records": []}),
+    ("elifs", {}),  # if n == 0: ... elif 10 // n > 1: the elif's test is not evaluated when n == 0
+    ("elifs", {"n": 2, "xs": [2, 4]}),
+    ("elifs", {"n": 20}),
     ("keyed", {"ks": []}),
 ]
 

@@ -23,7 +23,8 @@ from kale_like.frontends.pipeline_values import (
     PRIMITIVES, Collector, Env, Partial, Scope, Unknown, Value, literal, type_of_value, visible,
 )
 from kale_like.frontends.python_module import Decorated, PythonModule
-from kale_like.graph.model import ANY, JSON, Expression, Input, Node, Output, Parameter, Ref, Step, unique_name
+from kale_like.graph.conditions import python_text
+from kale_like.graph.model import ANY, JSON, Expression, Input, Node, Output, Parameter, Ref, Step, Test, unique_name
 
 _COMPARE = {cst.Equal: "==", cst.NotEqual: "!=", cst.LessThan: "<", cst.LessThanEqual: "<=",
             cst.GreaterThan: ">", cst.GreaterThanEqual: ">="}
@@ -80,6 +81,7 @@ class BodyBase:
         self.return_type = ANY
         self.loop_types: dict[str, str] = {}
         self.loop_items: dict[str, Ref] = {}  # loop id -> what it iterates over
+        self.loop_fields: dict[str, tuple[Output, ...]] = {}  # loop id -> the fields of its record items
 
     def refuse(self, node: cst.CSTNode, message: str, hint: str = "") -> NoReturn:
         self.state.errors.append(KaleLikeError(message, self.module.where(node), hint))
@@ -161,8 +163,10 @@ class BodyBase:
         return self.collected(node, temporary, collector, scope)
 
     def expression(self, node: cst.BaseExpression, scope: Scope, name: str = "value",
-                   declared: str | None = None, as_bool: bool = False, step_name: str = "") -> Value:
-        """A pure expression: its value when it reads only constants, else a generated step's result."""
+                   declared: str | None = None, as_bool: bool = False, step_name: str = "",
+                   unless: tuple[Test, ...] = ()) -> Value:
+        """A pure expression: its value when it reads only constants, else a generated step's result
+        (`unless`: tests that, when one holds, make it False without evaluating it: an elif's)."""
         text, tree, values = self._expression_parts(node, scope)
         if as_bool:
             text, tree = f"bool({text})", expressions.parse(f"bool({text})")
@@ -171,14 +175,38 @@ class BodyBase:
             ok, result = expressions.fold(text, constants)
             if ok and expressions.plain(result):
                 return Value(Ref("constant", value=result), type_of_value(result), scope)
+        if unless:
+            reserved = set(expressions.free_names(text))
+            guards = [f"not ({python_text(test, lambda ref: self._operand(ref, values, reserved, scope))})"
+                      for test in unless]
+            text = " and ".join(guards + [text])
+            tree = expressions.parse(text)
         types = {key: self._known_type(value) for key, value in values.items()}
-        kind = expressions.infer_type(tree, types)
+        kind = "bool" if as_bool else expressions.infer_type(tree, types)
         if kind == ANY and declared is not None and (declared in PRIMITIVES + ("list", "dict")
                                                       or declared.startswith("list:")):
             kind = declared  # the step's result is given the type its reader declares (and converted to it)
         output = name if name.isidentifier() and name not in values else "value"
         return self._expression_step(node, f"{output} = {text}\n", values, (Output(output, kind),), scope,
                                      step_name or name)
+
+    def _operand(self, ref: Ref, values: dict[str, Value], reserved: set[str], scope: Scope) -> str:
+        """How an earlier test's operand is written in an expression reading `values`: a literal, or
+        the name it is bound to (added to `values`)."""
+        if ref.kind == "constant" and expressions.plain(ref.value) and repr(ref.value).isprintable():
+            return repr(ref.value)
+        for key, value in values.items():
+            if value.ref == ref:
+                return key
+        base = {"parameter": ref.source, "task": ref.output or ref.source, "item": ref.output.removeprefix("field_")
+                or "item"}.get(ref.kind, "value")
+        key = unique_name(base if base.isidentifier() else "value", reserved | set(values))
+        kind = self._type_for_condition(ref)
+        if ref.kind == "collected":
+            element = self.state.output_types.get((ref.source, ref.output), ANY)
+            kind = f"list:{element}" if element in PRIMITIVES else "list"
+        values[key] = Value(ref, kind, scope)
+        return key
 
     def _expression_parts(self, node: cst.BaseExpression, scope: Scope) -> tuple[str, ast.Expression, dict[str, Value]]:
         """The expression's text (step calls in it replaced by names bound to their results), its syntax

@@ -1,7 +1,10 @@
 """Conditions in a `@pipeline` body: `if`/`elif`/`else`, and a value every branch assigns (OneOf).
 
-A test KFP's condition language states the way Python means it compiles to that condition (see
-`kale_like/graph/conditions.py`); any other pure test is made by a generated step returning its bool.
+A test made of comparisons, truth tests, `not`, `and` and `or` over the body's values is kept as a
+`Test` of the graph; whether KFP can state it, or a generated step must compute it, is the
+lowering's choice (`kale_like/lowering/kfp_conditions.py`). Any other pure test (`len(xs) > 2`,
+`metrics["auc"] > 0.9`, `x in allowed`) is an `Expression` computing its bool, which the branch
+tests; an `elif`'s computes it only when no earlier test holds, as Python does.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import libcst as cst
 from kale_like.frontends.pipeline_body_base import _COMPARE, BodyBase, _NotNative, _text
 from kale_like.frontends.pipeline_values import PRIMITIVES, Partial, Scope, Value, literal
 from kale_like.graph.conditions import ConditionError, normalize
-from kale_like.graph.model import ANY, Branch, Condition, Expression, Input, Node, Output, Ref, Test
+from kale_like.graph.model import Branch, Condition, Node, Output, Ref, Test
 
 
 class ConditionCompiler(BodyBase):
@@ -31,10 +34,12 @@ class ConditionCompiler(BodyBase):
                 arms.append((None, current.body))
                 current = None
         saved = dict(self.env.names)
-        branches, bound_per_branch = [], []
+        branches: list[Branch] = []
+        bound_per_branch = []
         helpers: list[Node] = []  # steps the tests need, run before the if
         for index, (test_node, body) in enumerate(arms):
-            test = self.test(test_node, scope) if test_node is not None else None
+            earlier = tuple(b.test for b in branches if b.test is not None)
+            test = self.test(test_node, scope, earlier) if test_node is not None else None
             helpers += self._take_pending()
             inner: Scope = scope + (("branch", condition_id, str(index)),)
             before = dict(self.env.names)
@@ -45,12 +50,6 @@ class ConditionCompiler(BodyBase):
             branches.append(Branch(test, tuple(nodes)))
         self.env.names = saved
         shared = _assigned_in_every_branch(branches, bound_per_branch)
-        if shared and not _simple_tests(branches):
-            # KFP's OneOf needs plain comparisons: each test is made by a generated step, the branch tests its bool
-            self._take_pending()
-            branches = [replace(b, test=self._expression_test(test_node, scope)) if test_node is not None else b
-                        for b, (test_node, _) in zip(branches, arms)]
-            helpers = self._take_pending()
         branches = self._hand_over(node, branches, bound_per_branch, shared, condition_id, scope)
         self._merge_branches(node, branches, bound_per_branch, scope)
         return helpers + [Condition(condition_id, tuple(branches), self.module.where(node))]
@@ -79,7 +78,6 @@ class ConditionCompiler(BodyBase):
     def _merge_branches(self, node, branches, bound_per_branch, scope: Scope) -> None:
         has_else = branches[-1].test is None
         names = set().union(*(b.keys() for b in bound_per_branch)) if bound_per_branch else set()
-        simple = _simple_tests(branches)
         line = self.module.where(node).line or 0
         for name in sorted(names):
             values = [b.get(name) for b in bound_per_branch]
@@ -89,10 +87,6 @@ class ConditionCompiler(BodyBase):
             if any(v.ref.kind != "task" for v in values):
                 self.env.names[name] = Partial(line)
                 continue
-            if not simple:
-                self.env.names[name] = Partial(line, "every branch assigns it, but the if tests use and/or/not/in, "
-                                                     "and KFP's OneOf needs plain comparisons")
-                continue
             types = {self.state.output_types.get((v.ref.source, v.ref.output), v.type) for v in values}
             if len(types) != 1:
                 self.env.names[name] = Partial(line, "its branches give it values of different types "
@@ -101,28 +95,30 @@ class ConditionCompiler(BodyBase):
             kind = types.pop()
             self.env.names[name] = Value(Ref("oneof", options=tuple(v.ref for v in values)), kind, scope, line)
 
-    def test(self, node: cst.BaseExpression, scope: Scope) -> Test:
-        """An if's test. One KFP's condition language states the way Python means it compiles to that
-        condition; any other pure test (`metrics["auc"] > 0.9`, `len(xs) > 2`, a loop item compared) is
-        computed by a generated step returning its bool, and the branch tests that bool."""
+    def test(self, node: cst.BaseExpression, scope: Scope, earlier: tuple[Test, ...] = ()) -> Test:
+        """An if's test (`earlier`: the tests of the chain's branches before it). Comparisons, truth
+        tests, not/and/or over the body's values are a `Test`; any other pure test is computed by an
+        `Expression` returning its bool (`metrics["auc"] > 0.9`, `len(xs) > 2`), which the branch tests."""
         if self._native_shape(node):
             mark = len(self._pending_nodes)
             try:
-                test = self._exact_comparisons(node, self._test(node, scope))
-                normalize(test, self._type_for_condition)
-                return test
+                test = self._test(node, scope)
             except _NotNative:
-                pass
-            except ConditionError as error:
-                if error.pointless:  # valid Python, but surely a mistake
-                    self.refuse(node, str(error), "compare with a value of the same type (or compute the decision "
-                                                  "inside a step and return a bool)")
-            del self._pending_nodes[mark:]
-        return self._expression_test(node, scope)
+                del self._pending_nodes[mark:]
+            else:
+                try:
+                    normalize(test, self._type_for_condition)
+                except ConditionError as error:
+                    if error.pointless:  # valid Python, but surely a mistake
+                        self.refuse(node, str(error), "compare with a value of the same type (or compute the "
+                                                      "decision inside a step and return a bool)")
+                return test
+        return self._expression_test(node, scope, earlier)
 
-    def _expression_test(self, node: cst.BaseExpression, scope: Scope) -> Test:
-        """The test computed in Python by a generated step `test`; the branch tests its bool."""
-        value = self.expression(node, scope, "test", as_bool=True)
+    def _expression_test(self, node: cst.BaseExpression, scope: Scope, earlier: tuple[Test, ...]) -> Test:
+        """The test computed in Python by an expression `test` (once no earlier test holds); the branch
+        tests its bool."""
+        value = self.expression(node, scope, "test", as_bool=True, unless=earlier)
         if value.ref.kind == "constant":
             self.refuse(node, f"this test is always {value.ref.value} (it reads only constants)",
                         "remove the if, or test a parameter or a step's result")
@@ -138,39 +134,6 @@ class ConditionCompiler(BodyBase):
             return self._native_shape(node.left) and all(self._native_shape(t.comparator) for t in node.comparisons)
         return isinstance(node, cst.Name) or literal(node)[0] or self._calls_step(node)
 
-    def _exact_comparisons(self, node: cst.BaseExpression, test: Test) -> Test:
-        """Tests KFP cannot make the way Python does become a small generated step that makes them.
-
-        KFP writes `double(int(a)) > double(b)` for an int compared with a float value (wrong beyond
-        ±2**53), and cannot read an untyped step result (a serialised artifact) at all. The step
-        receives the values, compares them in Python, and the branch tests its bool.
-        """
-        if test.tests:
-            return replace(test, tests=tuple(self._exact_comparisons(node, t) for t in test.tests))
-        if test.op == "truth":
-            (ref,) = test.operands
-            return self._comparison_step(node, "bool(value)", (("value", ref),)) if self._untyped(ref) else test
-        if test.op not in _COMPARE.values():
-            return test
-        types = {self._type_for_condition(ref) for ref in test.operands if ref.kind != "constant"}
-        if not (types == {"int", "float"} or any(self._untyped(ref) for ref in test.operands)):
-            return test
-        sides = [repr(ref.value) if ref.kind == "constant" else side for side, ref in zip(("left", "right"),
-                                                                                            test.operands)]
-        inputs = tuple((side, ref) for side, ref in zip(("left", "right"), test.operands) if ref.kind != "constant")
-        return self._comparison_step(node, f"{sides[0]} {test.op} {sides[1]}", inputs)
-
-    def _untyped(self, ref: Ref) -> bool:
-        return ref.kind == "task" and self._type_for_condition(ref) == ANY
-
-    def _comparison_step(self, node: cst.CSTNode, expression: str, inputs: tuple[tuple[str, Ref], ...]) -> Test:
-        made = Expression(self.state.unique("compare"), f"result = {expression}\n",
-                          tuple(Input(side, ref, self._type_for_condition(ref)) for side, ref in inputs),
-                          (Output("result", "bool"),), self.module.where(node))
-        self.state.output_types[(made.name, "result")] = "bool"
-        self._pending_nodes.append(made)
-        return Test("==", (Ref("task", made.name, "result"), Ref("constant", value=True)))
-
     def _test(self, node: cst.BaseExpression, scope: Scope) -> Test:
         if isinstance(node, cst.BooleanOperation):
             op = "and" if isinstance(node.operator, cst.And) else "or"
@@ -184,7 +147,6 @@ class ConditionCompiler(BodyBase):
                 left = target.comparator
             return parts[0] if len(parts) == 1 else Test("and", tests=tuple(parts))
         value = self.value(node, scope)
-        self._condition_operand(value, node)
         return Test("truth", (value.ref,))
 
     def _comparison(self, left_node, target: cst.ComparisonTarget, scope: Scope) -> Test:
@@ -194,11 +156,6 @@ class ConditionCompiler(BodyBase):
             ok, options = literal(target.comparator)
             if not ok or not isinstance(options, (list, tuple, set)) or not options:
                 raise _NotNative  # `x in allowed`, `key in config`: a generated step tests it
-            self._condition_operand(left, left_node)
-            if self._untyped(left.ref):
-                keyword = "in" if operator is cst.In else "not in"
-                listed = sorted(options, key=repr)
-                return self._comparison_step(target, f"value {keyword} {listed!r}", (("value", left.ref),))
             options = _matchable(options, self._type_for_condition(left.ref))
             if not options:
                 self.refuse(target, f"no value in the list can equal a {self._type_for_condition(left.ref)}, so "
@@ -210,18 +167,7 @@ class ConditionCompiler(BodyBase):
             self.refuse(target, f"'{_text(target.operator).strip()}' is not supported in a condition",
                         "use ==, !=, <, <=, >, >=, in or not in")
         right = self.value(target.comparator, scope)
-        for value, where in ((left, left_node), (right, target.comparator)):
-            self._condition_operand(value, where)
         return Test(_COMPARE[operator], (left.ref, right.ref))
-
-    def _condition_operand(self, value: Value, node) -> None:
-        """Values KFP's conditions cannot read as Python does: a collected list, a value chosen by an
-        earlier if (a OneOf), a loop item (the driver hands items to conditions as strings). A generated
-        step then makes the test (see `test`)."""
-        if value.ref.kind in ("collected", "oneof"):
-            raise _NotNative
-        if value.ref.kind == "item" and (value.ref.output or value.type not in PRIMITIVES):
-            raise _NotNative
 
 
 def _assigned_in_every_branch(branches: list[Branch], bound_per_branch: list[dict[str, Value]]) -> list[str]:
@@ -232,13 +178,9 @@ def _assigned_in_every_branch(branches: list[Branch], bound_per_branch: list[dic
     return sorted(names)
 
 
-def _simple_tests(branches: list[Branch]) -> bool:
-    return all(b.test is None or b.test.op in _COMPARE.values() or b.test.op == "truth" for b in branches)
-
-
 def _matchable(options, kind: str) -> list:
     """The options of `x in [...]` that can equal an x of type `kind` (Python drops the others)."""
     numeric = kind in ("int", "float", "bool")
     return [o for o in options
             if (numeric and isinstance(o, (int, float)) and (kind != "int" or float(o).is_integer()))
-            or (kind == "str" and isinstance(o, str)) or kind == ANY]
+            or (kind == "str" and isinstance(o, str)) or kind not in PRIMITIVES]  # (of unknown type: any may)

@@ -98,7 +98,8 @@ class LoopCompiler(BodyBase):
         helpers = self._take_pending()
         body = self.block(node.body.body, inner)
         self._close_scope(saved, inner)
-        return helpers + [Loop(loop_id, items, item_type, tuple(body), self.module.where(node), parallelism)]
+        return helpers + [Loop(loop_id, items, item_type, tuple(body), self.module.where(node), parallelism,
+                               self.loop_fields.get(loop_id, ()))]
 
     def _register_loop(self, node: cst.CSTNode, scope: Scope, loop_id: str, items: Ref) -> None:
         """kfp names a loop's item after the list it runs over: two nested loops over one list collide."""
@@ -133,7 +134,8 @@ class LoopCompiler(BodyBase):
         collector.appended = self._rename_output(body, value, name)
         collector.append_scope = inner
         self._close_scope(saved, inner, keep=(name,))
-        return helpers + [Loop(loop_id, items, item_type, tuple(body), self.module.where(node), parallelism)]
+        return helpers + [Loop(loop_id, items, item_type, tuple(body), self.module.where(node), parallelism,
+                               self.loop_fields.get(loop_id, ()))]
 
     def _close_scope(self, saved: dict, inner: Scope, keep: tuple[str, ...] = ()) -> None:
         """Names bound inside a loop stay known (to report misuse) but keep their inner scope."""
@@ -210,6 +212,7 @@ class LoopCompiler(BodyBase):
         code = (f"import json\nitems = []\nfor {', '.join(names)} in {text}:\n"
                 f"    items.append({{{fields}}})\n")
         made = self._expression_step(node, code, values, (Output("items", "list"),), scope, f"{label}_items")
+        self.loop_fields[loop_id] = tuple(Output(f"field_{name}", JSON) for name in names)
 
         def bind(inner: Scope) -> None:
             for name in names:
@@ -298,6 +301,7 @@ class LoopCompiler(BodyBase):
         ref = Ref("task", helper.name, helper.outputs[0].name)
         if method == "items":
             key, value = names
+            self.loop_fields[loop_id] = (Output("entry_key", "str"), Output("entry_value", JSON))
 
             def bind(inner: Scope) -> None:
                 self.env.names[key] = Value(Ref("item", loop_id, "entry_key"), "str", inner)

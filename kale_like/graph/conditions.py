@@ -44,6 +44,19 @@ def normalize(test: Test, type_of: Callable[[Ref], str | None], negate: bool = F
     return _comparison(test, type_of, negate)
 
 
+def python_text(test: Test, operand: Callable[[Ref], str]) -> str:
+    """The test as a Python expression meaning what it means in the pipeline, each operand written as
+    `operand` gives it (a name the code binds, or a literal)."""
+    if test.op in ("and", "or"):
+        return f" {test.op} ".join(f"({python_text(t, operand)})" for t in test.tests)
+    if test.op == "not":
+        return f"not ({python_text(test.tests[0], operand)})"
+    if test.op == "truth":
+        return f"bool({operand(test.operands[0])})"
+    left, right = test.operands
+    return f"{operand(left)} {test.op} {operand(right)}"
+
+
 def is_atom(test: Test) -> bool:
     return test.op in COMPARISONS
 

@@ -178,6 +178,8 @@ class Loop:
     body: tuple[Node, ...]
     location: SourceLocation
     parallelism: int | None = None
+    # a loop unpacking its items (`for i, x in enumerate(xs)`) runs over records: each field's name and type
+    fields: tuple[Output, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -87,8 +87,10 @@ def type_of(graph: StepGraph, ref: Ref) -> str:
         return ANY
     for body in all_bodies(graph):
         for node in walk(body):
-            if ref.kind == "item" and isinstance(node, Loop) and node.id == ref.source and not ref.output:
-                return node.item_type
+            if ref.kind == "item" and isinstance(node, Loop) and node.id == ref.source:
+                if not ref.output:
+                    return node.item_type
+                return next((f.type for f in node.fields if f.name == ref.output), ANY)
             if ref.kind == "task" and isinstance(node, (Step, PipelineCall)) and node.name == ref.source:
                 return next((o.type for o in node.outputs if o.name == ref.output), ANY)
     return ANY
