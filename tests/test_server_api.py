@@ -31,6 +31,7 @@ from pytest_jupyter.jupyter_core import *  # noqa: E402,F403 - fixtures, for thi
 from pytest_jupyter.jupyter_server import *  # noqa: E402,F403
 from tornado.httpclient import HTTPClientError  # noqa: E402
 
+from kale_like.surfaces.server.runs import RunManager  # noqa: E402
 from run_view_cells import RUN_VIEW_CELLS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -522,6 +523,34 @@ def test_run_locally_reports_every_step_and_their_logs(api):
     assert api.get(f"runs/{started['id']}/logs", params={"task": "nope"})[0] == 404
 
 
+def test_a_restarted_server_lists_the_runs_its_run_store_kept(api, root, jp_serverapp):
+    """The runs of a notebook outlive the server: a new one (a new RunManager, with nothing in memory)
+    lists them from the notebook's run store with their final state, rows and metrics, their logs and
+    outputs; a record that cannot be read is left out."""
+    code, started = api.post("runs", {"path": "tiny.ipynb", "params": {"n": "5"}})
+    status = wait_for_run(api, started["id"])
+    assert status["state"] == "succeeded"
+    records = root / ".kale_like" / "panel_runs"
+    assert (records / f"{started['id']}.json").is_file()
+    (records / "0badc0ffee00.json").write_text("{ not JSON", encoding="utf-8")
+    settings = jp_serverapp.web_app.settings
+    first = settings["kale_like_runs"]
+    settings["kale_like_runs"] = RunManager()  # the restarted server's
+    try:
+        code, listed = api.get("runs", params={"source": "tiny.ipynb"})
+        assert code == 200 and [run["id"] for run in listed["runs"]] == [started["id"]]
+        (again,) = listed["runs"]
+        for key in ("state", "rows", "params", "metrics", "pipeline", "folder", "kale_run_id", "started"):
+            assert again[key] == status[key], key
+        assert again["finished"] >= again["started"]
+        assert "result 11" in api.get(f"runs/{started['id']}/logs", params={"task": "use"})[1]["text"]
+        code, data = api.get(f"runs/{started['id']}/outputs", params={"task": "make"})
+        assert code == 200 and [(o["name"], o["text"]) for o in data["outputs"]] == [("x", "10")]
+        assert api.get("runs", params={"source": "slow.ipynb"})[1]["runs"] == []  # another notebook's
+    finally:
+        settings["kale_like_runs"] = first
+
+
 FLOW = notebook(RUN_VIEW_CELLS)
 
 
@@ -656,12 +685,22 @@ def test_stop_ends_the_run_and_its_step_processes(api, jp_serverapp):
         status = api.get(f"runs/{started['id']}")[1]
         assert status["state"] == "running", status
     pgid = jp_serverapp.web_app.settings["kale_like_runs"].runs[started["id"]].process.pid
+    # a server that died now: the next one lists the run as interrupted, its running step stopped
+    later = RunManager()
+    later.load(Path(jp_serverapp.root_dir) / ".kale_like", "slow.ipynb")
+    seen = later.runs[started["id"]].status()
+    assert (seen["state"], seen["finished"] is not None) == ("interrupted", True)
+    assert seen["message"].startswith("the Jupyter server stopped while this run was going")
+    assert {row["step"]: row["status"] for row in seen["rows"]} == {"first": "done", "sleepy": "stopped"}
     code, stopped = api.post(f"runs/{started['id']}/stop")
     assert code == 200
     assert stopped["state"] == "stopped"
     status = wait_for_run(api, started["id"])
     assert status["state"] == "stopped"
     assert {t["label"]: t["status"] for t in status["tasks"]}["sleepy"] == "stopped"
+    later = RunManager()
+    later.load(Path(jp_serverapp.root_dir) / ".kale_like", "slow.ipynb")
+    assert later.runs[started["id"]].state == "stopped"  # as recorded when it ended
     deadline = time.monotonic() + 15
     while alive_in_group(pgid):
         assert time.monotonic() < deadline, alive_in_group(pgid)

@@ -154,7 +154,8 @@ export interface RunRow {
 export interface RunStatus {
   id: string;
   source: string;
-  state: 'starting' | 'running' | 'succeeded' | 'failed' | 'stopped';
+  /** `interrupted`: the Jupyter server stopped while the run went (a later server read it from the run store). */
+  state: 'starting' | 'running' | 'succeeded' | 'failed' | 'stopped' | 'interrupted';
   message: string;
   pipeline: string;
   steps: string[];

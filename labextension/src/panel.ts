@@ -62,6 +62,7 @@ const STATUS_ICON: Record<string, string> = {
   skipped: '⤼',
   failed: '✖',
   stopped: '■',
+  interrupted: '■',
   'not run': '–'
 };
 

@@ -462,29 +462,6 @@ def test_a_run_reads_as_the_notebook_and_stays_after_a_reload(page, lab):
     expect(panel.get_by_role("textbox", name="parameter floor")).to_have_value("5")
 
 
-def test_a_plot_a_step_makes_shows_as_a_picture(page, lab):
-    name = write_notebook(lab, "plots.ipynb", [
-        ("import matplotlib.pyplot as plt", ["imports"]),
-        ("fig, ax = plt.subplots(figsize=(4, 3))\nax.bar(['a', 'b', 'c'], [3, 1, 2])\nfig.savefig('bars.png')\n"
-         "chart = 'bars.png'", ["step:plot"]),
-        ("print('plotted', chart, fig.get_size_inches())", ["step:report"]),
-    ])
-    panel = open_pipeline(page, lab, name, steps=2)
-    panel.locator(".kl-RunLocal").click()
-    expect(panel.locator(".kl-RunState")).to_contain_text("Local run succeeded", timeout=120_000)
-    panel.locator('.kl-Task[data-task="plot"]').click()
-    figure = panel.locator('.kl-Output[data-output="fig"]')
-    expect(figure).to_contain_text("fig — Figure (matplotlib), 320×240 px")
-    saved = panel.locator('.kl-Output[data-output="chart"]')
-    expect(saved).to_contain_text("chart — image file bars.png, 400×300 px")
-    for output, size in ((figure, [320, 240]), (saved, [400, 300])):
-        image = output.locator("img.kl-OutputImage")
-        expect(image).to_be_visible()
-        # the browser decoded the picture at its size (a broken image has no natural size)
-        assert image.evaluate("(img) => [img.naturalWidth, img.naturalHeight]") == size
-    panel.locator(".kl-Outputs").screenshot(path=str(ARTIFACTS / "run-outputs-plot.png"))
-
-
 def test_palette_commands_and_shortcuts_compile_run_and_stop(page, lab):
     """The panel's actions from the keyboard, Stop included (it ends the step processes too)."""
     name = write_notebook(lab, "keys.ipynb", [
@@ -659,3 +636,53 @@ def test_upload_run_and_schedule_on_kfp(page, lab, fake_kfp):
     assert fake_kfp.violations == []
     # the host typed into the panel is remembered in the settings
     assert "kfpHost" in (lab.base / "settings" / "kale-like" / "plugin.jupyterlab-settings").read_text()
+
+
+def test_a_plot_shows_as_a_picture_and_the_runs_outlive_a_restart(page, lab):
+    """A step's plot (a figure it hands on, an image file it saved) shows as a picture. Then the lab
+    restarts: the notebook's finished run comes back with its state and rows, and the run that was
+    going when the server stopped shows as interrupted (not running for ever)."""
+    name = write_notebook(lab, "kept.ipynb", [
+        ("wait = 0", ["pipeline-parameters"]),
+        ("import matplotlib.pyplot as plt", ["imports"]),
+        ("fig, ax = plt.subplots(figsize=(4, 3))\nax.bar(['a', 'b', 'c'], [3, 1, 2])\nfig.savefig('bars.png')\n"
+         "chart = 'bars.png'", ["step:plot"]),
+        ("import time\ntime.sleep(wait)\nprint('plotted', chart, fig.get_size_inches())", ["step:sleepy"]),
+    ])
+    panel = open_pipeline(page, lab, name, steps=2)
+    panel.locator(".kl-RunLocal").click()  # one run that ends, then one still going when the server stops
+    expect(panel.locator(".kl-RunState")).to_contain_text("Local run succeeded", timeout=120_000)
+    panel.locator('.kl-Task[data-task="plot"]').click()
+    figure = panel.locator('.kl-Output[data-output="fig"]')
+    expect(figure).to_contain_text("fig — Figure (matplotlib), 320×240 px")
+    saved = panel.locator('.kl-Output[data-output="chart"]')
+    expect(saved).to_contain_text("chart — image file bars.png, 400×300 px")
+    for output, size in ((figure, [320, 240]), (saved, [400, 300])):
+        image = output.locator("img.kl-OutputImage")
+        expect(image).to_be_visible()
+        # the browser decoded the picture at its size (a broken image has no natural size)
+        assert image.evaluate("(img) => [img.naturalWidth, img.naturalHeight]") == size
+    panel.locator(".kl-Outputs").screenshot(path=str(ARTIFACTS / "run-outputs-plot.png"))
+
+    panel.get_by_role("textbox", name="parameter wait").fill("300")
+    panel.locator(".kl-RunLocal").click()
+    expect(panel.locator('.kl-Task[data-task="sleepy"]')).to_have_attribute("data-status", "running", timeout=90_000)
+    lab.restart()
+    panel = open_pipeline(page, lab, name, steps=2)
+    expect(panel.locator(".kl-RunItem")).to_have_count(2, timeout=30_000)
+    listed = panel.locator(".kl-RunItem").evaluate_all("(rows) => rows.map(r => r.dataset.state)")
+    assert listed == ["interrupted", "succeeded"]  # newest first
+    expect(panel.locator(".kl-RunState")).to_contain_text("Local run interrupted")
+    expect(panel.locator(".kl-RunBox .kl-Message")).to_contain_text("the Jupyter server stopped while this run")
+    rows = panel.locator(".kl-Task").evaluate_all("(rows) => rows.map(r => [r.dataset.task, r.dataset.status])")
+    assert rows == [["plot", "cached"], ["sleepy", "stopped"]]  # plot: from the first run's cache
+    expect(panel.locator(".kl-RunLocal")).to_be_enabled()
+    panel.locator(".kl-RunBox").screenshot(path=str(ARTIFACTS / "runs-after-restart.png"))
+    # the finished run, as it ended: its rows, its steps' logs and outputs
+    panel.locator(".kl-RunItem").nth(1).click()
+    expect(panel.locator(".kl-RunState")).to_contain_text("Local run succeeded")
+    expect(panel.locator(".kl-RunItem .kl-RunParams").nth(0)).to_have_text("wait=300")
+    panel.locator('.kl-Task[data-task="sleepy"]').click()
+    expect(panel.locator(".kl-Log")).to_contain_text("plotted bars.png")
+    panel.locator('.kl-Task[data-task="plot"]').click()
+    expect(panel.locator('.kl-Output[data-output="fig"] img.kl-OutputImage')).to_be_visible()

@@ -48,7 +48,9 @@ class Lab:
         notification.mkdir(parents=True, exist_ok=True)
         (notification / "notification.jupyterlab-settings").write_text(
             json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-        (self.base / "labextensions" / "kale-like").symlink_to(BUILD, target_is_directory=True)
+        link = self.base / "labextensions" / "kale-like"
+        if not link.is_symlink():
+            link.symlink_to(BUILD, target_is_directory=True)
         server_config = self.base / "config" / "jupyter_server_config.json"
         server_config.write_text(json.dumps({"ServerApp": {"jpserver_extensions": {"kale_like": self.with_extension}}}))
         (self.base / "config" / "labconfig" / "page_config.json").write_text(
@@ -80,6 +82,13 @@ class Lab:
             time.sleep(0.2)
         self.started_in = time.perf_counter() - started
         return self
+
+    def restart(self) -> Lab:
+        """Stop the server and start a new one on the same root, settings and workspaces (a new port)."""
+        self.stop()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        return self.start()
 
     def get(self, route: str):
         with urllib.request.urlopen(self.url + route, timeout=10) as response:

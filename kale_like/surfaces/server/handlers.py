@@ -7,7 +7,7 @@
 | POST | `section-tags` | `{path, notebook?, one_step?}`: the tags of each cell (index, id) of a notebook without tags |
 | POST | `compile` | `{path, output_folder?, image?, kfp_version?}`: writes the YAML and DSL module; their paths and a preview |
 | POST | `runs` | `{path, params?, image?, kfp_version?}`: starts a local run (202) |
-| GET  | `runs?source=PATH` | the server's local runs (of one notebook), newest first |
+| GET  | `runs?source=PATH` | the server's local runs (of one notebook: with those its run store kept from earlier servers), newest first |
 | GET  | `runs/<id>` | its state, per-task status and one row per step of the graph |
 | GET  | `runs/<id>/logs?task=LABEL` | a task's log (its tail) |
 | POST | `runs/<id>/stop` | ends the run and its step processes |
@@ -221,6 +221,12 @@ class RunsHandler(BaseHandler):
     @tornado.web.authenticated
     async def get(self):
         source = self.get_query_argument("source", "")
+        try:  # the runs of an earlier server too, from the notebook's run store
+            path = self.source(source)[0] if source else None
+        except PathRefused:
+            path = None  # no such notebook (now), or not one to read: the runs this server holds
+        if path is not None:
+            await self.blocking(self.runs.load, path.parent / ".kale_like", source)
         runs = sorted((run for run in self.runs.runs.values() if not source or run.source == source),
                       key=lambda run: run.started, reverse=True)
         self.reply({"ok": True, "runs": [run.status() for run in runs]})

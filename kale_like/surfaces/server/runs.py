@@ -2,6 +2,13 @@
 
 The worker (`run_worker.py`) runs in its own process group, so Stop ends it and every step process
 it forked. Events are read on the server's event loop as they arrive; the panel polls `status`.
+
+Each run is also a record in the notebook's run store, `.kale_like/panel_runs/<id>.json` beside
+the notebook (written when it starts, as each task starts or ends, and when it ends; the newest
+KEPT_RECORDS are kept),
+so a restarted Jupyter server lists the runs of a notebook with their final state, rows, metrics,
+outputs and logs. A run the server was following when it stopped (or died) ends as `interrupted`:
+nothing follows it any more.
 """
 
 from __future__ import annotations
@@ -22,9 +29,15 @@ from kale_like.surfaces.server.preview import image_file
 from kale_like.surfaces.server.service import value_text
 from kale_like.surfaces.tracebacks import readable_log
 
-FINAL_STATES = ("succeeded", "failed", "stopped")
+FINAL_STATES = ("succeeded", "failed", "stopped", "interrupted")
 FILE_LIMIT = 500  # files listed of a run folder
 PREVIEW_SECONDS = 30
+RECORDS = "panel_runs"  # the folder of the run records in a store
+KEPT_RECORDS = 50  # per store
+INTERRUPTED = ("the Jupyter server stopped while this run was going, so nothing followed it to its end; "
+               "what its steps wrote until then is in its folder")
+_RECORDED = ("id", "source", "params", "state", "message", "pipeline", "steps", "tasks", "warnings", "cells", "metrics",
+             "outputs", "started", "finished", "kale_run_id")
 
 
 @dataclass
@@ -47,6 +60,42 @@ class LocalRun:
     finished: float | None = None
     kale_run_id: str = ""
     stderr_path: Path | None = None
+
+    def record(self) -> dict:
+        """What the run store keeps of the run (a task's log tail only for a failure: its log file has the rest)."""
+        data = {key: getattr(self, key) for key in _RECORDED}
+        data["tasks"] = {path: {k: v for k, v in task.items() if k != "log_tail" or task.get("status") == "failed"}
+                         for path, task in self.tasks.items()}
+        return data
+
+    @classmethod
+    def from_record(cls, data: dict, store: Path) -> LocalRun:
+        """A run read back from its record; one the record leaves going was interrupted (see the module)."""
+        run = cls(str(data["id"]), str(data["source"]), store)
+        for key in _RECORDED[2:]:
+            if key in data:
+                setattr(run, key, data[key])
+        if run.state not in FINAL_STATES:
+            run.state, run.message = "interrupted", INTERRUPTED
+            run.finished = run.finished or float(data.get("saved") or run.started)
+            for task in run.tasks.values():
+                if task.get("status") in ("running", "pending", "retrying"):
+                    task["status"] = "stopped"
+        return run
+
+    def save(self) -> None:
+        """Write the run's record (a whole new file, renamed into place); the oldest beyond KEPT_RECORDS go."""
+        folder = self.store / RECORDS
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            partial = folder / f".{self.id}.json.partial"
+            partial.write_text(json.dumps({**self.record(), "saved": time.time()}, default=str), encoding="utf-8")
+            os.replace(partial, folder / f"{self.id}.json")
+            records = sorted(folder.glob("*.json"), key=lambda path: path.stat().st_mtime)
+            for old in records[:-KEPT_RECORDS]:
+                old.unlink(missing_ok=True)
+        except OSError:
+            pass  # a store that cannot be written: the run goes on, kept in memory only
 
     def status(self) -> dict:
         return {
@@ -166,6 +215,7 @@ class RunManager:
             stderr.close()
         run.state = "running"
         self.runs[run.id] = run
+        run.save()
         self._forget_old()
         follower = asyncio.ensure_future(self._follow(run))
         self.followers.add(follower)
@@ -193,8 +243,16 @@ class RunManager:
         for task in run.tasks.values():
             if task["status"] in ("running", "pending", "retrying"):
                 task["status"] = "stopped" if run.state == "stopped" else "failed"
+        run.save()
 
     def _apply(self, run: LocalRun, event: dict) -> None:
+        try:
+            self._update(run, event)
+        finally:
+            if event.get("status") != "pending":  # a task waiting changes nothing the record shows
+                run.save()
+
+    def _update(self, run: LocalRun, event: dict) -> None:
         kind = event.get("event")
         if kind == "started":
             run.pipeline = event.get("pipeline", "")
@@ -238,10 +296,31 @@ class RunManager:
             await asyncio.wait(list(self.followers), timeout=10)
 
     def stop_all(self) -> None:
-        """At server exit: end every run still going."""
+        """At server exit: end every run still going, and record it as interrupted."""
         for run in self.runs.values():
             if run.process is not None and run.state not in FINAL_STATES:
                 _signal_group(run.process.pid, signal.SIGKILL)
+                run.state, run.message, run.finished = "interrupted", INTERRUPTED, time.time()
+                for task in run.tasks.values():
+                    if task.get("status") in ("running", "pending", "retrying"):
+                        task["status"] = "stopped"
+                run.save()
+
+    def load(self, store: Path, source: str) -> None:
+        """Read the records of the runs of `source` (as the panel names the notebook) in `store` that
+        this server does not hold: the runs of an earlier server. A record that cannot be read is skipped."""
+        folder = store / RECORDS
+        if not folder.is_dir():
+            return
+        for path in folder.glob("*.json"):
+            if path.stem in self.runs:
+                continue
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                if isinstance(data, dict) and data.get("source") == source:
+                    self.runs[path.stem] = LocalRun.from_record(data, store)
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
 
     def _forget_old(self) -> None:
         finished = [r for r in self.runs.values() if r.state in FINAL_STATES]
