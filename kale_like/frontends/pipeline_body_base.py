@@ -24,9 +24,9 @@ from kale_like.frontends.pipeline_values import (
 )
 from kale_like.frontends.python_module import Decorated, PythonModule
 from kale_like.graph.conditions import python_text
-from kale_like.graph.model import ANY, JSON, Expression, Input, Node, Output, Parameter, Ref, Step, Test, unique_name
+from kale_like.graph.model import ANY, JSON, Comparison, Expression, Input, Node, Output, Parameter, Ref, Step, Test, unique_name
 
-_COMPARE = {cst.Equal: "==", cst.NotEqual: "!=", cst.LessThan: "<", cst.LessThanEqual: "<=",
+_COMPARE: dict[type[cst.BaseCompOp], Comparison] = {cst.Equal: "==", cst.NotEqual: "!=", cst.LessThan: "<", cst.LessThanEqual: "<=",
             cst.GreaterThan: ">", cst.GreaterThanEqual: ">="}
 @dataclass
 class CompiledPipeline:

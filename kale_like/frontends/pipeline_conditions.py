@@ -16,7 +16,7 @@ import libcst as cst
 from kale_like.frontends.pipeline_body_base import _COMPARE, BodyBase, _NotNative, _text
 from kale_like.frontends.pipeline_values import PRIMITIVES, Partial, Scope, Value, literal
 from kale_like.graph.conditions import ConditionError, normalize
-from kale_like.graph.model import Branch, Condition, Node, Output, Ref, Test
+from kale_like.graph.model import Branch, Comparison, Condition, Node, Output, Ref, Test, TestOp
 
 
 class ConditionCompiler(BodyBase):
@@ -136,7 +136,7 @@ class ConditionCompiler(BodyBase):
 
     def _test(self, node: cst.BaseExpression, scope: Scope) -> Test:
         if isinstance(node, cst.BooleanOperation):
-            op = "and" if isinstance(node.operator, cst.And) else "or"
+            op: TestOp = "and" if isinstance(node.operator, cst.And) else "or"
             return Test(op, tests=(self._test(node.left, scope), self._test(node.right, scope)))
         if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Not):
             return Test("not", tests=(self._test(node.expression, scope),))
@@ -160,7 +160,7 @@ class ConditionCompiler(BodyBase):
             if not options:
                 self.refuse(target, f"no value in the list can equal a {self._type_for_condition(left.ref)}, so "
                                     "this test never changes", "compare with values of the same type")
-            equal = "==" if operator is cst.In else "!="
+            equal: Comparison = "==" if operator is cst.In else "!="
             tests = tuple(Test(equal, (left.ref, Ref("constant", value=o))) for o in sorted(options, key=repr))
             return tests[0] if len(tests) == 1 else Test("or" if operator is cst.In else "and", tests=tests)
         if operator not in _COMPARE:

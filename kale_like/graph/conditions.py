@@ -13,11 +13,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from kale_like.graph.model import ANY, Ref, Test
+from kale_like.graph.model import ANY, Comparison, Ref, Test, TestOp
 
-COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
-_NEGATED = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
-_FLIPPED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+COMPARISONS: tuple[Comparison, ...] = ("==", "!=", "<", "<=", ">", ">=")
+_AS_COMPARISON: dict[TestOp, Comparison] = {op: op for op in COMPARISONS}
+_NEGATED: dict[Comparison, Comparison] = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+_FLIPPED: dict[Comparison, Comparison] = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 
 class ConditionError(ValueError):
@@ -77,7 +78,7 @@ def dnf(test: Test) -> list[list[Test]]:
 def negate(test: Test) -> Test:
     """The negation of a normalized test (still normalized)."""
     if is_atom(test):
-        return Test(_NEGATED[test.op], test.operands)
+        return Test(_NEGATED[_AS_COMPARISON[test.op]], test.operands)
     return Test("or" if test.op == "and" else "and", tests=tuple(negate(t) for t in test.tests))
 
 
@@ -134,7 +135,7 @@ def _dedupe(term: list[Test]) -> list[Test]:
 
 def _satisfiable(conjunction: list[Test]) -> bool:
     """Drop conjunctions holding an atom and its exact negation."""
-    atoms = {(t.op, t.operands) for t in conjunction}
+    atoms = {(_AS_COMPARISON[t.op], t.operands) for t in conjunction}
     return not any((_NEGATED[op], operands) in atoms for op, operands in atoms)
 
 
@@ -151,7 +152,7 @@ def _truth(ref: Ref, type_of: Callable[[Ref], str | None]) -> Test:
 
 def _comparison(test: Test, type_of: Callable[[Ref], str | None], negate_it: bool) -> Test:
     left, right = test.operands
-    op = test.op
+    op = _AS_COMPARISON[test.op]
     if left.kind == "constant" and right.kind == "constant":
         raise ConditionError("both sides of the comparison are constants; compare a step result or a parameter",
                              pointless=True)
@@ -173,7 +174,7 @@ def _comparison(test: Test, type_of: Callable[[Ref], str | None], negate_it: boo
     return _with_literal(left, op, right.value, kind)
 
 
-def _with_literal(channel: Ref, op: str, value: object, kind: str) -> Test:
+def _with_literal(channel: Ref, op: Comparison, value: object, kind: str) -> Test:
     if kind == "bool":
         if isinstance(value, str):
             raise ConditionError(
@@ -208,7 +209,7 @@ def _constant(value: object) -> Ref:
     return Ref("constant", value=value)
 
 
-def _int_with_number(channel: Ref, op: str, value: float | int) -> Test:
+def _int_with_number(channel: Ref, op: Comparison, value: float | int) -> Test:
     """`n > 0.5` on an int is `n >= 1`: rewrite so both sides are ints, as KFP requires."""
     if isinstance(value, bool) or float(value).is_integer():
         return Test(op, (channel, _constant(int(value))))

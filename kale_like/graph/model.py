@@ -182,6 +182,10 @@ class Loop:
     fields: tuple[Output, ...] = ()
 
 
+Comparison = Literal["==", "!=", "<", "<=", ">", ">="]
+TestOp = Literal["==", "!=", "<", "<=", ">", ">=", "truth", "not", "and", "or"]
+
+
 @dataclass(frozen=True, slots=True)
 class Test:
     """A branch condition: `op` over `operands`.
@@ -190,7 +194,7 @@ class Test:
     `not` / `and` / `or` over nested Tests (in `tests`).
     """
 
-    op: str
+    op: TestOp
     operands: tuple[Ref, ...] = ()
     tests: tuple[Test, ...] = ()
 
