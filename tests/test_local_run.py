@@ -749,13 +749,13 @@ def _notebook_rerun_rows(tmp_path, capsys) -> dict[str, tuple[str, str]]:
 def test_notebook_rerun_honours_cache_disabled_tags(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     rows = _notebook_rerun_rows(tmp_path, capsys)
-    assert rows["generate-data"] == ("cached", "yes")
-    assert rows["compute-stats"] == rows["score"] == ("done", "no")  # tagged cache:disabled
+    assert rows["generate_data"] == ("cached", "yes")
+    assert rows["compute_stats"] == rows["score"] == ("done", "no")  # tagged cache:disabled
 
 
 def test_step_logging_metrics_is_a_cache_hit_on_rerun(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert _notebook_rerun_rows(tmp_path, capsys)["clean-data"] == ("cached", "yes")
+    assert _notebook_rerun_rows(tmp_path, capsys)["clean_data"] == ("cached", "yes")
 
 
 def test_step_with_caching_off_always_reruns(tmp_path, logs):
@@ -937,14 +937,14 @@ def test_lineage_of_a_run_and_of_its_artifacts(tmp_path, logs, capsys):
     assert code == 0
     assert f"run {result.run_id}: pipeline 'artifact-chain', SUCCEEDED" in out
     assert str(ARTIFACTS) in out and '"n": 3' in out
-    for label in ("make-rows", "summarize", "publish"):
-        assert re.search(rf"^\s+{label}\s+done", out, re.M), out
+    for step in ("make_rows", "summarize", "publish"):  # the user's step names, where their code is
+        assert re.search(rf"^\s+{step}\s+done\s+[0-9.]+ s  function {step} \(", out, re.M), out
     assert f"-> data: {data}" in out
 
     code, out, _ = _lineage(capsys, data / "value.json", "--store", store)  # a file inside the artifact
     assert code == 0
     assert f"artifact {data}" in out
-    assert f"produced by: run {result.run_id} ('artifact-chain'), step make-rows as output 'data'" in out
+    assert f"produced by: run {result.run_id} ('artifact-chain'), step make_rows as output 'data'" in out
     assert 'parameters: {"n": 3}' in out
     produced = out.split("produced from it:", 1)[1]
     assert str(summary) in produced and "summarize" in produced
@@ -1012,7 +1012,7 @@ def test_lineage_of_a_cached_rerun_points_at_the_first_runs_artifact(tmp_path, l
     second = run(ARTIFACTS, tmp_path, log, pipeline="artifact_chain")
     assert set(statuses(second).values()) == {"cached"}
     code, out, _ = _lineage(capsys, second.run_id, "--store", tmp_path / "store")
-    assert code == 0 and re.search(r"^\s+make-rows\s+cached", out, re.M), out
+    assert code == 0 and re.search(r"^\s+make_rows\s+cached", out, re.M), out
     assert f"-> data: {task_folder(first, 'make-rows') / 'data'}" in out
 
 

@@ -158,7 +158,8 @@ def _run(args: argparse.Namespace) -> int:
             _print_warnings(checked_spec(ir.spec, version, str(source), ir.platform), args)
         else:
             ir = PipelineIR.from_text(compiled.yaml_text, str(source))
-        return _local_run(ir, {}, args, version)
+        steps = [s.name for s in graph.steps if not s.generated] + ([graph.exit_step.name] if graph.exit_step else [])
+        return _local_run(ir, {}, args, version, steps)
     if not args.kfp and not args.graph_json:
         _summary(graph)
     return 0
@@ -226,7 +227,9 @@ def _deploy(graph, args: argparse.Namespace, schedule) -> int:
         return EXIT_USER_ERROR if error.user_error else EXIT_FAILURE
 
 
-def _local_run(ir, arguments: dict, args: argparse.Namespace, version: ServerVersion) -> int:
+def _local_run(ir, arguments: dict, args: argparse.Namespace, version: ServerVersion,
+               steps: list[str] | None = None) -> int:
+    """Run `ir` locally; the summary names `steps` (the user's, in graph order) when they are known."""
     import os
     import time
 
@@ -242,7 +245,7 @@ def _local_run(ir, arguments: dict, args: argparse.Namespace, version: ServerVer
                        lineage_context=lineage_context(ir.source))
     started = time.perf_counter()
     result = run_pipeline(ir, arguments, config, ConsoleProgress(quiet=args.quiet))
-    print(summary(result, time.perf_counter() - started))
+    print(summary(result, time.perf_counter() - started, steps))
     return 0 if result.succeeded else EXIT_FAILURE
 
 

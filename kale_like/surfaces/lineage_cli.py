@@ -1,18 +1,22 @@
 """`python -m kale_like lineage RUN_ID | ARTIFACT_PATH | CONTENT_HASH [--store DIR]`.
 
-For a run: its pipeline, parameters, source and git commit, and every task. For an artifact: the
-run, task, parameters and input artifacts that produced it, and what was produced from it.
+For a run: its pipeline, parameters, source and git commit, and every task under the user's step
+name (`train[2]`, `pick_best`) with the notebook cells (numbered from 1, as JupyterLab shows them) or
+the function its code comes from. For an artifact: the run, step, parameters and input artifacts
+that produced it, and what was produced from it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sqlite3
 from pathlib import Path
 
 from kale_like.backends.local.content import labelled, stored_prefixes
 from kale_like.errors import KaleLikeError, SourceLocation
+from kale_like.surfaces.run_rows import task_step
 
 
 def lineage_main(argv: list[str]) -> int:
@@ -58,8 +62,10 @@ def describe_run(connection: sqlite3.Connection, run) -> str:
              f"  source: {run['source'] or '-'} (sha256 {(run['code_hash'] or '-')[:16]})",
              f"  git commit: {run['git_commit'] or '-'}{' (uncommitted changes)' if run['git_dirty'] else ''}",
              f"  kale_like {run['version']}; parameters: {run['parameters']}", "  tasks:"]
+    origins = step_origins(connection, run["run_id"])
     for task in connection.execute("SELECT * FROM tasks WHERE run_id = ? ORDER BY path", (run["run_id"],)):
-        lines.append(f"    {task['label']:<28} {task['status']:<8} {task['seconds'] or 0:.2f} s")
+        name, origin = step_of(task, origins)
+        lines.append(f"    {name:<28} {task['status']:<8} {task['seconds'] or 0:6.2f} s  {origin}".rstrip())
         for event in connection.execute("SELECT * FROM events WHERE run_id = ? AND task_path = ? AND direction = "
                                         "'out'", (run["run_id"], task["path"])):
             lines.append(f"      -> {event['name']}: {event['uri']}")
@@ -72,9 +78,11 @@ def describe_artifact(connection: sqlite3.Connection, artifact) -> str:
     run = connection.execute("SELECT * FROM runs WHERE run_id = ?", (artifact["run_id"],)).fetchone()
     lines = [f"artifact {artifact['uri']}", f"  content hash: {labelled(artifact['content_hash'])}",
              f"  produced by: run {artifact['run_id']} ('{run['pipeline'] if run else '?'}'), "
-             f"step {task['label'] if task else artifact['task_path']} as output '{artifact['name']}'"]
+             f"step {step_of(task, step_origins(connection, artifact['run_id']))[0] if task else artifact['task_path']}"
+             f" as output '{artifact['name']}'"]
     if run is not None:
-        lines.append(f"  code: {run['source'] or '-'} at git {run['git_commit'] or '-'}"
+        origin = step_of(task, step_origins(connection, artifact["run_id"]))[1] if task else ""
+        lines.append(f"  code: {run['source'] or '-'}{', ' + origin if origin else ''} at git {run['git_commit'] or '-'}"
                      f"{' (uncommitted changes)' if run['git_dirty'] else ''}; component {task['component'] if task else '?'}")
     if task is not None:
         lines.append(f"  parameters: {json.dumps(json.loads(task['parameters'] or '{}'), sort_keys=True)}")
@@ -91,3 +99,28 @@ def describe_artifact(connection: sqlite3.Connection, artifact) -> str:
                                          "'out'", (event["run_id"], event["task_path"])):
             lines.append(f"    {output['uri']} (step {event['task_path']}, run {event['run_id']})")
     return "\n".join(lines)
+
+
+def step_origins(connection: sqlite3.Connection, run_id: str) -> dict[str, sqlite3.Row]:
+    """component -> its step and where its code is (a store from before the `steps` table: none)."""
+    try:
+        return {row["component"]: row for row in connection.execute("SELECT * FROM steps WHERE run_id = ?", (run_id,))}
+    except sqlite3.OperationalError:
+        return {}
+
+
+def step_of(task: sqlite3.Row, origins: dict[str, sqlite3.Row]) -> tuple[str, str]:
+    """(the task as the user names it: their step's name and a loop iteration's index, `train[2]`;
+    where its code is: `notebook cells 2, 3` or `function ...`, '' when not known)."""
+    origin = origins.get(task["component"])
+    step = origin["step"] if origin is not None and origin["step"] else ""
+    if not step:  # a component shared by several steps names none: the task's path does
+        step = task_step(task["path"])
+    iteration = re.search(r"\[\d+\]$", task["label"])
+    where = ""
+    if origin is not None and origin["notebook_cells"]:
+        cells = origin["notebook_cells"].split(",")
+        where = f"notebook cell{'s' if len(cells) > 1 else ''} {', '.join(cells)}"
+    elif origin is not None and origin["function"]:
+        where = f"function {origin['function']}"
+    return step + (iteration.group(0) if iteration else ""), where

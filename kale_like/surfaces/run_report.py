@@ -1,4 +1,5 @@
-"""What a local run shows in the terminal: a line per state change, then a summary table."""
+"""What a local run shows in the terminal: a line per state change, then a summary table of the
+user's steps."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 
 from kale_like.backends.local.run import RunResult
 from kale_like.backends.local.scheduler import TaskEvent
+from kale_like.surfaces.run_rows import step_rows, task_step
 from kale_like.surfaces.tracebacks import readable_log
 
 _SHOWN = {"running": "started", "done": "done", "cached": "cached (not re-run)", "skipped": "skipped",
@@ -59,14 +61,30 @@ class ConsoleProgress:
                     print(f"[kale-like]   full log: {event.log_path}", file=self.stream, flush=True)
 
 
-def summary(result: RunResult, seconds: float) -> str:
-    """A table of every task: status, duration, whether it came from the cache."""
-    rows = [(r.label, r.status, f"{r.seconds:.2f}" if r.status in ("done", "failed") else "-",
-             "yes" if r.status == "cached" else "no") for r in result.tasks if r.status != "pending"]
-    headers = ("step", "status", "seconds", "cached")
+def summary(result: RunResult, seconds: float, steps: list[str] | None = None) -> str:
+    """A table of the run's steps under the user's names (`pick_best`, not KFP's task `pick-best`), in
+    the graph's order: status, duration, whether it came from the cache, and a loop's iterations.
+
+    `steps`: the user's steps of the graph (`run_rows.step_rows` gathers each one's tasks); the tasks
+    of no such step (kale_like's own, for loops and branches) are counted below the table. Without
+    it (a compiled YAML file run), every task's step is shown, in the order the tasks ran."""
+    reports = [r for r in result.tasks if r.status != "pending"]
+    names = steps if steps is not None else list(dict.fromkeys(task_step(r.path) for r in reports))
+    tasks = [{"path": r.path, "label": r.label, "status": r.status, "seconds": r.seconds} for r in reports]
+    shown = step_rows(names, tasks, ended=True)
+    loops = any(row["loop"] for row in shown)
+    rows = [(row["step"], row["status"], f"{row['seconds']:.2f}" if row["status"] in ("done", "failed") else "-",
+             "yes" if row["status"] == "cached" else "no")
+            + ((f"{row['done']} of {row['total']} done" if row["loop"] else "",) if loops else ())
+            for row in shown]
+    headers = ("step", "status", "seconds", "cached") + (("iterations",) if loops else ())
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(headers)]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     table = [line(headers), line(tuple("-" * w for w in widths))] + [line(row) for row in rows]
+    own = [r.label for r in reports if task_step(r.path) not in names]
+    if own:
+        table.append(f"(and {len(own)} task{'s' if len(own) != 1 else ''} kale_like added for loops, branches and "
+                     f"values: {', '.join(own[:6])}{', ...' if len(own) > 6 else ''})")
     counts: dict[str, int] = {}
     for report in result.tasks:
         counts[report.status] = counts.get(report.status, 0) + 1

@@ -3,11 +3,21 @@
 It answers "which run, which inputs, which code produced this artifact?" and "what was produced
 from it?". Only parameter values and artifact locations are stored; secrets reach steps as
 environment variables on a cluster and never appear here.
+
+Tables: `runs`; `tasks` (one per task of a run, `label` as KFP names it: `pick-best`, `train[2]`);
+`steps` (one per component a run executes: the `step` as the user named it, `pick_best`, and where its
+code is: `notebook_cells`, the cells numbered from 1 as JupyterLab shows them, `1,3`, or `function`,
+the Python function and its file and line); `artifacts` (with content hashes); `events` (which task
+read or wrote which artifact). The steps come from the lineage metadata each compiled component
+carries (`backends/kfp/components.py`), whose `notebook_cells` are the cells' 0-based positions in
+the notebook's list of cells.
 """
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -21,6 +31,9 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS tasks (
     run_id TEXT, path TEXT, label TEXT, component TEXT, status TEXT, seconds REAL, cached INTEGER,
     error TEXT, parameters TEXT, log_path TEXT, code_hash TEXT, PRIMARY KEY (run_id, path)
+);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id TEXT, component TEXT, step TEXT, notebook_cells TEXT, function TEXT, PRIMARY KEY (run_id, component)
 );
 CREATE TABLE IF NOT EXISTS artifacts (
     uri TEXT PRIMARY KEY, content_hash TEXT, run_id TEXT, task_path TEXT, name TEXT, created REAL
@@ -61,6 +74,8 @@ class Lineage:
                  context.get("code_hash", ""), context.get("git_commit", ""), int(bool(context.get("git_dirty"))),
                  __version__),
             )
+            self.connection.executemany("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?)",
+                                        [(run_id, *origin) for origin in step_origins(ir)])
 
     def record_task(self, run_id: str, event) -> None:
         import hashlib
@@ -92,3 +107,25 @@ class Lineage:
 
     def close(self) -> None:
         self.connection.close()
+
+
+_LINEAGE_ARGUMENT = re.compile(r"^\s+lineage=(\{.*\}),$", re.MULTILINE)
+
+
+def step_origins(ir) -> list[tuple[str, str, str, str]]:
+    """(component, step, notebook cells numbered from 1, function) of each component the pipeline runs
+    that carries kale_like's lineage metadata (a component of another origin has none: left out)."""
+    found = []
+    executors = ir.spec.get("deploymentSpec", {}).get("executors", {})
+    for name, component in ir.spec.get("components", {}).items():
+        command = (executors.get(component.get("executorLabel", "")) or {}).get("container", {}).get("command", [])
+        match = _LINEAGE_ARGUMENT.search(command[-1]) if command and isinstance(command[-1], str) else None
+        try:
+            lineage = ast.literal_eval(match.group(1)) if match else None
+        except (ValueError, SyntaxError):
+            lineage = None
+        if not isinstance(lineage, dict):
+            continue
+        cells = [int(cell) + 1 for cell in str(lineage.get("notebook_cells", "")).split(",") if cell.strip().isdigit()]
+        found.append((name, str(lineage.get("step", "")), ",".join(map(str, cells)), str(lineage.get("function", ""))))
+    return found
