@@ -679,7 +679,7 @@ def test_python_m_kale_like_runs_the_exit_handler_cell_after_a_failing_pipeline(
     assert "KL_LABEL=failing" in log.read_text(encoding="utf-8")
     assert not (run / "logs" / "after_work.log").exists() and not (run / "logs" / "after-work.log").exists()
     summary = result.stdout.splitlines()
-    assert [line.split()[:2] for line in summary if line.startswith("exit-handler ")] == [["exit-handler", "done"]]
+    assert [line.split()[:2] for line in summary if line.startswith("exit_handler ")] == [["exit_handler", "done"]]
 
 
 def _exit_notebook(tmp_path: Path, cells: list[tuple[str, list[str]]]) -> Path:

@@ -234,7 +234,7 @@ class RunManager:
                 continue
             self._apply(run, event)
         code = await run.process.wait()
-        run.finished = time.time()
+        run.finished = run.finished or time.time()
         if run.state == "stopped":
             run.message = run.message or "stopped"
         elif run.state == "running":  # no finished event: the worker died
@@ -268,6 +268,7 @@ class RunManager:
             if run.state != "stopped":
                 run.state = "succeeded" if event.get("status") == "SUCCEEDED" else "failed"
                 run.message = event.get("error", "")
+            run.finished = time.time()  # what is left is the worker's exit
             run.kale_run_id = event.get("run_id", "")
             run.metrics = event.get("metrics") or {}
             run.outputs = event.get("outputs") or {}
