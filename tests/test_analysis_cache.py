@@ -1,11 +1,12 @@
 """Analysis proportional to what changed: a notebook analysed again after an edit scope-analyses only
-the step whose code changed (the facts of code are kept by its text)."""
+the step whose code changed (the facts of code are kept by its text, in the process and in the
+cache folder for the next process)."""
 
 from __future__ import annotations
 
 import json
 
-from kale_like.frontends import analysis
+from kale_like.frontends import analysis, kept_facts
 from kale_like.frontends.notebook import notebook_to_graph
 
 
@@ -19,7 +20,8 @@ def _notebook(path, steps: dict[str, str]):
     return path
 
 
-def _counting(monkeypatch) -> list[str]:
+def _counting(monkeypatch, tmp_path) -> list[str]:
+    monkeypatch.setenv("KALE_LIKE_CACHE_DIR", str(tmp_path / "cache"))
     analysed: list[str] = []
     original = analysis.analyze_module
 
@@ -35,7 +37,7 @@ def test_an_edit_analyses_only_the_step_that_changed(tmp_path, monkeypatch):
     steps = {"load": "seed_value_a = 11\n", "double": "twice_a = seed_value_a * 2\n",
              "root": "root_a = math.sqrt(twice_a)\n"}
     path = _notebook(tmp_path / "nb.ipynb", steps)
-    analysed = _counting(monkeypatch)
+    analysed = _counting(monkeypatch, tmp_path)
     first = notebook_to_graph(path)
     assert set(steps.values()) <= set(analysed)  # (the imports cell too, unless another test analysed it)
     analysed.clear()
@@ -64,3 +66,27 @@ def test_a_syntax_error_still_names_the_cell_after_the_code_was_analysed(tmp_pat
             assert "syntax error" in error.render() and "cell 3" in error.render().lower()
         else:
             raise AssertionError("the syntax error was not reported")
+
+
+def test_the_next_process_reads_the_facts_kept_in_the_cache_folder(tmp_path, monkeypatch):
+    steps = {"first": "kept_seed_b = 5\n", "second": "kept_twice_b = kept_seed_b * 2\n"}
+    path = _notebook(tmp_path / "nb.ipynb", steps)
+    analysed = _counting(monkeypatch, tmp_path)
+    first = notebook_to_graph(path)
+    assert set(steps.values()) <= set(analysed)
+    monkeypatch.setattr(analysis, "_KEPT", type(analysis._KEPT)())  # as a new process starts
+    analysed.clear()
+    _notebook(path, {**steps, "second": "kept_twice_b = kept_seed_b * 4\n"})
+    second = notebook_to_graph(path)
+    assert [code for code in analysed if code.strip() != "import math"] == ["kept_twice_b = kept_seed_b * 4\n"]
+    assert second.step("second").inputs == first.step("second").inputs
+
+
+def test_a_damaged_facts_file_is_analysed_around_and_replaced(tmp_path, monkeypatch):
+    path = _notebook(tmp_path / "nb.ipynb", {"only": "damaged_case_c = 3\n"})
+    analysed = _counting(monkeypatch, tmp_path)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "analysis-facts.sqlite").write_bytes(b"not a database at all" * 100)
+    assert [s.name for s in notebook_to_graph(path).body] == ["only"]
+    assert "damaged_case_c = 3\n" in analysed
+    assert kept_facts.recall(["damaged_case_c = 3\n"])  # the damaged file was replaced by a new one

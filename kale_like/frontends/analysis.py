@@ -11,6 +11,8 @@ from __future__ import annotations
 import ast
 import builtins
 import functools
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import cast
@@ -95,14 +97,36 @@ def analyze(code: str) -> CodeFacts:
     call: the last `KEPT_FACTS` results are kept by text, so analysing a notebook again after an
     edit (the JupyterLab panel does it on every change) analyses only the code that changed.
     """
-    facts = _analyzed(code)
+    with _KEPT_LOCK:
+        facts = _KEPT.get(code)
+        if facts is not None:
+            _KEPT.move_to_end(code)
+    if facts is None:
+        facts = _analyzed(code)
+        provide({code: facts})
     return replace(facts, reads=dict(facts.reads))  # the caller's own dict
 
 
-KEPT_FACTS = 8192  # about 1-2 KB each
+KEPT_FACTS = 8192  # about 1-2 KB each, with the code
+_KEPT: OrderedDict[str, CodeFacts] = OrderedDict()  # code text -> facts, the least recently used first
+_KEPT_LOCK = threading.Lock()
 
 
-@functools.lru_cache(maxsize=KEPT_FACTS)
+def known(code: str) -> bool:
+    """Whether the facts of `code` are kept in this process."""
+    return code in _KEPT
+
+
+def provide(facts_of: dict[str, CodeFacts]) -> None:
+    """Keep facts of code (analysed here, or by an earlier process: `kept_facts.py`)."""
+    with _KEPT_LOCK:
+        _KEPT.update(facts_of)
+        for code in facts_of:
+            _KEPT.move_to_end(code)
+        while len(_KEPT) > KEPT_FACTS:
+            _KEPT.popitem(last=False)
+
+
 def _analyzed(code: str) -> CodeFacts:
     module = check(code)
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 import libcst as cst
 
 from kale_like.errors import KaleLikeError, SourceLocation, raise_collected
-from kale_like.frontends import dependencies
+from kale_like.frontends import analysis, dependencies, kept_facts
 from kale_like.frontends.analysis import CodeFacts, CodeSyntaxError, analyze, check, compiles, parse
 from kale_like.frontends.magics import strip_magics
 from kale_like.frontends.notebook_flow import FLOW_TAGS, apply_flow, flow_reads
@@ -82,8 +82,12 @@ def notebook_to_graph(path: str | Path, pipeline: str | None = None, one_step: b
     raise_collected(errors)
     settings, meta_warnings = pipeline_settings(notebook.metadata, source)
     warnings.extend(meta_warnings)
+    joined = {s.name: _joined(s) for s in steps + exits}
+    recalled = _recall_facts(joined.values())
     drafts, code_of = _analyse_steps(steps, prelude, source, errors)
     exit_drafts, exit_code = _analyse_steps(exits, prelude, source, errors)
+    kept_facts.remember({joined[name]: facts for name, (_, facts) in {**code_of, **exit_code}.items()
+                         if joined[name] not in recalled})
     raise_collected(errors)
     exit_draft = exit_drafts[0] if exit_drafts else None
     if exit_draft is not None:
@@ -414,13 +418,27 @@ def _analyse_steps(steps: list[_Section], prelude: Prelude, source: str, errors:
     return drafts, code_of
 
 
+def _joined(section: _Section) -> str:
+    """A step's cells as one program, as the step runs them."""
+    return "\n".join(code for _, code in section.cells)
+
+
+def _recall_facts(codes) -> set[str]:
+    """Let the analysis use the facts an earlier process kept of these codes (`kept_facts.py`): after an
+    edit, only the steps whose code changed are analysed again. The codes recalled, or already known."""
+    known = {code for code in codes if analysis.known(code)}
+    recalled = kept_facts.recall(code for code in codes if code not in known)
+    analysis.provide(recalled)
+    return known | set(recalled)
+
+
 def _step_facts(section: _Section, source: str, location: SourceLocation, errors: list) -> CodeFacts | None:
     """The facts of a step's cells run together; None, with the errors added, when they do not run.
 
     Each cell must compile on its own, as a notebook runs it: Python's compiler says whether it
     does (~0.1 ms a cell, kept by text); only when a cell does not, or the joined cells do not
     analyse, is each cell parsed with libcst too, to say which cell is wrong and why."""
-    joined = "\n".join(code for _, code in section.cells)
+    joined = _joined(section)
     if all(compiles(code) for _, code in section.cells):
         with contextlib.suppress(CodeSyntaxError):
             return analyze(joined)
