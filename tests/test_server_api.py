@@ -533,6 +533,8 @@ def test_a_restarted_server_lists_the_runs_its_run_store_kept(api, root, jp_serv
     records = root / ".kale_like" / "panel_runs"
     assert (records / f"{started['id']}.json").is_file()
     (records / "0badc0ffee00.json").write_text("{ not JSON", encoding="utf-8")
+    damaged = json.loads((records / f"{started['id']}.json").read_text(encoding="utf-8"))
+    (records / "0badc0ffee01.json").write_text(json.dumps({**damaged, "id": "0badc0ffee01", "tasks": [1]}))
     settings = jp_serverapp.web_app.settings
     first = settings["kale_like_runs"]
     settings["kale_like_runs"] = RunManager()  # the restarted server's

@@ -799,7 +799,8 @@ export class PipelinePanel extends Widget {
       return;
     }
     const result = await request<{ text: string }>(`runs/${this.run.id}/logs`, { query: { task: this.selectedTask } });
-    this.logText = result.ok ? result.data.text || '(no output yet)' : result.data.message ?? '';
+    const going = this.run.state === 'running' || this.run.state === 'starting';
+    this.logText = result.ok ? result.data.text || (going ? '(no output yet)' : '(the step printed nothing)') : result.data.message ?? '';
   }
 
   private renderRun(): void {
@@ -873,7 +874,9 @@ export class PipelinePanel extends Widget {
             h('button', { class: 'kl-LinkButton kl-UseParams', type: 'button', title: 'Put these values in the parameters below, for the next run',
               onclick: () => this.useParameters(run.params ?? {}) }, 'use these parameters'))
         : null,
-      showMessage ? h('pre', { class: 'kl-Message kl-mod-error', role: 'alert' }, run.message) : null,
+      showMessage
+        ? h('pre', { class: `kl-Message ${run.state === 'interrupted' ? 'kl-mod-warning' : 'kl-mod-error'}`, role: 'alert' }, run.message)
+        : null,
       ...failures,
       table,
       this.selectedTask ? h('div', { class: 'kl-LogTitle' }, `Log of ${this.selectedTask}`) : null,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -318,7 +319,7 @@ class RunManager:
                 continue
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
-                if isinstance(data, dict) and data.get("source") == source:
+                if _readable(data) and data.get("source") == source and data.get("id") == path.stem:
                     self.runs[path.stem] = LocalRun.from_record(data, store)
             except (OSError, ValueError, KeyError, TypeError):
                 continue
@@ -327,6 +328,21 @@ class RunManager:
         finished = [r for r in self.runs.values() if r.state in FINAL_STATES]
         for run in sorted(finished, key=lambda r: r.started)[:-20]:
             self.runs.pop(run.id, None)
+
+
+_RECORD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "id": str, "source": str, "params": dict, "state": str, "message": str, "pipeline": str, "steps": list,
+    "tasks": dict, "warnings": list, "cells": dict, "metrics": dict, "outputs": dict, "started": (int, float),
+    "kale_run_id": str}
+
+
+def _readable(data: object) -> bool:
+    """Whether a run record has the shape `LocalRun.record` writes (a damaged or foreign file has not)."""
+    return (isinstance(data, dict) and all(isinstance(data.get(key), kinds) for key, kinds in _RECORD_TYPES.items())
+            and all(isinstance(task, dict) and isinstance(task.get("path"), str) and isinstance(task.get("label"), str)
+                    and isinstance(task.get("status"), str) for task in data["tasks"].values())
+            and all(isinstance(step, str) for step in data["steps"]) and re.fullmatch(r"[0-9a-f]+", data["id"])
+            is not None)
 
 
 def _signal_group(pid: int, sig: int) -> None:
