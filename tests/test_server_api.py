@@ -985,6 +985,27 @@ def test_show_draws_loops_and_branches_of_a_pipeline_file():
         "for seed in seeds, 3 at a time", "if pick_best.best &gt;= threshold", "else"]
 
 
+def test_the_run_progress_widget_draws_the_graph_in_the_runs_statuses():
+    """The notebook's live run view: the graph, each step filled with its status, a loop's box counting
+    its iterations (as the panel does)."""
+    pytest.importorskip("ipywidgets")
+    from kale_like.backends.local.scheduler import TaskEvent
+    from kale_like.surfaces.api import load_graph
+    from kale_like.surfaces.widgets import RunProgress
+
+    document = json.loads(load_graph(REPO / "examples" / "pipelines" / "train_many_pick_best.py").to_json())
+    progress = RunProgress("a run", document)
+    progress.expect([step["name"] for step in document["steps"]])
+    for path, label, status in (("root/prepare", "prepare", "done"), ("root/for-loop-1[0]/train", "train[0]", "done"),
+                                ("root/for-loop-1[1]/train", "train[1]", "running"),
+                                ("root/for-loop-1[2]/train", "train[2]", "pending")):
+        progress.observe(TaskEvent(path, label, status, 1.0))
+    svg = progress.graph.value
+    assert dict(re.findall(r'data-step="([^"]+)" data-status="([^"]*)"', svg)) == {
+        "prepare": "done", "train": "running", "pick_best": "pending", "deploy": "pending", "alert": "pending"}
+    assert re.search(r'data-group="for-1"[^>]*>for seed in seeds, 3 at a time<tspan[^>]*>  1/3 done</tspan>', svg)
+
+
 def test_show_draws_the_exit_handler_below_the_body():
     pytest.importorskip("ipywidgets")
     import re
@@ -992,7 +1013,7 @@ def test_show_draws_the_exit_handler_below_the_body():
     import kale_like
 
     svg = kale_like.show(REPO / "tests" / "fixtures" / "production" / "exit_handler_cell.ipynb").children[1].value
-    nodes = dict(re.findall(r'data-step="([^"]+)" transform="translate\([0-9.]+,([0-9.]+)\)"', svg))
+    nodes = dict(re.findall(r'data-step="([^"]+)" data-status="" transform="translate\([0-9.]+,([0-9.]+)\)"', svg))
     assert "exit_handler" in nodes, svg
     assert all(float(nodes["exit_handler"]) > float(y) for name, y in nodes.items() if name != "exit_handler")
     exit_node = svg[svg.index('data-step="exit_handler"'):].split("</g>")[0]

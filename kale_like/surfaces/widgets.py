@@ -50,9 +50,12 @@ def step_color(name: str) -> str:
 # ------------------------------------------------------------------------------------ the graph
 
 
-def graph_svg(document: dict, statuses: dict[str, str] | None = None) -> str:
+def graph_svg(document: dict, statuses: dict[str, str] | None = None,
+              iterations: dict[str, tuple[int, int]] | None = None) -> str:
     """An SVG of a step graph document (`StepGraph.to_json()`), laid out as the JupyterLab panel lays
-    it out (`graph_layout.py`: one layout for both)."""
+    it out (`graph_layout.py`: one layout for both). `statuses`: each step's status in a run, filling
+    its node; `iterations`: a loop's steps' (done, total) iterations, counted on the loop's box as the
+    panel counts them (its steps' fewest done, of the most any has)."""
     placed = layout(document)
     esc = html.escape
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="kale-like-graph" width="{placed.width:.0f}" '
@@ -66,8 +69,12 @@ def graph_svg(document: dict, statuses: dict[str, str] | None = None) -> str:
         parts.append(f'<rect class="group" data-group="{esc(group.id)}" data-kind="{group.kind}" x="{group.x}" '
                      f'y="{group.y}" width="{group.w}" height="{group.h}" rx="8" fill="{fill}" fill-opacity="0.55" '
                      f'stroke="{stroke}" stroke-dasharray="5 3"><title>{esc(group.label)}</title></rect>')
-        labels.append(f'<text class="group-label" x="{group.x + 6}" y="{group.y + LABEL_H - 4}" font-size="10" '
-                      f'fill="#37474f" stroke="white" stroke-width="3" paint-order="stroke">{esc(group.label)}</text>')
+        counts = [(iterations or {})[name] for name in group.members if (iterations or {}).get(name, (0, 0))[1]]
+        done = (f'<tspan class="group-progress" font-weight="600">  {min(d for d, _ in counts)}/'
+                f'{max(t for _, t in counts)} done</tspan>') if counts and group.kind == "loop" else ""
+        labels.append(f'<text class="group-label" data-group="{esc(group.id)}" x="{group.x + 6}" '
+                      f'y="{group.y + LABEL_H - 4}" font-size="10" fill="#37474f" stroke="white" stroke-width="3" '
+                      f'paint-order="stroke">{esc(group.label)}{done}</text>')
     for edge in placed.edges:
         parts.append(f'<path class="edge" data-source="{esc(edge.source)}" data-target="{esc(edge.target)}" '
                      f'd="{edge.path}" fill="none" stroke="#757575" stroke-width="1.5" marker-end="url(#kl-arrow)"/>')
@@ -80,7 +87,8 @@ def graph_svg(document: dict, statuses: dict[str, str] | None = None) -> str:
     for node in placed.nodes:
         color = step_color(node.name)
         status = (statuses or {}).get(node.name, "")
-        fill = {"done": "#e8f5e9", "cached": "#e8f5e9", "failed": "#ffebee", "running": "#e3f2fd"}.get(status, "white")
+        fill = {"done": "#e8f5e9", "cached": "#e8f5e9", "failed": "#ffebee", "running": "#e3f2fd", "skipped": "#eeeeee",
+                "not run": "#eeeeee", "stopped": "#eeeeee"}.get(status, "white")
         dashed = ' stroke-dasharray="6 3"' if node.kind == "exit" else ""
         bar = f'<rect width="6" height="{node.h}" rx="3" fill="{color}"/>'
         text = 'font-size="12" font-weight="600"'
@@ -89,7 +97,8 @@ def graph_svg(document: dict, statuses: dict[str, str] | None = None) -> str:
             color, dashed, bar = "#9e9e9e", ' stroke-dasharray="3 2"', ""
             text, most, centre = 'font-size="10" font-style="italic" fill="#616161"', 15, node.w / 2
         kind = " generated" if node.generated else ""
-        parts.append(f'<g class="node{kind}" data-step="{esc(node.name)}" transform="translate({node.x:.1f},{node.y:.1f})">'
+        parts.append(f'<g class="node{kind}" data-step="{esc(node.name)}" data-status="{esc(status)}" '
+                     f'transform="translate({node.x:.1f},{node.y:.1f})">'
                      f'<rect width="{node.w}" height="{node.h}" rx="6" fill="{fill}" stroke="{color}" '
                      f'stroke-width="{1 if node.generated else 2}"{dashed}/>{bar}'
                      f'<text x="{centre}" y="{node.h / 2 + 4}" text-anchor="middle" {text}>'
@@ -145,9 +154,10 @@ class RunProgress:
     """A live view of a local run: a progress bar and a row per step (as the panel shows a run:
     `run_rows.py`). `observe` is the run observer."""
 
-    def __init__(self, title: str = "local run"):
+    def __init__(self, title: str = "local run", document: dict | None = None):
         widgets = _widgets()
         self.title = title
+        self.document = document  # the graph (`StepGraph.to_json()`): drawn, each step in its status
         self.steps: list[str] = []
         self.tasks: dict[str, dict] = {}
         self.started = time.perf_counter()
@@ -156,7 +166,8 @@ class RunProgress:
         self.bar = widgets.IntProgress(value=0, min=0, max=1, description="", bar_style="info")
         self.label = widgets.HTML()
         self.table = widgets.HTML()
-        self.widget = widgets.VBox([self.label, self.bar, self.table])
+        self.graph = widgets.HTML()
+        self.widget = widgets.VBox([self.label, self.bar, self.graph, self.table])
         self.widget.add_class("kale-like-progress")
         self._render()
 
@@ -208,6 +219,9 @@ class RunProgress:
             f"<td><pre style='color:#c62828;margin:0;white-space:pre-wrap'>{html.escape(r.get('error', '')[:2000])}</pre></td></tr>"
             for r in rows)
         self.table.value = f"<table>{cells}</table>"
+        if self.document is not None:
+            self.graph.value = graph_svg(self.document, {r["step"]: r["status"] for r in rows},
+                                         {r["step"]: (r["done"], r["total"]) for r in rows if r["loop"]})
 
 
 def _status_text(row: dict) -> str:
@@ -216,7 +230,10 @@ def _status_text(row: dict) -> str:
 
 
 def run(source: Any, params: dict | None = None, **options):
-    """`kale_like.run` with a live progress widget displayed in the notebook; returns the RunResult."""
+    """`kale_like.run` with a live progress widget displayed in the notebook (the graph, each step in its
+    status, and a row per step); returns the RunResult."""
+    import json
+
     from IPython.display import display
 
     from kale_like.surfaces.api import load_graph
@@ -225,6 +242,7 @@ def run(source: Any, params: dict | None = None, **options):
     progress = RunProgress(f"local run of {getattr(source, '__name__', source)}")
     try:
         graph = load_graph(source, options.get("pipeline"))
+        progress.document = json.loads(graph.to_json())
         progress.expect([s.name for s in graph.steps] + ([graph.exit_step.name] if graph.exit_step else []))
     except (KaleLikeError, TypeError, ValueError):
         pass  # the run itself reports the problem

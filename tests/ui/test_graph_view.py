@@ -1,9 +1,10 @@
 """End to end, in Chromium: a large graph in the panel and in its tab.
 
-The 150-step benchmark notebook, as the browser draws it: no edge passes through a step that is
-not its own end (every edge's path sampled along its length); the tab fits it whole, zooms back to
-full size where the step names read at their size, moves by dragging, zooms with Ctrl + wheel, and a
-click on a step opens its cell. (A graph fifty steps wide is laid out in tests/test_graph_layout.py.)
+A 50-step benchmark notebook, as the browser draws it: no edge passes through a step that is not
+its own end (every edge's path sampled along its length); the tab fits it whole, zooms back to full
+size where the step names read at their size, moves by dragging, zooms with Ctrl + wheel, and a click
+on a step opens its cell. (tests/test_graph_layout.py lays out the 150-step notebook and a graph
+fifty steps wide.)
 """
 
 from __future__ import annotations
@@ -55,23 +56,23 @@ def no_kernel_left(page, lab):
         time.sleep(0.2)
 
 
-def test_the_150_step_notebook_reads_in_its_tab(page, lab, no_kernel_left):
+def test_a_50_step_notebook_reads_in_its_tab(page, lab, no_kernel_left):
     sys.path.insert(0, str(REPO / "benchmarks"))
     try:
         from make_notebooks import write_notebook as write_benchmark
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
-    path = lab.root / "steps_150.ipynb"
-    assert write_benchmark(path, 380) == 150
-    panel = open_pipeline(page, lab, path.name, steps=150)
+    path = lab.root / "steps_50.ipynb"
+    assert write_benchmark(path, 138) == 50
+    panel = open_pipeline(page, lab, path.name, steps=50)
     # in the sidebar the graph keeps a legible size and scrolls
     size = panel.locator('.kl-GraphNode[data-step="s000"] .kl-GraphNodeName').evaluate(
         "(text) => text.getBoundingClientRect().height")
     assert size >= 8.5, f"the step names are {size:.1f} px high in the panel"
-    assert panel.locator(".kl-GraphEdge").count() > 150
+    assert panel.locator(".kl-GraphEdge").count() > 50
     panel.locator(".kl-GraphOpen").click()  # the same drawing as the panel's, in a tab
     tab = page.locator(TAB)
-    expect(tab.locator(".kl-GraphNode")).to_have_count(150)
+    expect(tab.locator(".kl-GraphNode")).to_have_count(50)
     assert page.evaluate(EDGES_THROUGH_STEPS, TAB) == []
     # Fit: the whole graph inside the visible canvas
     tab.locator(".kl-ZoomFit").click()
@@ -80,7 +81,7 @@ def test_the_150_step_notebook_reads_in_its_tab(page, lab, no_kernel_left):
     assert graph["x"] >= canvas["x"] and graph["x"] + graph["width"] <= canvas["x"] + canvas["width"] + 1
     assert graph["y"] >= canvas["y"] and graph["y"] + graph["height"] <= canvas["y"] + canvas["height"] + 1
     assert int(tab.locator(".kl-GraphScale").text_content().rstrip(" %")) < 50
-    page.locator(TAB).screenshot(path=str(ARTIFACTS / "graph-150-steps-fit.png"))
+    page.locator(TAB).screenshot(path=str(ARTIFACTS / "graph-50-steps-fit.png"))
     # back to full size: the names read at their size, and dragging the background moves the graph
     tab.locator(".kl-ZoomReset").click()
     expect(tab.locator(".kl-GraphScale")).to_have_text("100 %")
@@ -98,7 +99,7 @@ def test_the_150_step_notebook_reads_in_its_tab(page, lab, no_kernel_left):
     page.mouse.move(start[0] - 300, start[1] - 200, steps=5)
     page.mouse.up()
     assert scroller.evaluate("(node) => [node.scrollLeft, node.scrollTop]") == [300, 200]
-    page.locator(TAB).screenshot(path=str(ARTIFACTS / "graph-150-steps.png"))
+    page.locator(TAB).screenshot(path=str(ARTIFACTS / "graph-50-steps.png"))
     # Ctrl + wheel zooms in
     page.mouse.move(*start)
     page.keyboard.down("Control")
@@ -107,8 +108,8 @@ def test_the_150_step_notebook_reads_in_its_tab(page, lab, no_kernel_left):
     expect(tab.locator(".kl-GraphScale")).to_have_text("125 %")
     # a click on a step opens its cell
     cells = json.loads(path.read_text())["cells"]
-    cell = next(i for i, c in enumerate(cells) if "step:s149" in c["metadata"].get("tags", []))
-    tab.locator('.kl-GraphNode[data-step="s149"]').scroll_into_view_if_needed()
-    tab.locator('.kl-GraphNode[data-step="s149"]').click()
+    cell = next(i for i, c in enumerate(cells) if "step:s049" in c["metadata"].get("tags", []))
+    tab.locator('.kl-GraphNode[data-step="s049"]').scroll_into_view_if_needed()
+    tab.locator('.kl-GraphNode[data-step="s049"]').click()
     assert page.evaluate("window.jupyterapp.shell.currentWidget.content.activeCellIndex") == cell
     assert not [e for e in page.errors if "kale" in e.lower()], page.errors

@@ -94,15 +94,20 @@ def code_cell(page, index: int):
     return page.locator(f"{VISIBLE} .jp-Notebook .jp-Cell").nth(index)
 
 
-def screenshot_panel(page) -> None:
-    """The panel beside the notebook, sidebar widened, scrolled to its top (artifacts/panel.png)."""
-    page.set_viewport_size({"width": 1500, "height": 1250})
+def widen_sidebar(page, width: int = 520) -> None:
+    """Drag the sidebar's edge to `width` px, as a user does to see more of the panel."""
     handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
     box = handle.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 200)
     page.mouse.down()
-    page.mouse.move(520, box["y"] + 200, steps=5)
+    page.mouse.move(width, box["y"] + 200, steps=5)
     page.mouse.up()
+
+
+def screenshot_panel(page) -> None:
+    """The panel beside the notebook, sidebar widened, scrolled to its top (artifacts/panel.png)."""
+    page.set_viewport_size({"width": 1500, "height": 1250})
+    widen_sidebar(page)
     page.locator("#kale-like-panel").evaluate("(node) => node.scrollTop = 0")
     code_cell(page, 6).scroll_into_view_if_needed()
     page.wait_for_timeout(300)
@@ -327,6 +332,8 @@ def test_ipywidgets_graph_and_live_run_progress_in_a_notebook(page, lab):
     progress = page.locator(f"{VISIBLE} .kale-like-progress")
     expect(progress.locator(".kale-like-state")).to_have_text("succeeded", timeout=180_000)
     expect(progress.locator('.kale-like-task[data-status="done"]')).to_have_count(2)
+    # the run's graph above the rows, each step filled with its status
+    expect(progress.locator('svg .node[data-status="done"]')).to_have_count(2)
     expect(page.locator(f"{VISIBLE} .jp-OutputArea-output").last).to_contain_text("SUCCEEDED 20")
     page.locator(f"{VISIBLE} .jp-Cell").first.screenshot(path=str(ARTIFACTS / "widget-graph.png"))
 
@@ -439,6 +446,7 @@ def test_a_run_reads_as_the_notebook_and_stays_after_a_reload(page, lab):
     loop = panel.locator(".kl-GraphGroup.kl-mod-loop")
     expect(loop).to_have_attribute("data-progress", "3/3")  # the loop's iterations, done of all
     expect(panel.locator(".kl-GraphGroupProgress")).to_have_text("3/3 done")
+    widen_sidebar(page, 470)
     panel.locator(".kl-GraphBox").screenshot(path=str(ARTIFACTS / "run-graph.png"))
     panel.locator('.kl-GraphNode[data-step="train"]').click()
     assert page.evaluate("window.jupyterapp.shell.currentWidget.content.activeCellIndex") == 2
@@ -662,6 +670,7 @@ def test_a_plot_shows_as_a_picture_and_the_runs_outlive_a_restart(page, lab):
         expect(image).to_be_visible()
         # the browser decoded the picture at its size (a broken image has no natural size)
         assert image.evaluate("(img) => [img.naturalWidth, img.naturalHeight]") == size
+    widen_sidebar(page, 470)
     panel.locator(".kl-Outputs").screenshot(path=str(ARTIFACTS / "run-outputs-plot.png"))
 
     panel.get_by_role("textbox", name="parameter wait").fill("300")
@@ -677,6 +686,7 @@ def test_a_plot_shows_as_a_picture_and_the_runs_outlive_a_restart(page, lab):
     rows = panel.locator(".kl-Task").evaluate_all("(rows) => rows.map(r => [r.dataset.task, r.dataset.status])")
     assert rows == [["plot", "cached"], ["sleepy", "stopped"]]  # plot: from the first run's cache
     expect(panel.locator(".kl-RunLocal")).to_be_enabled()
+    widen_sidebar(page, 470)
     panel.locator(".kl-RunBox").screenshot(path=str(ARTIFACTS / "runs-after-restart.png"))
     # the finished run, as it ended: its rows, its steps' logs and outputs
     panel.locator(".kl-RunItem").nth(1).click()
