@@ -60,6 +60,9 @@ CASES = [
     ("elifs", {}),  # if n == 0: ... elif 10 // n > 1: the elif's test is not evaluated when n == 0
     ("elifs", {"n": 2, "xs": [2, 4]}),
     ("elifs", {"n": 20}),
+    ("relooping", {}),  # loops over a collected list and over a OneOf: an expression lists the items
+    ("relooping", {"n": 1}),
+    ("relooping", {"ks": []}),
     ("keyed", {"ks": []}),
 ]
 
@@ -123,9 +126,23 @@ def test_computed_loop_sources_list_their_items_in_a_generated_step():
     assert len(loops) == 9
     by_items = {loop.items.source: loop for loop in loops if loop.items.kind == "task"}
     assert by_items["j_items"].item_type == "int"  # range(n): typed items, kept as they are by the driver
-    assert by_items["i_k_items"].item_type == "dict"  # enumerate: fields i and k, JSON texts the steps decode
-    assert by_items["config_items"].item_type == "json" and by_items["item_items"].item_type == "json"
+    assert by_items["i_k_items"].item_type == "dict"  # enumerate: records with fields i and k
+    assert [(f.name, f.type) for f in by_items["i_k_items"].fields] == [("field_i", ANY), ("field_k", ANY)]
+    assert by_items["config_items"].item_type == ANY and by_items["item_items"].item_type == ANY
     assert next(loop for loop in loops if loop.items.kind == "parameter").items.source == "ks"  # the comprehension
+
+
+def test_items_of_unknown_type_are_listed_as_json_texts_by_the_same_step():
+    """The driver hands such items over as text (lowering/loop_items.py): the step listing them
+    encodes each one (each field of a record), and the steps decode them."""
+    lowered = lower(python_to_graph(SOURCE, "loops"))
+    loops = {loop.items.source: loop for loop in walk(lowered.body) if isinstance(loop, Loop)}
+    assert loops["config_items"].item_type == "json" and loops["item_items"].item_type == "json"
+    assert [(f.name, f.type) for f in loops["i_k_items"].fields] == [("field_i", "json"), ("field_k", "json")]
+    listing = next(node for node in walk(lowered.body) if isinstance(node, Step) and node.name == "i_k_items")
+    namespace = {"ks": [3, 1]}
+    exec(listing.code[0].code, namespace)
+    assert namespace["items"] == [{"field_i": "0", "field_k": "3"}, {"field_i": "1", "field_k": "1"}]
 
 
 @pytest.mark.parametrize(("text", "names"), [

@@ -24,7 +24,7 @@ from kale_like.frontends.pipeline_values import (
 )
 from kale_like.frontends.python_module import Decorated, PythonModule
 from kale_like.graph.conditions import python_text
-from kale_like.graph.model import ANY, JSON, Comparison, Expression, Input, Node, Output, Parameter, Ref, Step, Test, unique_name
+from kale_like.graph.model import ANY, Comparison, Expression, Input, Node, Output, Parameter, Ref, Step, Test, unique_name
 
 _COMPARE: dict[type[cst.BaseCompOp], Comparison] = {cst.Equal: "==", cst.NotEqual: "!=", cst.LessThan: "<", cst.LessThanEqual: "<=",
             cst.GreaterThan: ">", cst.GreaterThanEqual: ">="}
@@ -113,9 +113,6 @@ class BodyBase:
         """The type a value has as a KFP input (parameters must have one)."""
         if value.ref.kind in ("task", "collected", "oneof"):
             return value.type
-        if value.type == JSON:  # decoded by the step, then given the declared type
-            known = annotation in PRIMITIVES + ("list", "dict") or (annotation or "").startswith("list:")
-            return f"{JSON}:{annotation}" if known else JSON
         if annotation is not None and (annotation in PRIMITIVES + ("list", "dict") or annotation.startswith("list:")):
             if value.type not in (ANY, annotation) and not _compatible(value.type, annotation):
                 self.refuse(node, f"a {value.type} is passed where a {annotation} is declared",

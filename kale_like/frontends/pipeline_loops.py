@@ -18,7 +18,7 @@ from kale_like.frontends.pipeline_body_base import BodyBase, _name, _text
 from kale_like.frontends.pipeline_values import (
     PRIMITIVES, Collector, Scope, Value, element_type, literal, type_of_value,
 )
-from kale_like.graph.model import ANY, JSON, Expression, Loop, Node, Output, Ref
+from kale_like.graph.model import ANY, Expression, Loop, Node, Output, Ref
 
 
 class LoopCompiler(BodyBase):
@@ -76,9 +76,8 @@ class LoopCompiler(BodyBase):
             if value.ref.kind != "task" or value.scope != scope:
                 # an item, a parameter, a constant or an earlier result: KFP collects only what a task in the
                 # loop outputs, so a generated step in the loop hands the value on
-                kind = value.type if value.type != JSON else ANY
                 value = self._expression_step(argument, f"{owner.value} = value\n", {"value": value},
-                                              (Output(owner.value, kind),), scope, f"{owner.value}_item")
+                                              (Output(owner.value, value.type),), scope, f"{owner.value}_item")
         collector.appended = value
         collector.append_scope = scope
         collector.line = self.module.where(call).line or 0
@@ -169,8 +168,8 @@ class LoopCompiler(BodyBase):
             return self._static(node, list(value.ref.value), target, scope, loop_id, parallelism)
         if value.type == "dict":
             return self.dict_items(node, value, target, scope, loop_id, "keys", parallelism)
-        if value.ref.kind in ("collected", "oneof"):
-            self.refuse(node, "KFP cannot loop over a collected list", "loop over the original items instead")
+        if value.ref.kind in ("collected", "oneof"):  # KFP loops over a task's output: an expression lists them
+            return self.loop_source(node, target, scope, loop_id, parallelism)
         if value.type in PRIMITIVES:
             self.refuse(node, f"cannot loop over a {value.type}", "loop over a list")
         if value.ref.kind == "task" and value.type == ANY:
@@ -186,8 +185,9 @@ class LoopCompiler(BodyBase):
 
     def loop_source(self, node: cst.BaseExpression, target, scope: Scope, loop_id: str, parallelism):
         """A loop over what an expression makes (`range(n)`, `enumerate(xs)`, `zip(a, b)`, `sorted(xs)`,
-        a literal list of dicts, ...): a generated step lists the items; a loop unpacking its items
-        (`for i, x in enumerate(xs)`) gets each item as named fields, JSON texts the steps decode."""
+        a literal list of dicts, ...): an expression lists the items; a loop unpacking its items
+        (`for i, x in enumerate(xs)`) runs over records, a field per name (how items of unknown type
+        reach the steps on a cluster is the lowering's concern: lowering/loop_items.py)."""
         names = self._loop_names(target)
         ok, constant = literal(node)
         if ok and isinstance(constant, (list, tuple)) and _static_items(list(constant)) and len(names) == 1:
@@ -198,25 +198,23 @@ class LoopCompiler(BodyBase):
                                           if value.ref.kind == "constant"}, len(values))
         if known is not None and _static_items(known) and len(names) == 1:
             return self._static(node, known, target, scope, loop_id, parallelism)  # e.g. range(3)
-        if len(names) == 1:
+        if len(names) == 1:  # (items of unknown type: lowering/loop_items.py sees they reach the steps as such)
             kind = expressions.infer_type(expressions.parse(f"list({text})"),
                                           {key: self._known_type(value) for key, value in values.items()})
-            if kind.startswith("list:"):  # items of a known type: the driver hands them over as they are
-                code, item_type = f"items = list({text})\n", element_type(kind)
-            else:  # the driver would make text of them (see lowering/loop_items.py): JSON texts the steps decode
-                code, kind, item_type = f"import json\nitems = [json.dumps(item) for item in {text}]\n", "list:str", JSON
-            made = self._expression_step(node, code, values, (Output("items", kind),), scope, f"{label}_items")
+            kind = kind if kind.startswith("list:") else "list"
+            made = self._expression_step(node, f"items = list({text})\n", values, (Output("items", kind),), scope,
+                                         f"{label}_items")
+            item_type = element_type(kind)
             return made.ref, item_type, parallelism, self._binder(names[0], Ref("item", loop_id), item_type)
-        # field names clear of kfp's own attributes of a loop item (`item.name` is the item's name)
-        fields = ", ".join(f"'field_{name}': json.dumps({name})" for name in names)
-        code = (f"import json\nitems = []\nfor {', '.join(names)} in {text}:\n"
-                f"    items.append({{{fields}}})\n")
+        # records, one field per name (clear of kfp's own attributes of a loop item: `item.name` is its name)
+        fields = ", ".join(f"'field_{name}': {name}" for name in names)
+        code = f"items = [{{{fields}}} for {', '.join(names)} in {text}]\n"
         made = self._expression_step(node, code, values, (Output("items", "list"),), scope, f"{label}_items")
-        self.loop_fields[loop_id] = tuple(Output(f"field_{name}", JSON) for name in names)
+        self.loop_fields[loop_id] = tuple(Output(f"field_{name}") for name in names)
 
         def bind(inner: Scope) -> None:
             for name in names:
-                self.env.names[name] = Value(Ref("item", loop_id, f"field_{name}"), JSON, inner)
+                self.env.names[name] = Value(Ref("item", loop_id, f"field_{name}"), ANY, inner)
 
         return made.ref, "dict", parallelism, bind
 
@@ -301,17 +299,16 @@ class LoopCompiler(BodyBase):
         ref = Ref("task", helper.name, helper.outputs[0].name)
         if method == "items":
             key, value = names
-            self.loop_fields[loop_id] = (Output("entry_key", "str"), Output("entry_value", JSON))
+            self.loop_fields[loop_id] = (Output("entry_key"), Output("entry_value"))
 
             def bind(inner: Scope) -> None:
-                self.env.names[key] = Value(Ref("item", loop_id, "entry_key"), "str", inner)
-                self.env.names[value] = Value(Ref("item", loop_id, "entry_value"), JSON, inner)
+                self.env.names[key] = Value(Ref("item", loop_id, "entry_key"), ANY, inner)
+                self.env.names[value] = Value(Ref("item", loop_id, "entry_value"), ANY, inner)
 
             self._pending_nodes.append(helper)
             return ref, "dict", parallelism, bind
         self._pending_nodes.append(helper)
-        return ref, "str" if method == "keys" else ANY, parallelism, self._binder(names[0], Ref("item", loop_id),
-                                                                                  "str" if method == "keys" else ANY)
+        return ref, ANY, parallelism, self._binder(names[0], Ref("item", loop_id), ANY)
 
     def _pair(self, target) -> list[str]:
         if isinstance(target, (cst.Tuple, cst.List)) and len(target.elements) == 2:
@@ -323,16 +320,13 @@ class LoopCompiler(BodyBase):
 
     def _items_step(self, node, owner: Value, method: str, scope: Scope) -> Expression:
         code = {
-            # a value of unknown type travels as its JSON text (see kale_like/lowering/loop_items.py)
-            "items": "import json\nitems = [{'entry_key': str(k), 'entry_value': json.dumps(v)} for k, v in "
-                     "mapping.items()]\n",
-            "keys": "items = [str(k) for k in mapping]\n",
+            "items": "items = [{'entry_key': k, 'entry_value': v} for k, v in mapping.items()]\n",
+            "keys": "items = list(mapping)\n",
             "values": "items = list(mapping.values())\n",
         }[method]
-        kind = "list:str" if method == "keys" else "list"
         return self.computed(node, code, {"mapping": replace(owner, type="dict" if owner.ref.kind != "task"
                                                                          else owner.type)},
-                             (Output("items", kind),), f"list_{method}")
+                             (Output("items", "list"),), f"list_{method}")
 
 
 def _known_items(text: str, tree: ast.Expression, constants: dict[str, object], reads: int) -> list | None:
