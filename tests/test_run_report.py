@@ -1,6 +1,6 @@
 """What the command line tells of a local run, in the user's terms: the summary table names the
 user's steps (`pick`, not KFP's `pick-best`-style task names), a loop as one row with its
-iterations, kale_like's own tasks counted below; the lineage of the run names each task's step and
+iterations, kale_like's own tasks counted below (the live progress lines name them alike); the lineage of the run names each task's step and
 its notebook cells, numbered from 1 as JupyterLab shows them."""
 
 from __future__ import annotations
@@ -19,8 +19,11 @@ def test_the_run_summary_and_the_lineage_name_the_users_steps_and_cells(tmp_path
     for source, tags in RUN_VIEW_CELLS:  # a loop, a condition and a step that fails in cell 6
         notebook.cells.append(nbformat.v4.new_code_cell(source, metadata={"tags": tags}))
     nbformat.write(notebook, tmp_path / "flow.ipynb")
-    assert main(["flow.ipynb", "--run", "-q", "--param", "floor=5", "--store", "store"]) != 0
-    out = capsys.readouterr().out
+    assert main(["flow.ipynb", "--run", "--param", "floor=5", "--store", "store"]) != 0
+    out, err = capsys.readouterr()
+    # the live lines too: the user's step names, a loop's iteration by its index
+    assert "[kale-like] load_data: done" in err and "[kale-like] train[2]: done" in err
+    assert "[kale-like] audit: FAILED" in err and "load-data" not in err
     table = out.split("\n\n", 1)[0].splitlines()
     assert table[0].split() == ["step", "status", "seconds", "cached", "iterations"]
     rows = [re.split(r"\s{2,}", line.strip()) for line in table[2:] if not line.startswith("(")]

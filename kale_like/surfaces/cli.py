@@ -244,7 +244,7 @@ def _local_run(ir, arguments: dict, args: argparse.Namespace, version: ServerVer
                        collect_failed_iterations=args.collect_failed_iterations, kfp_version=version,
                        lineage_context=lineage_context(ir.source))
     started = time.perf_counter()
-    result = run_pipeline(ir, arguments, config, ConsoleProgress(quiet=args.quiet))
+    result = run_pipeline(ir, arguments, config, ConsoleProgress(quiet=args.quiet, steps=steps))
     print(summary(result, time.perf_counter() - started, steps))
     return 0 if result.succeeded else EXIT_FAILURE
 

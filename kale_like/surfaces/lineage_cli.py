@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sqlite3
 from pathlib import Path
 
 from kale_like.backends.local.content import labelled, stored_prefixes
 from kale_like.errors import KaleLikeError, SourceLocation
-from kale_like.surfaces.run_rows import task_step
+from kale_like.surfaces.run_rows import task_name
 
 
 def lineage_main(argv: list[str]) -> int:
@@ -113,14 +112,12 @@ def step_of(task: sqlite3.Row, origins: dict[str, sqlite3.Row]) -> tuple[str, st
     """(the task as the user names it: their step's name and a loop iteration's index, `train[2]`;
     where its code is: `notebook cells 2, 3` or `function ...`, '' when not known)."""
     origin = origins.get(task["component"])
-    step = origin["step"] if origin is not None and origin["step"] else ""
-    if not step:  # a component shared by several steps names none: the task's path does
-        step = task_step(task["path"])
-    iteration = re.search(r"\[\d+\]$", task["label"])
+    # a component shared by several steps names none: the task's path does
+    name = task_name(task["path"], task["label"], origin["step"] if origin is not None else "")
     where = ""
     if origin is not None and origin["notebook_cells"]:
         cells = origin["notebook_cells"].split(",")
         where = f"notebook cell{'s' if len(cells) > 1 else ''} {', '.join(cells)}"
     elif origin is not None and origin["function"]:
         where = f"function {origin['function']}"
-    return step + (iteration.group(0) if iteration else ""), where
+    return name, where

@@ -9,7 +9,7 @@ import time
 
 from kale_like.backends.local.run import RunResult
 from kale_like.backends.local.scheduler import TaskEvent
-from kale_like.surfaces.run_rows import step_rows, task_step
+from kale_like.surfaces.run_rows import step_rows, task_name, task_step
 from kale_like.surfaces.tracebacks import readable_log
 
 _SHOWN = {"running": "started", "done": "done", "cached": "cached (not re-run)", "skipped": "skipped",
@@ -23,9 +23,10 @@ class ConsoleProgress:
     starts) until it runs, comes from the cache, is skipped or is not run; "pending" events update
     the counts without a line of their own."""
 
-    def __init__(self, stream=None, quiet: bool = False):
+    def __init__(self, stream=None, quiet: bool = False, steps: list[str] | None = None):
         self.stream = stream or sys.stderr
         self.quiet = quiet
+        self.steps = set(steps or ())  # the user's steps: their tasks are named as the user names them
         self.lock = threading.Lock()
         self.started = time.perf_counter()
         self.pending: set[str] = set()
@@ -49,7 +50,7 @@ class ConsoleProgress:
                 return
             elapsed = f" in {event.seconds:.2f} s" if event.status in ("done", "failed") else ""
             tally = ", ".join(f"{n} {k}" for k, n in self.counts.items() if n)
-            print(f"[kale-like] {event.label}: {_SHOWN.get(event.status, event.status)}{elapsed}  ({tally})",
+            print(f"[kale-like] {self.name(event)}: {_SHOWN.get(event.status, event.status)}{elapsed}  ({tally})",
                   file=self.stream, flush=True)
             if event.status == "failed" and event.error:
                 print(f"[kale-like]   error: {event.error}", file=self.stream)
@@ -59,6 +60,12 @@ class ConsoleProgress:
                     print(tail, file=self.stream)
                 if event.log_path:
                     print(f"[kale-like]   full log: {event.log_path}", file=self.stream, flush=True)
+
+
+    def name(self, event: TaskEvent) -> str:
+        """`pick_best` for KFP's task `pick-best` of the user's step (`train[2]` for an iteration); a task
+        of kale_like's own keeps KFP's name."""
+        return task_name(event.path, event.label) if task_step(event.path) in self.steps else event.label
 
 
 def summary(result: RunResult, seconds: float, steps: list[str] | None = None) -> str:

@@ -25,6 +25,13 @@ def task_step(path: str) -> str:
     return re.sub(r"\[\d+\]$", "", path.rsplit("/", 1)[-1]).replace("-", "_")
 
 
+def task_name(path: str, label: str, step: str = "") -> str:
+    """A task as its author names it: their step's name (`step`, else from the path) and, for a loop's
+    iteration, its index (`train[2]` for KFP's `train[2]` of `root/for-loop-1[2]/train`)."""
+    iteration = re.search(r"\[\d+\]$", label)
+    return (step or task_step(path)) + (iteration.group(0) if iteration else "")
+
+
 def step_rows(steps: list[str], tasks: Iterable[dict], ended: bool,
               cells: dict[str, list[int]] | None = None) -> list[dict]:
     """One row per step, in the order of `steps` (the graph's); `ended`: a step without a task did not run.
