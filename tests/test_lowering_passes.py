@@ -136,6 +136,39 @@ def test_encode_is_idempotent():
     assert encode_untyped_loop_items(once) == once
 
 
+def _records_loop(listing: Step | None = None) -> StepGraph:
+    """for i, x in enumerate(xs): use(i, x) -- a loop over records whose fields' types are unknown."""
+    use = step("use", reads("i", item("for-1", "field_i"), "int"), reads("x", item("for-1", "field_x"), "str"))
+    records = replace(loop("for-1", task("i_x_items", "items"), use, item_type="dict"),
+                      fields=(Output("field_i"), Output("field_x")))
+    listing = listing or step("i_x_items", makes=(Output("items", "list"),))
+    return graph(listing, records)
+
+
+def test_encode_each_field_of_records_of_unknown_type():
+    # the driver selects a field of a struct item and hands it over as text, like a whole untyped item
+    producer = step("i_x_items", makes=(Output("items", "list"),))  # a user's step: its list is left as it is
+    listing, encoder, records = encode_untyped_loop_items(_records_loop(producer)).body
+    assert listing == producer and encoder.generated and records.items == task(encoder.name, "items")
+    assert [(f.name, f.type) for f in records.fields] == [("field_i", JSON), ("field_x", JSON)]
+    assert [value.type for value in records.body[0].inputs] == ["json:int", "json:str"]
+    (text,) = run_code(encoder, items=[{"field_i": 0, "field_x": "a"}])["items"]
+    assert {name: decoded(value, JSON) for name, value in text.items()} == {"field_i": 0, "field_x": "a"}
+
+
+def test_encoding_joins_the_step_of_the_users_expression_that_lists_the_items():
+    # `enumerate(xs)` listed by the step lowered from the user's expression, read by nothing else: one task
+    listing = replace(step("i_x_items", reads("xs", param("xs"), "list"), makes=(Output("items", "list"),),
+                           code="items = [{'field_i': i, 'field_x': x} for i, x in enumerate(xs)]\n",
+                           generated=True), from_expression=True)
+    fused, records = encode_untyped_loop_items(_records_loop(listing)).body
+    assert fused.name == "i_x_items" and records.items == task("i_x_items", "items")
+    (first, second) = run_code(fused, xs=["a", "b"])["items"]
+    assert (decoded(second["field_i"], "json:int"), decoded(second["field_x"], "json:str")) == (1, "b")
+    also_read = graph(*_records_loop(listing).body, step("other", reads("all", task("i_x_items", "items"), "list")))
+    assert len(encode_untyped_loop_items(also_read).body) == 4  # read elsewhere too: an encoder of its own
+
+
 # --- loops_keep_their_list (lowering/own_list.py) ------------------------------------------------------
 # backend/src/v2/driver/resolve.go, resolveInputs: the iteration driver deletes the loop's items input
 # (`delete(inputs.ParameterValues, itemsInput)`) before it sets the item, so a task of the body that
