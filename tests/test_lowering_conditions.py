@@ -15,7 +15,8 @@ import pytest
 from tiny_graphs import branch, collected, condition, const, graph, item, loop, oneof, param, reads, run_code, step
 from tiny_graphs import task, truth
 
-from kale_like.graph.model import JSON, Output, Parameter, Ref, Step
+from kale_like.graph.model import Output, Parameter, Ref, Step
+from kale_like.graph.types import JSON
 from kale_like.graph.model import Test as BranchTest
 from kale_like.lowering import PASSES
 from kale_like.lowering.expressions import expressions_as_steps

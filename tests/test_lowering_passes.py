@@ -17,7 +17,8 @@ import pytest
 
 import kale_like.lowering as lowering
 from kale_like.errors import SourceLocation
-from kale_like.graph.model import JSON, Loop, Output, Parameter, Ref, Step, StepGraph
+from kale_like.graph.model import Loop, Output, Parameter, Ref, Step, StepGraph
+from kale_like.graph.types import JSON
 from kale_like.graph.model import Test as IfTest  # (a name pytest would collect)
 from kale_like.lowering import lower, lowering_warnings
 from kale_like.lowering.branch_state import mark_chosen_branches

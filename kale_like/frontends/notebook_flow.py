@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from kale_like.errors import KaleLikeError, SourceLocation, did_you_mean
 from kale_like.graph.conditions import ConditionError, normalize
+from kale_like.graph.types import element_of, is_list
 from kale_like.graph.model import ANY, Branch, Condition, Input, Loop, Node, Output, Ref, Step, Test
 
 FLOW_TAGS = ("foreach", "parallelism", "when")
@@ -97,9 +98,9 @@ def _loop_source(step: Step, items: str, where, parameter_types, typed, errors) 
         return Ref("constant", value=[]), ANY
     if source.kind == "parameter":
         kind = parameter_types.get(items, ANY)
-        if not kind.startswith("list"):
+        if not is_list(kind):
             errors.append(KaleLikeError(f"foreach: parameter '{items}' is a {kind}, not a list", where))
-        return source, kind.partition(":")[2] or ANY
+        return source, element_of(kind)
     typed[(source.source, source.output)] = "list"
     return source, ANY
 

@@ -20,10 +20,11 @@ import libcst as cst
 from kale_like.errors import KaleLikeError
 from kale_like.frontends import pipeline_expressions as expressions
 from kale_like.frontends.pipeline_values import (
-    PRIMITIVES, Collector, Env, Partial, Scope, Unknown, Value, literal, type_of_value, visible,
+    Collector, Env, Partial, Scope, Unknown, Value, literal, type_of_value, visible,
 )
 from kale_like.frontends.python_module import Decorated, PythonModule
 from kale_like.graph.conditions import python_text
+from kale_like.graph.types import is_parameter_type, list_of, outer
 from kale_like.graph.model import ANY, Comparison, Expression, Input, Node, Output, Parameter, Ref, Step, Test, unique_name
 
 _COMPARE: dict[type[cst.BaseCompOp], Comparison] = {cst.Equal: "==", cst.NotEqual: "!=", cst.LessThan: "<", cst.LessThanEqual: "<=",
@@ -113,7 +114,7 @@ class BodyBase:
         """The type a value has as a KFP input (parameters must have one)."""
         if value.ref.kind in ("task", "collected", "oneof"):
             return value.type
-        if annotation is not None and (annotation in PRIMITIVES + ("list", "dict") or annotation.startswith("list:")):
+        if annotation is not None and is_parameter_type(annotation):
             if value.type not in (ANY, annotation) and not _compatible(value.type, annotation):
                 self.refuse(node, f"a {value.type} is passed where a {annotation} is declared",
                             "make the types agree")
@@ -180,8 +181,7 @@ class BodyBase:
             tree = expressions.parse(text)
         types = {key: self._known_type(value) for key, value in values.items()}
         kind = "bool" if as_bool else expressions.infer_type(tree, types)
-        if kind == ANY and declared is not None and (declared in PRIMITIVES + ("list", "dict")
-                                                      or declared.startswith("list:")):
+        if kind == ANY and declared is not None and is_parameter_type(declared):
             kind = declared  # the step's result is given the type its reader declares (and converted to it)
         output = name if name.isidentifier() and name not in values else "value"
         return self._expression_step(node, f"{output} = {text}\n", values, (Output(output, kind),), scope,
@@ -200,8 +200,7 @@ class BodyBase:
         key = unique_name(base if base.isidentifier() else "value", reserved | set(values))
         kind = self._type_for_condition(ref)
         if ref.kind == "collected":
-            element = self.state.output_types.get((ref.source, ref.output), ANY)
-            kind = f"list:{element}" if element in PRIMITIVES else "list"
+            kind = list_of(self.state.output_types.get((ref.source, ref.output), ANY))
         values[key] = Value(ref, kind, scope)
         return key
 
@@ -304,9 +303,8 @@ class BodyBase:
             self.refuse(node, f"'{name}' collects untyped step results (artifacts); KFP cannot pass such a list "
                               "into a loop or branch", f"annotate the return type of step '{element.ref.source}' "
                               "(e.g. -> float) so the list travels as a parameter")
-        kind = f"list:{element.type}" if element.type in PRIMITIVES else ("list" if element.type != ANY else ANY)
         ref = Ref("collected", element.ref.source, element.ref.output)
-        return Value(ref, kind if kind != ANY else "list", collector.scope, collector.line)
+        return Value(ref, list_of(element.type), collector.scope, collector.line)
 
     def _rename_output(self, nodes: list[Node], value: Value, name: str) -> Value:
         """Give an appended step's result a readable output name."""
@@ -404,7 +402,7 @@ class _Hoist(cst.CSTTransformer):
 def _compatible(given: str, declared: str) -> bool:
     if declared == "float" and given == "int":
         return True
-    return given.partition(":")[0] == declared.partition(":")[0]
+    return outer(given) == outer(declared)
 
 
 def _name(node) -> str | None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from kale_like.graph.model import ANY
+from kale_like.graph.types import SCALARS, element_of, is_list, list_of
 
 BUILTINS = frozenset({
     "abs", "all", "any", "bin", "bool", "chr", "dict", "divmod", "enumerate", "filter", "float", "format",
@@ -140,17 +141,16 @@ def _infer(node: ast.expr, types: dict[str, str]) -> str:
         return _one({_infer(value, types) for value in node.values})
     if isinstance(node, ast.List):  # a list of values of one known type; other lists may hold tuples, objects...
         inner = _one({_infer(e, types) for e in node.elts}) if node.elts else ANY
-        return f"list:{inner}" if inner in ("int", "float", "str", "bool") else ANY
+        return list_of(inner) if inner in SCALARS else ANY
     if isinstance(node, ast.ListComp):  # `[x for x in xs if ...]` keeps xs's element type; other elements: unknown
         (first, *more) = node.generators
         if not more and isinstance(first.target, ast.Name) and isinstance(node.elt, ast.Name) \
-                and node.elt.id == first.target.id and _infer(first.iter, types).startswith("list:"):
+                and node.elt.id == first.target.id and element_of(_infer(first.iter, types)) != ANY:
             return _infer(first.iter, types)
         return ANY
     if isinstance(node, ast.Dict):  # KFP passes a dict as JSON: only str keys and JSON values survive it
         keys_ok = all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in node.keys)
-        plain = all(_infer(v, types) in ("int", "float", "str", "bool", "dict") or _infer(v, types).startswith("list")
-                    for v in node.values)
+        plain = all(_infer(v, types) in SCALARS + ("dict",) or is_list(_infer(v, types)) for v in node.values)
         return "dict" if keys_ok and plain else ANY
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
         return _call(node, types)
@@ -182,7 +182,7 @@ def _binary(node: ast.BinOp, types: dict[str, str]) -> str:
         return "str"
     if isinstance(node.op, ast.Mult) and {left, right} == {"str", "int"}:
         return "str"
-    if isinstance(node.op, ast.Add) and left.startswith("list") and right.startswith("list"):
+    if isinstance(node.op, ast.Add) and is_list(left) and is_list(right):
         return left if left == right else "list"
     return ANY
 
@@ -202,12 +202,12 @@ def _call(node: ast.Call, types: dict[str, str]) -> str:
     if name in ("sorted", "list") and node.args and isinstance(node.args[0], ast.Call) \
             and isinstance(node.args[0].func, ast.Name) and node.args[0].func.id == "range":
         return "list:int"
-    if name in ("sorted", "list") and argument.startswith("list"):
+    if name in ("sorted", "list") and is_list(argument):
         return argument
     if name in ("min", "max") and len(node.args) > 1:
         return _one({_infer(a, types) for a in node.args})
-    if name in ("min", "max") and argument.startswith("list:"):
-        return argument.partition(":")[2]
+    if name in ("min", "max") and element_of(argument) != ANY:
+        return element_of(argument)
     if name == "sum" and argument == "list:int" and len(node.args) == 1:
         return "int"  # (a sum of floats is the int 0 when the list is empty)
     if name == "abs" and argument in _NUMBERS:

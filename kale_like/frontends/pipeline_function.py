@@ -28,11 +28,12 @@ from kale_like.frontends.pipeline_filters import filtered_loops
 from kale_like.frontends.pipeline_loops import LoopCompiler
 from kale_like.frontends.pipeline_returns import assigned_names, returns_as_one_value
 from kale_like.frontends.pipeline_values import (
-    PRIMITIVES, Collector, Scope, Unknown, Value, literal, type_of_value,
+    Collector, Scope, Unknown, Value, literal, type_of_value,
 )
 from kale_like.frontends.python_module import Decorated
 from kale_like.frontends.settings import step_settings_from
 from kale_like.graph.model import ANY, CodeBlock, Input, Node, Output, Parameter, PipelineCall, Ref, Step, SubPipeline
+from kale_like.graph.types import is_list, is_parameter_type, outer
 
 _UNSUPPORTED = {
     cst.While: ("a while loop", "use `for x in items:` over a list (it becomes a parallel loop)"),
@@ -84,9 +85,8 @@ def _parameters(state: ProgramState, decorated: Decorated) -> tuple[Parameter, .
     for argument in decorated.arguments:
         where = decorated.location
         kind = argument.annotation or (type_of_value(argument.default) if argument.has_default else None)
-        if argument.annotation and argument.has_default and argument.annotation.startswith("list") \
-                and isinstance(argument.default, list) and ":" not in argument.annotation:
-            kind = type_of_value(argument.default) if type_of_value(argument.default).startswith("list") else "list"
+        if argument.annotation == "list" and argument.has_default and isinstance(argument.default, list):
+            kind = type_of_value(argument.default) if is_list(type_of_value(argument.default)) else "list"
         if kind is None or kind == ANY:
             state.errors.append(KaleLikeError(
                 f"pipeline parameter '{argument.name}' of '{decorated.function}' needs a type hint or a default",
@@ -302,8 +302,7 @@ class _BodyCompiler(LoopCompiler, ConditionCompiler):
         outputs = []
         if len(names) == 1:
             returns = target.returns or ""
-            outputs = [Output(names[0], returns if returns in PRIMITIVES + ("list", "dict")
-                              or returns.startswith("list:") else ANY)]
+            outputs = [Output(names[0], returns if is_parameter_type(returns) else ANY)]
         elif names:
             outputs = [Output(n) for n in names]
         facts = analyze(target.code)
@@ -343,8 +342,8 @@ class _BodyCompiler(LoopCompiler, ConditionCompiler):
             if value.ref.kind == "constant" and declared == "float" and type(value.ref.value) is int:
                 value = Value(Ref("constant", value=float(value.ref.value)), "float", value.scope)
             given = value.type if value.ref.kind in ("constant", "collected") else self._type_for_condition(value.ref)
-            if declared != ANY and given != declared.partition(":")[0] and given.partition(":")[0] != declared:
-                if not (given.startswith("list") and declared.startswith("list")):
+            if declared != ANY and given != outer(declared) and outer(given) != declared:
+                if not (is_list(given) and is_list(declared)):
                     self.refuse(call, f"pipeline '{target.function}' declares '{key}' as {declared} but is given "
                                       f"{_untyped_description(value.ref) if given == ANY else 'a ' + given}",
                                 "KFP checks nested pipeline inputs strictly: annotate the step's return type, or "

@@ -19,6 +19,7 @@ from kale_like.frontends.pipeline_values import (
     PRIMITIVES, Collector, Scope, Value, element_type, literal, type_of_value,
 )
 from kale_like.graph.model import ANY, Expression, Loop, Node, Output, Ref
+from kale_like.graph.types import inner, list_of
 
 
 class LoopCompiler(BodyBase):
@@ -201,7 +202,7 @@ class LoopCompiler(BodyBase):
         if len(names) == 1:  # (items of unknown type: lowering/loop_items.py sees they reach the steps as such)
             kind = expressions.infer_type(expressions.parse(f"list({text})"),
                                           {key: self._known_type(value) for key, value in values.items()})
-            kind = kind if kind.startswith("list:") else "list"
+            kind = list_of(element_type(kind))
             made = self._expression_step(node, f"items = list({text})\n", values, (Output("items", kind),), scope,
                                          f"{label}_items")
             item_type = element_type(kind)
@@ -267,7 +268,7 @@ class LoopCompiler(BodyBase):
         if len(kinds) > 1 and kinds != {"int", "float"}:
             self.refuse(node, "the loop's items have different types, which KFP cannot type",
                         "loop over items of one type")
-        item_type = type_of_value(items).partition(":")[2] or ("dict" if kinds == {"dict"} else ANY)
+        item_type = inner(type_of_value(items)) or ("dict" if kinds == {"dict"} else ANY)
         if kinds == {"dict"}:
             self.refuse(node, "looping over a literal list of dicts is not supported (KFP mistypes their fields)",
                         "loop over a pipeline parameter holding the list instead")

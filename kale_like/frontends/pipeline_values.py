@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from kale_like.graph.model import ANY, Ref
+from kale_like.graph.types import element_of, list_of
 
 Scope = tuple[tuple[str, ...], ...]  # e.g. (("loop", "for-1"), ("branch", "if-2", "0"))
 PRIMITIVES = ("int", "float", "str", "bool")
@@ -75,19 +76,14 @@ def type_of_value(value: object) -> str:
     if isinstance(value, dict):
         return "dict"
     if isinstance(value, (list, tuple)):
-        inner = {type_of_value(item) for item in value}
-        if len(inner) == 1 and next(iter(inner)) in PRIMITIVES:
-            return f"list:{next(iter(inner))}"
-        if inner == {"int", "float"}:
-            return "list:float"
-        return "list"
+        elements = {type_of_value(item) for item in value}
+        if elements == {"int", "float"}:
+            return list_of("float")
+        return list_of(elements.pop()) if len(elements) == 1 else "list"
     return ANY
 
 
-def element_type(list_type: str) -> str:
-    """`int` for `list:int`; ANY when the list's elements are not known."""
-    outer, _, inner = list_type.partition(":")
-    return inner if outer == "list" and inner else ANY
+element_type = element_of  # `int` for `list:int`; ANY when the list's elements are not known
 
 
 def literal(node: cst.BaseExpression) -> tuple[bool, object]:

@@ -20,6 +20,7 @@ from kale_like.frontends.analysis import CodeSyntaxError, check
 from kale_like.frontends.prelude import Prelude
 from kale_like.graph.overrides import SERVICE_ACCOUNT_PER_RUN
 from kale_like.sdk import PIPELINE_SETTINGS, STEP_SETTINGS
+from kale_like.graph.types import list_of
 
 SDK_MODULES = ("kale_like", "kale_like.sdk", "kale.sdk", "kale")
 KALE_SDK_MODULES = ("kale.sdk", "kale")
@@ -211,7 +212,7 @@ def _annotation(node: cst.BaseExpression) -> str | None:
         outer = _annotation(node.value)
         if outer == "list" and len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
             inner = _annotation(node.slice[0].slice.value)
-            return f"list:{inner}" if inner in ("int", "float", "str", "bool") else "list"
+            return list_of(inner or "")
         return outer
     if isinstance(node, cst.SimpleString):
         try:

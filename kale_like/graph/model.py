@@ -21,11 +21,8 @@ from collections.abc import Iterator
 from typing import Any, Literal, Union
 
 from kale_like.errors import SourceLocation
+from kale_like.graph.types import ANY as ANY  # a value of unknown type (the type names: graph/types.py)
 from kale_like.kfp_server import DEFAULT as DEFAULT_KFP_SERVER
-
-PARAMETER_TYPES = ("int", "float", "str", "bool", "list", "dict")
-ANY = "any"  # a value of unknown type: travels as a serialised artifact
-JSON = "json"  # a value of unknown type carried as its JSON text in a str parameter (the step decodes it)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from dataclasses import replace
 from kale_like.errors import KaleLikeError, SourceLocation
 from kale_like.graph.model import Parameter, StepGraph
 from kale_like.kfp_server import ServerVersion
+from kale_like.graph.types import outer
 
 _PIPELINE_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,126}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -106,7 +107,7 @@ def parse_value(parameter: Parameter, text: str, where: SourceLocation) -> objec
                 raise ValueError(text)  # KFP parameters are JSON: no NaN or infinity
             return number
         value = _literal(text)
-        expected = {"list": list, "dict": dict}[kind.partition(":")[0]]
+        expected = {"list": list, "dict": dict}[outer(kind)]
         if isinstance(value, tuple) and kind == "list":
             value = list(value)
         if not isinstance(value, expected):

@@ -29,8 +29,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from kale_like.graph.model import (
-    JSON, Input, Loop, Node, Output, Parameter, PipelineCall, Ref, Step, StepGraph, unique_name, walk,
+    Input, Loop, Node, Output, Parameter, PipelineCall, Ref, Step, StepGraph, unique_name, walk,
 )
+from kale_like.graph.types import JSON, is_json, is_list
 from kale_like.lowering.graph_edit import (
     all_bodies, generated_step, name_part, rewrite_bodies, rewrite_body, rewrite_loops, task_names, type_of,
 )
@@ -121,7 +122,7 @@ def _filler(loop: Loop) -> object:
         fields = {value.ref.output: value.type for n in walk(loop.body) if isinstance(n, Step) for value in n.inputs
                   if value.ref.kind == "item" and value.ref.source == loop.id and value.ref.output}
         # a field read as a JSON text (`json`, `json:int`) gets one: a step that runs decodes it
-        return {name: FILLERS[JSON] if kind.partition(":")[0] == JSON else "" for name, kind in sorted(fields.items())}
+        return {name: FILLERS[JSON] if is_json(kind) else "" for name, kind in sorted(fields.items())}
     return FILLERS.get(loop.item_type)
 
 
@@ -143,7 +144,7 @@ def _run_at_least_once(graph: StepGraph, loop: Loop, plan: _Plan, taken: set[str
     """Two generated steps (one output each: kfp.local cannot loop over one of several outputs) and the
     loop over the first one's list, each task of its body told whether the items are real."""
     kind = type_of(graph, loop.items)
-    kind = kind if kind.startswith("list") else f"list:{loop.item_type}"
+    kind = kind if is_list(kind) else f"list:{loop.item_type}"
     base = name_part(loop.id)
     filler = _filler(loop)
     # `items` is not a list only in the filler iteration of a loop around this one: run once, as filler

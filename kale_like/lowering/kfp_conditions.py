@@ -26,10 +26,10 @@ from kale_like.graph.conditions import COMPARISONS, ConditionError, is_atom, nor
 from kale_like.graph.model import (
     ANY, Branch, Condition, Input, Node, Output, PipelineCall, Ref, Step, StepGraph, Test, unique_name, walk,
 )
+from kale_like.graph.types import PARAMETER_TYPES, SCALARS, list_of
 from kale_like.lowering.expressions import writable
 from kale_like.lowering.graph_edit import all_bodies, generated_step, name_part, rewrite_bodies, task_names, type_of
 
-PRIMITIVES = ("int", "float", "str", "bool")
 RESULT = "result"
 
 
@@ -56,9 +56,9 @@ def kfp_states(graph: StepGraph, test: Test, single: bool = False) -> bool:
         for ref in atom.operands:
             if ref.kind in ("collected", "oneof"):
                 return False
-            if ref.kind == "item" and (ref.output or type_of(graph, ref) not in PRIMITIVES):
+            if ref.kind == "item" and (ref.output or type_of(graph, ref) not in SCALARS):
                 return False
-            if ref.kind in ("task", "parameter") and type_of(graph, ref) not in PRIMITIVES:
+            if ref.kind in ("task", "parameter") and type_of(graph, ref) not in SCALARS:
                 return False
         kinds = {type_of(graph, ref) for ref in atom.operands if ref.kind != "constant"}
         if kinds == {"int", "float"}:
@@ -106,10 +106,9 @@ def _test_step(graph: StepGraph, test: Test, earlier: tuple[Test, ...], name: st
 
 def _input_type(graph: StepGraph, ref: Ref) -> str:
     if ref.kind == "constant":
-        return type(ref.value).__name__ if type(ref.value).__name__ in PRIMITIVES + ("list", "dict") else ANY
+        return type(ref.value).__name__ if type(ref.value).__name__ in PARAMETER_TYPES else ANY
     if ref.kind == "collected":
-        element = type_of(graph, replace(ref, kind="task"))
-        return f"list:{element}" if element in PRIMITIVES else "list"
+        return list_of(type_of(graph, replace(ref, kind="task")))
     if ref.kind == "oneof":
         kinds = {type_of(graph, option) for option in ref.options}
         return kinds.pop() if len(kinds) == 1 else ANY

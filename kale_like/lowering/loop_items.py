@@ -25,7 +25,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 
-from kale_like.graph.model import ANY, Input, JSON, Loop, Node, Output, Ref, Step, StepGraph, unique_name
+from kale_like.graph.model import ANY, Input, Loop, Node, Output, Ref, Step, StepGraph, unique_name
+from kale_like.graph.types import JSON, json_of
 from kale_like.lowering.graph_edit import (
     all_refs, generated_step, name_part, rewrite_bodies, rewrite_body, rewrite_loops, task_names,
 )
@@ -118,10 +119,6 @@ def _retyped(node: Node, read: set[Ref]) -> Node:
 
     if not isinstance(node, Step) or not any(reads(value) for value in node.inputs):
         return node
-    return replace(node, inputs=tuple(replace(v, type=_json(v.type)) if reads(v) else v for v in node.inputs))
-
-
-def _json(declared: str) -> str:
-    """`json:int`: decoded, then given the step's declared type as any parameter is (1 -> 1.0 for a float)."""
-    return JSON if declared in (ANY, JSON) else f"{JSON}:{declared}"
+    # `json:int`: decoded, then given the step's declared type as any parameter is (1 -> 1.0 for a float)
+    return replace(node, inputs=tuple(replace(v, type=json_of(v.type)) if reads(v) else v for v in node.inputs))
 

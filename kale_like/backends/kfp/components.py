@@ -14,7 +14,8 @@ from pathlib import Path
 from kale_like.backends.kfp.naming import input_argument, output_argument, python_string
 from kale_like.backends.kfp.packed_runtime import packed_runtime, unpacking_lines
 from kale_like.errors import cell_name
-from kale_like.graph.model import ANY, JSON, Input, Step, StepGraph
+from kale_like.graph.model import ANY, Input, Step, StepGraph
+from kale_like.graph.types import SCALARS, inner, is_json, is_list, outer
 
 ALWAYS_INSTALLED = ("cloudpickle",)  # the runtime's fallback serialiser
 SINGLE_OUTPUT_KEY = "Output"  # KFP's name for a component's one returned value
@@ -101,12 +102,11 @@ def annotation(type_name: str) -> str:
     A list of known element type is `List[int]` etc.: KFP then types the items of a loop over it,
     and compares them as numbers in conditions (a plain `list` item is compared as a string).
     """
-    outer, _, inner = type_name.partition(":")
-    if outer == "list" and inner in ("int", "float", "str", "bool"):
-        return f"List[{inner}]"
-    if outer == JSON:
+    if is_list(type_name) and inner(type_name) in SCALARS:
+        return f"List[{inner(type_name)}]"
+    if is_json(type_name):
         return "str"  # the value's JSON text; the step runtime decodes it
-    return outer
+    return outer(type_name)
 
 
 def step_argument(shape: ComponentShape) -> str:
