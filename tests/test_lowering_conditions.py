@@ -12,13 +12,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from tiny_graphs import branch, collected, condition, const, graph, item, loop, oneof, param, reads, run_code, step
+from tiny_graphs import branch, collected, condition, const, graph, item, loop, param, reads, run_code, step
 from tiny_graphs import task, truth
 
 from kale_like.graph.model import Output, Parameter, Ref, Step
 from kale_like.graph.types import JSON
 from kale_like.graph.model import Test as BranchTest
 from kale_like.lowering import PASSES
+from kale_like.lowering.branch_values import branch_values_handed_on
 from kale_like.lowering.expressions import expressions_as_steps
 from kale_like.lowering.kfp_conditions import conditions_kfp_states
 
@@ -87,7 +88,8 @@ def test_a_condition_whose_branches_feed_a_oneof_has_single_comparisons():
     both = BranchTest("and", tests=(compare(">", param("n"), const(0)), compare("<", param("n"), const(9))))
     g = graph(condition("if-1", branch(both, step("a", makes=("result",))),
                         branch(None, step("b", makes=("result",)))),
-              step("use", reads("v", oneof(task("a"), task("b")), "int")), parameters=(N,))
+              step("use", reads("v", Ref("oneof", "if-1", "v", options=(task("a"), task("b"))), "int")),
+              parameters=(N,))
     made, lowered, use = conditions_kfp_states(g).body
     assert lowered.branches[0].test == chosen("test") and use == g.body[1]
     assert run_code(made, n=3) == {"result": True} and run_code(made, n=9) == {"result": False}
@@ -105,4 +107,4 @@ def test_collected_values_and_oneofs_are_read_by_the_step():
 
 
 def test_the_pass_runs_after_expressions_and_before_the_loop_passes():
-    assert PASSES[:2] == (expressions_as_steps, conditions_kfp_states)
+    assert PASSES[:3] == (expressions_as_steps, branch_values_handed_on, conditions_kfp_states)

@@ -338,9 +338,8 @@ class BodyBase:
             return next((v.type for v in self.env.names.values() if isinstance(v, Value) and v.ref == ref), ANY)
         if ref.kind == "task":
             return self.state.output_types.get((ref.source, ref.output), ANY)
-        if ref.kind == "oneof":
-            kinds = {self.state.output_types.get((o.source, o.output), ANY) for o in ref.options}
-            return kinds.pop() if len(kinds) == 1 else ANY
+        if ref.kind == "oneof":  # its options' one type (see ConditionCompiler._merge_branches)
+            return next((v.type for v in self.env.names.values() if isinstance(v, Value) and v.ref == ref), ANY)
         if ref.kind == "item":
             for bound in self.env.names.values():
                 if isinstance(bound, Value) and bound.ref == ref:

@@ -9,14 +9,12 @@ tests; an `elif`'s computes it only when no earlier test holds, as Python does.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import libcst as cst
 
 from kale_like.frontends.pipeline_body_base import _COMPARE, BodyBase, _NotNative, _text
 from kale_like.frontends.pipeline_values import PRIMITIVES, Partial, Scope, Value, literal
 from kale_like.graph.conditions import ConditionError, normalize
-from kale_like.graph.model import Branch, Comparison, Condition, Node, Output, Ref, Test, TestOp
+from kale_like.graph.model import Branch, Comparison, Condition, Node, Ref, Test, TestOp
 
 
 class ConditionCompiler(BodyBase):
@@ -49,33 +47,13 @@ class ConditionCompiler(BodyBase):
             self.env.names = dict(before)
             branches.append(Branch(test, tuple(nodes)))
         self.env.names = saved
-        shared = _assigned_in_every_branch(branches, bound_per_branch)
-        branches = self._hand_over(node, branches, bound_per_branch, shared, condition_id, scope)
-        self._merge_branches(node, branches, bound_per_branch, scope)
+        self._merge_branches(node, condition_id, branches, bound_per_branch, scope)
         return helpers + [Condition(condition_id, tuple(branches), self.module.where(node))]
 
-    def _hand_over(self, node: cst.CSTNode, branches: list[Branch], bound_per_branch: list[dict[str, Value]],
-                   shared: list[str], condition_id: str, scope: Scope) -> list[Branch]:
-        """A name every branch assigns, where a branch gives it a constant, a parameter or a loop item
-        (`mode = "fast"` / `mode = "safe"`): the branch ends with a generated step that hands the value
-        on, so the value after the if is the output of whichever step ran (a OneOf)."""
-        where = self.module.where(node)
-        result = list(branches)
-        for index, bound in enumerate(bound_per_branch):
-            added: list[Node] = []
-            inner: Scope = scope + (("branch", condition_id, str(index)),)
-            for name in shared:
-                value = bound[name]
-                if value.ref.kind == "task" and value.scope[:len(inner)] == inner:
-                    continue  # made in this branch (a value made before the if is handed on too)
-                made = self.computed(node, f"{name} = value\n", {"value": value}, (Output(name, value.type),),
-                                     f"{name}_value")
-                bound[name] = Value(Ref("task", made.name, name), value.type, inner, where.line or 0)
-                added.append(made)
-            result[index] = replace(result[index], body=result[index].body + tuple(added))
-        return result
-
-    def _merge_branches(self, node, branches, bound_per_branch, scope: Scope) -> None:
+    def _merge_branches(self, node, condition_id: str, branches, bound_per_branch, scope: Scope) -> None:
+        """A name every branch of an if/elif/else assigns is, after the if, whichever value the branch that
+        ran gave it: a OneOf of the values, in branch order (lowering/branch_values.py hands on those no
+        task of the branch made)."""
         has_else = branches[-1].test is None
         names = set().union(*(b.keys() for b in bound_per_branch)) if bound_per_branch else set()
         line = self.module.where(node).line or 0
@@ -84,16 +62,14 @@ class ConditionCompiler(BodyBase):
             if not has_else or any(v is None for v in values):
                 self.env.names[name] = Partial(line)
                 continue
-            if any(v.ref.kind != "task" for v in values):
-                self.env.names[name] = Partial(line)
-                continue
-            types = {self.state.output_types.get((v.ref.source, v.ref.output), v.type) for v in values}
+            types = {self._known_type(v) for v in values}
             if len(types) != 1:
                 self.env.names[name] = Partial(line, "its branches give it values of different types "
                                                      f"({', '.join(sorted(types))}), which KFP's OneOf refuses")
                 continue
             kind = types.pop()
-            self.env.names[name] = Value(Ref("oneof", options=tuple(v.ref for v in values)), kind, scope, line)
+            options = tuple(v.ref for v in values)
+            self.env.names[name] = Value(Ref("oneof", condition_id, name, options=options), kind, scope, line)
 
     def test(self, node: cst.BaseExpression, scope: Scope, earlier: tuple[Test, ...] = ()) -> Test:
         """An if's test (`earlier`: the tests of the chain's branches before it). Comparisons, truth
@@ -168,14 +144,6 @@ class ConditionCompiler(BodyBase):
                         "use ==, !=, <, <=, >, >=, in or not in")
         right = self.value(target.comparator, scope)
         return Test(_COMPARE[operator], (left.ref, right.ref))
-
-
-def _assigned_in_every_branch(branches: list[Branch], bound_per_branch: list[dict[str, Value]]) -> list[str]:
-    """Names an if/elif/else chain with an else assigns in every branch (a OneOf after it)."""
-    if not branches or branches[-1].test is not None:
-        return []
-    names = set.intersection(*(set(bound) for bound in bound_per_branch))
-    return sorted(names)
 
 
 def _matchable(options, kind: str) -> list:

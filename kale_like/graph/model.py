@@ -54,7 +54,9 @@ class Ref:
     kind: `task` (output `output` of step/call `source`), `parameter` (pipeline parameter
     `source`), `item` (the current item of loop `source`, or its field `output`), `constant`
     (`value`), `collected` (every iteration's output `output` of `source`, as a list), `oneof`
-    (whichever of `options` ran), `final_status` (the pipeline's outcome, for an exit step).
+    (the value the name `output` has after the if/elif/else `source`: whichever of `options`, one per
+    branch in order, the branch that ran gave it), `final_status` (the pipeline's outcome, for an exit
+    step).
     """
 
     kind: RefKind

@@ -7,9 +7,10 @@ from typing import Callable
 
 from kale_like.errors import SourceLocation
 from kale_like.graph.model import (
-    ANY, CodeBlock, Condition, Input, Loop, Node, Output, PipelineCall, Ref, Step, StepGraph, StepSettings, Test,
-    walk,
+    ANY, CodeBlock, Condition, Expression, Input, Loop, Node, Output, PipelineCall, Ref, Step, StepGraph,
+    StepSettings, Test, walk,
 )
+from kale_like.graph.types import PARAMETER_TYPES, list_of
 
 BodyRewrite = Callable[[tuple[Node, ...]], tuple[Node, ...]]
 
@@ -103,6 +104,49 @@ def all_refs(graph: StepGraph) -> list[Ref]:
         steps = []
     found += [ref for ref in [graph.returns] + [sub.returns for sub in graph.subpipelines] if ref is not None]
     return [ref for ref in found if ref.kind != "constant"]
+
+
+def map_refs(graph: StepGraph, change: Callable[[Ref], Ref]) -> StepGraph:
+    """The graph with every value it reads (`all_refs`: task inputs, loop lists, tests' operands,
+    returned values) replaced by `change(ref)`."""
+
+    def inputs(values: tuple[Input, ...]) -> tuple[Input, ...]:
+        return tuple(replace(value, ref=change(value.ref)) for value in values)
+
+    def test(tested: Test) -> Test:
+        return replace(tested, operands=tuple(change(ref) for ref in tested.operands),
+                       tests=tuple(test(inner) for inner in tested.tests))
+
+    def node(item: Node) -> Node:
+        if isinstance(item, (Step, PipelineCall, Expression)):
+            return replace(item, inputs=inputs(item.inputs))
+        if isinstance(item, Loop):
+            return replace(item, items=change(item.items))
+        if isinstance(item, Condition):
+            return replace(item, branches=tuple(replace(b, test=None if b.test is None else test(b.test))
+                                                for b in item.branches))
+        return item
+
+    def returned(ref: Ref | None) -> Ref | None:
+        return None if ref is None else change(ref)
+
+    changed = rewrite_bodies(graph, lambda body: tuple(node(item) for item in body))
+    subpipelines = tuple(replace(sub, returns=returned(sub.returns)) for sub in changed.subpipelines)
+    exit_step = None if graph.exit_step is None else replace(graph.exit_step, inputs=inputs(graph.exit_step.inputs))
+    return replace(changed, subpipelines=subpipelines, returns=returned(changed.returns), exit_step=exit_step)
+
+
+def value_type(graph: StepGraph, ref: Ref) -> str:
+    """The type of the value `ref` names, for a step that receives it (`type_of`, and a constant's
+    own type, a collected list's, a OneOf's when its options agree)."""
+    if ref.kind == "constant":
+        return type(ref.value).__name__ if type(ref.value).__name__ in PARAMETER_TYPES else ANY
+    if ref.kind == "collected":
+        return list_of(type_of(graph, replace(ref, kind="task")))
+    if ref.kind == "oneof":
+        kinds = {value_type(graph, option) for option in ref.options}
+        return kinds.pop() if len(kinds) == 1 else ANY
+    return type_of(graph, ref)
 
 
 def type_of(graph: StepGraph, ref: Ref) -> str:

@@ -24,11 +24,11 @@ from dataclasses import replace
 
 from kale_like.graph.conditions import COMPARISONS, ConditionError, is_atom, normalize, python_text
 from kale_like.graph.model import (
-    ANY, Branch, Condition, Input, Node, Output, PipelineCall, Ref, Step, StepGraph, Test, unique_name, walk,
+    Branch, Condition, Input, Node, Output, Ref, Step, StepGraph, Test, unique_name,
 )
-from kale_like.graph.types import PARAMETER_TYPES, SCALARS, list_of
+from kale_like.graph.types import SCALARS
 from kale_like.lowering.expressions import writable
-from kale_like.lowering.graph_edit import all_bodies, generated_step, name_part, rewrite_bodies, task_names, type_of
+from kale_like.lowering.graph_edit import all_refs, generated_step, name_part, rewrite_bodies, task_names, type_of, value_type
 
 RESULT = "result"
 
@@ -95,24 +95,13 @@ def _test_step(graph: StepGraph, test: Test, earlier: tuple[Test, ...], name: st
             if known.ref == ref:
                 return known.name
         named = unique_name(_base(ref), set(inputs) | {RESULT, "bool"})
-        inputs[named] = Input(named, ref, _input_type(graph, ref))
+        inputs[named] = Input(named, ref, value_type(graph, ref))
         return named
 
     guards = [f"not ({python_text(t, operand)})" for t in earlier]
     code = f"{RESULT} = {' and '.join(guards + [python_text(test, operand)])}\n"
     step = generated_step(name, code, tuple(inputs.values()), (Output(RESULT, "bool"),), condition.location)
     return replace(step, from_expression=True)  # the user's own test: it runs where the user's steps would
-
-
-def _input_type(graph: StepGraph, ref: Ref) -> str:
-    if ref.kind == "constant":
-        return type(ref.value).__name__ if type(ref.value).__name__ in PARAMETER_TYPES else ANY
-    if ref.kind == "collected":
-        return list_of(type_of(graph, replace(ref, kind="task")))
-    if ref.kind == "oneof":
-        kinds = {type_of(graph, option) for option in ref.options}
-        return kinds.pop() if len(kinds) == 1 else ANY
-    return type_of(graph, ref)
 
 
 def _base(ref: Ref) -> str:
@@ -130,12 +119,9 @@ def _atoms(test: Test) -> list[Test]:
 
 
 def _oneof_sources(graph: StepGraph) -> set[str]:
-    """The tasks whose results a OneOf chooses between, anywhere in the graph."""
-    refs = [value.ref for body in all_bodies(graph) for node in walk(body)
-            if isinstance(node, (Step, PipelineCall)) for value in node.inputs]
-    refs += [ref for ref in [graph.returns] + [sub.returns for sub in graph.subpipelines] if ref is not None]
-    return {option.source for ref in refs if ref.kind == "oneof" for option in ref.options}
+    """The conditions whose branches a OneOf chooses between (a OneOf's `source`), anywhere in the graph."""
+    return {ref.source for ref in all_refs(graph) if ref.kind == "oneof"}
 
 
 def _feeds_oneof(condition: Condition, chosen: set[str]) -> bool:
-    return any(getattr(node, "name", None) in chosen for branch in condition.branches for node in walk(branch.body))
+    return condition.id in chosen
