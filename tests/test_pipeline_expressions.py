@@ -213,3 +213,13 @@ def test_a_filtering_loop_runs_over_the_items_that_pass():
     assert {"k_items", "k_items_2"} <= sources
     filtered = [node for node in walk(graph.body) if isinstance(node, Expression) and node.name == "k_items"]
     assert filtered[0].code == "items = list([k for k in ks if k > 2])\n"
+
+
+def test_the_summary_lists_what_the_body_computes_between_the_steps(capsys):
+    from kale_like.surfaces.cli import main
+
+    assert main([str(SOURCE), "--pipeline", "values"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("pipeline values: 12 steps, 9 computed values, ")
+    assert lines[1].split() == ["path", "computes:", "path", "=", 'f"s3://{bucket}/v{version}/train.csv"']
+    assert lines[2].split() == ["show", "after:", "path"]  # in body order: what a step reads comes first

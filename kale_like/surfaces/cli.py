@@ -316,10 +316,15 @@ def _compile(graph, source: Path, args: argparse.Namespace):
 
 
 def _summary(graph) -> None:
-    print(f"pipeline {graph.settings.name}: {len(graph.steps)} steps, {len(graph.parameters)} parameters")
-    for step in graph.steps:
-        parents = ", ".join(step.upstream) or "-"
-        print(f"  {step.name:<24} after: {parents}")
+    from kale_like.graph.model import Expression, Step, walk
+
+    computed = f", {len(graph.expressions)} computed values" if graph.expressions else ""
+    print(f"pipeline {graph.settings.name}: {len(graph.steps)} steps{computed}, {len(graph.parameters)} parameters")
+    for node in walk(graph.body):
+        if isinstance(node, Step):
+            print(f"  {node.name:<24} after: {', '.join(node.upstream) or '-'}")
+        elif isinstance(node, Expression):  # computed between the steps (a small generated step on a cluster)
+            print(f"  {node.name:<24} computes: {node.code.strip().splitlines()[-1]}")
     if graph.exit_step is not None:
         print(f"  {graph.exit_step.name:<24} last, whatever happened (exit handler)")
     print("add --kfp to compile it")
