@@ -76,3 +76,14 @@ def test_running_a_notebook_locally_imports_no_client(tmp_path, backend):
     modules = _imported(tmp_path, str(notebook), "--run", "--backend", backend, "-q")
     assert "kfp.dsl.executor" in modules  # the step ran in this process's kfp
     assert _heavy(modules) == []
+
+
+def test_the_versions_in_the_compile_cache_key_are_those_importlib_metadata_finds():
+    """The compiled-YAML cache key reads the writers' versions from their dist-info folders (importing
+    importlib.metadata costs a fifth of a small compile); they must be the installed ones."""
+    import importlib.metadata
+
+    from kale_like.backends.kfp import compile as kfp_compile
+
+    names = ("kfp", "kfp-kubernetes", "kfp-pipeline-spec", "protobuf", "PyYAML")
+    assert kfp_compile._installed_versions(names) == {name: importlib.metadata.version(name) for name in names}

@@ -20,7 +20,6 @@ import contextlib
 import functools
 import glob
 import hashlib
-import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -121,13 +120,49 @@ def _read_shape(path: Path | None) -> WorkflowShape | None:
 def writer_versions() -> str:
     """The versions of what turns a module into YAML bytes (part of the cache key)."""
     names = ("kfp", "kfp-kubernetes", "kfp-pipeline-spec", "protobuf", "PyYAML")
+    found = _installed_versions(names)
     versions = []
     for name in names:
-        try:
-            versions.append(f"{name}={importlib.metadata.version(name)}")
-        except importlib.metadata.PackageNotFoundError:
-            versions.append(f"{name}=-")
+        version = found.get(name) or _metadata_version(name)
+        versions.append(f"{name}={version}")
     return ";".join(versions + [f"python={sys.version_info[0]}.{sys.version_info[1]}"])
+
+
+def _installed_versions(names: tuple[str, ...]) -> dict[str, str]:
+    """Versions read from the `NAME-VERSION.dist-info` folders of the first `sys.path` entry holding
+    each, as `importlib.metadata` finds them for a package installed by pip; importing
+    `importlib.metadata` itself costs ~20 ms, a fifth of a small compile."""
+    wanted = {_normalized(name): name for name in names}
+    found: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            listed = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for folder in listed:
+            if not folder.endswith(".dist-info") or "-" not in folder:
+                continue
+            project, _, version = folder[: -len(".dist-info")].partition("-")
+            name = wanted.get(_normalized(project))
+            if name is not None and name not in found:
+                found[name] = version
+        if len(found) == len(wanted):
+            break
+    return found
+
+
+def _normalized(name: str) -> str:
+    return name.lower().replace("-", "_").replace(".", "_")
+
+
+def _metadata_version(name: str) -> str:
+    """The version `importlib.metadata` finds (an egg or an editable install), or '-'."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "-"
 
 
 def _kept_path(source: str) -> Path | None:
