@@ -223,3 +223,8 @@ def test_the_summary_lists_what_the_body_computes_between_the_steps(capsys):
     assert lines[0].startswith("pipeline values: 12 steps, 9 computed values, ")
     assert lines[1].split() == ["path", "computes:", "path", "=", 'f"s3://{bucket}/v{version}/train.csv"']
     assert lines[2].split() == ["show", "after:", "path"]  # in body order: what a step reads comes first
+
+
+def test_loops_carry_their_head_as_written_for_whoever_draws_the_graph():
+    headers = [loop.header for loop in walk(python_to_graph(SOURCE, "loops").body) if isinstance(loop, Loop)]
+    assert headers[:3] == ["for i, k in enumerate(ks)", "for j in range(n)", "for k, name in zip(ks, names)"]

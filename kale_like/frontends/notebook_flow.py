@@ -66,7 +66,8 @@ def apply_flow(steps: list[Step], tags_of: dict, code_reads: dict[str, set[str]]
             node = Condition(f"when-{step.name}", (Branch(tests[step.name][0], (node,)),), tests[step.name][1])
         if step.name in loops:
             _, ref, item_type = loops[step.name]
-            node = Loop(f"foreach-{step.name}", ref, item_type, (node,), step.location, flow.get("parallelism"))
+            node = Loop(f"foreach-{step.name}", ref, item_type, (node,), step.location, flow.get("parallelism"),
+                        header=f"for {loops[step.name][0]} in {flow['foreach'][1]}")
         body.append(node)
     return tuple(body)
 

@@ -179,6 +179,7 @@ class Loop:
     parallelism: int | None = None
     # a loop unpacking its items (`for i, x in enumerate(xs)`) runs over records: each field's name and type
     fields: tuple[Output, ...] = ()
+    header: str = ""  # the loop as the user wrote it (`for i, x in enumerate(xs)`), for whoever shows the graph
 
 
 Comparison = Literal["==", "!=", "<", "<=", ">", ">="]
@@ -403,7 +404,7 @@ def _node_json(node: Node) -> dict[str, Any]:
         return {"kind": kind, "name": node.name}
     if isinstance(node, Loop):
         return {"kind": kind, "id": node.id, "items": asdict(node.items), "parallelism": node.parallelism,
-                "body": [_node_json(n) for n in node.body]}
+                "header": node.header, "body": [_node_json(n) for n in node.body]}
     if isinstance(node, Condition):
         return {"kind": kind, "id": node.id, "branches": [
             {"test": asdict(b.test) if b.test else None, "body": [_node_json(n) for n in b.body]}

@@ -361,8 +361,11 @@ def _item_names(steps: list[dict]) -> dict[tuple[str, str], list[str]]:
 
 
 def _loop_label(node: dict, names: list[str]) -> str:
+    """The loop as its author wrote it (the graph's `header`), else made from what its steps read."""
     items = _ref_text(node.get("items") or {})
     limit = f", {node['parallelism']} at a time" if node.get("parallelism") else ""
+    if node.get("header"):
+        return node["header"] + limit
     return (f"for {', '.join(names)} in {items}" if names else f"for each of {items}") + limit
 
 
