@@ -103,8 +103,9 @@ def test_compiled_notebook_components_carry_lineage(repo, tmp_path, capsys):
     ir = compile_ir(source, tmp_path)
     hashes = code_hashes(source, capsys)
     head = git("rev-parse", "HEAD", cwd=repo)
-    for task, step, cell, parameters in (("make-rows", "make_rows", "1", {"n", "tag_value"}),
-                                          ("count-rows", "count_rows", "2", set())):
+    # cells numbered from 1, as JupyterLab shows them (the notebook's first cell holds the parameters)
+    for task, step, cell, parameters in (("make-rows", "make_rows", "2", {"n", "tag_value"}),
+                                          ("count-rows", "count_rows", "3", set())):
         lineage = component_lineage(ir, task)
         assert LINEAGE_KEYS | {"notebook_cells"} == set(lineage), lineage
         assert lineage["source"] == "pipelines/lineage.ipynb"

@@ -194,7 +194,8 @@ def _lineage(graph: StepGraph, step: Step, shared: bool = False) -> dict[str, st
     A shared component leaves out the step's name, which the runtime adds."""
     from kale_like import __version__
 
-    cells = [str(b.location.cell_index) for b in step.code if b.location.cell_index is not None]
+    # numbered from 1, as JupyterLab shows the cells (cell_index counts from 0 in the notebook's list)
+    cells = [str(b.location.cell_index + 1) for b in step.code if b.location.cell_index is not None]
     where = f"{step.code[0].location.path.split('/')[-1]}:{step.code[0].location.line}"
     origin = {"notebook_cells": ",".join(cells)} if cells else {"function": f"{step.function} ({where})"
                                                                 if step.function else where}

@@ -9,8 +9,7 @@ Tables: `runs`; `tasks` (one per task of a run, `label` as KFP names it: `pick-b
 code is: `notebook_cells`, the cells numbered from 1 as JupyterLab shows them, `1,3`, or `function`,
 the Python function and its file and line); `artifacts` (with content hashes); `events` (which task
 read or wrote which artifact). The steps come from the lineage metadata each compiled component
-carries (`backends/kfp/components.py`), whose `notebook_cells` are the cells' 0-based positions in
-the notebook's list of cells.
+carries (`backends/kfp/components.py`), whose `notebook_cells` are numbered the same way.
 """
 
 from __future__ import annotations
@@ -126,6 +125,6 @@ def step_origins(ir) -> list[tuple[str, str, str, str]]:
             lineage = None
         if not isinstance(lineage, dict):
             continue
-        cells = [int(cell) + 1 for cell in str(lineage.get("notebook_cells", "")).split(",") if cell.strip().isdigit()]
-        found.append((name, str(lineage.get("step", "")), ",".join(map(str, cells)), str(lineage.get("function", ""))))
+        cells = [cell.strip() for cell in str(lineage.get("notebook_cells", "")).split(",") if cell.strip().isdigit()]
+        found.append((name, str(lineage.get("step", "")), ",".join(cells), str(lineage.get("function", ""))))
     return found
