@@ -2,7 +2,8 @@
 
 The kfp client blocks on a host that never answers, retries a 404 health check for 25 s when
 constructed with the default namespace, and raises urllib3 errors that are not `ApiException`.
-Here every network call has a bounded timeout, a health check with a short timeout runs first, and
+Here every call to the server is waited for at most a bounded time (nothing of the client is
+changed: the call runs in a thread of its own), a health check with a short timeout runs first, and
 every failure becomes one `DeployError` naming the host, what failed and what to check. The token
 is passed to the client only: never printed, never written to the YAML or the lineage.
 """
@@ -10,12 +11,14 @@ is passed to the client only: never printed, never written to the YAML or the li
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 TERMINAL_STATES = ("SUCCEEDED", "FAILED", "SKIPPED", "CANCELED", "CANCELLED")
 
@@ -90,43 +93,19 @@ def _auth_headers(target: KfpTarget) -> dict[str, str]:
 
 
 def connect(target: KfpTarget):
-    """A kfp Client whose every request has a timeout (after a short health check)."""
+    """A kfp Client (after a short health check); every call through `_call` is bounded in time."""
+    health_check(target)
+    return _call(target, "connecting", _client, target)
+
+
+def _client(target: KfpTarget):
     import warnings
 
-    health_check(target)
-    import urllib3
     from kfp.client import Client  # not kfp.Client: kfp may be imported without it (sdk_import.py)
 
-    import kfp_server_api.rest as rest
-
-    timeout = (min(target.timeout, 10.0), target.timeout)
-    original = rest.RESTClientObject.request
-    # kfp_server_api sends every request with timeout=None, which overrides any pool default: give
-    # each request a timeout, during the client's own construction (it may call /healthz) and after.
-    rest.RESTClientObject.request = _with_timeout(original, timeout)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            client = Client(host=target.host, namespace=target.namespace or "kubeflow",
-                                existing_token=target.token)
-    except Exception as error:  # the client raises urllib3 and its own error types
-        raise _translate(error, target, "connecting") from None
-    finally:
-        rest.RESTClientObject.request = original
-    for api in (client._run_api, client._experiment_api, client._pipelines_api, client._upload_api,
-                client._recurring_run_api):
-        rest_client = api.api_client.rest_client
-        rest_client.request = _with_timeout(rest_client.request, timeout)
-        rest_client.pool_manager.connection_pool_kw["retries"] = urllib3.Retry(
-            total=2, connect=2, read=0, backoff_factor=0.2)
-    return client
-
-
-def _with_timeout(request, timeout):
-    def bounded(*args, _request_timeout=None, **kwargs):
-        return request(*args, _request_timeout=_request_timeout or timeout, **kwargs)
-
-    return bounded
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return Client(host=target.host, namespace=target.namespace or "kubeflow", existing_token=target.token)
 
 
 def _translate(error: Exception, target: KfpTarget, action: str) -> DeployError:
@@ -158,12 +137,32 @@ def _error_body(error: Exception) -> str:
 
 
 def _call(target: KfpTarget, action: str, function, *args, **kwargs):
-    try:
-        return function(*args, **kwargs)
-    except DeployError:
-        raise
-    except Exception as error:  # every client failure becomes one clear message
+    """`function(*args, **kwargs)`, waited for at most the target's timeout, any failure one DeployError.
+
+    kfp_server_api sends every request without a timeout (a host that stops answering blocks it for
+    good) and kfp's Client offers no way to give one. So the call runs in a thread of its own, which
+    this one stops waiting for at the deadline: the thread is left to end with its socket, or with the
+    process (it is a daemon)."""
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["value"] = function(*args, **kwargs)
+        except BaseException as error:  # handed to the waiting thread, which reports it
+            outcome["error"] = error
+
+    worker = threading.Thread(target=work, name=f"kfp: {action}", daemon=True)
+    worker.start()
+    worker.join(target.timeout)
+    if worker.is_alive():
+        raise DeployError(f"{target.host}: {action} timed out after {target.timeout:g} s", False,
+                          "the server is slow or unreachable; try --timeout or check the network")
+    error = outcome.get("error")
+    if isinstance(error, DeployError):
+        raise error
+    if error is not None:  # every client failure becomes one clear message
         raise _translate(error, target, action) from None
+    return outcome["value"]
 
 
 def upload(client, target: KfpTarget, yaml_path: Path, name: str, description: str = "",
