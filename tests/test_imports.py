@@ -87,3 +87,18 @@ def test_the_versions_in_the_compile_cache_key_are_those_importlib_metadata_find
 
     names = ("kfp", "kfp-kubernetes", "kfp-pipeline-spec", "protobuf", "PyYAML")
     assert kfp_compile._installed_versions(names) == {name: importlib.metadata.version(name) for name in names}
+
+
+def test_a_script_using_kale_like_keeps_kfp_client(tmp_path):
+    """Only the command line's own process imports kfp without its client: a user's script that
+    compiles with kale_like and then uploads with `kfp.Client` finds it where kfp always puts it."""
+    script = tmp_path / "upload.py"
+    script.write_text(
+        "from kale_like import compile, pipeline, step\n\n\n"
+        "@step\ndef hello(name: str) -> str:\n    return name\n\n\n"
+        "@pipeline\ndef main(name: str = 'x'):\n    hello(name)\n\n\n"
+        "if __name__ == '__main__':\n    compile(main)\n    import kfp\n    print(hasattr(kfp, 'Client'))\n",
+        encoding="utf-8")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"

@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    from kale_like.backends.kfp.sdk_import import without_client
+
+    without_client()  # nothing of the user's runs in this process but steps, which see kfp as on a cluster
     if argv[:1] == ["lineage"]:
         from kale_like.surfaces.lineage_cli import lineage_main
 
