@@ -25,7 +25,9 @@ from kale_like.frontends.pipeline_values import (
 from kale_like.frontends.python_module import Decorated, PythonModule
 from kale_like.graph.conditions import python_text
 from kale_like.graph.types import is_parameter_type, list_of, outer
-from kale_like.graph.model import ANY, Comparison, Expression, Input, Node, Output, Parameter, Ref, Step, Test, unique_name
+from kale_like.graph.model import (
+    ANY, Comparison, Expression, Input, Node, Output, Parameter, Ref, Step, TakenNames, Test, unique_name,
+)
 
 _COMPARE: dict[type[cst.BaseCompOp], Comparison] = {cst.Equal: "==", cst.NotEqual: "!=", cst.LessThan: "<", cst.LessThanEqual: "<=",
             cst.GreaterThan: ">", cst.GreaterThanEqual: ">="}
@@ -46,7 +48,7 @@ class ProgramState:
 
     module: PythonModule
     errors: list[KaleLikeError]
-    taken: set[str] = field(default_factory=set)
+    taken: set[str] = field(default_factory=TakenNames)
     output_types: dict[tuple[str, str], str] = field(default_factory=dict)
     compiled: dict[str, CompiledPipeline] = field(default_factory=dict)
     compiling: list[str] = field(default_factory=list)

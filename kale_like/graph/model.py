@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Literal, Union
 
 from kale_like.errors import SourceLocation
@@ -369,11 +369,22 @@ class StepGraph:
         return json.dumps(document, indent=2, sort_keys=True, default=str)
 
 
+class TakenNames(set[str]):
+    """Names in use, remembering per base the number `unique_name` tries next: names are only ever
+    added, so the numbers below it stay taken, and naming n steps alike costs n tries, not n²/2."""
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        super().__init__(names)
+        self.next_number: dict[str, int] = {}
+
+
 def unique_name(base: str, taken: set[str]) -> str:
     """`base`, or `base_2`, `base_3`, ... whichever is free; the name is then taken."""
-    candidate, number = base, 2
-    while candidate in taken:
-        candidate, number = f"{base}_{number}", number + 1
+    number = taken.next_number.get(base, 1) if isinstance(taken, TakenNames) else 1  # 1: `base` itself
+    while (candidate := base if number == 1 else f"{base}_{number}") in taken:
+        number += 1
+    if isinstance(taken, TakenNames):
+        taken.next_number[base] = number + 1
     taken.add(candidate)
     return candidate
 

@@ -17,7 +17,7 @@ from kale_like.graph.model import (
     Branch, Condition, Expression, Input, Node, Output, Ref, StepGraph, unique_name, walk,
 )
 from kale_like.lowering.expressions import as_step
-from kale_like.lowering.graph_edit import all_bodies, all_refs, map_refs, rewrite_bodies, task_names, value_type
+from kale_like.lowering.graph_edit import Types, all_bodies, all_refs, map_refs, rewrite_bodies, task_names
 
 
 def branch_values_handed_on(graph: StepGraph) -> StepGraph:
@@ -27,6 +27,7 @@ def branch_values_handed_on(graph: StepGraph) -> StepGraph:
     if not chosen:
         return graph
     taken = task_names(graph)
+    types = Types(graph)
     added: dict[str, list[list[Node]]] = {}  # condition id -> steps to add at the end of each branch
     replaced: dict[tuple[str, str], Ref] = {}
     conditions = {node.id: node for body in all_bodies(graph) for node in walk(body) if isinstance(node, Condition)}
@@ -39,8 +40,8 @@ def branch_values_handed_on(graph: StepGraph) -> StepGraph:
                 options.append(option)
                 continue
             name = unique_name(f"{ref.output}_value", taken)
-            made = Expression(name, f"{ref.output} = value\n", (Input("value", option, value_type(graph, option)),),
-                              (Output(ref.output, value_type(graph, option)),), condition.location)
+            made = Expression(name, f"{ref.output} = value\n", (Input("value", option, types.value(option)),),
+                              (Output(ref.output, types.value(option)),), condition.location)
             steps[index].append(as_step(made))
             options.append(Ref("task", name, ref.output))
         replaced[key] = replace(ref, options=tuple(options))

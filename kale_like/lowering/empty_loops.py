@@ -33,7 +33,7 @@ from kale_like.graph.model import (
 )
 from kale_like.graph.types import JSON, is_json, is_list
 from kale_like.lowering.graph_edit import (
-    all_bodies, generated_step, name_part, rewrite_bodies, rewrite_body, rewrite_loops, task_names, type_of,
+    all_bodies, generated_step, name_part, rewrite_bodies, rewrite_body, rewrite_loops, task_names, Types,
 )
 
 RUN_IF = "_kl_run_if"  # the step's code runs only when every input named so is true (see _kl_run_step)
@@ -59,7 +59,8 @@ def guard_empty_loops(graph: StepGraph) -> StepGraph:
     if not plan.reads:
         return graph
     taken = task_names(graph)
-    guarded = rewrite_loops(graph, lambda loop: _run_at_least_once(graph, loop, plan, taken)
+    types = Types(graph)
+    guarded = rewrite_loops(graph, lambda loop: _run_at_least_once(types, loop, plan, taken)
                             if loop.id in plan.reads else None)
     guarded = _tell_nested(guarded, plan.told_pipelines)
     return rewrite_bodies(guarded, lambda body: tuple(_flagged_reader(node, plan) for node in body))
@@ -140,10 +141,10 @@ def _loops_around(body: tuple[Node, ...], enclosing: tuple[str, ...] = ()) -> di
     return found
 
 
-def _run_at_least_once(graph: StepGraph, loop: Loop, plan: _Plan, taken: set[str]) -> list[Node]:
+def _run_at_least_once(types: Types, loop: Loop, plan: _Plan, taken: set[str]) -> list[Node]:
     """Two generated steps (one output each: kfp.local cannot loop over one of several outputs) and the
     loop over the first one's list, each task of its body told whether the items are real."""
-    kind = type_of(graph, loop.items)
+    kind = types.of(loop.items)
     kind = kind if is_list(kind) else f"list:{loop.item_type}"
     base = name_part(loop.id)
     filler = _filler(loop)

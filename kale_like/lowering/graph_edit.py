@@ -8,7 +8,7 @@ from typing import Callable
 from kale_like.errors import SourceLocation
 from kale_like.graph.model import (
     ANY, CodeBlock, Condition, Expression, Input, Loop, Node, Output, PipelineCall, Ref, Step, StepGraph,
-    StepSettings, Test, walk,
+    StepSettings, TakenNames, Test, walk,
 )
 from kale_like.graph.types import PARAMETER_TYPES, list_of
 
@@ -49,10 +49,10 @@ def rewrite_loops(graph: StepGraph, rewrite: Callable[[Loop], list[Node] | None]
     return rewrite_bodies(graph, visit)
 
 
-def task_names(graph: StepGraph) -> set[str]:
+def task_names(graph: StepGraph) -> TakenNames:
     """Every step and nested-pipeline call name in the graph (a new step must not take one)."""
     bodies = [graph.body] + [sub.body for sub in graph.subpipelines]
-    names = {node.name for body in bodies for node in walk(body) if isinstance(node, (Step, PipelineCall))}
+    names = TakenNames(node.name for body in bodies for node in walk(body) if isinstance(node, (Step, PipelineCall)))
     if graph.exit_step is not None:
         names.add(graph.exit_step.name)
     return names
@@ -136,32 +136,42 @@ def map_refs(graph: StepGraph, change: Callable[[Ref], Ref]) -> StepGraph:
     return replace(changed, subpipelines=subpipelines, returns=returned(changed.returns), exit_step=exit_step)
 
 
-def value_type(graph: StepGraph, ref: Ref) -> str:
-    """The type of the value `ref` names, for a step that receives it (`type_of`, and a constant's
-    own type, a collected list's, a OneOf's when its options agree)."""
-    if ref.kind == "constant":
-        return type(ref.value).__name__ if type(ref.value).__name__ in PARAMETER_TYPES else ANY
-    if ref.kind == "collected":
-        return list_of(type_of(graph, replace(ref, kind="task")))
-    if ref.kind == "oneof":
-        kinds = {value_type(graph, option) for option in ref.options}
-        return kinds.pop() if len(kinds) == 1 else ANY
-    return type_of(graph, ref)
+class Types:
+    """The declared types of a graph's values, indexed once: a pass asking for many types walks the
+    graph once, not once a question (that made lowering quadratic in the size of the graph)."""
 
+    def __init__(self, graph: StepGraph) -> None:
+        self.parameters: dict[str, str] = {}
+        for parameter in list(graph.parameters) + [p for sub in graph.subpipelines for p in sub.parameters]:
+            self.parameters.setdefault(parameter.name, parameter.type)
+        self.loops: dict[str, Loop] = {}
+        self.outputs: dict[str, dict[str, str]] = {}  # task -> its outputs' types
+        for body in all_bodies(graph):
+            for node in walk(body):
+                if isinstance(node, Loop):
+                    self.loops.setdefault(node.id, node)
+                elif isinstance(node, (Step, PipelineCall)):
+                    self.outputs.setdefault(node.name, {o.name: o.type for o in node.outputs})
 
-def type_of(graph: StepGraph, ref: Ref) -> str:
-    """The declared type of the value `ref` names (ANY where the graph does not say)."""
-    if ref.kind == "parameter":
-        parameters = list(graph.parameters) + [p for sub in graph.subpipelines for p in sub.parameters]
-        return next((p.type for p in parameters if p.name == ref.source), ANY)
-    if ref.kind == "constant":
+    def of(self, ref: Ref) -> str:
+        """The declared type of the value `ref` names (ANY where the graph does not say)."""
+        if ref.kind == "parameter":
+            return self.parameters.get(ref.source, ANY)
+        if ref.kind == "item" and ref.source in self.loops:
+            loop = self.loops[ref.source]
+            return loop.item_type if not ref.output else next((f.type for f in loop.fields if f.name == ref.output), ANY)
+        if ref.kind == "task":
+            return self.outputs.get(ref.source, {}).get(ref.output, ANY)
         return ANY
-    for body in all_bodies(graph):
-        for node in walk(body):
-            if ref.kind == "item" and isinstance(node, Loop) and node.id == ref.source:
-                if not ref.output:
-                    return node.item_type
-                return next((f.type for f in node.fields if f.name == ref.output), ANY)
-            if ref.kind == "task" and isinstance(node, (Step, PipelineCall)) and node.name == ref.source:
-                return next((o.type for o in node.outputs if o.name == ref.output), ANY)
-    return ANY
+
+    def value(self, ref: Ref) -> str:
+        """The type of the value `ref` names, for a step that receives it (`of`, and a constant's own
+        type, a collected list's, a OneOf's when its options agree)."""
+        if ref.kind == "constant":
+            return type(ref.value).__name__ if type(ref.value).__name__ in PARAMETER_TYPES else ANY
+        if ref.kind == "collected":
+            return list_of(self.of(replace(ref, kind="task")))
+        if ref.kind == "oneof":
+            kinds = {self.value(option) for option in ref.options}
+            return kinds.pop() if len(kinds) == 1 else ANY
+        return self.of(ref)

@@ -28,7 +28,7 @@ from kale_like.graph.model import (
 )
 from kale_like.graph.types import SCALARS
 from kale_like.lowering.expressions import writable
-from kale_like.lowering.graph_edit import all_refs, generated_step, name_part, rewrite_bodies, task_names, type_of, value_type
+from kale_like.lowering.graph_edit import Types, all_refs, generated_step, name_part, rewrite_bodies, task_names
 
 RESULT = "result"
 
@@ -37,12 +37,13 @@ def conditions_kfp_states(graph: StepGraph) -> StepGraph:
     """Each branch test KFP cannot state exactly becomes a generated step's bool, tested by the branch."""
     taken = task_names(graph)
     chosen = _oneof_sources(graph)
+    types = Types(graph)
 
     def visit(body: tuple[Node, ...]) -> tuple[Node, ...]:
         nodes: list[Node] = []
         for node in body:
             if isinstance(node, Condition):
-                nodes += _stated(graph, node, taken, _feeds_oneof(node, chosen))
+                nodes += _stated(types, node, taken, _feeds_oneof(node, chosen))
             else:
                 nodes.append(node)
         return tuple(nodes)
@@ -50,41 +51,41 @@ def conditions_kfp_states(graph: StepGraph) -> StepGraph:
     return rewrite_bodies(graph, visit)
 
 
-def kfp_states(graph: StepGraph, test: Test, single: bool = False) -> bool:
+def kfp_states(types: Types, test: Test, single: bool = False) -> bool:
     """KFP's condition evaluates `test` as Python does (`single`: as one comparison, for a OneOf)."""
     for atom in _atoms(test):
         for ref in atom.operands:
             if ref.kind in ("collected", "oneof"):
                 return False
-            if ref.kind == "item" and (ref.output or type_of(graph, ref) not in SCALARS):
+            if ref.kind == "item" and (ref.output or types.of(ref) not in SCALARS):
                 return False
-            if ref.kind in ("task", "parameter") and type_of(graph, ref) not in SCALARS:
+            if ref.kind in ("task", "parameter") and types.of(ref) not in SCALARS:
                 return False
-        kinds = {type_of(graph, ref) for ref in atom.operands if ref.kind != "constant"}
+        kinds = {types.of(ref) for ref in atom.operands if ref.kind != "constant"}
         if kinds == {"int", "float"}:
             return False
     try:
-        normalized = normalize(test, lambda ref: type_of(graph, ref))
+        normalized = normalize(test, types.of)
     except ConditionError:
         return False
     return is_atom(normalized) or not single
 
 
-def _stated(graph: StepGraph, condition: Condition, taken: set[str], single: bool) -> list[Node]:
+def _stated(types: Types, condition: Condition, taken: set[str], single: bool) -> list[Node]:
     helpers: list[Node] = []
     branches: list[Branch] = []
     for index, branch in enumerate(condition.branches):
-        if branch.test is None or kfp_states(graph, branch.test, single):
+        if branch.test is None or kfp_states(types, branch.test, single):
             branches.append(branch)
             continue
         earlier = tuple(b.test for b in condition.branches[:index] if b.test is not None)
-        step = _test_step(graph, branch.test, earlier, unique_name("test", taken), condition)
+        step = _test_step(types, branch.test, earlier, unique_name("test", taken), condition)
         helpers.append(step)
         branches.append(replace(branch, test=Test("==", (Ref("task", step.name, RESULT), Ref("constant", value=True)))))
     return helpers + [replace(condition, branches=tuple(branches))]
 
 
-def _test_step(graph: StepGraph, test: Test, earlier: tuple[Test, ...], name: str, condition: Condition) -> Step:
+def _test_step(types: Types, test: Test, earlier: tuple[Test, ...], name: str, condition: Condition) -> Step:
     """The step computing `test` in Python, when no earlier test of its chain holds."""
     inputs: dict[str, Input] = {}
 
@@ -95,7 +96,7 @@ def _test_step(graph: StepGraph, test: Test, earlier: tuple[Test, ...], name: st
             if known.ref == ref:
                 return known.name
         named = unique_name(_base(ref), set(inputs) | {RESULT, "bool"})
-        inputs[named] = Input(named, ref, value_type(graph, ref))
+        inputs[named] = Input(named, ref, types.value(ref))
         return named
 
     guards = [f"not ({python_text(t, operand)})" for t in earlier]

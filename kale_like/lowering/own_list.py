@@ -17,7 +17,7 @@ from dataclasses import replace
 from kale_like.graph.model import (
     ANY, Condition, Input, Loop, Node, Output, PipelineCall, Ref, Step, StepGraph, Test, unique_name, walk,
 )
-from kale_like.lowering.graph_edit import generated_step, name_part, rewrite_loops, task_names, type_of
+from kale_like.lowering.graph_edit import Types, generated_step, name_part, rewrite_loops, task_names
 
 HAND_ON = "items = items if isinstance(items, list) else []\n"  # not a list only in a filler iteration
 
@@ -25,11 +25,12 @@ HAND_ON = "items = items if isinstance(items, list) else []\n"  # not a list onl
 def loops_keep_their_list(graph: StepGraph) -> StepGraph:
     """Every loop whose body reads the loop's own list runs over a copy of it."""
     taken = task_names(graph)
+    types = Types(graph)
 
     def rewrite(loop: Loop) -> list[Node] | None:
         if loop.items.kind not in ("parameter", "task", "item") or not _reads(loop.body, loop.items):
             return None
-        kind = type_of(graph, loop.items)
+        kind = types.of(loop.items)
         kind = kind if kind != ANY else "list"
         base = name_part(loop.id)
         copy = generated_step(unique_name(f"{base}_items", taken), HAND_ON, (Input("items", loop.items, kind),),
