@@ -90,3 +90,30 @@ def test_a_damaged_facts_file_is_analysed_around_and_replaced(tmp_path, monkeypa
     assert [s.name for s in notebook_to_graph(path).body] == ["only"]
     assert "damaged_case_c = 3\n" in analysed
     assert kept_facts.recall(["damaged_case_c = 3\n"])  # the damaged file was replaced by a new one
+
+
+def test_many_steps_analysed_on_every_core_give_the_same_graph(tmp_path):
+    """The command line analyses a notebook of many steps in forked workers (`analyze_all`); the graph
+    is the one analysed on one core (KALE_LIKE_ONE_CORE=1), a syntax error still reported by step."""
+    import os
+    import subprocess
+    import sys
+
+    steps = {f"s{i}": (f"v{i} = v{i - 1} + {i}\n" if i else "v0 = 1\n") + f"w{i} = [v{i}, math.pi]\n"
+             for i in range(2 * analysis.MANY)}
+    path = _notebook(tmp_path / "many.ipynb", steps)
+
+    def graph_json(**env: str) -> str:
+        run = subprocess.run([sys.executable, "-m", "kale_like", str(path), "--graph-json"], capture_output=True,
+                             text=True, timeout=300, check=False,
+                             env={**os.environ, "KALE_LIKE_CACHE_DIR": str(tmp_path / env.pop("cache")), **env})
+        assert run.returncode == 0, run.stderr
+        return run.stdout
+
+    assert graph_json(cache="a") == graph_json(cache="b", KALE_LIKE_ONE_CORE="1")
+    steps["s7"] = "v7 = (\n"
+    broken = _notebook(tmp_path / "many.ipynb", steps)
+    run = subprocess.run([sys.executable, "-m", "kale_like", str(broken), "--graph-json"], capture_output=True,
+                         text=True, timeout=300, check=False,
+                         env={**os.environ, "KALE_LIKE_CACHE_DIR": str(tmp_path / "c")})
+    assert run.returncode == 2 and "syntax error" in run.stderr and "s7" in run.stderr

@@ -84,6 +84,7 @@ def notebook_to_graph(path: str | Path, pipeline: str | None = None, one_step: b
     warnings.extend(meta_warnings)
     joined = {s.name: _joined(s) for s in steps + exits}
     recalled = _recall_facts(joined.values())
+    analysis.analyze_all(code for code in joined.values() if code not in recalled)
     drafts, code_of = _analyse_steps(steps, prelude, source, errors)
     exit_drafts, exit_code = _analyse_steps(exits, prelude, source, errors)
     kept_facts.remember({joined[name]: facts for name, (_, facts) in {**code_of, **exit_code}.items()

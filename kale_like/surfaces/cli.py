@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     from kale_like.backends.kfp.sdk_import import without_client
 
     without_client()  # nothing of the user's runs in this process but steps, which see kfp as on a cluster
+    from kale_like.frontends.analysis import analyse_on_every_core
+
+    analyse_on_every_core()  # the same process: no threads yet, nothing of the user's a fork would copy
     if argv[:1] == ["lineage"]:
         from kale_like.surfaces.lineage_cli import lineage_main
 
