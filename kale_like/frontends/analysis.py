@@ -23,6 +23,7 @@ import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider, Scope, ScopeProvider
 
 from kale_like.frontends.nesting import nesting_problem
+from kale_like.process_role import command_line_process
 
 # Names a notebook has without defining them; the step runtime provides the same ones.
 NOTEBOOK_NAMES = frozenset(dir(builtins)) | {"display", "__name__", "__file__", "get_ipython"}
@@ -129,26 +130,20 @@ def provide(facts_of: dict[str, CodeFacts]) -> None:
             _KEPT.popitem(last=False)
 
 
-_FORKING: list[bool] = []  # holds True once the process may fork workers to analyse (the command line's)
 MANY = 32  # fewer codes than this are analysed here: a worker's start would cost more than it saves
-
-
-def analyse_on_every_core() -> None:
-    """Let `analyze_all` fork workers: for the command line's own process, which holds no threads and
-    no state of the user's that a fork would copy."""
-    _FORKING.append(True)
 
 
 def analyze_all(codes: Iterable[str]) -> None:
     """Analyse the codes whose facts are not kept yet, spread over the machine's cores when there are
-    many and this process may fork (`analyse_on_every_core`); their facts are then kept, so `analyze`
+    many and this process may fork (the command line's own: no threads, nothing of the user's that a
+    fork would copy; `kale_like/process_role.py`); their facts are then kept, so `analyze`
     finds them. Code that does not analyse is left to `analyze`, which says why, in order.
 
     libcst's scope analysis is ~10 ms a step, all in Python: a 2,000-step notebook spends most of its
     compile there, and the steps' analyses are independent of each other."""
     pending = [code for code in dict.fromkeys(codes) if not known(code)]
     workers = min(os.cpu_count() or 1, 8, len(pending) // (MANY // 2) or 1)
-    if (not _FORKING or len(pending) < MANY or workers < 2 or threading.active_count() > 1
+    if (not command_line_process() or len(pending) < MANY or workers < 2 or threading.active_count() > 1
             or "fork" not in multiprocessing.get_all_start_methods() or os.environ.get("KALE_LIKE_ONE_CORE")):
         return
     try:

@@ -23,7 +23,7 @@ from kale_like.frontends.pipeline_values import (
     Collector, Env, Partial, Scope, Unknown, Value, literal, type_of_value, visible,
 )
 from kale_like.frontends.python_module import Decorated, PythonModule
-from kale_like.graph.conditions import python_text
+from kale_like.graph.conditions import operand_name, python_text
 from kale_like.graph.types import is_parameter_type, list_of, outer
 from kale_like.graph.model import (
     ANY, Comparison, Expression, Input, Node, Output, Parameter, Ref, Step, TakenNames, Test, unique_name,
@@ -197,9 +197,7 @@ class BodyBase:
         for key, value in values.items():
             if value.ref == ref:
                 return key
-        base = {"parameter": ref.source, "task": ref.output or ref.source, "item": ref.output.removeprefix("field_")
-                or "item"}.get(ref.kind, "value")
-        key = unique_name(base if base.isidentifier() else "value", reserved | set(values))
+        key = unique_name(operand_name(ref), reserved | set(values))
         kind = self._type_for_condition(ref)
         if ref.kind == "collected":
             kind = list_of(self.state.output_types.get((ref.source, ref.output), ANY))
@@ -336,12 +334,10 @@ class BodyBase:
     def _type_for_condition(self, ref: Ref) -> str:
         if ref.kind == "constant":
             return type_of_value(ref.value)
-        if ref.kind == "parameter":
+        if ref.kind in ("parameter", "oneof"):  # (a OneOf: its options' one type, ConditionCompiler._merge_branches)
             return next((v.type for v in self.env.names.values() if isinstance(v, Value) and v.ref == ref), ANY)
         if ref.kind == "task":
             return self.state.output_types.get((ref.source, ref.output), ANY)
-        if ref.kind == "oneof":  # its options' one type (see ConditionCompiler._merge_branches)
-            return next((v.type for v in self.env.names.values() if isinstance(v, Value) and v.ref == ref), ANY)
         if ref.kind == "item":
             for bound in self.env.names.values():
                 if isinstance(bound, Value) and bound.ref == ref:

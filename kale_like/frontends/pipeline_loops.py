@@ -99,7 +99,7 @@ class LoopCompiler(BodyBase):
         body = self.block(node.body.body, inner)
         self._close_scope(saved, inner)
         return helpers + [Loop(loop_id, items, item_type, tuple(body), self.module.where(node), parallelism,
-                               self.loop_fields.get(loop_id, ()), _header(node.target, node.iter))]
+                               self.loop_fields.get(loop_id, ()), self._header(node.target, node.iter))]
 
     def _register_loop(self, node: cst.CSTNode, scope: Scope, loop_id: str, items: Ref) -> None:
         """kfp names a loop's item after the list it runs over: two nested loops over one list collide."""
@@ -135,7 +135,7 @@ class LoopCompiler(BodyBase):
         collector.append_scope = inner
         self._close_scope(saved, inner, keep=(name,))
         return helpers + [Loop(loop_id, items, item_type, tuple(body), self.module.where(node), parallelism,
-                               self.loop_fields.get(loop_id, ()), _header(node.for_in.target, node.for_in.iter))]
+                               self.loop_fields.get(loop_id, ()), self._header(node.for_in.target, node.for_in.iter))]
 
     def _close_scope(self, saved: dict, inner: Scope, keep: tuple[str, ...] = ()) -> None:
         """Names bound inside a loop stay known (to report misuse) but keep their inner scope."""
@@ -218,6 +218,13 @@ class LoopCompiler(BodyBase):
                 self.env.names[name] = Value(Ref("item", loop_id, f"field_{name}"), ANY, inner)
 
         return made.ref, "dict", parallelism, bind
+
+    def _header(self, target: cst.BaseExpression, items: cst.BaseExpression) -> str:
+        """`for i, x in enumerate(xs)`, on one line however it was written (`parallel(xs, parallelism=3)`
+        is shown as `xs`: the graph says how many at a time)."""
+        if isinstance(items, cst.Call) and _name(items.func) == "parallel":
+            items = self.parallel_arguments(items)[0]
+        return " ".join(f"for {_text(target).strip()} in {_text(items).strip()}".split())
 
     def _loop_names(self, target) -> list[str]:
         if isinstance(target, cst.Name):
@@ -328,14 +335,6 @@ class LoopCompiler(BodyBase):
         return self.computed(node, code, {"mapping": replace(owner, type="dict" if owner.ref.kind != "task"
                                                                          else owner.type)},
                              (Output("items", "list"),), f"list_{method}")
-
-
-def _header(target: cst.BaseExpression, items: cst.BaseExpression) -> str:
-    """`for i, x in enumerate(xs)`, on one line however it was written (`parallel(xs, parallelism=3)`
-    is shown as `xs`: the graph says how many at a time)."""
-    if isinstance(items, cst.Call) and _name(items.func) == "parallel":
-        items = next((a.value for a in items.args if a.keyword is None or a.keyword.value == "items"), items)
-    return " ".join(f"for {_text(target).strip()} in {_text(items).strip()}".split())
 
 
 def _known_items(text: str, tree: ast.Expression, constants: dict[str, object], reads: int) -> list | None:

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from kale_like.graph.model import ANY, Ref
-from kale_like.graph.types import element_of, list_of
+from kale_like.graph.types import SCALARS, element_of, list_of
 
 Scope = tuple[tuple[str, ...], ...]  # e.g. (("loop", "for-1"), ("branch", "if-2", "0"))
-PRIMITIVES = ("int", "float", "str", "bool")
+PRIMITIVES = SCALARS  # the types KFP passes as plain parameters (graph/types.py)
 
 
 @dataclass

@@ -58,6 +58,15 @@ def python_text(test: Test, operand: Callable[[Ref], str]) -> str:
     return f"{operand(left)} {test.op} {operand(right)}"
 
 
+def operand_name(ref: Ref) -> str:
+    """A readable Python name for a test's operand in code that computes the test: the parameter's,
+    the loop field's, the step's."""
+    text = {"parameter": ref.source, "item": ref.output.removeprefix("field_") or "item",
+            "task": ref.source, "collected": ref.source}.get(ref.kind, "value")
+    text = "".join(c if c.isalnum() else "_" for c in text).strip("_") or "value"
+    return text if text.isidentifier() and not text[0].isdigit() else f"value_{text}"
+
+
 def is_atom(test: Test) -> bool:
     return test.op in COMPARISONS
 

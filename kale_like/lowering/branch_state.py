@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from kale_like.graph.model import Branch, Condition, Node, PipelineCall, Step, StepGraph, unique_name, walk
+from kale_like.graph.model import Branch, Condition, Node, PipelineCall, Step, StepGraph, unique_name
 from kale_like.lowering.graph_edit import (
-    all_bodies, generated_step, name_part, rewrite_bodies, task_names,
+    all_refs, generated_step, name_part, rewrite_bodies, task_names,
 )
 
 DONE = "pass\n"
@@ -38,12 +38,8 @@ def mark_chosen_branches(graph: StepGraph) -> StepGraph:
 
 
 def _chosen(graph: StepGraph) -> set[str]:
-    """Names of the tasks a OneOf reads (inputs, and the values pipelines return)."""
-    refs = [value.ref for body in all_bodies(graph) for node in walk(body) if isinstance(node, (Step, PipelineCall))
-            for value in node.inputs]
-    refs += [sub.returns for sub in graph.subpipelines if sub.returns is not None]
-    refs += [graph.returns] if graph.returns is not None else []  # the run's own output reads it too
-    return {option.source for ref in refs if ref.kind == "oneof" for option in ref.options}
+    """Names of the tasks a OneOf reads (wherever it is read: the run's own output reads it too)."""
+    return {option.source for ref in all_refs(graph) if ref.kind == "oneof" for option in ref.options}
 
 
 def _marked(condition: Condition, chosen: set[str], taken: set[str]) -> Condition:

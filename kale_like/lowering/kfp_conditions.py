@@ -22,13 +22,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from kale_like.graph.conditions import COMPARISONS, ConditionError, is_atom, normalize, python_text
+from kale_like.graph.conditions import COMPARISONS, ConditionError, is_atom, normalize, operand_name, python_text
 from kale_like.graph.model import (
     Branch, Condition, Input, Node, Output, Ref, Step, StepGraph, Test, unique_name,
 )
 from kale_like.graph.types import SCALARS
 from kale_like.lowering.expressions import writable
-from kale_like.lowering.graph_edit import Types, all_refs, generated_step, name_part, rewrite_bodies, task_names
+from kale_like.lowering.graph_edit import Types, all_refs, generated_step, rewrite_bodies, task_names
 
 RESULT = "result"
 
@@ -95,7 +95,7 @@ def _test_step(types: Types, test: Test, earlier: tuple[Test, ...], name: str, c
         for known in inputs.values():
             if known.ref == ref:
                 return known.name
-        named = unique_name(_base(ref), set(inputs) | {RESULT, "bool"})
+        named = unique_name(operand_name(ref), set(inputs) | {RESULT, "bool"})
         inputs[named] = Input(named, ref, types.value(ref))
         return named
 
@@ -103,14 +103,6 @@ def _test_step(types: Types, test: Test, earlier: tuple[Test, ...], name: str, c
     code = f"{RESULT} = {' and '.join(guards + [python_text(test, operand)])}\n"
     step = generated_step(name, code, tuple(inputs.values()), (Output(RESULT, "bool"),), condition.location)
     return replace(step, from_expression=True)  # the user's own test: it runs where the user's steps would
-
-
-def _base(ref: Ref) -> str:
-    """A readable name for an operand in the step's code: the parameter's, the field's, the step's."""
-    text = {"parameter": ref.source, "item": ref.output.removeprefix("field_") or "item",
-            "task": ref.source, "collected": ref.source}.get(ref.kind, "value")
-    text = name_part(text).strip("_") or "value"
-    return text if text.isidentifier() and not text[0].isdigit() else f"value_{text}"
 
 
 def _atoms(test: Test) -> list[Test]:

@@ -28,7 +28,7 @@ from dataclasses import replace
 from kale_like.graph.model import ANY, Input, Loop, Node, Output, Ref, Step, StepGraph, unique_name
 from kale_like.graph.types import JSON, json_of
 from kale_like.lowering.graph_edit import (
-    all_refs, generated_step, name_part, rewrite_bodies, rewrite_body, rewrite_loops, task_names,
+    all_refs, generated_step, map_refs, name_part, rewrite_bodies, rewrite_body, rewrite_loops, task_names,
 )
 
 # (not a list only in a loop's filler iteration, lowering/empty_loops.py: then nothing to loop over)
@@ -74,27 +74,30 @@ def _fused(graph: StepGraph, before: set[str]) -> StepGraph:
     where nothing else reads that list, folded into that step (one task, not two)."""
     readers = Counter(ref for ref in all_refs(graph))
 
-    def fuse(body: tuple[Node, ...]) -> tuple[Node, ...]:
-        nodes = list(body)
-        for index, node in enumerate(nodes):
-            if not (isinstance(node, Step) and node.generated and node.name not in before and index > 0):
-                continue
-            (source,) = node.inputs
-            producer = nodes[index - 1]
-            if not (isinstance(producer, Step) and producer.from_expression and source.ref.kind == "task"
-                    and source.ref.source == producer.name and readers[source.ref] == 1
-                    and [o.name for o in producer.outputs] == [source.ref.output] == ["items"]):
-                continue
-            code = replace(producer.code[-1], code=producer.code[-1].code + node.code[-1].code)
-            nodes[index - 1] = replace(producer, code=producer.code[:-1] + (code,), outputs=node.outputs)
-            nodes[index] = replace(node, name="")  # dropped below; the loop now reads the producer
-            renamed[Ref("task", node.name, "items")] = Ref("task", producer.name, "items")
-        return tuple(n for n in nodes if not (isinstance(n, Step) and n.name == ""))
+    def joins(producer: Node | None, encoder: Node) -> bool:
+        if not (isinstance(encoder, Step) and encoder.generated and encoder.name not in before
+                and isinstance(producer, Step) and producer.from_expression):
+            return False
+        (source,) = encoder.inputs
+        return (source.ref == Ref("task", producer.name, "items") and readers[source.ref] == 1
+                and [o.name for o in producer.outputs] == ["items"])
 
-    renamed: dict[Ref, Ref] = {}
+    def fuse(body: tuple[Node, ...]) -> tuple[Node, ...]:
+        nodes: list[Node] = []
+        for node in body:
+            producer = nodes[-1] if nodes else None
+            if joins(producer, node):
+                assert isinstance(producer, Step) and isinstance(node, Step)  # (joins checked it)
+                code = replace(producer.code[-1], code=producer.code[-1].code + node.code[-1].code)
+                nodes[-1] = replace(producer, code=producer.code[:-1] + (code,), outputs=node.outputs)
+                renamed[Ref("task", node.name, "items")] = Ref("task", producer.name, "items")
+            else:
+                nodes.append(node)
+        return tuple(nodes)
+
+    renamed: dict[Ref, Ref] = {}  # the encoder's list -> the producer's, which now encodes it
     fused = rewrite_bodies(graph, fuse)
-    return rewrite_loops(fused, lambda loop: [replace(loop, items=renamed[loop.items])]
-                         if loop.items.kind == "task" and loop.items in renamed else None)
+    return map_refs(fused, lambda ref: renamed.get(ref, ref) if ref.kind == "task" else ref)
 
 
 def _base(items: Ref) -> str:

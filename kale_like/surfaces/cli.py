@@ -14,6 +14,7 @@ from pathlib import Path
 
 from kale_like.errors import InternalError, KaleLikeError, SourceLocation
 from kale_like.kfp_server import ServerVersion
+from kale_like.process_role import owned_by_command_line
 
 EXIT_USER_ERROR = 2
 EXIT_FAILURE = 1
@@ -84,12 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    from kale_like.backends.kfp.sdk_import import without_client
-
-    without_client()  # nothing of the user's runs in this process but steps, which see kfp as on a cluster
-    from kale_like.frontends.analysis import analyse_on_every_core
-
-    analyse_on_every_core()  # the same process: no threads yet, nothing of the user's a fork would copy
+    owned_by_command_line()  # kfp without its client, analysis on every core (process_role.py)
     if argv[:1] == ["lineage"]:
         from kale_like.surfaces.lineage_cli import lineage_main
 

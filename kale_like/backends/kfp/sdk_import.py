@@ -9,8 +9,7 @@ so that a step imports kfp without its compile-time and client dependencies. `lo
 
 The package imported that way lacks the attributes its `__init__` would have added by importing the
 client: `kfp.Client`. `kfp.client.Client` (and `from kfp.client import Client`) works as always. So
-the switch is used only in a process the command line owns (`python -m kale_like`, which calls
-`without_client`), whose steps then import kfp as a KFP step container does; never where the user's
+the switch is used only in a process the command line owns (`kale_like/process_role.py`), whose steps then import kfp as a KFP step container does; never where the user's
 own code may look for `kfp.Client` later (a script calling `kale_like.compile`, an IPython kernel)
 or where other threads may start processes while the environment variable is set (a Jupyter
 server). There, and when kfp is already imported, kfp is imported as it is.
@@ -22,14 +21,10 @@ import os
 import sys
 import threading
 
+from kale_like.process_role import command_line_process
+
 _SWITCH = "_KFP_RUNTIME"
 _LOCK = threading.Lock()
-_COMMAND_LINE: list[bool] = []  # holds True once the command line owns the process
-
-
-def without_client() -> None:
-    """Let this process import kfp without its client (the command line's process: see above)."""
-    _COMMAND_LINE.append(True)
 
 
 def load_kfp() -> None:
@@ -56,4 +51,4 @@ def load_kfp() -> None:
 def client_free() -> bool:
     """Whether kfp may be imported without its client: in the command line's process, not in an IPython
     kernel or a Jupyter server."""
-    return bool(_COMMAND_LINE) and "IPython" not in sys.modules and "jupyter_server" not in sys.modules
+    return command_line_process() and "IPython" not in sys.modules and "jupyter_server" not in sys.modules
