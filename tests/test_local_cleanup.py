@@ -22,6 +22,7 @@ from test_local_resume import wait_for
 
 ORPHANS = Path(__file__).resolve().parent / "fixtures" / "local" / "orphans.py"
 RESUME = Path(__file__).resolve().parent / "fixtures" / "local" / "resume.py"
+CRASH_TOGETHER = Path(__file__).resolve().parent / "fixtures" / "local" / "crash_together.py"
 
 
 def children_of(pid: int) -> set[int]:
@@ -127,3 +128,18 @@ def test_a_run_lock_appears_already_locked_so_a_starting_run_never_takes_it_for_
     assert remove_leftovers(tmp_path) == [] and lock.path.exists()
     lock.release()
     assert not lock.path.exists()
+
+
+def test_workers_that_die_at_once_are_each_noticed_and_replaced(tmp_path):
+    """Each iteration replaces its crashed worker on its own thread, all at about the same time; no
+    new worker may keep a copy of another worker's pipe, or the run would wait forever for that
+    worker's step (seen as a run hanging after one of four crashes)."""
+    command = [sys.executable, "-m", "kale_like", str(CRASH_TOGETHER), "--run", "--store", str(tmp_path / "store"),
+               "--max-workers", "8", "--no-cache", "--param", f"marks={tmp_path / 'marks'}"]
+    for _ in range(3):
+        for mark in tmp_path.glob("marks.crashed-*"):
+            mark.unlink()
+        finished = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert finished.returncode == 0, finished.stderr
+        assert "SUCCEEDED" in finished.stdout and "8 of 8 done" in finished.stdout
+        assert len(list(tmp_path.glob("marks.crashed-*"))) == 8

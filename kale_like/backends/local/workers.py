@@ -62,21 +62,29 @@ class ThreadWorkers:
 
 _PARENT_ONLY: set[int] = set()  # descriptors a worker closes first: lifeline write ends, other workers' pipes
 _PARENT_ONLY_LOCK = threading.Lock()
+# Held from a worker's pipe being made until the parent has closed the worker's end of it. Loop
+# iterations replace crashed workers on their own threads, at the same time: a fork on one thread
+# between another's `Pipe()` and its `child_end.close()` would give the new worker a copy of the
+# other worker's end, and the parent would then never read end-of-file when that other worker dies
+# (the run waited forever for a step whose process was gone).
+_FORKING = threading.Lock()
+os.register_at_fork(after_in_child=lambda: globals().update(_FORKING=threading.Lock()))
 
 
 class _Worker:
     def __init__(self, context, lifeline: int, owner: threading.Thread):
-        self.connection, child_end = context.Pipe()
-        with _PARENT_ONLY_LOCK:
-            inherited = sorted(_PARENT_ONLY | {self.connection.fileno()})
-            _PARENT_ONLY.add(self.connection.fileno())
-        # PR_SET_PDEATHSIG fires when the forking *thread* ends: only the pool's owner (the thread
-        # running the run) lives as long as the run
-        kernel_watch = threading.current_thread() is owner
-        self.process = context.Process(target=_serve, name="kale-like-worker", daemon=True,
-                                       args=(child_end, os.getpid(), lifeline, inherited, kernel_watch))
-        self.process.start()
-        child_end.close()
+        with _FORKING:
+            self.connection, child_end = context.Pipe()
+            with _PARENT_ONLY_LOCK:
+                inherited = sorted(_PARENT_ONLY | {self.connection.fileno()})
+                _PARENT_ONLY.add(self.connection.fileno())
+            # PR_SET_PDEATHSIG fires when the forking *thread* ends: only the pool's owner (the thread
+            # running the run) lives as long as the run
+            kernel_watch = threading.current_thread() is owner
+            self.process = context.Process(target=_serve, name="kale-like-worker", daemon=True,
+                                           args=(child_end, os.getpid(), lifeline, inherited, kernel_watch))
+            self.process.start()
+            child_end.close()
 
     def close(self) -> None:
         with _PARENT_ONLY_LOCK:
