@@ -195,7 +195,7 @@ def test_generated_code_never_assigns_to_another_librarys_modules(tmp_path):
     assert main([str(GAPS), "--pipeline", "dag_names", "--kfp", "-o", str(output), "-q"]) == 0
     sources = {"generated module": output.with_name("gaps_kfp.py").read_text(encoding="utf-8"),
                "compile.py": Path(compile_module.__file__).read_text(encoding="utf-8")}
-    sources |= {name: embedded_source(name) for name in ("ir_repair.py", "sharing.py", "stable_header.py")}
+    sources |= {name: embedded_source(name) for name in ("ir_repair.py", "sharing.py", "yaml_writer.py")}
     for where, source in sources.items():
         assert _module_attribute_writes(source) == [], where
 

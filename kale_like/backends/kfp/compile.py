@@ -34,7 +34,7 @@ import yaml
 
 from kale_like.backends.kfp.dsl_codegen import generate_module
 from kale_like.backends.kfp.server_checks import check_compiled
-from kale_like.backends.kfp.stable_header import _kl_stable_header
+from kale_like.backends.kfp.yaml_writer import _kl_yaml
 from kale_like.backends.kfp.validate import check_pipeline_documents, check_pipeline_spec
 from kale_like.backends.kfp.workflow_size import WorkflowShape, check_workflow_size, workflow_shape
 from kale_like.errors import InternalError, KaleLikeError
@@ -89,9 +89,7 @@ def _compile_source(source: str) -> tuple[str, WorkflowShape, list]:
     with tempfile.TemporaryDirectory(prefix="kale_like_") as scratch:
         module_path = Path(scratch) / "generated_pipeline.py"
         module_path.write_text(source, encoding="utf-8")
-        yaml_path = Path(scratch) / "pipeline.yaml"
-        documents = _compile_module(module_path, yaml_path)
-        text = _kl_stable_header(yaml_path.read_text(encoding="utf-8"))
+        text, documents = _compile_module(module_path)
     platform = next((d for d in documents[1:] if isinstance(d, dict) and "platforms" in d), None)
     return text, workflow_shape(documents[0], platform), documents
 
@@ -125,7 +123,7 @@ def writer_versions() -> str:
     for name in names:
         version = found.get(name) or _metadata_version(name)
         versions.append(f"{name}={version}")
-    return ";".join(versions + [f"python={sys.version_info[0]}.{sys.version_info[1]}"])
+    return ";".join(versions + [f"python={sys.version_info[0]}.{sys.version_info[1]}", f"emitter={yaml_emitter()}"])
 
 
 def _installed_versions(names: tuple[str, ...]) -> dict[str, str]:
@@ -261,21 +259,14 @@ def _make_folder(folder: Path) -> list[Path]:
 _DEFINING = threading.Lock()
 
 
-def _compile_module(module_path: Path, yaml_path: Path) -> list:
-    """Import the module, have kfp write its pipeline to `yaml_path`; the documents it wrote.
+def _compile_module(module_path: Path) -> tuple[str, list]:
+    """Import the module; the YAML of its pipeline (`yaml_writer.py`), and the documents in it.
 
-    The module's pipeline object holds the IR kfp built (and the module repaired); kfp's own
-    writer (`Compiler.compile` -> `pipeline_spec_builder.write_pipeline_spec_to_file`) writes
-    `json_format.MessageToDict` of it, so the same conversion gives the checks the documents in
-    the YAML (~0.02 s for 1,000 tasks; parsing the YAML back costs ~0.4 s a MB).
-
-    kfp's functions run as kfp wrote them: nothing of kfp is replaced, even for speed. Its
-    `build_spec_by_group` (kfp/compiler/pipeline_spec_builder.py, 2.17) sanitizes the names of all
-    of a DAG's tasks again for each of them, so 1,000 tasks in one DAG cost ~1.6 s of CPU more than
-    they need to; a loop (one task for all its items) does not pay it."""
-    from google.protobuf import json_format
-    from kfp import compiler
-
+    Importing the module has kfp build the pipeline's IR (`pipeline_spec`, `platform_spec`); the
+    module repairs what it must. kfp's functions that build it run as kfp wrote them: nothing of kfp
+    is replaced. Its `build_spec_by_group` (kfp/compiler/pipeline_spec_builder.py, 2.17) sanitizes
+    the names of all of a DAG's tasks again for each of them, so 1,000 tasks in one DAG cost ~1.6 s
+    of CPU more than they need to; a loop (one task for all its items) does not pay it."""
     name = f"_kale_like_generated_{uuid.uuid4().hex}"
     spec = importlib.util.spec_from_file_location(name, module_path)
     assert spec is not None and spec.loader is not None  # a .py file always has both
@@ -284,11 +275,7 @@ def _compile_module(module_path: Path, yaml_path: Path) -> list:
     try:
         with _DEFINING:
             spec.loader.exec_module(module)
-        compiler.Compiler().compile(module.pipeline, package_path=str(yaml_path))
-        documents = [json_format.MessageToDict(module.pipeline.pipeline_spec)]
-        if module.pipeline.platform_spec.platforms:
-            documents.append(json_format.MessageToDict(module.pipeline.platform_spec))
-        return documents
+        return _kl_yaml(module.pipeline, str(module_path.with_suffix(".yaml")))
     except Exception as error:  # kfp raises many types while defining the pipeline
         kept = _keep_for_bug_report(module_path.read_text(encoding="utf-8"), "")
         raise InternalError(
@@ -297,6 +284,12 @@ def _compile_module(module_path: Path, yaml_path: Path) -> list:
         ) from error
     finally:
         sys.modules.pop(name, None)
+
+
+def yaml_emitter() -> str:
+    """Which emitter writes the YAML ("libyaml" or "python", see `yaml_writer.py`): part of the
+    cache key, since each folds long strings at its own places."""
+    return "libyaml" if getattr(yaml, "__with_libyaml__", False) and hasattr(yaml, "CDumper") else "python"
 
 
 def _keep_for_bug_report(source: str, yaml_text: str) -> str:

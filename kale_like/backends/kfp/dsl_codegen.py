@@ -56,15 +56,10 @@ def generate_module(graph: StepGraph, yaml_name: str = "pipeline.yaml", pipeline
     )
     if sharing:
         parts.append(f"_kl_share_components({pipeline_function})\n")
-    parts.append(embedded_source("stable_header.py"))
+    parts.append(embedded_source("yaml_writer.py"))
     parts.append(
         'if __name__ == "__main__":\n'
-        f"    _path = os.path.join(os.path.dirname(os.path.abspath(__file__)), {yaml_name!r})\n"
-        f"    compiler.Compiler().compile({pipeline_function}, package_path=_path)\n"
-        "    with open(_path, encoding='utf-8') as _file:\n"
-        "        _text = _kl_stable_header(_file.read())\n"
-        "    with open(_path, 'w', encoding='utf-8') as _file:\n"
-        "        _file.write(_text)\n"
+        f"    _kl_yaml({pipeline_function}, os.path.join(os.path.dirname(os.path.abspath(__file__)), {yaml_name!r}))\n"
     )
     return "\n\n".join(parts)
 
@@ -118,7 +113,7 @@ def _header(graph: StepGraph, uses_kubernetes: bool) -> str:
         "import os",
         "from typing import List, NamedTuple",
         "",
-        "from kfp import compiler, dsl",
+        "from kfp import dsl",
     ]
     if uses_kubernetes:
         lines.append("from kfp import kubernetes")
