@@ -16,5 +16,12 @@ def owned_by_command_line() -> None:
     _OWNED.append(True)
 
 
+def forked_for_kale_like() -> None:
+    """Said first thing by a process kale_like forked for its own work (a compile kept out of a user's
+    script, a worker running steps): nothing of the user's runs there beside us either."""
+    _OWNED.append(True)
+
+
 def command_line_process() -> bool:
+    """Whether kale_like owns this process: the command line's, or one forked for kale_like's work."""
     return bool(_OWNED)

@@ -41,7 +41,7 @@ def compile(source: Any, pipeline: str | None = None, *,  # noqa: A001 - the ver
             kfp_version: str | None = None) -> str:
     """Compile to KFP v2 IR YAML text (checked structurally, and against the target KFP server:
     `kfp_version`, else the pipeline's own, else 2.14)."""
-    from kale_like.backends.kfp.compile import compile_graph
+    from kale_like.backends.kfp.compile_aside import compile_graph  # kfp stays out of the caller (compile_aside.py)
     from kale_like.graph.checks import check_graph
 
     graph = targeting(load_graph(source, pipeline), kfp_version)
@@ -72,7 +72,7 @@ def pipeline_ir(source: Any, pipeline: str | None = None, graph: StepGraph | Non
         ir = PipelineIR.from_file(source)
         checked_spec(ir.spec, ServerVersion.parse(kfp_version, "kfp_version="), ir.source, ir.platform)
         return ir
-    from kale_like.backends.kfp.compile import compile_graph
+    from kale_like.backends.kfp.compile_aside import compile_graph  # kfp stays out of the caller (compile_aside.py)
     from kale_like.graph.checks import check_graph
 
     graph = targeting(graph or load_graph(source, pipeline), kfp_version)

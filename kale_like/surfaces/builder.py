@@ -63,7 +63,7 @@ class Pipeline:
 
     def compile(self, path: str | Path | None = None) -> str:
         """The KFP v2 IR YAML (also written to `path` when given)."""
-        from kale_like.backends.kfp.compile import compile_graph, write_outputs
+        from kale_like.backends.kfp.compile_aside import compile_graph  # kfp stays out of the caller (compile_aside.py)
 
         graph, name = self.graph(), Path(path).name if path else "pipeline.yaml"
         key = (graph.to_json(), name)  # compiling costs ~25 ms a step: a re-run of the same steps reuses it
@@ -71,6 +71,8 @@ class Pipeline:
         if compiled is None:
             compiled = self._compiled[key] = compile_graph(graph, name)
         if path is not None:
+            from kale_like.backends.kfp.compile import write_outputs
+
             write_outputs(compiled, Path(path), None)
         return compiled.yaml_text
 

@@ -27,11 +27,11 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from kale_like.backends.kfp.compiled import CompiledPipeline
 from kale_like.backends.kfp.dsl_codegen import generate_module
 from kale_like.backends.kfp.server_checks import check_compiled
 from kale_like.backends.kfp.yaml_writer import _kl_yaml
@@ -44,13 +44,6 @@ from kale_like.user_cache import cache_folder, keep
 
 KEPT_PIPELINES = 64  # compiled pipelines kept in the cache folder (the least recently used go)
 
-
-@dataclass(frozen=True, slots=True)
-class CompiledPipeline:
-    """The compiled IR and the DSL module it came from."""
-
-    yaml_text: str
-    dsl_source: str
 
 
 def compile_graph(graph: StepGraph, yaml_name: str = "pipeline.yaml") -> CompiledPipeline:

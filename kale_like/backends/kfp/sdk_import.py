@@ -9,10 +9,12 @@ so that a step imports kfp without its compile-time and client dependencies. `lo
 
 The package imported that way lacks the attributes its `__init__` would have added by importing the
 client: `kfp.Client`. `kfp.client.Client` (and `from kfp.client import Client`) works as always. So
-the switch is used only in a process the command line owns (`kale_like/process_role.py`), whose steps then import kfp as a KFP step container does; never where the user's
-own code may look for `kfp.Client` later (a script calling `kale_like.compile`, an IPython kernel)
-or where other threads may start processes while the environment variable is set (a Jupyter
-server). There, and when kfp is already imported, kfp is imported as it is.
+the switch is used only in a process kale_like owns (`kale_like/process_role.py`: the command
+line's, a child forked to compile for a user's script, a local run's worker, whose steps then
+import kfp as a KFP step container does); never where the user's own code may look for
+`kfp.Client` later (a script calling `kale_like.compile`, an IPython kernel) or where other threads
+may start processes while the environment variable is set (a Jupyter server). There, and when kfp
+is already imported, kfp is imported as it is.
 """
 
 from __future__ import annotations

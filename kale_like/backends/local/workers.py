@@ -30,7 +30,9 @@ import threading
 import warnings
 from multiprocessing.connection import Connection
 
+from kale_like.backends.kfp.sdk_import import client_free, load_kfp
 from kale_like.backends.local.component_runner import ComponentCall, ComponentResult, run_component, tail
+from kale_like.process_role import forked_for_kale_like
 
 _CLOSING: list[_Worker] = []  # earlier runs' workers, told to stop, that may still be exiting
 _CLOSING_LOCK = threading.Lock()
@@ -101,7 +103,9 @@ class ProcessWorkers:
         # them start now, before the run starts any thread and once an earlier run's workers have
         # exited, so no child inherits a lock another thread holds.
         wait_for_closing_pools()
-        import kfp.dsl.executor  # noqa: F401  (imported once here, inherited by every worker)
+        if "kfp" in sys.modules or client_free():  # else each worker imports it (`_serve`, `programs.preload`)
+            load_kfp()
+            import kfp.dsl.executor  # noqa: F401  (imported once here, inherited by every worker)
 
         self.context = multiprocessing.get_context("fork")
         self.owner = threading.current_thread()
@@ -194,6 +198,10 @@ def _serve(connection: Connection, parent: int, lifeline: int, inherited: list[i
         with contextlib.suppress(OSError):
             os.close(descriptor)
     _die_with_parent(parent, lifeline, kernel_watch)
+    forked_for_kale_like()  # a step's process: kfp is imported as a KFP step container imports it
+    if "kfp" not in sys.modules:  # a parent that kept kfp out (`programs.preload`): import it now, not in the first step
+        load_kfp()
+        import kfp.dsl.executor  # noqa: F401
     try:
         while True:
             message = connection.recv()

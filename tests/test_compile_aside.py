@@ -1,0 +1,89 @@
+"""A user's script that compiles or runs a pipeline keeps kfp out of its own process.
+
+`kale_like.run()`, `kale_like.compile()` and `Pipeline.run()` compile in a forked child
+(kale_like/backends/kfp/compile_aside.py): the script's later `import kfp` must then get the whole
+SDK (`kfp.Client` included), the YAML must be the one compiled in the script's own process, and a
+refused pipeline must raise the same error as there. Each case runs in a fresh interpreter, since
+the test process itself has threads and kfp loaded (where the compile stays in the caller).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent
+PIPELINE = TESTS / "fixtures" / "local" / "crash_together.py"
+REFUSED = TESTS / "fixtures" / "versions" / "artifact_oneof.py"
+
+
+def script(tmp_path: Path, body: str, **env: str) -> dict:
+    path = tmp_path / "user_script.py"
+    path.write_text("import json, sys\nimport kale_like\n" + body, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=180, cwd=tmp_path,
+                          env={**__import__("os").environ, **env})
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_scripts_run_leaves_kfp_unimported_and_its_later_import_whole(tmp_path):
+    seen = script(tmp_path, f"""
+result = kale_like.run({str(PIPELINE)!r}, {{"marks": {str(tmp_path / "marks")!r}}}, store={str(tmp_path / "s")!r},
+                       echo=False)
+before = "kfp" in sys.modules
+import kfp
+print(json.dumps({{"status": result.status, "output": result.outputs, "kfp_before": before,
+                  "client": hasattr(kfp, "Client")}}))
+""")
+    assert seen == {"status": "SUCCEEDED", "output": {"Output": 140}, "kfp_before": False, "client": True}
+
+
+def test_the_yaml_compiled_aside_is_the_one_compiled_in_the_process(tmp_path):
+    body = f"""
+text = kale_like.compile({str(PIPELINE)!r})
+print(json.dumps({{"yaml": text, "kfp": "kfp" in sys.modules}}))
+"""
+    aside = script(tmp_path, body, KALE_LIKE_CACHE_DIR=str(tmp_path / "cache1"))
+    here = script(tmp_path, body, KALE_LIKE_CACHE_DIR=str(tmp_path / "cache2"), KALE_LIKE_COMPILE_ASIDE="0")
+    assert aside["kfp"] is False and here["kfp"] is True
+    assert aside["yaml"] == here["yaml"] and "crash-once" in aside["yaml"]
+
+
+def test_a_refused_pipeline_raises_the_same_error_in_a_script(tmp_path):
+    body = f"""
+try:
+    kale_like.compile({str(REFUSED)!r})
+except kale_like.errors.KaleLikeError as error:
+    print(json.dumps({{"type": type(error).__name__, "text": str(error)}}))
+"""
+    aside = script(tmp_path, "import kale_like.errors\n" + body)
+    here = script(tmp_path, "import kale_like.errors\n" + body, KALE_LIKE_COMPILE_ASIDE="0")
+    assert aside == here and "on KFP 2.14" in aside["text"]
+
+
+def test_a_step_in_a_worker_process_sees_kfp_as_a_kfp_container_does(tmp_path):
+    """KFP starts each step as `_KFP_RUNTIME=true python3 -m kfp.dsl.executor_main` (the command
+    kfp's compiler writes into every component, kfp/dsl/component_factory.py), so the kfp a step
+    imports has no `kfp.Client`; a local run's worker processes give steps the same kfp."""
+    step_file = tmp_path / "peek.py"
+    step_file.write_text('''
+from kale_like import pipeline, step
+
+
+@step
+def peek() -> bool:
+    import kfp
+    return hasattr(kfp, "Client")
+
+
+@pipeline(name="peek")
+def peeking():
+    return peek()
+''', encoding="utf-8")
+    seen = script(tmp_path, f"""
+result = kale_like.run({str(step_file)!r}, store={str(tmp_path / "s")!r}, echo=False)
+print(json.dumps(result.outputs))
+""")
+    assert seen == {"Output": False}
