@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from kale_like.errors import KaleLikeError, SourceLocation
@@ -59,10 +60,12 @@ def targeting(graph: StepGraph, kfp_version: str | None) -> StepGraph:
 
 
 def pipeline_ir(source: Any, pipeline: str | None = None, graph: StepGraph | None = None,
-                allow_secret_like: bool = False, kfp_version: str | None = None):
+                allow_secret_like: bool = False, kfp_version: str | None = None,
+                meanwhile: Callable[[], object] | None = None):
     """The compiled pipeline a local run executes: the YAML file itself, or compiled in memory.
 
-    Either way it is checked against the target KFP server (a YAML file: `kfp_version`, else 2.14)."""
+    Either way it is checked against the target KFP server (a YAML file: `kfp_version`, else 2.14).
+    `meanwhile` runs while it compiles (`compile_aside.py`)."""
     from kale_like.backends.local.ir import PipelineIR
 
     if _is_yaml(source):
@@ -77,7 +80,11 @@ def pipeline_ir(source: Any, pipeline: str | None = None, graph: StepGraph | Non
 
     graph = targeting(graph or load_graph(source, pipeline), kfp_version)
     check_graph(graph, allow_secret_like)
-    return PipelineIR.from_text(compile_graph(graph).yaml_text, str(graph.source))
+    return PipelineIR.from_text(compile_graph(graph, meanwhile=meanwhile).yaml_text, str(graph.source))
+
+
+def _load_runner() -> None:
+    import kale_like.backends.local.run  # noqa: F401  (while the pipeline compiles: compile_aside.py)
 
 
 def _is_yaml(source: Any) -> bool:
@@ -95,8 +102,9 @@ def run(source: Any, params: dict | None = None, *, max_workers: int | None = No
     `kfp_version`: the KFP server release whose behaviour the run follows (and whose compile-time
     checks apply); it overrides the pipeline's own (notebook metadata, `@pipeline`), default 2.14.
     """
-    from kale_like.backends.local.run import BACKENDS, RunConfig, run_pipeline
     from kale_like.kfp_server import ServerVersion
+
+    from kale_like.backends.local import BACKENDS  # the runner itself is imported while the pipeline compiles
 
     if backend not in BACKENDS:
         raise KaleLikeError(f"unknown backend '{backend}'", None, "use process or thread")
@@ -104,7 +112,10 @@ def run(source: Any, params: dict | None = None, *, max_workers: int | None = No
         raise KaleLikeError("max_workers must be at least 1", None)
     graph = None if _is_yaml(source) else targeting(load_graph(source, pipeline), kfp_version)
     version = ServerVersion.parse(graph.settings.kfp_version if graph else kfp_version, "kfp_version=")
-    ir = pipeline_ir(source, pipeline, graph=graph, allow_secret_like=allow_secret_like, kfp_version=str(version))
+    ir = pipeline_ir(source, pipeline, graph=graph, allow_secret_like=allow_secret_like, kfp_version=str(version),
+                     meanwhile=_load_runner)
+    from kale_like.backends.local.run import RunConfig, run_pipeline
+
     arguments = typed_arguments(ir, params or {}, allow_secret_like)
     config = RunConfig(store=Path(store), max_workers=max_workers or os.cpu_count() or 1, backend=backend,
                        cache=cache, echo=echo, collect_failed_iterations=collect_failed_iterations,

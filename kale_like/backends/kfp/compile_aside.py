@@ -22,16 +22,29 @@ import os
 import pickle
 import sys
 import threading
+from collections.abc import Callable
 
 from kale_like.backends.kfp.compiled import CompiledPipeline
 from kale_like.graph.model import StepGraph
 from kale_like.process_role import command_line_process, forked_for_kale_like
 
 
-def compile_graph(graph: StepGraph, yaml_name: str = "pipeline.yaml") -> CompiledPipeline:
-    """`compile.compile_graph(graph, yaml_name)`, in a forked child where that is safe."""
-    texts = _compiled_in_child(graph, yaml_name) if forkable() else None
+def compile_graph(graph: StepGraph, yaml_name: str = "pipeline.yaml",
+                  meanwhile: Callable[[], object] | None = None) -> CompiledPipeline:
+    """`compile.compile_graph(graph, yaml_name)`, in a forked child where that is safe.
+
+    `meanwhile` runs in this process while the child compiles (a run imports its local runner
+    then: the machine's other core does the compile), or before the compile where there is no
+    child."""
+    done: list[object] = []
+
+    def once() -> None:
+        if meanwhile is not None and not done:
+            done.append(meanwhile())
+
+    texts = _compiled_in_child(graph, yaml_name, once) if forkable() else None
     if texts is None:
+        once()
         from kale_like.backends.kfp.compile import compile_graph as compile_here
 
         return compile_here(graph, yaml_name)
@@ -45,7 +58,7 @@ def forkable() -> bool:
             and os.environ.get("KALE_LIKE_COMPILE_ASIDE", "1") != "0")
 
 
-def _compiled_in_child(graph: StepGraph, yaml_name: str) -> tuple[str, str] | None:
+def _compiled_in_child(graph: StepGraph, yaml_name: str, meanwhile: Callable[[], None]) -> tuple[str, str] | None:
     """The YAML and the DSL module, compiled by a forked child; None when the child did not
     compile (the caller then compiles, and reports what went wrong)."""
     _flush()  # what the script printed goes out once, not again from the child
@@ -60,9 +73,12 @@ def _compiled_in_child(graph: StepGraph, yaml_name: str) -> tuple[str, str] | No
         os.close(read)
         _compile_and_exit(graph, yaml_name, write)
     os.close(write)
-    with os.fdopen(read, "rb") as stream:
-        data = stream.read()
-    os.waitpid(child, 0)
+    try:
+        meanwhile()
+    finally:
+        with os.fdopen(read, "rb") as stream:
+            data = stream.read()
+        os.waitpid(child, 0)
     try:
         texts = pickle.loads(data) if data else None
     except (pickle.UnpicklingError, EOFError, ValueError):
