@@ -66,16 +66,19 @@ except kale_like.errors.KaleLikeError as error:
 def test_a_step_in_a_worker_process_sees_kfp_as_a_kfp_container_does(tmp_path):
     """KFP starts each step as `_KFP_RUNTIME=true python3 -m kfp.dsl.executor_main` (the command
     kfp's compiler writes into every component, kfp/dsl/component_factory.py), so the kfp a step
-    imports has no `kfp.Client`; a local run's worker processes give steps the same kfp."""
+    imports has no `kfp.Client`, and the step sees the variable; a local run's worker processes
+    give steps the same."""
     step_file = tmp_path / "peek.py"
     step_file.write_text('''
 from kale_like import pipeline, step
 
 
 @step
-def peek() -> bool:
+def peek() -> str:
+    import os
+
     import kfp
-    return hasattr(kfp, "Client")
+    return f"client={hasattr(kfp, 'Client')} runtime={os.environ.get('_KFP_RUNTIME')}"
 
 
 @pipeline(name="peek")
@@ -86,4 +89,4 @@ def peeking():
 result = kale_like.run({str(step_file)!r}, store={str(tmp_path / "s")!r}, echo=False)
 print(json.dumps(result.outputs))
 """)
-    assert seen == {"Output": False}
+    assert seen == {"Output": "client=False runtime=true"}
