@@ -111,8 +111,13 @@ TRICKY = [
     ("relative imports bind but name no module", "from . import sibling\nfrom .pkg import thing"),
     ("star import", "from math import *\nprint(sqrt(2))"),
     ("relative star import is not a star import to libcst", "from . import *"),
-    ("a dotted import (refused)", "import os.path\nos.path.join(a)"),
-    ("a dotted import after the read (refused)", "print(a.b)\nimport a.b"),
+    ("a dotted import: the read of os.path is not a read of os", "import os.path\nos.path.join(a)"),
+    ("a dotted import after the read: still no read (libcst)", "print(a.b)\nimport a.b"),
+    ("a dotted import binds its top name", "import a.b.c\nprint(a, a.x, a.b.c.d, x.a.b)"),
+    ("chains through a subscript, a call or an f-string", "import a.b\na.b[0].c\na.b().c\nf(a.b).c\nf'{a.b}'.upper\na[0].b.c"),
+    ("a dotted import in a def or a class", "def f():\n    import a.b\n    return a.b.c\nclass A:\n    import c.d\n    x = c.d\n    def g(self):\n        return c.d\nprint(a.b, c.d)"),
+    ("a dotted import and the plain name bound later", "print(os.path.x)\nimport os"),
+    ("augmented assignment of a dotted import's top name", "import a.b\na += 1\na.b += 1\ndel a.b"),
     ("an import inside a def binds locally", "def f():\n    import json\n    return json\nprint(json)"),
     ("from __future__ binds the name", "from __future__ import annotations\nx = annotations"),
     ("match (refused)", "match cmd:\n    case [x, *rest]:\n        print(x, rest)\n    case {'k': v, **kw}:\n        print(v, kw)"),
@@ -280,7 +285,7 @@ def _expression(draw, depth: int = 0) -> str:
     if depth > 2:
         return draw(st.one_of(name, st.sampled_from(["1", "'s'", "None"])))
     inner = _expression(depth + 1)
-    kind = draw(st.integers(0, 17))
+    kind = draw(st.integers(0, 18))
     if kind == 0:
         return f"({draw(inner)} + {draw(inner)})"
     if kind == 1:
@@ -314,6 +319,8 @@ def _expression(draw, depth: int = 0) -> str:
         return f"[*{draw(name)}, {draw(inner)}]"
     if kind == 15:
         return f"{draw(name)}[({draw(name)}), {draw(name)}:{draw(inner)}]"
+    if kind == 16:
+        return f"{draw(name)}.{draw(name)}.x"
     return draw(name)
 
 
@@ -342,7 +349,8 @@ def _statements(draw, indent: str = "", depth: int = 0, in_def: bool = False) ->
         elif kind == 7:
             lines.append(f"{indent}del {name}{draw(st.sampled_from(['', ',', f', {other}']))}")
         elif kind == 8:
-            lines.append(f"{indent}import {name} as {other}" if draw(st.booleans()) else f"{indent}import {name}")
+            lines.append(indent + draw(st.sampled_from([f"import {name} as {other}", f"import {name}",
+                                                         f"import {name}.{other}", f"import {name}.{other}.x"])))
         elif kind == 9:
             lines.append(f"{indent}from {name} import {other}")
         elif kind == 10:

@@ -14,26 +14,26 @@ anything it does not reproduce with certainty, and the caller then runs libcst. 
 test (tests/test_fast_facts.py) holds the two to the same answer on every notebook the tests have,
 generated notebooks and a list of tricky snippets.
 
-Taken here: imports (`import a as b`, `from m import x`, `from m import *`), assignments of every
-kind but `:=`, `del`, calls, attributes, subscripts and slices, f-strings, `if`/`for`/`while`/
-`with`/`try` (and `except*`), `def` and `async def` (decorators, defaults and annotations are
-evaluated outside), lambdas, classes, comprehensions, `global`/`nonlocal`, string annotations that
-are plain expressions.
+Taken here: imports (`import a as b`, `import a.b`, `from m import x`, `from m import *`),
+assignments of every kind but `:=`, `del`, calls, attributes, subscripts and slices, f-strings,
+`if`/`for`/`while`/`with`/`try` (and `except*`), `def` and `async def` (decorators, defaults and
+annotations are evaluated outside), lambdas, classes, comprehensions, `global`/`nonlocal`, string
+annotations that are plain expressions.
 
 Given to libcst (None): the walrus `:=` (libcst binds it in the comprehension it is in, and where a
-binding lands in the middle of an expression depends on libcst's order of fields), `match`, a
-dotted `import a.b` without `as` (libcst then reads `a.b.c` as one name), `type` statements and
-type parameters, string annotations that are not plain expressions (libcst parses them as code,
-which may bind names), calls to names imported from `typing` (libcst skips `TypeVar`'s first
-argument), identifiers that Python would normalise (NFKC: libcst keeps them as written), code
-with `\\r`, form feeds or a byte-order mark, and anything whose f-string positions Python got
-wrong.
+binding lands in the middle of an expression depends on libcst's order of fields), `match`, `type`
+statements and type parameters, string annotations that are not plain expressions (libcst parses
+them as code, which may bind names), calls to names imported from `typing` (libcst skips
+`TypeVar`'s first argument), identifiers that Python would normalise (NFKC: libcst keeps them as
+written), code with `\\r`, form feeds or a byte-order mark, and anything whose f-string positions
+Python got wrong.
 
 Where libcst differs from Python, the fast path keeps libcst's answer, so that a notebook's graph
 does not depend on which path analysed a step: `for x in x:` does not read `x` (libcst binds the
 target before the iterable), `[z for x in a for y in x for z in y]` reads `y` (the second and
-later `for`s of a comprehension do not see each other's targets), `x: int` defines `x`, and `n += 1`
-in a class body reads a module-level `n`.
+later `for`s of a comprehension do not see each other's targets), `x: int` defines `x`, `n += 1`
+in a class body reads a module-level `n`, and with `import a.b` anywhere in the code (even after
+it) `a.b.c` reads nothing.
 
 Cost (one core, best of 3 with `time.perf_counter`, facts not kept), on the 364-cell benchmark
 notebook (`make_notebooks.write_notebook(path, 364)`, 144 steps), each step's cells joined as a step
@@ -71,9 +71,13 @@ def fast_facts(code: str) -> CodeFacts | None:
         tree = ast.parse(code)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
-    walker = _Walker(code, tree)
     try:
-        walker.body(tree.body, walker.module)
+        try:
+            walker = _Walker(code, tree, dotted=False)
+            walker.body(tree.body, walker.module)
+        except _Dotted:  # walked again, following attribute chains as libcst does for dotted imports
+            walker = _Walker(code, tree, dotted=True)
+            walker.body(tree.body, walker.module)
         return walker.facts()
     except (_Refused, RecursionError):
         return None
@@ -81,6 +85,10 @@ def fast_facts(code: str) -> CodeFacts | None:
 
 class _Refused(Exception):
     """The code uses a construct this reading does not reproduce with certainty."""
+
+
+class _Dotted(Exception):
+    """The code has a dotted import without `as` (`import a.b`), which changes how libcst reads `a.b.c`."""
 
 
 _MODULE, _FUNCTION, _CLASS, _COMPREHENSION = range(4)
@@ -121,11 +129,25 @@ def _resolve(scope: _Scope | None, name: str) -> _Scope | object | None:
     return _BUILTIN if hasattr(builtins, name) else None
 
 
+def _bound_anywhere(scope: _Scope | None, name: str) -> bool:
+    """Whether `name` is bound in `scope` or a scope it sees, at any point (libcst's `name in scope`)."""
+    while scope is not None:
+        if name in scope.first:
+            return True
+        scope = _visible(scope.parent)
+    return hasattr(builtins, name)
+
+
 class _Walker:
     """One walk over the tree, in libcst's order of visiting."""
 
-    def __init__(self, code: str, tree: ast.Module) -> None:
+    def __init__(self, code: str, tree: ast.Module, dotted: bool) -> None:
         self.code = code
+        # `import a.b` binds `a.b` besides `a`, and libcst then takes `a.b.c` for a read of the name
+        # `a.b`, not of `a`: `dotted` walks note each name that starts a chain of attributes
+        self.dotted = dotted
+        self.in_attribute = False  # inside a chain of attributes (and not in a call within it)
+        self.chains: dict[int, list[str]] = {}  # index in `accesses` -> the chain's dotted names, longest first
         self.module = _Scope(_MODULE, None)
         self.where: dict[str, tuple[int, int]] = {}  # module-level name -> (line, byte column) of its first binding
         self.accesses: list[tuple[_Scope, str, int, int, int]] = []  # scope, name, count, line, byte column
@@ -141,9 +163,12 @@ class _Walker:
 
     def facts(self) -> CodeFacts:
         reads: dict[str, tuple[int, int]] = {}
-        for scope, name, count, line, column in self.accesses:
+        chains = self.chains
+        for index, (scope, name, count, line, column) in enumerate(self.accesses):
             if name in NOTEBOOK_NAMES:
                 continue
+            if chains and index in chains and any(_bound_anywhere(scope, dotted) for dotted in chains[index]):
+                continue  # a read of `a.b` (libcst leaves it out of the reads, bound or not)
             found = _resolve(scope, name)
             if found is not None:
                 if found is not scope:
@@ -161,7 +186,7 @@ class _Walker:
                 reads[name] = at
         ascii = self.code.isascii()
         return CodeFacts(
-            defines=frozenset(self.module.first),
+            defines=frozenset(name.split(".", 1)[0] for name in self.module.first),
             reads={name: self._character_position(at, ascii) for name, at in sorted(reads.items())},
             touches=frozenset(self.touched & set(reads)),
             modules=frozenset(self.modules),
@@ -274,10 +299,15 @@ class _Walker:
     def _import(self, node: ast.Import, scope: _Scope) -> None:
         at = (node.lineno, node.col_offset)
         for alias in node.names:
-            if alias.asname is None and "." in alias.name:
-                raise _Refused("import a.b")  # libcst binds `a.b` as well as `a`, and reads `a.b.c` as one name
             self.modules.add(alias.name.split(".", 1)[0])
-            self.assign(scope, alias.asname or alias.name, at)
+            if alias.asname is None and "." in alias.name:
+                if not self.dotted:
+                    raise _Dotted()
+                parts = alias.name.split(".")
+                for end in range(len(parts), 0, -1):  # `a.b.c`, `a.b` and `a`
+                    self.assign(scope, ".".join(parts[:end]), at)
+            else:
+                self.assign(scope, alias.asname or alias.name, at)
         scope.count += 1
 
     def _import_from(self, node: ast.ImportFrom, scope: _Scope) -> None:
@@ -405,8 +435,28 @@ class _Walker:
     def _constant(self, node: ast.Constant, scope: _Scope) -> None:
         pass
 
-    def _attribute(self, node: ast.Attribute | ast.Starred | ast.Await, scope: _Scope) -> None:
+    def _value(self, node: ast.Starred | ast.Await | ast.YieldFrom, scope: _Scope) -> None:
         self.expr(node.value, scope)
+
+    def _attribute(self, node: ast.Attribute, scope: _Scope) -> None:
+        if not self.dotted or self.in_attribute:
+            self.expr(node.value, scope)
+            return
+        # the outermost attribute of a chain (libcst's "top-level attribute"): when the chain is only
+        # names, `a.b.c`, the read of `a` is one of `a.b.c` or `a.b` if such a dotted name is bound
+        attributes = [node.attr]
+        base = node.value
+        while isinstance(base, ast.Attribute):
+            attributes.append(base.attr)
+            base = base.value
+        if isinstance(base, ast.Name):
+            self.chains[len(self.accesses)] = [
+                ".".join([base.id, *reversed(attributes[i:])]) for i in range(len(attributes))]
+            self.expr(base, scope)
+            return
+        self.in_attribute = True
+        self.expr(node.value, scope)
+        self.in_attribute = False
 
     def _optional_value(self, node: ast.Yield, scope: _Scope) -> None:
         if node.value is not None:
@@ -437,10 +487,12 @@ class _Walker:
             raise _Refused("a call of a name from typing")  # cast/TypeVar/NewType: libcst reads their arguments its way
         if isinstance(func, ast.Attribute):
             self.touch(func.value, through_attribute=True)
+        outer, self.in_attribute = self.in_attribute, False  # a call starts afresh (libcst's stack)
         self.expr(func, scope)
         self.exprs(node.args, scope)
         for keyword in node.keywords:
             self.expr(keyword.value, scope)
+        self.in_attribute = outer
 
     def _subscript(self, node: ast.Subscript, scope: _Scope) -> None:
         self.expr(node.value, scope)
@@ -577,9 +629,9 @@ _EXPRESSIONS: dict[type[ast.AST], Callable[[_Walker, Any, _Scope], None]] = {
     ast.Name: _Walker._name,
     ast.Constant: _Walker._constant,
     ast.Attribute: _Walker._attribute,
-    ast.Starred: _Walker._attribute,
-    ast.Await: _Walker._attribute,
-    ast.YieldFrom: _Walker._attribute,
+    ast.Starred: _Walker._value,
+    ast.Await: _Walker._value,
+    ast.YieldFrom: _Walker._value,
     ast.Yield: _Walker._optional_value,
     ast.BinOp: _Walker._binary,
     ast.UnaryOp: _Walker._unary,
