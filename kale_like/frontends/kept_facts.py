@@ -113,17 +113,22 @@ def _key(code: str) -> str:
 
 @functools.cache
 def _version() -> str:
-    """What the facts of a text depend on besides the text: libcst and the analysis' own source."""
-    from kale_like.frontends import analysis, nesting
+    """What the facts of a text depend on besides the text: libcst, the analysis' own source (both
+    paths: `fast_facts` and libcst's) and Python's version (whose `ast` the fast path reads)."""
+    import sys
 
-    sources = b"".join(Path(module.__file__).read_bytes() for module in (analysis, nesting) if module.__file__)
+    from kale_like.frontends import analysis, fast_facts, nesting
+
+    sources = b"".join(Path(module.__file__).read_bytes() for module in (analysis, fast_facts, nesting)
+                       if module.__file__)
     from importlib import metadata
 
     try:
         libcst = metadata.version("libcst")
     except metadata.PackageNotFoundError:
         libcst = "-"
-    return f"{_FORMAT}:{libcst}:{hashlib.sha256(sources).hexdigest()}"
+    python = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    return f"{_FORMAT}:{libcst}:{python}:{hashlib.sha256(sources).hexdigest()}"
 
 
 def _to_json(facts: CodeFacts) -> str:
