@@ -17,6 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 from run_view_cells import RUN_VIEW_CELLS
@@ -102,6 +103,19 @@ def widen_sidebar(page, width: int = 520) -> None:
     page.mouse.down()
     page.mouse.move(width, box["y"] + 200, steps=5)
     page.mouse.up()
+
+
+def settled_screenshot(locator, path: Path, attempts: int = 5) -> None:
+    """A picture of what `locator` finds, taken again when the panel draws that part anew meanwhile
+    (an analysis after a notebook change replaces its elements)."""
+    for attempt in range(attempts):
+        try:
+            locator.screenshot(path=str(path))
+            return
+        except PlaywrightError:
+            if attempt == attempts - 1:
+                raise
+            locator.page.wait_for_timeout(200)
 
 
 def screenshot_panel(page) -> None:
@@ -543,7 +557,11 @@ def test_make_steps_from_the_headings_writes_their_tags(page, lab):
     panel = page.locator("#kale-like-panel")
     expect(panel.locator(".kl-MakeSteps")).to_be_visible(timeout=20_000)
     assert graph_nodes(page) == ["load", "clean_the_data"]
-    panel.locator(".kl-Guide").screenshot(path=str(ARTIFACTS / "guide-make-steps.png"))
+    # the kernel's start updates the notebook's metadata, and the panel analyses it again (and draws
+    # the guide anew): the picture is taken once that is over
+    page.wait_for_function("window.jupyterapp.shell.currentWidget.sessionContext.session?.kernel?.status === 'idle'",
+                           timeout=90_000)
+    settled_screenshot(panel.locator(".kl-Guide"), ARTIFACTS / "guide-make-steps.png")
     panel.locator(".kl-MakeSteps").click()
     expect(panel.locator(".kl-Guide")).to_have_count(0, timeout=10_000)
     assert page.evaluate(CELL_TAGS) == [[], ["imports"], ["step:load"], [], ["step:clean_the_data"]]
