@@ -11,6 +11,7 @@ common code and nearly all generated cells must not fall back to libcst.
 
 from __future__ import annotations
 
+import ast
 import sys
 from pathlib import Path
 
@@ -182,11 +183,73 @@ def _reference(code: str):
 
 
 def _agrees(code: str):
-    """The fast facts of `code` (None or libcst's own), compared; returns them."""
-    fast = fast_facts(code)
+    """The fast facts of `code` (None or libcst's own), compared; returns them. The walk in libcst's
+    order is compared with libcst; the walk in Python's order (what a compile uses) must give the
+    same facts unless the code has one of the two places where the orders differ."""
+    fast = fast_facts(code, python_order=False)
     if fast is not None:
         assert fast == _reference(code), code
+        if not _orders_differ(code):
+            assert fast_facts(code) == fast, code
     return fast
+
+
+def _orders_differ(code: str) -> bool:
+    """Whether `code` has a `for` whose target names a name its iterable reads, or a comprehension of
+    several `for`s: where libcst reads in another order than Python runs (fast_facts.py)."""
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, (ast.For, ast.AsyncFor)):
+            targets = {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
+            if targets & {n.id for n in ast.walk(node.iter) if isinstance(n, ast.Name)}:
+                return True
+        if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)) and len(node.generators) > 1:
+            return True
+    return False
+
+
+# Where Python's order and libcst's differ, the facts follow Python: (code, reads in Python's order,
+# reads in libcst's order)
+PYTHON_ORDER = [
+    ("for x in x:\n    print(x)", {"x": (1, 10)}, {}),
+    ("total = 0\nfor row in rows:\n    for row in row:\n        total += row",
+     {"rows": (2, 12)}, {"rows": (2, 12)}),
+    ("for a, b in zip(a, b):\n    pass", {"a": (1, 17), "b": (1, 20)}, {}),
+    ("x = [1]\nfor x in x:\n    pass", {}, {}),
+    ("[z for x in a for y in x for z in y]", {"a": (1, 13)}, {"a": (1, 13), "y": (1, 35)}),
+    ("[x for x in a for y in b if y]", {"a": (1, 13), "b": (1, 24)}, {"a": (1, 13), "b": (1, 24), "y": (1, 29)}),
+    ("{k: v for row in rows for k, v in row.items() if v}", {"rows": (1, 18)}, {"rows": (1, 18), "v": (1, 50)}),
+    ("flat = sum(c for line in text for c in line if c)", {"text": (1, 26)}, {"c": (1, 48), "text": (1, 26)}),
+]
+
+
+@pytest.mark.parametrize(("code", "python", "libcst"), PYTHON_ORDER, ids=[c for c, _, _ in PYTHON_ORDER])
+def test_reads_follow_pythons_order_where_libcsts_differs(code, python, libcst):
+    assert _reference(code).reads == libcst  # what libcst says (the reason for the difference)
+    assert fast_facts(code, python_order=False).reads == libcst
+    assert fast_facts(code).reads == python
+    assert analysis.analyze(code).reads == python  # what a compile uses
+
+
+def test_a_notebook_flattening_with_nested_fors_runs_as_python_runs_it(tmp_path):
+    """`for x in x:` takes x from the step that made it, and a comprehension's third `for` may read
+    the second's target: before, the first failed with NameError and the second was refused."""
+    import kale_like
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell("a = [[[1, 2]], [[3]]]\nx = [1, 2, 3]", metadata={"tags": ["step:make"]}),
+        nbformat.v4.new_code_cell("total = 0\nfor x in x:\n    total += x\nflat = [z for w in a for y in w for z in y]",
+                                  metadata={"tags": ["step:use"]}),
+        nbformat.v4.new_code_cell("print(total, flat)", metadata={"tags": ["step:report"]}),
+    ]
+    path = tmp_path / "flatten.ipynb"
+    nbformat.write(notebook, str(path))
+    namespace: dict = {}
+    exec("\n".join(cell.source for cell in notebook.cells[:2]), namespace)  # the same code run as plain Python
+    result = kale_like.run(path, backend="thread", store=tmp_path / "store", echo=False)
+    assert result.succeeded, result.error
+    made = (result.value("use", "total"), result.value("use", "flat"))
+    assert made == (namespace["total"], namespace["flat"]) == (6, [1, 2, 3])
 
 
 @pytest.mark.parametrize("code", [code for _, code in TRICKY], ids=[what for what, _ in TRICKY])

@@ -28,12 +28,15 @@ them as code, which may bind names), calls to names imported from `typing` (libc
 written), code with `\\r`, form feeds or a byte-order mark, and anything whose f-string positions
 Python got wrong.
 
-Where libcst differs from Python, the fast path keeps libcst's answer, so that a notebook's graph
-does not depend on which path analysed a step: `for x in x:` does not read `x` (libcst binds the
-target before the iterable), `[z for x in a for y in x for z in y]` reads `y` (the second and
-later `for`s of a comprehension do not see each other's targets), `x: int` defines `x`, `n += 1`
-in a class body reads a module-level `n`, and with `import a.b` anywhere in the code (even after
-it) `a.b.c` reads nothing.
+Where libcst reads in another order than Python runs, two cases follow Python, since Python is
+what the user meant: for libcst, `for x in x:` does not read `x` (it binds the target before it
+reads the iterable: the step then lacked its input x and failed with NameError), and
+`[z for x in a for y in x for z in y]` reads `y` (a comprehension's later `for`s do not see each
+other's targets: valid code was refused, "name 'y' is not defined by any earlier step"). Code that
+libcst reads (the walrus, `match`, ...) still gets libcst's answer there. Elsewhere the fast path
+keeps libcst's answer, so that a notebook's graph does not depend on which path analysed a step:
+`x: int` defines `x`, `n += 1` in a class body reads a module-level `n`, and with `import a.b`
+anywhere in the code (even after it) `a.b.c` reads nothing.
 
 Cost (one core, best of 3 with `time.perf_counter`, facts not kept), on the 364-cell benchmark
 notebook (`make_notebooks.write_notebook(path, 364)`, 144 steps), each step's cells joined as a step
@@ -59,8 +62,13 @@ from typing import Any
 from kale_like.frontends.analysis import NOTEBOOK_NAMES, CodeFacts
 
 
-def fast_facts(code: str) -> CodeFacts | None:
-    """The facts libcst's analysis gives for `code`, or None when this reading is not sure of them.
+def fast_facts(code: str, python_order: bool = True) -> CodeFacts | None:
+    """The facts of `code`, or None when this reading is not sure of them.
+
+    They are libcst's, but for two places where libcst reads in another order than Python runs
+    (`python_order`, see the module's docstring): a `for` reads its iterable before it binds its
+    target, and a comprehension's later `for`s see the earlier ones' targets and their own in their
+    conditions. `python_order=False` gives libcst's answer there too (the differential test).
 
     `code` must compile (the caller checks first): its syntax errors are reported elsewhere."""
     if "\r" in code or "\f" in code or "\v" in code or code.startswith("\ufeff"):
@@ -73,10 +81,10 @@ def fast_facts(code: str) -> CodeFacts | None:
         return None
     try:
         try:
-            walker = _Walker(code, tree, dotted=False)
+            walker = _Walker(code, tree, dotted=False, python_order=python_order)
             walker.body(tree.body, walker.module)
         except _Dotted:  # walked again, following attribute chains as libcst does for dotted imports
-            walker = _Walker(code, tree, dotted=True)
+            walker = _Walker(code, tree, dotted=True, python_order=python_order)
             walker.body(tree.body, walker.module)
         return walker.facts()
     except (_Refused, RecursionError):
@@ -141,8 +149,9 @@ def _bound_anywhere(scope: _Scope | None, name: str) -> bool:
 class _Walker:
     """One walk over the tree, in libcst's order of visiting."""
 
-    def __init__(self, code: str, tree: ast.Module, dotted: bool) -> None:
+    def __init__(self, code: str, tree: ast.Module, dotted: bool, python_order: bool) -> None:
         self.code = code
+        self.python_order = python_order
         # `import a.b` binds `a.b` besides `a`, and libcst then takes `a.b.c` for a read of the name
         # `a.b`, not of `a`: `dotted` walks note each name that starts a chain of attributes
         self.dotted = dotted
@@ -341,9 +350,14 @@ class _Walker:
         self.body(node.orelse, scope)
 
     def _for(self, node: ast.For | ast.AsyncFor, scope: _Scope) -> None:
-        self.expr(node.target, scope)
-        scope.count += 1  # the target is bound before the iterable is read (libcst's order)
-        self.expr(node.iter, scope)
+        if self.python_order:  # `for x in x:` reads the x bound before it
+            self.expr(node.iter, scope)
+            self.expr(node.target, scope)
+            scope.count += 1
+        else:
+            self.expr(node.target, scope)
+            scope.count += 1  # the target is bound before the iterable is read (libcst's order)
+            self.expr(node.iter, scope)
         self.body(node.body, scope)
         self.body(node.orelse, scope)
 
@@ -565,11 +579,18 @@ class _Walker:
         self.expr(generators[0].target, inner)
         inner.count += 1
         self.exprs(generators[0].ifs, inner)
-        for generator in generators[1:]:  # all seen at one count: libcst counts them when it leaves them
-            self.expr(generator.target, inner)
-            self.expr(generator.iter, inner)
-            self.exprs(generator.ifs, inner)
-        inner.count += len(generators) - 1
+        for generator in generators[1:]:
+            if self.python_order:  # each iterable sees the targets before it; the conditions, its own
+                self.expr(generator.iter, inner)
+                self.expr(generator.target, inner)
+                inner.count += 1
+                self.exprs(generator.ifs, inner)
+            else:  # all seen at one count: libcst counts them when it leaves them
+                self.expr(generator.target, inner)
+                self.expr(generator.iter, inner)
+                self.exprs(generator.ifs, inner)
+        if not self.python_order:
+            inner.count += len(generators) - 1
         if isinstance(node, ast.DictComp):
             self.expr(node.key, inner)
             self.expr(node.value, inner)
