@@ -126,7 +126,7 @@ def screenshot_panel(page) -> None:
     code_cell(page, 6).scroll_into_view_if_needed()
     page.wait_for_timeout(300)
     page.screenshot(path=str(ARTIFACTS / "panel.png"))
-    page.locator("#kale-like-panel").screenshot(path=str(ARTIFACTS / "panel-only.png"))
+    settled_screenshot(page.locator("#kale-like-panel"), ARTIFACTS / "panel-only.png")
 
 
 def test_tag_a_step_see_the_graph_compile_and_run_locally(page, lab):
@@ -420,7 +420,7 @@ def test_the_exit_handler_is_drawn_below_the_body(page, lab):
         return [y('third').bottom, y('exit_handler').top];
     }""")
     assert bottom[0] < bottom[1], bottom
-    panel.locator(".kl-Graph").screenshot(path=str(ARTIFACTS / "graph-exit-handler.png"))
+    settled_screenshot(panel.locator(".kl-Graph"), ARTIFACTS / "graph-exit-handler.png")
     # the graph in a tab of its own: zoom in and out, a click on a step opens its cell
     panel.locator(".kl-GraphOpen").click()
     tab = page.locator(".kl-GraphTab")
@@ -461,7 +461,7 @@ def test_a_run_reads_as_the_notebook_and_stays_after_a_reload(page, lab):
     expect(loop).to_have_attribute("data-progress", "3/3")  # the loop's iterations, done of all
     expect(panel.locator(".kl-GraphGroupProgress")).to_have_text("3/3 done")
     widen_sidebar(page, 470)
-    panel.locator(".kl-GraphBox").screenshot(path=str(ARTIFACTS / "run-graph.png"))
+    settled_screenshot(panel.locator(".kl-GraphBox"), ARTIFACTS / "run-graph.png")
     panel.locator('.kl-GraphNode[data-step="train"]').click()
     assert page.evaluate("window.jupyterapp.shell.currentWidget.content.activeCellIndex") == 2
     # a step's row shows its log and the values it hands on
@@ -471,7 +471,7 @@ def test_a_run_reads_as_the_notebook_and_stays_after_a_reload(page, lab):
     # the run folder is hidden from the file browser: its files are listed as downloads
     panel.locator(".kl-OpenFolder").click()
     expect(panel.locator('.kl-RunFiles a', has_text="logs/audit.log")).to_have_count(1)
-    panel.locator(".kl-RunBox").screenshot(path=str(ARTIFACTS / "run-view.png"))
+    settled_screenshot(panel.locator(".kl-RunBox"), ARTIFACTS / "run-view.png")
     # after a reload the notebook's runs are still listed, the newest shown
     open_lab(page, lab)
     open_notebook(page, name)
@@ -528,7 +528,7 @@ def test_enabling_a_notebook_without_tags_shows_a_guide(page, lab):
     expect(panel.locator(".kl-Guide")).to_contain_text("No cell is tagged as a step yet")
     expect(panel.locator(".kl-Problem")).to_have_count(0)
     expect(code_cell(page, 0).locator(".kl-CellError")).to_have_count(0)
-    panel.locator(".kl-Guide").screenshot(path=str(ARTIFACTS / "guide.png"))
+    settled_screenshot(panel.locator(".kl-Guide"), ARTIFACTS / "guide.png")
     # once a cell is tagged as a step, the guide has done its work
     page.evaluate("window.jupyterapp.shell.currentWidget.content.model.cells.get(1).setMetadata('tags', ['step:make'])")
     expect(panel.locator(".kl-Guide")).to_have_count(0, timeout=10_000)
@@ -689,7 +689,7 @@ def test_a_plot_shows_as_a_picture_and_the_runs_outlive_a_restart(page, lab):
         # the browser decoded the picture at its size (a broken image has no natural size)
         assert image.evaluate("(img) => [img.naturalWidth, img.naturalHeight]") == size
     widen_sidebar(page, 470)
-    panel.locator(".kl-Outputs").screenshot(path=str(ARTIFACTS / "run-outputs-plot.png"))
+    settled_screenshot(panel.locator(".kl-Outputs"), ARTIFACTS / "run-outputs-plot.png")
 
     panel.get_by_role("textbox", name="parameter wait").fill("300")
     panel.locator(".kl-RunLocal").click()
@@ -705,7 +705,7 @@ def test_a_plot_shows_as_a_picture_and_the_runs_outlive_a_restart(page, lab):
     assert rows == [["plot", "cached"], ["sleepy", "stopped"]]  # plot: from the first run's cache
     expect(panel.locator(".kl-RunLocal")).to_be_enabled()
     widen_sidebar(page, 470)
-    panel.locator(".kl-RunBox").screenshot(path=str(ARTIFACTS / "runs-after-restart.png"))
+    settled_screenshot(panel.locator(".kl-RunBox"), ARTIFACTS / "runs-after-restart.png")
     # the finished run, as it ended: its rows, its steps' logs and outputs
     panel.locator(".kl-RunItem").nth(1).click()
     expect(panel.locator(".kl-RunState")).to_contain_text("Local run succeeded")
