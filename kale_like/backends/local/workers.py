@@ -70,7 +70,8 @@ _PARENT_ONLY_LOCK = threading.Lock()
 # other worker's end, and the parent would then never read end-of-file when that other worker dies
 # (the run waited forever for a step whose process was gone).
 _FORKING = threading.Lock()
-os.register_at_fork(after_in_child=lambda: globals().update(_FORKING=threading.Lock()))
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere nothing forks (the thread backend)
+    os.register_at_fork(after_in_child=lambda: globals().update(_FORKING=threading.Lock()))
 
 
 class _Worker:
