@@ -102,3 +102,32 @@ def test_a_script_using_kale_like_keeps_kfp_client(tmp_path):
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True"
+
+
+_WORKER_LISTING = """
+import contextlib, io, json, sys
+from kale_like.surfaces.server.run_worker import main
+with contextlib.redirect_stdout(io.StringIO()) as events:
+    code = main(sys.argv[2:])
+with open(sys.argv[1], "w") as out:
+    json.dump({"code": code, "modules": sorted(sys.modules), "events": events.getvalue()}, out)
+"""
+
+
+def test_the_panels_run_worker_imports_no_client(tmp_path):
+    """The panel runs a notebook in a process of its own (`python -m kale_like.surfaces.server.run_worker`),
+    which, like the command line's, nothing of the user's shares: kfp without its client there too."""
+    notebook = _one_step_notebook(tmp_path / "one.ipynb")
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"source": str(notebook), "params": {}, "store": str(tmp_path / "store"),
+                                "backend": "thread"}), encoding="utf-8")
+    listing = tmp_path / "modules.json"
+    environment = {**os.environ, "KALE_LIKE_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
+    environment.pop("_KFP_RUNTIME", None)
+    done = subprocess.run([sys.executable, "-c", _WORKER_LISTING, str(listing), str(spec)], cwd=tmp_path,
+                          env=environment, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(listing.read_text())
+    assert result["code"] == 0 and '"status": "SUCCEEDED"' in result["events"], result["events"]
+    assert "kfp.dsl.executor" in result["modules"]
+    assert _heavy(result["modules"]) == []
