@@ -78,7 +78,10 @@ def _compiled_in_child(graph: StepGraph, yaml_name: str, meanwhile: Callable[[],
     finally:
         with os.fdopen(read, "rb") as stream:
             data = stream.read()
-        os.waitpid(child, 0)
+        try:
+            os.waitpid(child, 0)
+        except ChildProcessError:  # reaped already (a process that ignores SIGCHLD)
+            pass
     try:
         texts = pickle.loads(data) if data else None
     except (pickle.UnpicklingError, EOFError, ValueError):
