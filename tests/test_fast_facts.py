@@ -195,14 +195,17 @@ def _agrees(code: str):
 
 
 def _orders_differ(code: str) -> bool:
-    """Whether `code` has a `for` whose target names a name its iterable reads, or a comprehension of
-    several `for`s: where libcst reads in another order than Python runs (fast_facts.py)."""
+    """Whether `code` has a `for` whose target names a name its iterable reads, a comprehension of
+    several `for`s or an annotation without a value: where libcst differs from what Python runs
+    (fast_facts.py)."""
     for node in ast.walk(ast.parse(code)):
         if isinstance(node, (ast.For, ast.AsyncFor)):
             targets = {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
             if targets & {n.id for n in ast.walk(node.iter) if isinstance(n, ast.Name)}:
                 return True
         if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)) and len(node.generators) > 1:
+            return True
+        if isinstance(node, ast.AnnAssign) and node.value is None:
             return True
     return False
 
@@ -219,6 +222,9 @@ PYTHON_ORDER = [
     ("[x for x in a for y in b if y]", {"a": (1, 13), "b": (1, 24)}, {"a": (1, 13), "b": (1, 24), "y": (1, 29)}),
     ("{k: v for row in rows for k, v in row.items() if v}", {"rows": (1, 18)}, {"rows": (1, 18), "v": (1, 50)}),
     ("flat = sum(c for line in text for c in line if c)", {"text": (1, 26)}, {"c": (1, 48), "text": (1, 26)}),
+    ("x: int\ny: list[int] = []\nprint(x, y, z)", {"x": (3, 7), "z": (3, 13)}, {"z": (3, 13)}),
+    ("class A:\n    n: int\n    m = n", {"n": (3, 9)}, {}),
+    ("def f():\n    n: int\n    return n", {}, {}),
 ]
 
 
@@ -230,15 +236,21 @@ def test_reads_follow_pythons_order_where_libcsts_differs(code, python, libcst):
     assert analysis.analyze(code).reads == python  # what a compile uses
 
 
+def test_an_annotation_without_a_value_defines_nothing():
+    assert fast_facts("x: int\ny: list[int] = []").defines == {"y"}
+    assert fast_facts("x: int", python_order=False).defines == _reference("x: int").defines == {"x"}
+
+
 def test_a_notebook_flattening_with_nested_fors_runs_as_python_runs_it(tmp_path):
-    """`for x in x:` takes x from the step that made it, and a comprehension's third `for` may read
-    the second's target: before, the first failed with NameError and the second was refused."""
+    """`x: list` and `for x in x:` take x from the step that made it, and a comprehension's third `for`
+    may read the second's target: before, the first two failed with NameError and the third was
+    refused."""
     import kale_like
 
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [
         nbformat.v4.new_code_cell("a = [[[1, 2]], [[3]]]\nx = [1, 2, 3]", metadata={"tags": ["step:make"]}),
-        nbformat.v4.new_code_cell("total = 0\nfor x in x:\n    total += x\nflat = [z for w in a for y in w for z in y]",
+        nbformat.v4.new_code_cell("x: list\ntotal = 0\nfor x in x:\n    total += x\nflat = [z for w in a for y in w for z in y]",
                                   metadata={"tags": ["step:use"]}),
         nbformat.v4.new_code_cell("print(total, flat)", metadata={"tags": ["step:report"]}),
     ]

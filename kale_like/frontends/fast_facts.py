@@ -32,11 +32,13 @@ Where libcst reads in another order than Python runs, two cases follow Python, s
 what the user meant: for libcst, `for x in x:` does not read `x` (it binds the target before it
 reads the iterable: the step then lacked its input x and failed with NameError), and
 `[z for x in a for y in x for z in y]` reads `y` (a comprehension's later `for`s do not see each
-other's targets: valid code was refused, "name 'y' is not defined by any earlier step"). Code that
-libcst reads (the walrus, `match`, ...) still gets libcst's answer there. Elsewhere the fast path
-keeps libcst's answer, so that a notebook's graph does not depend on which path analysed a step:
-`x: int` defines `x`, `n += 1` in a class body reads a module-level `n`, and with `import a.b`
-anywhere in the code (even after it) `a.b.c` reads nothing.
+other's targets: valid code was refused, "name 'y' is not defined by any earlier step"); and for
+libcst `x: int` with no value binds x at module level, where Python only records the annotation
+(a step annotating an x an earlier step made lost that input; one annotating an x nobody made
+"defined" it, and failed at run time). Code that libcst reads (the walrus, `match`, ...) still
+gets libcst's answer there. Elsewhere the fast path keeps libcst's answer, so that a notebook's
+graph does not depend on which path analysed a step: `n += 1` in a class body reads a module-level
+`n`, and with `import a.b` anywhere in the code (even after it) `a.b.c` reads nothing.
 
 Cost (one core, best of 3 with `time.perf_counter`, facts not kept), on the 364-cell benchmark
 notebook (`make_notebooks.write_notebook(path, 364)`, 144 steps), each step's cells joined as a step
@@ -65,10 +67,11 @@ from kale_like.frontends.analysis import NOTEBOOK_NAMES, CodeFacts
 def fast_facts(code: str, python_order: bool = True) -> CodeFacts | None:
     """The facts of `code`, or None when this reading is not sure of them.
 
-    They are libcst's, but for two places where libcst reads in another order than Python runs
+    They are libcst's, but for three places where libcst differs from what Python runs
     (`python_order`, see the module's docstring): a `for` reads its iterable before it binds its
-    target, and a comprehension's later `for`s see the earlier ones' targets and their own in their
-    conditions. `python_order=False` gives libcst's answer there too (the differential test).
+    target, a comprehension's later `for`s see the earlier ones' targets and their own in their
+    conditions, and `x: int` with no value binds nothing at module or class level.
+    `python_order=False` gives libcst's answer there too (the differential test).
 
     `code` must compile (the caller checks first): its syntax errors are reported elsewhere."""
     if "\r" in code or "\f" in code or "\v" in code or code.startswith("\ufeff"):
@@ -264,6 +267,11 @@ class _Walker:
         scope.count += 1
 
     def _annotated(self, node: ast.AnnAssign, scope: _Scope) -> None:
+        if (self.python_order and node.value is None and isinstance(node.target, ast.Name)
+                and scope.kind in (_MODULE, _CLASS)):  # Python keeps the annotation and binds nothing
+            self.annotation(node.annotation, scope)
+            scope.count += 1
+            return
         self.expr(node.target, scope)  # `x: int` binds x for libcst
         self.annotation(node.annotation, scope)
         if node.value is not None:
