@@ -10,6 +10,7 @@ the test process itself has threads and kfp loaded (where the compile stays in t
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ def script(tmp_path: Path, body: str, **env: str) -> dict:
     path = tmp_path / "user_script.py"
     path.write_text("import json, sys\nimport kale_like\n" + body, encoding="utf-8")
     done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=180, cwd=tmp_path,
-                          env={**__import__("os").environ, **env})
+                          env={**os.environ, **env})
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -50,7 +50,8 @@ def test_the_yaml_holds_the_comments_and_documents_kfp_writes(source, tmp_path):
     copy = tmp_path / source.name
     shutil.copyfile(source, copy)
     pipeline = pipeline_of(kfp_compile.generate_module(load_graph(copy)), tmp_path)
-    ours, documents = yaml_writer._kl_yaml(pipeline, str(tmp_path / "ours.yaml"))
+    ours, documents = yaml_writer._kl_yaml_text(pipeline, str(tmp_path / "scratch.yaml"))
+    yaml_writer._kl_yaml(pipeline, str(tmp_path / "ours.yaml"))  # what the DSL module's `__main__` writes
     theirs = kfp_writes(pipeline, tmp_path / "kfp.yaml")
     assert (tmp_path / "ours.yaml").read_text(encoding="utf-8") == ours
     assert comments(ours) == comments(theirs) and comments(ours)
@@ -61,5 +62,5 @@ def test_the_yaml_holds_the_comments_and_documents_kfp_writes(source, tmp_path):
 def test_without_libyaml_the_bytes_are_kfps_own(tmp_path, monkeypatch):
     pipeline = pipeline_of(kfp_compile.generate_module(load_graph(fixture_notebook("kubernetes"))), tmp_path)
     monkeypatch.setattr(yaml, "__with_libyaml__", False)
-    ours, _ = yaml_writer._kl_yaml(pipeline, str(tmp_path / "ours.yaml"))
+    ours, _ = yaml_writer._kl_yaml_text(pipeline, str(tmp_path / "ours.yaml"))
     assert ours == kfp_writes(pipeline, tmp_path / "kfp.yaml")

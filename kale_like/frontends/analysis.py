@@ -26,7 +26,7 @@ import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider, Scope, ScopeProvider
 
 from kale_like.frontends.nesting import nesting_problem
-from kale_like.process_role import command_line_process
+from kale_like.process_role import kale_like_owns_process
 
 # Names a notebook has without defining them; the step runtime provides the same ones.
 NOTEBOOK_NAMES = frozenset(dir(builtins)) | {"display", "__name__", "__file__", "get_ipython"}
@@ -148,7 +148,7 @@ def analyze_all(codes: Iterable[str]) -> None:
     either way, hence `MANY`."""
     pending = [code for code in dict.fromkeys(codes) if not known(code)]
     workers = min(os.cpu_count() or 1, 8, len(pending) // (MANY // 2) or 1)
-    if (not command_line_process() or len(pending) < MANY or workers < 2 or threading.active_count() > 1
+    if (not kale_like_owns_process() or len(pending) < MANY or workers < 2 or threading.active_count() > 1
             or "fork" not in multiprocessing.get_all_start_methods() or os.environ.get("KALE_LIKE_ONE_CORE")):
         return
     try:

@@ -14,6 +14,7 @@ import functools
 import hashlib
 import json
 import sqlite3
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -115,8 +116,6 @@ def _key(code: str) -> str:
 def _version() -> str:
     """What the facts of a text depend on besides the text: libcst, the analysis' own source (both
     paths: `fast_facts` and libcst's) and Python's version (whose `ast` the fast path reads)."""
-    import sys
-
     from kale_like.frontends import analysis, fast_facts, nesting
 
     sources = b"".join(Path(module.__file__).read_bytes() for module in (analysis, fast_facts, nesting)

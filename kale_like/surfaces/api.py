@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 from kale_like.errors import KaleLikeError, SourceLocation
@@ -42,7 +41,7 @@ def compile(source: Any, pipeline: str | None = None, *,  # noqa: A001 - the ver
             kfp_version: str | None = None) -> str:
     """Compile to KFP v2 IR YAML text (checked structurally, and against the target KFP server:
     `kfp_version`, else the pipeline's own, else 2.14)."""
-    from kale_like.backends.kfp.compile_aside import compile_graph  # kfp stays out of the caller (compile_aside.py)
+    from kale_like.backends.kfp.compile_aside import compile_graph  # kfp stays out of the caller
     from kale_like.graph.checks import check_graph
 
     graph = targeting(load_graph(source, pipeline), kfp_version)
@@ -60,12 +59,10 @@ def targeting(graph: StepGraph, kfp_version: str | None) -> StepGraph:
 
 
 def pipeline_ir(source: Any, pipeline: str | None = None, graph: StepGraph | None = None,
-                allow_secret_like: bool = False, kfp_version: str | None = None,
-                meanwhile: Callable[[], object] | None = None):
+                allow_secret_like: bool = False, kfp_version: str | None = None):
     """The compiled pipeline a local run executes: the YAML file itself, or compiled in memory.
 
-    Either way it is checked against the target KFP server (a YAML file: `kfp_version`, else 2.14).
-    `meanwhile` runs while it compiles (`compile_aside.py`)."""
+    Either way it is checked against the target KFP server (a YAML file: `kfp_version`, else 2.14)."""
     from kale_like.backends.local.ir import PipelineIR
 
     if _is_yaml(source):
@@ -75,16 +72,12 @@ def pipeline_ir(source: Any, pipeline: str | None = None, graph: StepGraph | Non
         ir = PipelineIR.from_file(source)
         checked_spec(ir.spec, ServerVersion.parse(kfp_version, "kfp_version="), ir.source, ir.platform)
         return ir
-    from kale_like.backends.kfp.compile_aside import compile_graph  # kfp stays out of the caller (compile_aside.py)
+    from kale_like.backends.kfp.compile_aside import compile_graph  # kfp stays out of the caller
     from kale_like.graph.checks import check_graph
 
     graph = targeting(graph or load_graph(source, pipeline), kfp_version)
     check_graph(graph, allow_secret_like)
-    return PipelineIR.from_text(compile_graph(graph, meanwhile=meanwhile).yaml_text, str(graph.source))
-
-
-def _load_runner() -> None:
-    import kale_like.backends.local.run  # noqa: F401  (while the pipeline compiles: compile_aside.py)
+    return PipelineIR.from_text(compile_graph(graph).yaml_text, str(graph.source))
 
 
 def _is_yaml(source: Any) -> bool:
@@ -102,9 +95,8 @@ def run(source: Any, params: dict | None = None, *, max_workers: int | None = No
     `kfp_version`: the KFP server release whose behaviour the run follows (and whose compile-time
     checks apply); it overrides the pipeline's own (notebook metadata, `@pipeline`), default 2.14.
     """
+    from kale_like.backends.local.run import BACKENDS, RunConfig, run_pipeline
     from kale_like.kfp_server import ServerVersion
-
-    from kale_like.backends.local import BACKENDS  # the runner itself is imported while the pipeline compiles
 
     if backend not in BACKENDS:
         raise KaleLikeError(f"unknown backend '{backend}'", None, "use process or thread")
@@ -112,10 +104,7 @@ def run(source: Any, params: dict | None = None, *, max_workers: int | None = No
         raise KaleLikeError("max_workers must be at least 1", None)
     graph = None if _is_yaml(source) else targeting(load_graph(source, pipeline), kfp_version)
     version = ServerVersion.parse(graph.settings.kfp_version if graph else kfp_version, "kfp_version=")
-    ir = pipeline_ir(source, pipeline, graph=graph, allow_secret_like=allow_secret_like, kfp_version=str(version),
-                     meanwhile=_load_runner)
-    from kale_like.backends.local.run import RunConfig, run_pipeline
-
+    ir = pipeline_ir(source, pipeline, graph=graph, allow_secret_like=allow_secret_like, kfp_version=str(version))
     arguments = typed_arguments(ir, params or {}, allow_secret_like)
     config = RunConfig(store=Path(store), max_workers=max_workers or os.cpu_count() or 1, backend=backend,
                        cache=cache, echo=echo, collect_failed_iterations=collect_failed_iterations,

@@ -61,16 +61,15 @@ class Pipeline:
         settings = PipelineSettings(self.name, self.description, self.experiment, kfp_version=str(self.kfp_version))
         return StepGraph(source=source, settings=settings, body=tuple(self._steps))
 
-    def compile(self, path: str | Path | None = None, meanwhile: Callable[[], object] | None = None) -> str:
-        """The KFP v2 IR YAML (also written to `path` when given); `meanwhile` runs while it compiles
-        (`compile_aside.py`)."""
-        from kale_like.backends.kfp.compile_aside import compile_graph  # kfp stays out of the caller (compile_aside.py)
+    def compile(self, path: str | Path | None = None) -> str:
+        """The KFP v2 IR YAML (also written to `path` when given)."""
+        from kale_like.backends.kfp.compile_aside import compile_graph  # kfp stays out of the caller
 
         graph, name = self.graph(), Path(path).name if path else "pipeline.yaml"
         key = (graph.to_json(), name)  # compiling costs ~25 ms a step: a re-run of the same steps reuses it
         compiled = self._compiled.get(key)
         if compiled is None:
-            compiled = self._compiled[key] = compile_graph(graph, name, meanwhile)
+            compiled = self._compiled[key] = compile_graph(graph, name)
         if path is not None:
             from kale_like.backends.kfp.compile import write_outputs
 
@@ -79,17 +78,12 @@ class Pipeline:
 
     def run(self, executor: ParallelExecutor | None = None, **options):
         """Run locally; returns the RunResult (`.value(step)` loads a step's result)."""
-        import os
-
-        def load_runner() -> None:  # while the pipeline compiles (compile_aside.py)
-            import kale_like.backends.local.run  # noqa: F401
-
-        text = self.compile(meanwhile=load_runner)
         from kale_like.backends.local.ir import PipelineIR
         from kale_like.backends.local.run import RunConfig, run_pipeline
+        import os
 
         executor = executor or ParallelExecutor()
-        ir = PipelineIR.from_text(text, self.name)
+        ir = PipelineIR.from_text(self.compile(), self.name)
         options.setdefault("kfp_version", self.kfp_version)
         config = RunConfig(max_workers=executor.max_workers or os.cpu_count() or 1, backend=executor.backend,
                            **options)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from kale_like.errors import InternalError, KaleLikeError, SourceLocation
 from kale_like.kfp_server import ServerVersion
-from kale_like.process_role import owned_by_command_line
+from kale_like.process_role import owned_by_kale_like
 
 EXIT_USER_ERROR = 2
 EXIT_FAILURE = 1
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    owned_by_command_line()  # kfp without its client, analysis on every core (process_role.py)
+    owned_by_kale_like()  # kfp without its client, analysis on every core (process_role.py)
     if argv[:1] == ["lineage"]:
         from kale_like.surfaces.lineage_cli import lineage_main
 

@@ -34,7 +34,7 @@ import yaml
 from kale_like.backends.kfp.compiled import CompiledPipeline
 from kale_like.backends.kfp.dsl_codegen import generate_module
 from kale_like.backends.kfp.server_checks import check_compiled
-from kale_like.backends.kfp.yaml_writer import _kl_yaml
+from kale_like.backends.kfp.yaml_writer import _kl_libyaml, _kl_yaml_text
 from kale_like.backends.kfp.validate import check_pipeline_documents, check_pipeline_spec
 from kale_like.backends.kfp.workflow_size import WorkflowShape, check_workflow_size, workflow_shape
 from kale_like.errors import InternalError, KaleLikeError
@@ -268,7 +268,7 @@ def _compile_module(module_path: Path) -> tuple[str, list]:
     try:
         with _DEFINING:
             spec.loader.exec_module(module)
-        return _kl_yaml(module.pipeline, str(module_path.with_suffix(".yaml")))
+        return _kl_yaml_text(module.pipeline, str(module_path.with_suffix(".yaml")))
     except Exception as error:  # kfp raises many types while defining the pipeline
         kept = _keep_for_bug_report(module_path.read_text(encoding="utf-8"), "")
         raise InternalError(
@@ -282,7 +282,7 @@ def _compile_module(module_path: Path) -> tuple[str, list]:
 def yaml_emitter() -> str:
     """Which emitter writes the YAML ("libyaml" or "python", see `yaml_writer.py`): part of the
     cache key, since each folds long strings at its own places."""
-    return "libyaml" if getattr(yaml, "__with_libyaml__", False) and hasattr(yaml, "CDumper") else "python"
+    return "libyaml" if _kl_libyaml() else "python"
 
 
 def _keep_for_bug_report(source: str, yaml_text: str) -> str:

@@ -22,29 +22,16 @@ import os
 import pickle
 import sys
 import threading
-from collections.abc import Callable
 
 from kale_like.backends.kfp.compiled import CompiledPipeline
 from kale_like.graph.model import StepGraph
-from kale_like.process_role import command_line_process, forked_for_kale_like
+from kale_like.process_role import kale_like_owns_process, owned_by_kale_like
 
 
-def compile_graph(graph: StepGraph, yaml_name: str = "pipeline.yaml",
-                  meanwhile: Callable[[], object] | None = None) -> CompiledPipeline:
-    """`compile.compile_graph(graph, yaml_name)`, in a forked child where that is safe.
-
-    `meanwhile` runs in this process while the child compiles (a run imports its local runner
-    then: the machine's other core does the compile), or before the compile where there is no
-    child."""
-    done: list[object] = []
-
-    def once() -> None:
-        if meanwhile is not None and not done:
-            done.append(meanwhile())
-
-    texts = _compiled_in_child(graph, yaml_name, once) if forkable() else None
+def compile_graph(graph: StepGraph, yaml_name: str = "pipeline.yaml") -> CompiledPipeline:
+    """`compile.compile_graph(graph, yaml_name)`, in a forked child where that is safe."""
+    texts = _compiled_in_child(graph, yaml_name) if forkable() else None
     if texts is None:
-        once()
         from kale_like.backends.kfp.compile import compile_graph as compile_here
 
         return compile_here(graph, yaml_name)
@@ -53,12 +40,12 @@ def compile_graph(graph: StepGraph, yaml_name: str = "pipeline.yaml",
 
 def forkable() -> bool:
     """Whether a compile may run in a forked child here, and gains by it."""
-    return (sys.platform.startswith("linux") and hasattr(os, "fork") and not command_line_process()
+    return (sys.platform.startswith("linux") and hasattr(os, "fork") and not kale_like_owns_process()
             and "kfp" not in sys.modules and "IPython" not in sys.modules and threading.active_count() == 1
             and os.environ.get("KALE_LIKE_COMPILE_ASIDE", "1") != "0")
 
 
-def _compiled_in_child(graph: StepGraph, yaml_name: str, meanwhile: Callable[[], None]) -> tuple[str, str] | None:
+def _compiled_in_child(graph: StepGraph, yaml_name: str) -> tuple[str, str] | None:
     """The YAML and the DSL module, compiled by a forked child; None when the child did not
     compile (the caller then compiles, and reports what went wrong)."""
     _flush()  # what the script printed goes out once, not again from the child
@@ -73,15 +60,12 @@ def _compiled_in_child(graph: StepGraph, yaml_name: str, meanwhile: Callable[[],
         os.close(read)
         _compile_and_exit(graph, yaml_name, write)
     os.close(write)
+    with os.fdopen(read, "rb") as stream:
+        data = stream.read()
     try:
-        meanwhile()
-    finally:
-        with os.fdopen(read, "rb") as stream:
-            data = stream.read()
-        try:
-            os.waitpid(child, 0)
-        except ChildProcessError:  # reaped already (a process that ignores SIGCHLD)
-            pass
+        os.waitpid(child, 0)
+    except ChildProcessError:  # reaped already (a process that ignores SIGCHLD)
+        pass
     try:
         texts = pickle.loads(data) if data else None
     except (pickle.UnpicklingError, EOFError, ValueError):
@@ -93,7 +77,7 @@ def _compile_and_exit(graph: StepGraph, yaml_name: str, write: int) -> None:
     """The child: compile, send the texts (nothing when it fails), and leave without running the
     script's exit handlers."""
     try:
-        forked_for_kale_like()
+        owned_by_kale_like()
         from kale_like.backends.kfp.compile import compile_graph as compile_here
 
         compiled = compile_here(graph, yaml_name)

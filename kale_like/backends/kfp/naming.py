@@ -7,7 +7,7 @@ import re
 
 # Names the generated module itself uses at module level.
 MODULE_NAMES = frozenset({"dsl", "compiler", "kubernetes", "Input", "Output", "Dataset", "Metrics", "Model",
-                          "Artifact", "typing", "os", "List", "NamedTuple", "pipeline", "_kl_stable_header", "_kl_yaml",
+                          "Artifact", "typing", "os", "List", "NamedTuple", "pipeline", "_kl_stable_header", "_kl_yaml", "_kl_yaml_text", "_kl_libyaml",
                           "_path", "_text", "_file"})
 RESERVED_ARGUMENTS = frozenset({"metrics", "executor_input"})
 

@@ -23,7 +23,7 @@ import os
 import sys
 import threading
 
-from kale_like.process_role import command_line_process
+from kale_like.process_role import kale_like_owns_process
 
 _SWITCH = "_KFP_RUNTIME"
 _LOCK = threading.Lock()
@@ -53,4 +53,4 @@ def load_kfp() -> None:
 def client_free() -> bool:
     """Whether kfp may be imported without its client: in the command line's process, not in an IPython
     kernel or a Jupyter server."""
-    return command_line_process() and "IPython" not in sys.modules and "jupyter_server" not in sys.modules
+    return kale_like_owns_process() and "IPython" not in sys.modules and "jupyter_server" not in sys.modules

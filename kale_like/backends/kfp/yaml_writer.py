@@ -46,11 +46,18 @@ def _kl_stable_header(text):
     return "\n".join(lines)
 
 
-def _kl_yaml(pipeline, path):
-    """Write `pipeline`'s YAML to `path`; return its text and documents. The comments and documents are
-    those `kfp.compiler.Compiler().compile(pipeline, path)` writes; where PyYAML has libyaml they go
+def _kl_libyaml():
+    """Whether PyYAML has libyaml's emitter here."""
+    import yaml
+
+    return bool(getattr(yaml, "__with_libyaml__", False)) and hasattr(yaml, "CDumper")
+
+
+def _kl_yaml_text(pipeline, scratch_path):
+    """`pipeline`'s YAML and the documents it holds. The comments and documents are those
+    `kfp.compiler.Compiler().compile(pipeline, path)` writes; where PyYAML has libyaml they go
     through its emitter (~8x faster for a large pipeline, long strings folded elsewhere), else
-    kfp's compiler writes them."""
+    kfp's compiler writes them (to `scratch_path`)."""
     import yaml
     from google.protobuf import json_format
     from kfp.compiler import compiler, pipeline_spec_builder
@@ -58,14 +65,18 @@ def _kl_yaml(pipeline, path):
     documents = [json_format.MessageToDict(pipeline.pipeline_spec)]
     if pipeline.platform_spec.platforms:
         documents.append(json_format.MessageToDict(pipeline.platform_spec))
-    if getattr(yaml, "__with_libyaml__", False) and hasattr(yaml, "CDumper"):
+    if _kl_libyaml():
         text = pipeline_spec_builder.extract_comments_from_pipeline_spec(documents[0], pipeline.description)
         text += yaml.dump_all(documents, Dumper=yaml.CDumper, sort_keys=True)
     else:
-        compiler.Compiler().compile(pipeline, package_path=path)
-        with open(path, encoding="utf-8") as stream:
+        compiler.Compiler().compile(pipeline, package_path=scratch_path)
+        with open(scratch_path, encoding="utf-8") as stream:
             text = stream.read()
-    text = _kl_stable_header(text)
+    return _kl_stable_header(text), documents
+
+
+def _kl_yaml(pipeline, path):
+    """Write `pipeline`'s YAML to `path` (`_kl_yaml_text`)."""
+    text, _ = _kl_yaml_text(pipeline, path)
     with open(path, "w", encoding="utf-8") as stream:
         stream.write(text)
-    return text, documents

@@ -3,6 +3,3 @@
 It interprets the same IR a cluster runs (`ir.py`, `scheduler.py`) and executes each lightweight
 Python component with KFP's own executor (`component_runner.py`), in threads or worker processes.
 """
-
-BACKENDS = ("process", "thread")  # where steps execute (`workers.py`); here, so a caller can check a
-# choice before it loads the runner

@@ -46,7 +46,14 @@ def preload(program: str, cache_dir: Path | None = None) -> None:
     workers import it as a KFP step container does (`workers.py`), 0.3-0.4 s sooner than an import
     with the client here (`sdk_import.py`)."""
     provide_runtime(program, cache_dir)
-    if program and ("kfp" in sys.modules or client_free()):
+    if program:
+        import_executor()
+
+
+def import_executor() -> None:
+    """kfp's executor, imported into this process where it has kfp already or may import it without
+    its client; elsewhere (a user's script that kept kfp out) each worker imports it (`workers.py`)."""
+    if "kfp" in sys.modules or client_free():
         load_kfp()
         import kfp.dsl.executor  # noqa: F401
 

@@ -47,6 +47,8 @@ from kale_like.kfp_server import DEFAULT, ServerVersion
 from kale_like.os_errors import explained
 from kale_like.user_cache import cache_folder
 
+BACKENDS = ("process", "thread")
+
 
 @dataclass(frozen=True)
 class RunConfig:

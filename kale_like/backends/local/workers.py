@@ -30,9 +30,9 @@ import threading
 import warnings
 from multiprocessing.connection import Connection
 
-from kale_like.backends.kfp.sdk_import import client_free, load_kfp
 from kale_like.backends.local.component_runner import ComponentCall, ComponentResult, run_component, tail
-from kale_like.process_role import forked_for_kale_like
+from kale_like.backends.local.programs import import_executor
+from kale_like.process_role import owned_by_kale_like
 
 _CLOSING: list[_Worker] = []  # earlier runs' workers, told to stop, that may still be exiting
 _CLOSING_LOCK = threading.Lock()
@@ -104,9 +104,7 @@ class ProcessWorkers:
         # them start now, before the run starts any thread and once an earlier run's workers have
         # exited, so no child inherits a lock another thread holds.
         wait_for_closing_pools()
-        if "kfp" in sys.modules or client_free():  # else each worker imports it (`_serve`, `programs.preload`)
-            load_kfp()
-            import kfp.dsl.executor  # noqa: F401  (imported once here, inherited by every worker)
+        import_executor()  # imported once here, inherited by every worker (where this process may)
 
         self.context = multiprocessing.get_context("fork")
         self.owner = threading.current_thread()
@@ -202,7 +200,7 @@ def _serve(connection: Connection, parent: int, lifeline: int, inherited: list[i
     # A step's process, as KFP starts one: `_KFP_RUNTIME=true python3 -m kfp.dsl.executor_main` (the
     # command kfp's compiler writes into each component, kfp/dsl/component_factory.py). Steps see the
     # variable, and the kfp they import is the runtime's: no `kfp.Client`, a smaller `kfp.dsl`.
-    forked_for_kale_like()
+    owned_by_kale_like()
     os.environ["_KFP_RUNTIME"] = "true"
     if "kfp" not in sys.modules:  # a parent that kept kfp out (`programs.preload`): import it now, not in the first step
         import kfp.dsl.executor  # noqa: F401  (10 ms with the variable set, 50 ms without)

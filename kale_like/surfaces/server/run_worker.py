@@ -65,9 +65,9 @@ def task_outputs(result, graph) -> dict[str, dict]:
 
 
 def main(argv: list[str]) -> int:
-    from kale_like.process_role import owned_by_command_line
+    from kale_like.process_role import owned_by_kale_like
 
-    owned_by_command_line()  # a process of its own, as the command line's: kfp without its client (sdk_import.py)
+    owned_by_kale_like()  # a process of its own, as the command line's: kfp without its client (sdk_import.py)
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     from kale_like.errors import InternalError, KaleLikeError
 
