@@ -279,12 +279,6 @@ def check(code: str) -> cst.Module:
     return module
 
 
-def top_level_statements(code: str) -> list[str]:
-    """Split code into its top-level statements, each as source (for pruning a prelude)."""
-    module = parse(code)
-    return [module.code_for_node(statement) for statement in module.body]
-
-
 def _top_name(dotted: str) -> str:
     return dotted.split(".", 1)[0]
 

@@ -102,8 +102,3 @@ def literal(node: cst.BaseExpression) -> tuple[bool, object]:
 def visible(made: Scope, used: Scope) -> bool:
     """A value made in scope `made` can be read in scope `used` (same scope or nested inside it)."""
     return used[: len(made)] == made
-
-
-def describe_scope(scope: Scope) -> str:
-    kind = scope[-1][0] if scope else ""
-    return "a for loop" if kind == "loop" else "a branch of an if" if kind == "branch" else "the pipeline"

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from kale_like.backends.local import driver
 from kale_like.backends.local.driver import (CACHED, CANCELED, COMPLETE, FAILED, RUNNING, Consumer, DagRecord,
                                              DriverError)
-from kale_like.backends.local.ir import PipelineIR, as_json, component_program
+from kale_like.backends.local.ir import PipelineIR, as_json
 from kale_like.kfp_server import DEFAULT, ServerVersion
 
 if TYPE_CHECKING:
@@ -35,10 +35,6 @@ if TYPE_CHECKING:
 
 _CONTROL_DAG = re.compile(r"^(for-loop|condition-branches|condition|exit-handler)-\d+$")
 _SELECTOR = re.compile(r'^parseJson\(string_value\)\["(?P<key>[^"]+)"\]$')
-
-
-class TaskFailed(Exception):
-    """A task failed after its retries; carries the message shown to the user."""
 
 
 @dataclass
@@ -489,11 +485,6 @@ def _cel_to_python(value: Any) -> Any:
 
 
 _MISSING = object()
-
-
-def program_of(ir: PipelineIR, executor_label: str) -> tuple[str, str]:
-    """(program text, function name) of a lightweight Python executor."""
-    return component_program(ir.executor(executor_label))
 
 
 def wait_for(seconds: float) -> None:
