@@ -18,7 +18,7 @@ import pytest
 import kale_like.lowering as lowering
 from kale_like.errors import SourceLocation
 from kale_like.graph.model import Loop, Output, Parameter, Ref, Step, StepGraph
-from kale_like.graph.types import JSON
+from kale_like.graph.types import JSON, list_of
 from kale_like.graph.model import Test as IfTest  # (a name pytest would collect)
 from kale_like.lowering import lower, lowering_warnings
 from kale_like.lowering.branch_state import mark_chosen_branches
@@ -445,7 +445,7 @@ def test_guard_filler_is_an_item_of_the_loop_type(item_type, filler):
 
     looped = guard_empty_loops(g).body[0]
 
-    assert looped.inputs == (reads("items", task("make", "xs"), f"list:{item_type}"),)  # make's type unknown
+    assert looped.inputs == (reads("items", task("make", "xs"), list_of(item_type)),)  # make's type unknown
     result = run_code(looped, items=[])["looped"]
     assert result == [filler] and type(result[0]) is type(filler)
     if item_type == JSON:

@@ -29,6 +29,7 @@ from kale_like.frontends.settings import SettingsBuilder, pipeline_settings
 from kale_like.frontends import notebook_exit
 from kale_like.frontends.tags import CELL_KINDS, Tag, parse_tag, unknown_tag_error
 from kale_like.graph.model import CodeBlock, Input, Output, Parameter, Ref, Step, StepGraph
+from kale_like.graph.types import TypeName
 
 SECTION_KINDS = CELL_KINDS
 
@@ -219,7 +220,7 @@ def _parameters(sections: list[_Section], source: str, errors: list) -> list[Par
     return list(result.values())
 
 
-_TYPE_OF = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict"}
+_TYPE_OF: dict[type, TypeName] = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict"}
 
 
 def _parameter(statement: cst.BaseStatement, where: SourceLocation, errors: list) -> Parameter | None:

@@ -10,11 +10,12 @@ variables or run after it, because KFP cannot depend on a task that might not ru
 from __future__ import annotations
 
 import ast
+from collections.abc import Mapping
 from dataclasses import replace
 
 from kale_like.errors import KaleLikeError, SourceLocation, did_you_mean
 from kale_like.graph.conditions import ConditionError, normalize
-from kale_like.graph.types import element_of, is_list
+from kale_like.graph.types import TypeName, element_of, is_list
 from kale_like.graph.model import ANY, Branch, Condition, Input, Loop, Node, Output, Ref, Step, Test
 
 FLOW_TAGS = ("foreach", "parallelism", "when")
@@ -32,12 +33,12 @@ def flow_reads(tags) -> tuple[set[str], set[str]]:
     return reads, provides
 
 
-def apply_flow(steps: list[Step], tags_of: dict, code_reads: dict[str, set[str]], parameter_types: dict[str, str],
+def apply_flow(steps: list[Step], tags_of: dict, code_reads: dict[str, set[str]], parameter_types: Mapping[str, TypeName],
                errors: list[KaleLikeError]) -> tuple[Node, ...]:
     """Wrap steps with flow tags into Loop / Condition nodes and retype what crosses them."""
     flows = {s.name: _flow_of(s, tags_of.get(s.name, ()), errors) for s in steps}
-    typed: dict[tuple[str, str], str] = {}
-    loops: dict[str, tuple[str, Ref, str]] = {}
+    typed: dict[tuple[str, str], TypeName] = {}
+    loops: dict[str, tuple[str, Ref, TypeName]] = {}
     tests: dict[str, tuple[Test, SourceLocation]] = {}
     for step in steps:
         flow = flows[step.name]
@@ -91,7 +92,7 @@ def _flow_of(step: Step, tags, errors: list) -> dict:
     return flow
 
 
-def _loop_source(step: Step, items: str, where, parameter_types, typed, errors) -> tuple[Ref, str]:
+def _loop_source(step: Step, items: str, where, parameter_types, typed, errors) -> tuple[Ref, TypeName]:
     source = next((i.ref for i in step.inputs if i.name == items), None)
     if source is None:
         errors.append(KaleLikeError(f"foreach: list '{items}' is not defined by an earlier step or parameter",
@@ -152,11 +153,11 @@ def _rewire(step: Step, loops: dict, tests: dict, errors: list) -> Step:
     return replace(step, inputs=tuple(inputs))
 
 
-_KIND_OF_LITERAL = {bool: "bool", int: "float", float: "float", str: "str"}
+_KIND_OF_LITERAL: dict[type, TypeName] = {bool: "bool", int: "float", float: "float", str: "str"}
 
 
-def _operand(name: str, op: str, text: str, where: SourceLocation, parameter_types: dict[str, str],
-             errors: list[KaleLikeError]) -> tuple[Ref, str]:
+def _operand(name: str, op: str, text: str, where: SourceLocation, parameter_types: Mapping[str, TypeName],
+             errors: list[KaleLikeError]) -> tuple[Ref, TypeName]:
     """What `when:NAME:OP:VALUE` compares NAME with, and the type NAME's producer then gets.
 
     VALUE is a Python literal or the name of a pipeline parameter (compared at run time); any other

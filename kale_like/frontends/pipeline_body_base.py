@@ -24,7 +24,7 @@ from kale_like.frontends.pipeline_values import (
 )
 from kale_like.frontends.python_module import Decorated, PythonModule
 from kale_like.graph.conditions import operand_name, python_text
-from kale_like.graph.types import is_parameter_type, list_of, outer
+from kale_like.graph.types import TypeName, is_parameter_type, list_of, outer
 from kale_like.graph.model import (
     ANY, Comparison, Expression, Input, Node, Output, Parameter, Ref, Step, TakenNames, Test, unique_name,
 )
@@ -38,7 +38,7 @@ class CompiledPipeline:
     parameters: tuple[Parameter, ...]
     body: tuple[Node, ...]
     returns: Ref | None = None
-    return_type: str = ANY
+    return_type: TypeName = ANY
     complete: bool = True  # compiled without errors (a caller then reports nothing more about it)
 
 
@@ -49,7 +49,7 @@ class ProgramState:
     module: PythonModule
     errors: list[KaleLikeError]
     taken: set[str] = field(default_factory=TakenNames)
-    output_types: dict[tuple[str, str], str] = field(default_factory=dict)
+    output_types: dict[tuple[str, str], TypeName] = field(default_factory=dict)
     compiled: dict[str, CompiledPipeline] = field(default_factory=dict)
     compiling: list[str] = field(default_factory=list)
     counter: int = 0
@@ -81,7 +81,7 @@ class BodyBase:
         self.decorated = decorated
         self.env = Env({p.name: Value(Ref("parameter", p.name), p.type, ()) for p in parameters})
         self.returns: Ref | None = None
-        self.return_type = ANY
+        self.return_type: TypeName = ANY
         self.loop_items: dict[str, Ref] = {}  # loop id -> what it iterates over
         self.loop_fields: dict[str, tuple[Output, ...]] = {}  # loop id -> the fields of its record items
 
@@ -111,7 +111,7 @@ class BodyBase:
         """The nodes of a block of statements (pipeline_function.py)."""
         raise NotImplementedError
 
-    def input_type(self, value: Value, annotation: str | None, node: cst.CSTNode) -> str:
+    def input_type(self, value: Value, annotation: TypeName | None, node: cst.CSTNode) -> TypeName:
         """The type a value has as a KFP input (parameters must have one)."""
         if value.ref.kind in ("task", "collected", "oneof"):
             return value.type
@@ -124,7 +124,7 @@ class BodyBase:
         return value.type if value.type != ANY else "str"
 
     def value(self, node: cst.BaseExpression, scope: Scope, name: str = "value",
-              declared: str | None = None, owner: str = "") -> Value:
+              declared: TypeName | None = None, owner: str = "") -> Value:
         """What an expression of the body stands for. A step call, or a list comprehension of step
         calls, becomes its task(s) (made before the statement that reads it); any other pure
         expression is folded now when it reads only constants, otherwise computed by a generated step
@@ -162,7 +162,7 @@ class BodyBase:
         return self.collected(node, temporary, collector, scope)
 
     def expression(self, node: cst.BaseExpression, scope: Scope, name: str = "value",
-                   declared: str | None = None, as_bool: bool = False, step_name: str = "",
+                   declared: TypeName | None = None, as_bool: bool = False, step_name: str = "",
                    unless: tuple[Test, ...] = ()) -> Value:
         """A pure expression: its value when it reads only constants, else a generated step's result
         (`unless`: tests that, when one holds, make it False without evaluating it: an elif's)."""
@@ -234,7 +234,7 @@ class BodyBase:
         prelude = self.module.prelude
         return prelude is not None and any(name in statement.defines for statement in prelude.statements)
 
-    def _known_type(self, value: Value) -> str:
+    def _known_type(self, value: Value) -> TypeName:
         if value.ref.kind == "task":
             return self.state.output_types.get((value.ref.source, value.ref.output), value.type)
         return value.type
@@ -330,7 +330,7 @@ class BodyBase:
     def _pending_nodes(self) -> list[Node]:
         return self.__dict__.setdefault("_pending", [])
 
-    def _type_for_condition(self, ref: Ref) -> str:
+    def _type_for_condition(self, ref: Ref) -> TypeName:
         if ref.kind == "constant":
             return type_of_value(ref.value)
         if ref.kind in ("parameter", "oneof"):  # (a OneOf: its options' one type, ConditionCompiler._merge_branches)
@@ -343,7 +343,7 @@ class BodyBase:
                     return bound.type
         return ANY
 
-    def _infer(self, value: Value, kind: str) -> None:
+    def _infer(self, value: Value, kind: TypeName) -> None:
         key = (value.ref.source, value.ref.output)
         self.state.output_types[key] = kind
         self.state.warnings.append(
@@ -395,7 +395,7 @@ class _Hoist(cst.CSTTransformer):
         return updated_node
 
 
-def _compatible(given: str, declared: str) -> bool:
+def _compatible(given: TypeName, declared: TypeName) -> bool:
     if declared == "float" and given == "int":
         return True
     return outer(given) == outer(declared)

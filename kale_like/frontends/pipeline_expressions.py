@@ -19,12 +19,13 @@ from __future__ import annotations
 import ast
 import builtins
 import symtable
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import libcst as cst
 
 from kale_like.graph.model import ANY
-from kale_like.graph.types import SCALARS, element_of, is_list, list_of
+from kale_like.graph.types import SCALARS, TypeName, element_of, is_list, list_of
 
 BUILTINS = frozenset({
     "abs", "all", "any", "bin", "bool", "chr", "dict", "divmod", "enumerate", "filter", "float", "format",
@@ -114,16 +115,17 @@ def is_builtin(name: str) -> bool:
     return name in BUILTINS or name in ("True", "False", "None")
 
 
-def infer_type(tree: ast.Expression, types: dict[str, str]) -> str:
+def infer_type(tree: ast.Expression, types: Mapping[str, TypeName]) -> TypeName:
     """The type of the expression's value where it follows from the types of its names (ANY where not:
     the value then travels as an artifact, which keeps any Python value exactly)."""
     return _infer(tree.body, types)
 
 
-def _infer(node: ast.expr, types: dict[str, str]) -> str:
+def _infer(node: ast.expr, types: Mapping[str, TypeName]) -> TypeName:
     if isinstance(node, ast.Constant):
         value = node.value
-        return {bool: "bool", int: "int", float: "float", str: "str"}.get(type(value), ANY)
+        constants: dict[type, TypeName] = {bool: "bool", int: "int", float: "float", str: "str"}
+        return constants.get(type(value), ANY)
     if isinstance(node, ast.Name):
         return types.get(node.id, ANY)
     if isinstance(node, ast.JoinedStr):
@@ -165,11 +167,11 @@ def _infer(node: ast.expr, types: dict[str, str]) -> str:
     return ANY
 
 
-def _one(kinds: set[str]) -> str:
+def _one(kinds: set[TypeName]) -> TypeName:
     return next(iter(kinds)) if len(kinds) == 1 else ANY
 
 
-def _binary(node: ast.BinOp, types: dict[str, str]) -> str:
+def _binary(node: ast.BinOp, types: Mapping[str, TypeName]) -> TypeName:
     left, right = _infer(node.left, types), _infer(node.right, types)
     if isinstance(node.op, ast.Div) and left in _NUMBERS and right in _NUMBERS:
         return "float"
@@ -187,7 +189,7 @@ def _binary(node: ast.BinOp, types: dict[str, str]) -> str:
     return ANY
 
 
-def _call(node: ast.Call, types: dict[str, str]) -> str:
+def _call(node: ast.Call, types: Mapping[str, TypeName]) -> TypeName:
     assert isinstance(node.func, ast.Name)
     name = node.func.id
     argument = _infer(node.args[0], types) if node.args else ANY

@@ -301,8 +301,8 @@ class _BodyCompiler(LoopCompiler, ConditionCompiler):
             call_line = f"{', '.join(names)} = {call_line}"
         outputs = []
         if len(names) == 1:
-            returns = target.returns or ""
-            outputs = [Output(names[0], returns if is_parameter_type(returns) else ANY)]
+            returns = target.returns
+            outputs = [Output(names[0], returns if returns is not None and is_parameter_type(returns) else ANY)]
         elif names:
             outputs = [Output(n) for n in names]
         facts = analyze(target.code)

@@ -19,7 +19,7 @@ from kale_like.frontends.pipeline_values import (
     PRIMITIVES, Collector, Scope, Value, element_type, literal, type_of_value,
 )
 from kale_like.graph.model import ANY, Expression, Loop, Node, Output, Ref
-from kale_like.graph.types import inner, list_of
+from kale_like.graph.types import TypeName, element_of, list_of
 
 
 class LoopCompiler(BodyBase):
@@ -261,7 +261,7 @@ class LoopCompiler(BodyBase):
                     "loop over one name, or over d.items() as `for key, value in d.items()`")
         return ""
 
-    def _binder(self, name: str, ref: Ref, item_type: str, line: int = 0):
+    def _binder(self, name: str, ref: Ref, item_type: TypeName, line: int = 0):
         def bind(scope: Scope) -> None:
             self.env.names[name] = Value(ref, item_type, scope, line)
 
@@ -275,7 +275,8 @@ class LoopCompiler(BodyBase):
         if len(kinds) > 1 and kinds != {"int", "float"}:
             self.refuse(node, "the loop's items have different types, which KFP cannot type",
                         "loop over items of one type")
-        item_type = inner(type_of_value(items)) or ("dict" if kinds == {"dict"} else ANY)
+        element = element_of(type_of_value(items))
+        item_type: TypeName = element if element != ANY else ("dict" if kinds == {"dict"} else ANY)
         if kinds == {"dict"}:
             self.refuse(node, "looping over a literal list of dicts is not supported (KFP mistypes their fields)",
                         "loop over a pipeline parameter holding the list instead")

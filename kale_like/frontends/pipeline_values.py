@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from kale_like.graph.model import ANY, Ref
-from kale_like.graph.types import SCALARS, element_of, list_of
+from kale_like.graph.types import SCALARS, TypeName, element_of, list_of
 
 Scope = tuple[tuple[str, ...], ...]  # e.g. (("loop", "for-1"), ("branch", "if-2", "0"))
 PRIMITIVES = SCALARS  # the types KFP passes as plain parameters (graph/types.py)
@@ -25,7 +25,7 @@ class Value:
     """A name's meaning in the pipeline body."""
 
     ref: Ref
-    type: str
+    type: TypeName
     scope: Scope
     line: int = 0
 
@@ -63,7 +63,7 @@ class Env:
     names: dict[str, Value | Collector | Partial | Unknown] = field(default_factory=dict)
 
 
-def type_of_value(value: object) -> str:
+def type_of_value(value: object) -> TypeName:
     """Our type name of a Python literal, with the element type of a uniform list."""
     if isinstance(value, bool):
         return "bool"

@@ -20,7 +20,7 @@ from kale_like.frontends.analysis import CodeSyntaxError, check
 from kale_like.frontends.prelude import Prelude
 from kale_like.graph.overrides import SERVICE_ACCOUNT_PER_RUN
 from kale_like.sdk import PIPELINE_SETTINGS, STEP_SETTINGS
-from kale_like.graph.types import list_of
+from kale_like.graph.types import TypeName, list_of
 
 SDK_MODULES = ("kale_like", "kale_like.sdk", "kale.sdk", "kale")
 KALE_SDK_MODULES = ("kale.sdk", "kale")
@@ -31,7 +31,7 @@ class Argument:
     """One parameter of a decorated function."""
 
     name: str
-    annotation: str | None
+    annotation: TypeName | None
     default: object
     has_default: bool
 
@@ -44,7 +44,7 @@ class Decorated:
     function: str
     settings: dict
     arguments: tuple[Argument, ...]
-    returns: str | None
+    returns: TypeName | None
     node: cst.FunctionDef
     code: str
     location: SourceLocation
@@ -198,11 +198,11 @@ def _arguments(function: cst.FunctionDef, result: PythonModule, errors: list, co
     return tuple(arguments)
 
 
-_SIMPLE = {"int": "int", "float": "float", "str": "str", "bool": "bool", "list": "list", "dict": "dict",
+_SIMPLE: dict[str, TypeName] = {"int": "int", "float": "float", "str": "str", "bool": "bool", "list": "list", "dict": "dict",
            "List": "list", "Dict": "dict"}
 
 
-def _annotation(node: cst.BaseExpression) -> str | None:
+def _annotation(node: cst.BaseExpression) -> TypeName | None:
     """Our type name for an annotation: int, float, str, bool, list, list:int, dict; else None."""
     if isinstance(node, cst.Name):
         return _SIMPLE.get(node.value)

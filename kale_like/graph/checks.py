@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from kale_like.errors import KaleLikeError, SourceLocation, raise_collected
 from kale_like.graph.credentials import credential_name, credential_value
 from kale_like.graph.model import Loop, Parameter, Step, StepGraph, walk
-from kale_like.graph.types import outer
+from kale_like.graph.types import TypeName, outer
 
 
 _MODULE_NAMES = {"dsl", "compiler", "kubernetes", "os", "List", "NamedTuple", "Dataset", "Input", "Output",
@@ -106,7 +106,7 @@ def default_value_problem(value: object) -> str:
     return ""
 
 
-def _type_mismatch(declared: str, value: object) -> str:
+def _type_mismatch(declared: TypeName, value: object) -> str:
     kinds = _SCALAR_TYPES.get(outer(declared))
     if kinds is None:
         return ""

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Literal, Union
 
 from kale_like.errors import SourceLocation
+from kale_like.graph.types import TypeName
 from kale_like.graph.types import ANY as ANY  # a value of unknown type (the type names: graph/types.py)
 from kale_like.kfp_server import DEFAULT as DEFAULT_KFP_SERVER
 
@@ -38,7 +39,7 @@ class Parameter:
     """A pipeline parameter: a typed, overridable value with a default."""
 
     name: str
-    type: str
+    type: TypeName
     default: Any
     location: SourceLocation | None = None
     required: bool = False  # no default: every run must give a value
@@ -72,7 +73,7 @@ class Input:
 
     name: str
     ref: Ref
-    type: str = ANY
+    type: TypeName = ANY
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +81,7 @@ class Output:
     """A named value a step hands on; a typed output travels as a KFP parameter."""
 
     name: str
-    type: str = ANY
+    type: TypeName = ANY
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +174,7 @@ class Loop:
 
     id: str
     items: Ref
-    item_type: str
+    item_type: TypeName
     body: tuple[Node, ...]
     location: SourceLocation
     parallelism: int | None = None
@@ -266,7 +267,7 @@ class SubPipeline:
     parameters: tuple[Parameter, ...]
     body: tuple[Node, ...]
     returns: Ref | None = None
-    return_type: str = ANY
+    return_type: TypeName = ANY
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,7 +307,7 @@ class StepGraph:
     warnings: tuple[str, ...] = ()
     subpipelines: tuple[SubPipeline, ...] = ()
     returns: Ref | None = None
-    return_type: str = ANY
+    return_type: TypeName = ANY
     provenance: tuple[tuple[str, str], ...] = ()  # source file, git commit, ... (set by the surfaces)
     exit_step: Step | None = None  # runs after the body whatever happened (KFP ExitHandler)
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from kale_like.graph.model import (
     Input, Loop, Node, Output, Parameter, PipelineCall, Ref, Step, StepGraph, unique_name, walk,
 )
-from kale_like.graph.types import JSON, is_json, is_list
+from kale_like.graph.types import JSON, is_json, is_list, list_of
 from kale_like.lowering.graph_edit import (
     all_bodies, generated_step, name_part, rewrite_bodies, rewrite_body, rewrite_loops, task_names, Types,
 )
@@ -145,7 +145,7 @@ def _run_at_least_once(types: Types, loop: Loop, plan: _Plan, taken: set[str]) -
     """Two generated steps (one output each: kfp.local cannot loop over one of several outputs) and the
     loop over the first one's list, each task of its body told whether the items are real."""
     kind = types.of(loop.items)
-    kind = kind if is_list(kind) else f"list:{loop.item_type}"
+    kind = kind if is_list(kind) else list_of(loop.item_type)
     base = name_part(loop.id)
     filler = _filler(loop)
     # `items` is not a list only in the filler iteration of a loop around this one: run once, as filler

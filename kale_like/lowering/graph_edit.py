@@ -10,7 +10,7 @@ from kale_like.graph.model import (
     ANY, CodeBlock, Condition, Expression, Input, Loop, Node, Output, PipelineCall, Ref, Step, StepGraph,
     StepSettings, TakenNames, Test, walk,
 )
-from kale_like.graph.types import PARAMETER_TYPES, list_of
+from kale_like.graph.types import PARAMETER_TYPES, TypeName, list_of, type_name
 
 BodyRewrite = Callable[[tuple[Node, ...]], tuple[Node, ...]]
 
@@ -141,11 +141,11 @@ class Types:
     graph once, not once a question (that made lowering quadratic in the size of the graph)."""
 
     def __init__(self, graph: StepGraph) -> None:
-        self.parameters: dict[str, str] = {}
+        self.parameters: dict[str, TypeName] = {}
         for parameter in list(graph.parameters) + [p for sub in graph.subpipelines for p in sub.parameters]:
             self.parameters.setdefault(parameter.name, parameter.type)
         self.loops: dict[str, Loop] = {}
-        self.outputs: dict[str, dict[str, str]] = {}  # task -> its outputs' types
+        self.outputs: dict[str, dict[str, TypeName]] = {}  # task -> its outputs' types
         for body in all_bodies(graph):
             for node in walk(body):
                 if isinstance(node, Loop):
@@ -153,7 +153,7 @@ class Types:
                 elif isinstance(node, (Step, PipelineCall)):
                     self.outputs.setdefault(node.name, {o.name: o.type for o in node.outputs})
 
-    def of(self, ref: Ref) -> str:
+    def of(self, ref: Ref) -> TypeName:
         """The declared type of the value `ref` names (ANY where the graph does not say)."""
         if ref.kind == "parameter":
             return self.parameters.get(ref.source, ANY)
@@ -164,11 +164,12 @@ class Types:
             return self.outputs.get(ref.source, {}).get(ref.output, ANY)
         return ANY
 
-    def value(self, ref: Ref) -> str:
+    def value(self, ref: Ref) -> TypeName:
         """The type of the value `ref` names, for a step that receives it (`of`, and a constant's own
         type, a collected list's, a OneOf's when its options agree)."""
         if ref.kind == "constant":
-            return type(ref.value).__name__ if type(ref.value).__name__ in PARAMETER_TYPES else ANY
+            named = type(ref.value).__name__
+            return type_name(named) if named in PARAMETER_TYPES else ANY
         if ref.kind == "collected":
             return list_of(self.of(replace(ref, kind="task")))
         if ref.kind == "oneof":

@@ -15,7 +15,7 @@ from kale_like.backends.kfp.naming import input_argument, output_argument, pytho
 from kale_like.backends.kfp.packed_runtime import packed_runtime, unpacking_lines
 from kale_like.errors import cell_name
 from kale_like.graph.model import ANY, Input, Step, StepGraph
-from kale_like.graph.types import SCALARS, inner, is_json, is_list, outer
+from kale_like.graph.types import SCALARS, TypeName, inner, is_json, is_list, list_of, outer
 
 ALWAYS_INSTALLED = ("cloudpickle",)  # the runtime's fallback serialiser
 SINGLE_OUTPUT_KEY = "Output"  # KFP's name for a component's one returned value
@@ -34,12 +34,12 @@ class Shared:
     label: str  # what its code blocks are labelled with in tracebacks (the function's name)
 
 
-def input_type(value: Input, output_type_of) -> tuple[str, str]:
+def input_type(value: Input, output_type_of) -> tuple[str, TypeName]:
     """(kind, type) of a step input: kind is `parameter`, `artifact` or `artifacts` (a list)."""
     ref = value.ref
     if ref.kind == "collected":
         element = output_type_of(ref.source, ref.output)
-        return ("artifacts", ANY) if element == ANY else ("parameter", f"list:{element}")
+        return ("artifacts", ANY) if element == ANY else ("parameter", list_of(element))
     if ref.kind == "task":
         produced = output_type_of(ref.source, ref.output)
         return ("artifact", ANY) if produced == ANY else ("parameter", produced)
@@ -56,11 +56,11 @@ class ComponentShape:
     """How a step's values map to component arguments and KFP output keys."""
 
     function: str
-    parameters: dict[str, str]  # variable -> declared type ("int", "list:int", ...)
+    parameters: dict[str, TypeName]  # variable -> declared type ("int", "list:int", ...)
     artifacts: dict[str, str]  # variable -> argument
     artifact_lists: dict[str, str]  # variable -> argument (collected artifacts)
     outputs: dict[str, str]  # artifact output variable -> argument (= KFP output key)
-    typed_outputs: dict[str, str]  # parameter output variable -> type
+    typed_outputs: dict[str, TypeName]  # parameter output variable -> type
     metrics_argument: str = "metrics"
     statuses: tuple[str, ...] = ()  # arguments receiving the pipeline's final status (exit steps)
     arguments: dict[str, str] = field(default_factory=dict)  # every input variable -> its argument name
@@ -89,14 +89,14 @@ def component_shape(step: Step, function: str, output_type_of) -> ComponentShape
         else:
             artifact_lists[value.name] = argument
     outputs = {o.name: output_argument(o.name, taken) for o in step.outputs if o.type == ANY}
-    typed = {o.name: o.type for o in step.outputs if o.type != ANY}
+    typed: dict[str, TypeName] = {o.name: o.type for o in step.outputs if o.type != ANY}
     fields = {name: output_argument(name, taken) for name in typed} if len(typed) > 1 else {}
     metrics_argument = next(n for n in ("metrics", "step_metrics", "kale_like_metrics") if n not in taken)
     return ComponentShape(function, parameters, artifacts, artifact_lists, outputs, typed, metrics_argument,
                           tuple(statuses), arguments, fields)
 
 
-def annotation(type_name: str) -> str:
+def annotation(type_name: TypeName) -> str:
     """The Python annotation KFP understands for one of our parameter types.
 
     A list of known element type is `List[int]` etc.: KFP then types the items of a loop over it,

@@ -8,6 +8,7 @@ from kale_like.backends.kfp.components import ComponentShape, annotation
 from kale_like.errors import InternalError
 from kale_like.graph.conditions import exclusive_paths, is_atom, normalize
 from kale_like.graph.model import ANY, Condition, Loop, Node, PipelineCall, Ref, Step, StepGraph, Test, producers, walk
+from kale_like.graph.types import TypeName
 
 
 @dataclass
@@ -43,7 +44,7 @@ class BodyWriter:
             self.parameter_types.update({p.name: p.type for p in sub.parameters})
 
     def pipeline_function(self, name: str, function: str, description: str, parameters, body, returns=None,
-                          return_type: str = ANY) -> str:
+                          return_type: TypeName = ANY) -> str:
         ordered = [p for p in parameters if p.required] + [p for p in parameters if not p.required]
         signature = ", ".join(f"{p.name}: {annotation(p.type)}" + ("" if p.required else f" = {p.default!r}")
                               for p in ordered)
@@ -257,8 +258,8 @@ def _all_nodes(graph: StepGraph):
         yield from walk(sub.body)
 
 
-def _output_types(graph: StepGraph) -> dict[tuple[str, str], str]:
-    types = {}
+def _output_types(graph: StepGraph) -> dict[tuple[str, str], TypeName]:
+    types: dict[tuple[str, str], TypeName] = {}
     returns = {sub.name: sub.return_type for sub in graph.subpipelines}
     for node in _all_nodes(graph):
         if isinstance(node, Step):
