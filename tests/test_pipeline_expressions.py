@@ -64,6 +64,9 @@ CASES = [
     ("relooping", {"n": 1}),
     ("relooping", {"ks": []}),
     ("keyed", {"ks": []}),
+    ("grid", {}),  # loops nested over one list (the outer one runs over a copy: lowering/own_list.py)
+    ("grid", {"xs": []}),
+    ("grid", {"xs": [3]}),
 ]
 
 

@@ -82,7 +82,6 @@ class BodyBase:
         self.env = Env({p.name: Value(Ref("parameter", p.name), p.type, ()) for p in parameters})
         self.returns: Ref | None = None
         self.return_type: TypeName = ANY
-        self.loop_items: dict[str, Ref] = {}  # loop id -> what it iterates over
         self.loop_fields: dict[str, tuple[Output, ...]] = {}  # loop id -> the fields of its record items
 
     def refuse(self, node: cst.CSTNode, message: str, hint: str = "") -> NoReturn:

@@ -91,7 +91,6 @@ class LoopCompiler(BodyBase):
             self.refuse(node, "async for is not supported in a pipeline body")
         loop_id = self.state.next_id("for")
         items, item_type, parallelism, binder = self.iterable(node.iter, node.target, scope, loop_id)
-        self._register_loop(node.iter, scope, loop_id, items)
         inner: Scope = scope + (("loop", loop_id),)
         saved = dict(self.env.names)
         binder(inner)
@@ -100,15 +99,6 @@ class LoopCompiler(BodyBase):
         self._close_scope(saved, inner)
         return helpers + [Loop(loop_id, items, item_type, tuple(body), self.module.where(node), parallelism,
                                self.loop_fields.get(loop_id, ()), self._header(node.target, node.iter))]
-
-    def _register_loop(self, node: cst.CSTNode, scope: Scope, loop_id: str, items: Ref) -> None:
-        """kfp names a loop's item after the list it runs over: two nested loops over one list collide."""
-        for level in scope:
-            if level[0] == "loop" and items.kind in ("parameter", "task") and self.loop_items.get(level[1]) == items:
-                self.refuse(node, "this loop runs over the same list as a loop it is nested in; KFP gives both loops' "
-                                  "items the same name and cannot compile it",
-                            "loop once over the pairs, e.g. from a step returning [[a, b] for a in xs for b in xs]")
-        self.loop_items[loop_id] = items
 
     def comprehension(self, node: cst.ListComp, scope: Scope, name: str) -> list[Node]:
         if len(node.for_in.ifs) or node.for_in.inner_for_in is not None:
@@ -119,7 +109,6 @@ class LoopCompiler(BodyBase):
                         "e.g. scores = [train(s) for s in seeds]")
         loop_id = self.state.next_id("for")
         items, item_type, parallelism, binder = self.iterable(node.for_in.iter, node.for_in.target, scope, loop_id)
-        self._register_loop(node.for_in.iter, scope, loop_id, items)
         inner: Scope = scope + (("loop", loop_id),)
         saved = dict(self.env.names)
         binder(inner)
