@@ -13,6 +13,7 @@ from __future__ import annotations
 from kale_like.graph.model import StepGraph
 from kale_like.lowering.branch_state import mark_chosen_branches
 from kale_like.lowering.branch_values import branch_values_handed_on
+from kale_like.lowering.constant_arguments import constants_made_by_steps
 from kale_like.lowering.empty_loops import guard_empty_loops, unguarded_loops
 from kale_like.lowering.exit_state import mark_the_end
 from kale_like.lowering.expressions import expressions_as_steps
@@ -20,14 +21,17 @@ from kale_like.lowering.kfp_conditions import conditions_kfp_states
 from kale_like.lowering.loop_items import encode_untyped_loop_items
 from kale_like.lowering.nested_collected import collected_arguments_handed_on, plain_nested_results
 from kale_like.lowering.own_list import loops_keep_their_list
+from kale_like.lowering.returned_values import returned_values_from_tasks
 
 # expressions_as_steps first: every later pass sees tasks only; then every OneOf chooses between tasks
 # (branch_values_handed_on). conditions_kfp_states before the loop passes: the steps it makes read loop
 # items and collected lists like any other reader.
 # plain_nested_results before guard_empty_loops: the step that hands a nested pipeline's collected list
 # on is a reader of that list, which guard_empty_loops then tells when the list was empty
-PASSES = (expressions_as_steps, branch_values_handed_on, conditions_kfp_states, encode_untyped_loop_items,
-          loops_keep_their_list, plain_nested_results, collected_arguments_handed_on, guard_empty_loops,
+# constants_made_by_steps after expressions_as_steps: a generated step's constant arguments are arguments too.
+# returned_values_from_tasks before the nested-pipeline passes, which then see a task's output returned
+PASSES = (expressions_as_steps, constants_made_by_steps, returned_values_from_tasks, branch_values_handed_on,
+          conditions_kfp_states, encode_untyped_loop_items, loops_keep_their_list, plain_nested_results, collected_arguments_handed_on, guard_empty_loops,
           mark_chosen_branches, mark_the_end)
 
 
