@@ -67,6 +67,9 @@ CASES = [
     ("grid", {}),  # loops nested over one list (the outer one runs over a copy: lowering/own_list.py)
     ("grid", {"xs": []}),
     ("grid", {"xs": [3]}),
+    ("lazy", {}),  # step calls after and/or and in elif tests run only when Python calls them (n == 0: never)
+    ("lazy", {"n": 2, "table": "fresh"}),
+    ("lazy", {"n": 50}),
 ]
 
 

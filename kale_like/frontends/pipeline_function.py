@@ -25,6 +25,7 @@ from kale_like.frontends.pipeline_body_base import (
 from kale_like.frontends.pipeline_choices import choices_as_ifs
 from kale_like.frontends.pipeline_conditions import ConditionCompiler
 from kale_like.frontends.pipeline_filters import filtered_loops
+from kale_like.frontends.pipeline_lazy_tests import lazy_tests
 from kale_like.frontends.pipeline_loops import LoopCompiler
 from kale_like.frontends.pipeline_returns import assigned_names, returns_as_one_value
 from kale_like.frontends.pipeline_values import (
@@ -67,6 +68,7 @@ def compile_pipeline(state: ProgramState, decorated: Decorated) -> CompiledPipel
         callable_names = set(state.module.steps) | set(state.module.pipelines)
         statements = choices_as_ifs(decorated.node.body.body, callable_names, positions)
         statements = returns_as_one_value(filtered_loops(statements, callable_names, positions), positions)
+        statements = lazy_tests(statements, callable_names, positions)
     body = compiler.block(statements, ())
     state.compiling.pop()
     name = str(decorated.settings.get("name") or decorated.function.replace("_", "-"))
