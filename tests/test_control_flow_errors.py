@@ -40,7 +40,6 @@ REFUSALS = [
     ("bad_int_eq_half", 11, 8, "an int is never equal to 0.5; this test would always be False", "return a bool"),
     ("bad_str_eq_int", 11, 8, "comparing a str with 1 is never true in Python", "return a bool"),
     ("bad_parallelism", 11, 27, "parallelism must be a positive int literal", "parallelism=4"),
-    ("bad_is_operator", 17, 9, "'is' is not supported in a condition", "use ==, !=, <, <=, >, >=, in or not in"),
     ("bad_in_no_match", 11, 9, "no value in the list can equal a int", "values of the same type"),
     ("bad_nested_missing_arg", 16, 5, "'inner' is called without n (in pipeline 'outer')", "pass n"),
     ("bad_recursive", 12, 5, "pipeline 'main' calls itself", "pipelines cannot be recursive"),

@@ -70,6 +70,8 @@ CASES = [
     ("lazy", {}),  # step calls after and/or and in elif tests run only when Python calls them (n == 0: never)
     ("lazy", {"n": 2, "table": "fresh"}),
     ("lazy", {"n": 50}),
+    ("identity", {}),  # `is None`, `is True`, `is not None`: a generated step tests them, as Python does
+    ("identity", {"key": "fresh"}),
 ]
 
 

@@ -140,8 +140,7 @@ class ConditionCompiler(BodyBase):
             tests = tuple(Test(equal, (left.ref, Ref("constant", value=o))) for o in sorted(options, key=repr))
             return tests[0] if len(tests) == 1 else Test("or" if operator is cst.In else "and", tests=tests)
         if operator not in _COMPARE:
-            self.refuse(target, f"'{_text(target.operator).strip()}' is not supported in a condition",
-                        "use ==, !=, <, <=, >, >=, in or not in")
+            raise _NotNative  # `r is None`, `flag is True`: a generated step tests it, as Python does
         right = self.value(target.comparator, scope)
         return Test(_COMPARE[operator], (left.ref, right.ref))
 
