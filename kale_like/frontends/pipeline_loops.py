@@ -141,6 +141,8 @@ class LoopCompiler(BodyBase):
         parallelism = None
         if isinstance(node, cst.Call) and _name(node.func) == "parallel":
             node, parallelism = self.parallel_arguments(node)
+        else:
+            node, parallelism = self._inner_parallel(node)
         if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
                 and node.func.attr.value in ("items", "keys", "values") and not node.args:
             return self.dict_iterable(node, target, scope, loop_id, node.func.attr.value, parallelism)
@@ -226,6 +228,33 @@ class LoopCompiler(BodyBase):
         self.refuse(target, "a loop here unpacks each item into plain names only",
                     "e.g. for i, x in enumerate(xs): (unpack deeper inside a step)")
         return []
+
+    def _inner_parallel(self, node: cst.BaseExpression) -> tuple[cst.BaseExpression, int | None]:
+        """`enumerate(parallel(xs, parallelism=2))`: the loop source with `parallel(...)` read as its items,
+        and its parallelism (one `parallel` a loop; it limits the loop, whatever wraps its items)."""
+        calls: list[cst.Call] = []
+
+        class Find(cst.CSTVisitor):
+            def visit_Call(self, call: cst.Call) -> None:
+                if _name(call.func) == "parallel":
+                    calls.append(call)
+
+        node.visit(Find())
+        if not calls:
+            return node, None
+        if len(calls) > 1:
+            self.refuse(calls[1], "a loop takes one parallel(...)", "wrap the loop's items in parallel() once")
+        items, parallelism = self.parallel_arguments(calls[0])
+        positions = self.module.positions
+
+        class Unwrap(cst.CSTTransformer):
+            def leave_Call(self, original: cst.Call, updated: cst.BaseExpression) -> cst.BaseExpression:
+                return items if original is calls[0] else updated
+
+        unwrapped = node.visit(Unwrap())
+        assert isinstance(unwrapped, cst.BaseExpression)
+        positions[unwrapped] = positions.get(node)
+        return unwrapped, parallelism
 
     def parallel_arguments(self, call: cst.Call):
         items, parallelism = None, None
