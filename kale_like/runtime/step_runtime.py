@@ -242,7 +242,32 @@ def _kl_run_step_body(step, cells, values, inputs, outputs, metrics, metrics_art
         if name not in namespace:
             raise NameError(f"step {step!r} did not define {name!r}, which a later step reads")
     values = tuple(_kl_coerce(namespace[name], type_name) for name, type_name in result)
+    for (name, type_name), value in zip(result, values):
+        outer = (type_name or "").partition(":")[0]
+        change = _kl_json_change(value) if outer in ("dict", "list") else ""
+        if change:  # KFP passes a dict or list output as JSON: the reader would get another value, silently
+            raise TypeError(
+                f"step {step!r} hands on {name!r} as a {outer} parameter, which KFP passes as JSON, and {change} "
+                f"-- fix: remove the step's `-> {outer}` annotation (an unannotated value travels pickled, "
+                "unchanged), or make it JSON: str keys, and only str, int, float, bool, None, lists and dicts")
     return values[0] if len(values) == 1 else values
+
+
+def _kl_json_change(value, depth=0):
+    """What JSON would change in `value` (a dict key that is not a str, a value JSON cannot hold), or ''."""
+    if depth > 100 or value is None or isinstance(value, (bool, int, float, str)):
+        return ""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"its key {key!r} ({type(key).__name__}) would arrive as a str"
+            change = _kl_json_change(item, depth + 1)
+            if change:
+                return change
+        return ""
+    if isinstance(value, (list, tuple)):
+        return next((change for change in (_kl_json_change(item, depth + 1) for item in value) if change), "")
+    return f"it holds a {type(value).__name__}, which JSON cannot hold"
 
 
 def _kl_parallel_map(fn, items, max_workers=None, backend="thread"):
