@@ -49,8 +49,14 @@ REFUSALS = [
      "or not at all", "call it in a statement of its own"),
     ("bad_augassign_in_loop", 13, 9, "'total += x' inside a loop adds up across its iterations",
      "combine them after the loop"),
-    ("bad_impure_call", 11, 10, "'input(...)' cannot run in a pipeline body, which compiles only pure expressions",
-     "call it inside a step function"),
+    ("bad_impure_call", 11, 10, "'input(...)' waits for input; a pipeline body only wires steps together",
+     "do it inside a step function"),
+    ("bad_print", 11, 5, "'print(...)' prints; a pipeline body only wires steps together", "do it inside a step"),
+    ("bad_imported_call", 13, 5, "'dumps(...)' calls code imported from json; a pipeline body calls only the @step "
+     "and @pipeline functions defined in its own file", "a step written in another module must be defined in this "
+     "file"),
+    ("bad_plain_function", 15, 5, "'helper' is a plain function, not a @step or @pipeline",
+     "decorate helper with @step to run it as a step"),
 ]
 
 # Refusals whose report is wrong today: fixture -> "BUG: ..." (made strict xfails). Fixed so far:
@@ -119,8 +125,8 @@ def test_one_error_per_cause_and_none_that_follows_from_another(run_cli, tmp_pat
     result = run_cli(PIPELINES / "bug_follow_on_errors.py", "--kfp", "-o", tmp_path / "out.yaml")
     assert result.code == 2
     assert result.err.splitlines()[0] == "error: 2 problems found:"
-    assert "bug_follow_on_errors.py:11:12: 'open(...)' cannot run" in result.err
-    assert "bug_follow_on_errors.py:16:12: 'input(...)' cannot run" in result.err
+    assert "bug_follow_on_errors.py:11:12: 'open(...)' opens a file" in result.err
+    assert "bug_follow_on_errors.py:16:12: 'input(...)' waits for input" in result.err
     assert "not defined" not in result.err and "returns nothing" not in result.err
 
 

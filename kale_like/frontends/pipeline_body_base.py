@@ -31,6 +31,15 @@ from kale_like.graph.model import (
 
 _COMPARE: dict[type[cst.BaseCompOp], Comparison] = {cst.Equal: "==", cst.NotEqual: "!=", cst.LessThan: "<", cst.LessThanEqual: "<=",
             cst.GreaterThan: ">", cst.GreaterThanEqual: ">="}
+
+# builtins a pipeline body may not call, with what they do
+_EFFECTS = {
+    "print": "prints", "open": "opens a file", "input": "waits for input", "exec": "runs code",
+    "eval": "runs code", "setattr": "changes an object", "delattr": "changes an object", "exit": "ends the process",
+    "quit": "ends the process", "breakpoint": "stops in the debugger",
+}
+
+
 @dataclass
 class CompiledPipeline:
     function: str
@@ -212,7 +221,7 @@ class BodyBase:
         tree = expressions.parse(text)
         problem = expressions.impurity(tree)
         if problem is not None:
-            self.refuse(node, problem.what, problem.hint)
+            self.refuse(node, *(self.not_a_step(problem.callee) if problem.callee else (problem.what, problem.hint)))
         where = expressions.first_uses(node)
         values: dict[str, Value] = {}
         for free in expressions.free_names(text):
@@ -228,6 +237,28 @@ class BodyBase:
                             "use it inside a step function, and pass the step what it needs")
             values[free] = self.lookup(where.get(free, cst.Name(free)), scope)
         return text, tree, values
+
+    def not_a_step(self, callee: str) -> tuple[str, str]:
+        """Why `callee(...)` cannot be called in a pipeline body, and what to write instead, after what
+        `callee` is: a builtin with an effect, something imported, a plain function of the file."""
+        root = callee.split(".")[0].split("(")[0]
+        if callee in _EFFECTS:
+            return (f"'{callee}(...)' {_EFFECTS[callee]}; a pipeline body only wires steps together and does "
+                    "nothing itself", "do it inside a step function")
+        prelude = self.module.prelude
+        statement = next((s for s in prelude.statements if root in s.defines), None) if prelude else None
+        if statement is not None and statement.modules:
+            source = ", ".join(sorted(statement.modules))
+            return (f"'{callee}(...)' calls code imported from {source}; a pipeline body calls only the @step and "
+                    "@pipeline functions defined in its own file",
+                    "call it inside a step function (a step written in another module must be defined in this "
+                    "file: kale_like reads each step's source from the pipeline's file)")
+        if statement is not None:
+            return (f"'{callee}' is a plain function, not a @step or @pipeline",
+                    f"decorate {root} with @step to run it as a step, or call it inside a step function")
+        return (f"'{callee}(...)' cannot run in a pipeline body, which compiles only pure expressions: builtins "
+                "such as len, str, sorted and zip, and the methods of str, dict and list that change nothing",
+                "call it inside a step function")
 
     def _module_level(self, name: str) -> bool:
         prelude = self.module.prelude

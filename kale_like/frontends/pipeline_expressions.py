@@ -52,6 +52,7 @@ class Impurity:
 
     what: str
     hint: str
+    callee: str = ""  # the function called, when the cause is a call (`open`, `os.path.join`)
 
 
 def parse(text: str) -> ast.Expression:
@@ -74,7 +75,7 @@ def impurity(tree: ast.Expression) -> Impurity | None:
     call = min(calls, key=lambda c: (not isinstance(c.func, ast.Name), c.lineno, c.col_offset))
     return Impurity(f"'{ast.unparse(call.func)}(...)' cannot run in a pipeline body, which compiles only pure "
                     "expressions: builtins such as len, str, sorted and zip, and the methods of str, dict and "
-                    "list that change nothing", "call it inside a step function")
+                    "list that change nothing", "call it inside a step function", ast.unparse(call.func))
 
 
 def _known_call(call: ast.Call, tree: ast.Expression) -> bool:

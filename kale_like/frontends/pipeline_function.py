@@ -247,8 +247,7 @@ class _BodyCompiler(LoopCompiler, ConditionCompiler):
         if isinstance(func, cst.Attribute) and func.attr.value == "append" and isinstance(func.value, cst.Name):
             return self.append(call, func.value, scope)
         if self.callee(call) is None:
-            self.refuse(call, f"'{_text(func)}' is not a @step or @pipeline function",
-                        "only steps and pipelines can be called in a pipeline body; decorate it with @step")
+            self.refuse(call, *self.not_a_step(_innermost_callee(func)))
         return self.call(call, scope, [])
 
     def call(self, call: cst.Call, scope: Scope, names: list[str]) -> list[Node]:
@@ -364,6 +363,16 @@ class _BodyCompiler(LoopCompiler, ConditionCompiler):
             self.state.output_types[(name, "")] = compiled.return_type
             self.env.names[names[0]] = Value(Ref("task", name, ""), compiled.return_type, scope, where.line or 0)
         return PipelineCall(name, compiled.name, tuple(inputs), where, outputs)
+
+
+def _innermost_callee(func: cst.BaseExpression) -> str:
+    """The function a call statement runs first: `open` for `open(p).write(...)`, `os.makedirs` for itself."""
+    inner = func
+    while isinstance(inner, (cst.Attribute, cst.Call)):
+        if isinstance(inner, cst.Call):
+            return _innermost_callee(inner.func)
+        inner = inner.value
+    return _text(func).strip()
 
 
 def _untyped_description(ref: Ref) -> str:
