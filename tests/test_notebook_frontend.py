@@ -206,3 +206,95 @@ def test_fixture_notebooks_match_their_generator():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.main(["--check"]) == 0, "run: python tests/fixtures/make_fixtures.py"
+
+
+# --- which step logs a metric: its value at the end of a top-to-bottom run -----------------------
+
+
+def _metric_notebook(tmp_path, *cells):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source, metadata={"tags": list(tags)}) for source, *tags in cells]
+    path = tmp_path / "metric_owner.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def _loggers(graph_json, path):
+    return {s["name"]: s["metrics"] for s in graph_json(path)["steps"] if s["metrics"]}
+
+
+def test_a_metric_is_logged_by_its_producer_not_by_a_conditional_reader(graph_json, tmp_path):
+    """`report` only reads `best` under a `when:`; it may be skipped, so `pick` (which ran) logs it."""
+    path = _metric_notebook(
+        tmp_path,
+        ("rate = 1", "pipeline-parameters"),
+        ("scores = [1.0, 3.0]", "step:load"),
+        ("best = max(scores)", "step:pick"),
+        ("print('ok', best)", "step:report", "when:best:>=:rate"),
+        ("best", "pipeline-metrics"),
+    )
+    assert _loggers(graph_json, path) == {"pick": ["best"]}
+
+
+def test_a_metric_reassigned_later_is_logged_by_the_last_step_assigning_it(graph_json, tmp_path):
+    path = _metric_notebook(
+        tmp_path,
+        ("best = 1.0", "step:first"),
+        ("print(best)", "step:reads"),
+        ("best = best * 2", "step:second"),
+        ("print(best)", "step:last_reader"),
+        ("best", "pipeline-metrics"),
+    )
+    assert _loggers(graph_json, path) == {"second": ["best"]}
+
+
+def test_a_metric_reassigned_under_a_condition_is_logged_by_both(graph_json, tmp_path):
+    """Python's value at the end is the conditional step's when it runs, the earlier one's when not."""
+    path = _metric_notebook(
+        tmp_path,
+        ("rate = 1", "pipeline-parameters"),
+        ("best = 1.0", "step:first"),
+        ("best = 5.0", "step:maybe", "when:rate:>:2"),
+        ("best", "pipeline-metrics"),
+    )
+    assert _loggers(graph_json, path) == {"first": ["best"], "maybe": ["best"]}
+
+
+@pytest.mark.parametrize(("rate", "expected"), [(100, 3.0), (1, 3.0)])
+def test_a_run_keeps_the_metric_when_the_step_reading_it_is_skipped(tmp_path, monkeypatch, rate, expected):
+    """The audit's `live.ipynb`: with rate=100 `report` is skipped, and the run's metrics were {}."""
+    from kale_like.surfaces.api import load_graph, run
+    from kale_like.surfaces.server.run_worker import run_metrics
+
+    path = _metric_notebook(
+        tmp_path,
+        ("rate = 1", "pipeline-parameters"),
+        ("scores = [1.0, 3.0]", "step:load"),
+        ("best = max(scores)", "step:pick"),
+        ("print('ok', best)", "step:report", "when:best:>=:rate"),
+        ("best", "pipeline-metrics"),
+    )
+    monkeypatch.chdir(tmp_path)
+    result = run(str(path), {"rate": rate}, store=tmp_path / "store", echo=False, backend="thread")
+    assert result.succeeded
+    assert run_metrics(result, load_graph(str(path))) == {"best": expected}
+
+
+@pytest.mark.parametrize(("rate", "expected"), [(1, 1.0), (5, 5.0)])
+def test_a_run_takes_the_conditional_reassignment_when_it_ran(tmp_path, monkeypatch, rate, expected):
+    from kale_like.surfaces.api import load_graph, run
+    from kale_like.surfaces.server.run_worker import run_metrics
+
+    path = _metric_notebook(
+        tmp_path,
+        ("rate = 1", "pipeline-parameters"),
+        ("best = 1.0", "step:first"),
+        ("best = 5.0", "step:maybe", "when:rate:>:2"),
+        ("best", "pipeline-metrics"),
+    )
+    monkeypatch.chdir(tmp_path)
+    result = run(str(path), {"rate": rate}, store=tmp_path / "store", echo=False, backend="thread")
+    assert result.succeeded
+    assert run_metrics(result, load_graph(str(path))) == {"best": expected}

@@ -87,13 +87,22 @@ def _add_ancestry(name: str, links: dict[str, list[str]], lineage: set[str]) -> 
 
 
 def assign_metrics(
-    metrics: list[tuple[str, SourceLocation]], steps: list[StepSource]
+    metrics: list[tuple[str, SourceLocation]], steps: list[StepSource], conditional: frozenset[str] = frozenset()
 ) -> tuple[dict[str, list[str]], list[KaleLikeError]]:
-    """Each metric is logged by the last step that holds the name."""
+    """Which steps log each metric: the value the name has at the end of a top-to-bottom run.
+
+    That is the value of the last step that binds it (assigns it, or changes in place a value it
+    received) and always runs; a later step that binds it only under a `when:` condition (the steps in
+    `conditional`) logs it too, since when it runs its value is the one at the end (the run's metric is
+    then the latest step's that ran). A step that only reads the name never logs it: it may be skipped
+    where its producer ran. A name no step binds (a parameter a step reads) is logged by the last step
+    holding it."""
     logged: dict[str, list[str]] = {}
     errors = []
+    ordered = sorted(steps, key=lambda s: s.order)
     for name, where in metrics:
-        holders = [s for s in steps if s.holds(name)]
+        binders = [s for s in ordered if name in s.exports]
+        holders = [s for s in ordered if s.holds(name)]
         if not holders:
             errors.append(
                 KaleLikeError(
@@ -103,8 +112,13 @@ def assign_metrics(
                 )
             )
             continue
-        owner = max(holders, key=lambda s: s.order)
-        logged.setdefault(owner.name, []).append(name)
+        always = [s for s in binders if s.name not in conditional]
+        if always:
+            owners = [always[-1]] + [s for s in binders if s.order > always[-1].order]
+        else:
+            owners = binders or [holders[-1]]
+        for owner in owners:
+            logged.setdefault(owner.name, []).append(name)
     return logged, errors
 
 

@@ -96,7 +96,8 @@ def notebook_to_graph(path: str | Path, pipeline: str | None = None, one_step: b
         errors.extend(notebook_exit.detach(exit_draft, drafts, {p.name for p in parameters}, prelude.star_import,
                                            exit_draft.location))
     errors.extend(dependencies.resolve(drafts, {p.name for p in parameters}, prelude.star_import))
-    logged, metric_errors = dependencies.assign_metrics(metrics, drafts)
+    conditional = frozenset(s.name for s in steps if any(tag.kind == "when" for tag, _ in s.tags))
+    logged, metric_errors = dependencies.assign_metrics(metrics, drafts, conditional)
     errors.extend(metric_errors)
     order, order_errors = dependencies.execution_order(drafts)
     errors.extend(order_errors)

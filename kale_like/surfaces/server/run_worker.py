@@ -32,12 +32,16 @@ def task_event(event) -> dict:
             "log_path": event.log_path or ""}
 
 
-def run_metrics(result) -> dict[str, float]:
+def run_metrics(result, graph=None) -> dict[str, float]:
     """The values the steps logged as KFP metrics (a `pipeline-metrics` cell), for the panel's table
     across runs: a step's `metrics` output is a KFP Metrics artifact whose values are its metadata in
-    the executor output the task wrote beside it."""
+    the executor output the task wrote beside it. A name logged by two steps (one that binds it and a
+    later one that rebinds it under a `when:`) takes the later step's value, as Python would."""
+    from kale_like.surfaces.run_rows import task_step
+
+    rank = {step.name: index for index, step in enumerate(graph.all_steps)} if graph is not None else {}
     found: dict[str, float] = {}
-    for task in result.tasks:
+    for task in sorted(result.tasks, key=lambda t: rank.get(task_step(t.path), len(rank))):
         for uri in task.outputs.get("artifacts", {}).get("metrics", []):
             try:
                 written = json.loads((Path(uri).parent / "executor_output.json").read_text(encoding="utf-8"))
@@ -112,7 +116,7 @@ def _run(spec: dict) -> int:
     result = run_pipeline(ir, arguments, config, lambda event: emit(task_event(event)))
     emit({"event": "finished", "status": result.status, "run_id": result.run_id, "error": result.error or "",
           "seconds": round(time.perf_counter() - started, 3), "warnings": list(result.warnings),
-          "store": str(result.store), "metrics": run_metrics(result), "outputs": task_outputs(result, graph)})
+          "store": str(result.store), "metrics": run_metrics(result, graph), "outputs": task_outputs(result, graph)})
     return 0 if result.succeeded else 1
 
 
