@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,6 +19,16 @@ from kale_like.surfaces.tracebacks import step_failure
 
 LOG_LIMIT = 64 * 1024
 _ORDER = ("failed", "running", "retrying", "stopped", "pending", "not run")  # the row shows the first found
+_ENDED = ("done", "cached", "skipped", "failed", "not run", "stopped")
+
+
+def stamp(task: dict, status: str, at: float) -> None:
+    """Note on a task (a dict of `step_rows`) when it started and ended (`at`: the event's wall clock),
+    from which a loop's row shows the whole loop's time, first start to last end."""
+    if status in ("running", "retrying"):
+        task.setdefault("started_at", at)
+    elif status in _ENDED:
+        task["ended_at"] = at
 
 
 def task_step(path: str) -> str:
@@ -56,11 +67,27 @@ def _row(step: str, tasks: list[dict], ended: bool, cells: list[int]) -> dict:
     row = {"step": step, "status": status, "cells": cells,
            "done": sum(task["status"] in ("done", "cached", "skipped") for task in tasks), "total": len(tasks),
            "loop": any(task["label"].endswith("]") for task in tasks),
-           "seconds": max((task.get("seconds") or 0.0 for task in tasks), default=0.0),
+           "seconds": _seconds(tasks),
            "log_task": (failed or (tasks[0] if tasks else {})).get("label", "")}
     if failed is not None:
         row.update(_failure(failed))
     return row
+
+
+def _seconds(tasks: list[dict]) -> float:
+    """A step's time: its task's, or for a loop the wall time from its first iteration's start to its
+    last one's end (now while one runs), so 4 iterations of 3 s one at a time read 12 s, not 3 s."""
+    longest = max((task.get("seconds") or 0.0 for task in tasks), default=0.0)
+    if len(tasks) < 2:
+        return longest
+    starts = [task["started_at"] if "started_at" in task else task["ended_at"] - (task.get("seconds") or 0.0)
+              for task in tasks if "started_at" in task or "ended_at" in task]
+    ends = [task["ended_at"] for task in tasks if "ended_at" in task]
+    if any(task.get("status") in ("running", "retrying") and "ended_at" not in task for task in tasks):
+        ends.append(time.time())
+    if not starts or not ends:
+        return longest
+    return round(max(longest, max(ends) - min(starts)), 3)
 
 
 def _failure(task: dict) -> dict:

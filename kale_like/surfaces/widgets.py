@@ -22,9 +22,9 @@ from typing import Any
 
 from kale_like.errors import KaleLikeError
 from kale_like.surfaces.graph_layout import BADGE_H, LABEL_H, NODE_H, layout
-from kale_like.surfaces.run_rows import step_rows, task_step
+from kale_like.surfaces.run_rows import stamp, step_rows, task_step
 
-STATUS_ICON = {"pending": "○", "running": "◔", "retrying": "↻", "done": "✔", "cached": "✔", "skipped": "⤼",
+STATUS_ICON = {"pending": "○", "running": "◔", "retrying": "↻", "done": "✔", "cached": "✔", "skipped": "↷",
                "failed": "✖"}
 STATUS_COLOR = {"done": "#2e7d32", "cached": "#2e7d32", "failed": "#c62828", "running": "#1565c0",
                 "retrying": "#ef6c00", "skipped": "#757575", "pending": "#9e9e9e"}
@@ -190,6 +190,7 @@ class RunProgress:
             task.update(status=event.status, seconds=event.seconds or task["seconds"],
                         error=event.error or task["error"], log_tail=event.log_tail or task["log_tail"],
                         log_path=event.log_path or task["log_path"])
+            stamp(task, event.status, time.time())
         self._render()
 
     def finish(self, result) -> None:

@@ -59,7 +59,7 @@ const STATUS_ICON: Record<string, string> = {
   retrying: '↻',
   done: '✔',
   cached: '✔',
-  skipped: '⤼',
+  skipped: '↷',
   failed: '✖',
   stopped: '■',
   interrupted: '■',

@@ -29,7 +29,7 @@ def emit(event: dict) -> None:
 def task_event(event) -> dict:
     return {"event": "task", "path": event.path, "label": event.label, "status": event.status,
             "seconds": round(event.seconds or 0.0, 3), "error": event.error or "", "log_tail": event.log_tail or "",
-            "log_path": event.log_path or ""}
+            "log_path": event.log_path or "", "at": time.time()}
 
 
 def run_metrics(result, graph=None) -> dict[str, float]:

@@ -25,7 +25,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from kale_like.surfaces.run_rows import log_tail, step_rows
+from kale_like.surfaces.run_rows import log_tail, stamp, step_rows
 from kale_like.surfaces.server.preview import image_file
 from kale_like.surfaces.server.service import value_text
 from kale_like.surfaces.tracebacks import readable_log
@@ -39,6 +39,12 @@ INTERRUPTED = ("the Jupyter server stopped while this run was going, so nothing 
                "what its steps wrote until then is in its folder")
 _RECORDED = ("id", "source", "params", "state", "message", "pipeline", "steps", "tasks", "warnings", "cells", "metrics",
              "outputs", "started", "finished", "kale_run_id")
+
+
+def ended_status(status: str, cut: str) -> str:
+    """What a task still going when its run ended reads: `cut` (stopped, failed) for one that had
+    started, `not run` for one that was only waiting for its turn."""
+    return "not run" if status == "pending" else cut
 
 
 @dataclass
@@ -81,7 +87,7 @@ class LocalRun:
             run.finished = run.finished or float(data.get("saved") or run.started)
             for task in run.tasks.values():
                 if task.get("status") in ("running", "pending", "retrying"):
-                    task["status"] = "stopped"
+                    task["status"] = ended_status(task["status"], "stopped")
         return run
 
     def save(self) -> None:
@@ -243,7 +249,7 @@ class RunManager:
             run.message = run.message or f"the run process exited with code {code}: " + log_tail(run.stderr_path)[-2000:]
         for task in run.tasks.values():
             if task["status"] in ("running", "pending", "retrying"):
-                task["status"] = "stopped" if run.state == "stopped" else "failed"
+                task["status"] = ended_status(task["status"], "stopped" if run.state == "stopped" else "failed")
         run.save()
 
     def _apply(self, run: LocalRun, event: dict) -> None:
@@ -264,6 +270,8 @@ class RunManager:
             previous = run.tasks.get(event["path"], {})
             merged = {**previous, **{k: v for k, v in event.items() if k != "event" and v not in ("", None)}}
             merged["status"] = event["status"]
+            stamp(merged, event["status"], float(event.get("at") or time.time()))
+            merged.pop("at", None)
             run.tasks[event["path"]] = merged
         elif kind == "finished":
             if run.state != "stopped":
@@ -305,7 +313,7 @@ class RunManager:
                 run.state, run.message, run.finished = "interrupted", INTERRUPTED, time.time()
                 for task in run.tasks.values():
                     if task.get("status") in ("running", "pending", "retrying"):
-                        task["status"] = "stopped"
+                        task["status"] = ended_status(task["status"], "stopped")
                 run.save()
 
     def load(self, store: Path, source: str) -> None:
