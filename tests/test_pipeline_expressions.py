@@ -72,6 +72,11 @@ CASES = [
     ("lazy", {"n": 50}),
     ("identity", {}),  # `is None`, `is True`, `is not None`: a generated step tests them, as Python does
     ("identity", {"key": "fresh"}),
+    # an if/elif/else in a loop collecting per branch: a filtered loop per branch; a step call as a filter:
+    # its answers collected first, then the items it keeps (each step runs once an item)
+    ("sieve", {}),
+    ("sieve", {"ks": []}),
+    ("sieve", {"ks": [2]}),
 ]
 
 

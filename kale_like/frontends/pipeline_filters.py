@@ -6,52 +6,166 @@ iteration, but the same program is a loop over `[x for x in xs if test]`: that l
 expression (computed by a generated step, see pipeline_expressions.py), and the loop body is the
 if's body. The rewrite is made on the libcst tree before the body is compiled, keeping the source
 positions of the nodes it replaces (`positions`) so errors point at the user's line.
+
+Two more shapes are the same program written as such loops:
+
+- an `if`/`elif`/`else` whose branches each collect into lists of their own is one filtering loop
+  per branch, each over the items that reach it (`not t0 and t1` for the first `elif`), every list
+  in Python's order;
+- a filter that is a step call (`if check(x):`, `[score(x) for x in xs if check(x)]`) first collects
+  the call's answers in a loop of their own, `check_results = [check(x) for x in xs]`, then loops
+  over `[x for x, keep in zip(xs, check_results) if keep]`: each step runs once an item, as in Python.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 import libcst as cst
 
 from kale_like.frontends.pipeline_expressions import PositionKeeping, calls_any
 
 
+_Made = TypeVar("_Made", bound=cst.CSTNode)
+
+
 def filtered_loops(statements: Sequence[cst.BaseStatement], steps: set[str],
                    positions: dict) -> Sequence[cst.BaseStatement]:
     """The statements with each filtering loop (and comprehension of calls to `steps`) rewritten."""
-    rewriter = _Filters(steps, positions)
-    return [statement.visit(rewriter) for statement in statements]  # type: ignore[misc]
+    rewriter = _Filters(steps, positions, _names_in(statements) | steps)
+    result: list[cst.BaseStatement] = []
+    for statement in statements:
+        made = statement.visit(rewriter)
+        result += list(made.nodes) if isinstance(made, cst.FlattenSentinel) else [made]  # type: ignore[list-item]
+    return result
 
 
 class _Filters(PositionKeeping):
-    def __init__(self, steps: set[str], positions: dict):
+    def __init__(self, steps: set[str], positions: dict, taken: set[str]):
         super().__init__(positions)
         self.steps = steps
+        self.taken = taken
 
-    def leave_For(self, original: cst.For, updated: cst.For) -> cst.For:
+    def leave_For(self, original: cst.For, updated: cst.For) -> cst.For | cst.FlattenSentinel[cst.BaseStatement]:
         body = list(getattr(updated.body, "body", ()))
         if updated.orelse is not None or updated.asynchronous is not None or len(body) != 1:
             return updated
         test = body[0]
-        if not isinstance(test, cst.If) or test.orelse is not None or not _names_only(updated.target) \
-                or not _appends(test.body) or self._calls_step(test.test):
+        if not isinstance(test, cst.If) or not _names_only(updated.target) or not _appends(test.body):
             return updated  # an if in a loop that collects nothing compiles as it is (a KFP If per iteration)
-        items = self._kept(updated.target, updated.iter, [cst.CompIf(test.test)], original.iter)
-        result = updated.with_changes(iter=items, body=test.body)
-        self.positions[result] = self.positions.get(original)
-        return result
+        if test.orelse is not None:
+            return self._branches(original, updated, test)
+        if not self._calls_step(test.test):
+            return self._keep(original, updated.with_changes(
+                iter=self._kept(updated.target, updated.iter, [cst.CompIf(test.test)], original.iter), body=test.body))
+        asked = self._asked(updated.target, updated.iter, test.test, original)
+        if asked is None:
+            return updated
+        answers, keep = asked
+        result = updated.with_changes(iter=keep, body=test.body)
+        return cst.FlattenSentinel([answers, self._keep(original, result)])
 
     def leave_ListComp(self, original: cst.ListComp, updated: cst.ListComp) -> cst.ListComp:
         for_in = updated.for_in
         call = updated.elt
         if not for_in.ifs or for_in.inner_for_in is not None or not _names_only(for_in.target) \
-                or not self._calls_step(call) or any(self._calls_step(condition.test) for condition in for_in.ifs):
+                or not self._calls_step(call):
             return updated
+        if any(self._calls_step(condition.test) for condition in for_in.ifs):
+            return updated  # (one filter calling a step: the statement it stands in is rewritten, leave_Assign)
         items = self._kept(for_in.target, for_in.iter, list(for_in.ifs), original.for_in.iter)
         result = updated.with_changes(for_in=for_in.with_changes(iter=items, ifs=[]))
         self.positions[result] = self.positions.get(original)
         return result
+
+    def leave_SimpleStatementLine(self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine
+                                  ) -> cst.SimpleStatementLine | cst.FlattenSentinel[cst.BaseStatement]:
+        """`name = [step(x) for x in xs if check(x)]`: the answers collected first, then the filtered loop."""
+        if len(updated.body) != 1 or not isinstance(updated.body[0], cst.Assign):
+            return updated
+        value = updated.body[0].value
+        if not isinstance(value, cst.ListComp) or not self._calls_step(value.elt):
+            return updated
+        for_in = value.for_in
+        if len(for_in.ifs) != 1 or for_in.inner_for_in is not None or not _names_only(for_in.target) \
+                or not self._calls_step(for_in.ifs[0].test):
+            return updated
+        asked = self._asked(for_in.target, for_in.iter, for_in.ifs[0].test, original)
+        if asked is None:
+            return updated
+        answers, keep = asked
+        comprehension = value.with_changes(for_in=for_in.with_changes(iter=keep, ifs=[]))
+        self.positions[comprehension] = self.positions.get(value)
+        assign = updated.body[0].with_changes(value=comprehension)
+        self.positions[assign] = self.positions.get(original.body[0])
+        return cst.FlattenSentinel([answers, self._keep(original, updated.with_changes(body=[assign]))])
+
+    def _asked(self, target: cst.BaseAssignTargetExpression, items: cst.BaseExpression, test: cst.BaseExpression,
+               where: cst.CSTNode) -> tuple[cst.SimpleStatementLine, cst.ListComp] | None:
+        """For a filter that is one step call (or `not` one): the statement collecting its answers, an
+        item at a time, and the items whose answer keeps them."""
+        negated = isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not)
+        call = test.expression if isinstance(test, cst.UnaryOperation) and negated else test
+        if not isinstance(call, cst.Call) or not isinstance(call.func, cst.Name) or call.func.value not in self.steps \
+                or any(self._calls_step(argument.value) for argument in call.args):
+            return None
+        name = self._fresh(f"{call.func.value}_results")
+        asking = cst.ListComp(elt=call, for_in=cst.CompFor(target=target, iter=items))
+        assign = cst.Assign([cst.AssignTarget(cst.Name(name))], asking)
+        answers = cst.SimpleStatementLine([assign])
+        for node in (asking, assign, answers):
+            self.positions[node] = self.positions.get(where)
+        keep = cst.Name(self._fresh("keep"))
+        paired = cst.Tuple([cst.Element(_grouped(target)), cst.Element(keep)], lpar=[], rpar=[])
+        test_kept: cst.BaseExpression = cst.UnaryOperation(cst.Not(), keep) if negated else keep
+        zipped = cst.Call(cst.Name("zip"), [cst.Arg(items), cst.Arg(cst.Name(name))])
+        kept = cst.ListComp(elt=_grouped(target), for_in=cst.CompFor(target=paired, iter=zipped,
+                                                                     ifs=[cst.CompIf(test_kept)]))
+        self.positions[kept] = self.positions.get(where)
+        return answers, kept
+
+    def _branches(self, original: cst.For, updated: cst.For, test: cst.If
+                  ) -> cst.For | cst.FlattenSentinel[cst.BaseStatement]:
+        """An if/elif/else in a loop whose branches collect into lists of their own: a loop per branch."""
+        arms: list[tuple[cst.BaseExpression | None, cst.BaseSuite]] = []
+        current: cst.If | cst.Else | None = test
+        while current is not None:
+            if isinstance(current, cst.If):
+                arms.append((current.test, current.body))
+                current = current.orelse
+            else:
+                arms.append((None, current.body))
+                current = None
+        collectors = [_appended(body) for _, body in arms]
+        if any(not names for names in collectors) or any(self._calls_step(t) for t, _ in arms if t is not None) \
+                or sum(len(names) for names in collectors) != len(set().union(*collectors)):
+            return updated  # a list collected by two branches would take Python's interleaving: refused later
+        loops: list[cst.BaseStatement] = []
+        earlier: list[cst.BaseExpression] = []
+        for arm_test, body in arms:
+            passes: list[cst.BaseExpression] = [cst.UnaryOperation(cst.Not(), _grouped(t)) for t in earlier]
+            if arm_test is not None:
+                passes.append(_grouped(arm_test))
+                earlier.append(arm_test)
+            condition: cst.BaseExpression = passes[0]
+            for more in passes[1:]:
+                condition = cst.BooleanOperation(condition, cst.And(), more)
+            items = self._kept(updated.target, updated.iter, [cst.CompIf(condition)], original.iter)
+            loops.append(self._keep(original, updated.with_changes(iter=items, body=body)))
+        return cst.FlattenSentinel(loops)
+
+    def _fresh(self, base: str) -> str:
+        name, number = base, 1
+        while name in self.taken:
+            number += 1
+            name = f"{base}_{number}"
+        self.taken.add(name)
+        return name
+
+    def _keep(self, original: cst.CSTNode, made: _Made) -> _Made:
+        self.positions[made] = self.positions.get(original)
+        return made
 
     def _calls_step(self, node: cst.CSTNode) -> bool:
         return calls_any(node, self.steps)
@@ -83,3 +197,35 @@ def _appends(suite: cst.BaseSuite) -> bool:
 
     suite.visit(Find())
     return Find.found
+
+
+def _appended(suite: cst.BaseSuite) -> set[str]:
+    """The names of the lists the block collects into (`name.append(...)`)."""
+    names: set[str] = set()
+
+    class Find(cst.CSTVisitor):
+        def visit_Call(self, call: cst.Call) -> None:
+            if isinstance(call.func, cst.Attribute) and call.func.attr.value == "append" \
+                    and isinstance(call.func.value, cst.Name):
+                names.add(call.func.value.value)
+
+    suite.visit(Find())
+    return names
+
+
+def _grouped(node: cst.BaseExpression) -> cst.BaseExpression:
+    if isinstance(node, cst.Name) or node.lpar:
+        return node
+    return node.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+
+
+def _names_in(statements: Sequence[cst.CSTNode]) -> set[str]:
+    names: set[str] = set()
+
+    class Names(cst.CSTVisitor):
+        def visit_Name(self, node: cst.Name) -> None:
+            names.add(node.value)
+
+    for statement in statements:
+        statement.visit(Names())
+    return names
