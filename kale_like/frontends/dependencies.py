@@ -12,10 +12,10 @@ Rules (documented in the README):
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Sequence, Set as AbstractSet
 from dataclasses import dataclass, field
 
-from kale_like.errors import KaleLikeError, SourceLocation
+from kale_like.errors import KaleLikeError, SourceLocation, did_you_mean
 
 
 @dataclass
@@ -32,6 +32,7 @@ class StepSource:
     inputs: dict[str, str] = field(default_factory=dict)
     parameters: set[str] = field(default_factory=set)
     outputs: set[str] = field(default_factory=set)
+    tag_reads: dict[str, str] = field(default_factory=dict)  # a name a flow tag reads -> that tag
 
     @property
     def exports(self) -> set[str]:
@@ -70,7 +71,7 @@ def resolve(steps: list[StepSource], parameters: set[str], allow_unknown: bool) 
             elif name in parameters:
                 step.parameters.add(name)
             elif not allow_unknown:
-                errors.append(_undefined(name, where, steps, step))
+                errors.append(_undefined(name, where, steps, step, set(holders) | parameters))
         for name in step.exports:
             holders.setdefault(name, []).append(step)
     return errors
@@ -189,11 +190,12 @@ def _check_prev(step: StepSource, by_name: dict[str, StepSource], errors: list) 
                                         f"remove the tag prev:{parent}"))
         elif parent not in by_name:
             known = ", ".join(sorted(by_name)) or "none"
+            guess = did_you_mean(parent, set(by_name) - {step.name})
             errors.append(
                 KaleLikeError(
                     f"prev:{parent} names a step that does not exist",
                     where,
-                    f"steps in this notebook: {known}",
+                    (f"did you mean 'prev:{guess}'? " if guess else "") + f"steps in this notebook: {known}",
                 )
             )
         else:
@@ -210,10 +212,27 @@ def _latest(holders: Sequence[StepSource]) -> StepSource | None:
     return holders[-1] if holders else None
 
 
-def _undefined(name: str, where: SourceLocation, steps: list[StepSource], reader: StepSource) -> KaleLikeError:
+def _provider(name: str, steps: list[StepSource], reader: StepSource) -> str:
+    """Where a name comes from, for a hint: the step that assigns it, else a pipeline parameter."""
+    step = next((s for s in sorted(steps, key=lambda s: -s.order) if s.order < reader.order and name in s.exports), None)
+    return f"assigned in step '{step.name}'" if step else "a pipeline parameter"
+
+
+def _undefined(name: str, where: SourceLocation, steps: list[StepSource], reader: StepSource,
+               known: AbstractSet[str] = frozenset()) -> KaleLikeError:
+    """`known`: the names an earlier step or a parameter provides, the closest of which a typo meant."""
     later = [s for s in steps if s.order > reader.order and name in s.defines]
+    guess = did_you_mean(name, known)
     if later:
         hint = f"it is only assigned later, in step '{later[0].name}'; move that code above this step"
+    elif guess and name in reader.tag_reads:
+        tag = reader.tag_reads[name]
+        kind, _, rest = tag.partition(":")
+        fields = rest.split(":")
+        fields[1 if kind == "foreach" else 0] = guess
+        hint = f"did you mean '{kind}:{':'.join(fields)}'? ('{guess}' is {_provider(guess, steps, reader)})"
+    elif guess:
+        hint = f"did you mean '{guess}'? Else assign it in an earlier step, import it in an 'imports' cell, or add it to 'pipeline-parameters'"
     else:
         hint = "assign it in an earlier step, import it in an 'imports' cell, or add it to 'pipeline-parameters'"
     return KaleLikeError(f"name '{name}' is not defined by any earlier step, import, function or parameter", where, hint)

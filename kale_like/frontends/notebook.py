@@ -415,6 +415,8 @@ def _analyse_steps(steps: list[_Section], prelude: Prelude, source: str, errors:
                 defines=facts.defines,
                 touches=facts.touches,
                 prev=prev,
+                tag_reads={name: tag.raw for tag, _ in section.tags for field, name in tag.fields
+                           if (tag.kind, field) in (("foreach", "items"), ("when", "name"))},
             )
         )
         code_of[section.name] = (tuple(CodeBlock(code, SourceLocation(source, c.index, section.name)) for c, code in section.cells), facts)

@@ -116,6 +116,9 @@ def unknown_tag_hint(raw: str) -> str:
         return "notebook composition ('notebook:' cells) is not supported; call a @pipeline instead"
     for kind, (pattern, meaning) in TAG_GRAMMAR.items():
         if prefix == kind.split("-")[0] and ":" in pattern:
+            fixed = _repaired(kind, raw.strip())
+            if fixed:
+                return f"did you mean '{fixed}'? ('{kind}' tags look like {pattern_example(kind)}: {meaning})"
             return f"'{kind}' tags look like {pattern_example(kind)} ({meaning})"
     guess = did_you_mean(prefix.lower(), [*TAG_GRAMMAR, "block"])
     if guess:
@@ -125,6 +128,28 @@ def unknown_tag_hint(raw: str) -> str:
             return f"did you mean '{fixed}'? ({meaning})"
         return f"did you mean a '{guess}' tag? It looks like {pattern_example(guess)} ({meaning})"
     return "known tags: " + ", ".join(pattern_example(k) for k in TAG_GRAMMAR)
+
+
+_YES = ("true", "yes", "on", "1", "enable", "enabled", "y")
+_NO = ("false", "no", "off", "0", "disable", "disabled", "n", "none")
+
+
+def _repaired(kind: str, raw: str) -> str:
+    """The tag of `kind` a mistyped `raw` most likely meant ('' when none is clear): `=` written for
+    `:` (env:A=1), a boolean for enabled|disabled (cache:false), a close spelling of a choice."""
+    rest = raw.split(":", 1)[1] if ":" in raw else ""
+    candidates = [f"{kind}:{rest.replace('=', ':', 1)}", f"{kind}:{rest.replace('=', ':')}"]
+    choices = re.findall(r"\(\?P<\w+>((?:\w+\|)+\w+)\)", TAG_GRAMMAR[kind][0])
+    if choices and ":" not in rest:
+        options = choices[0].split("|")
+        word = rest.strip().lower()
+        if set(options) == {"enabled", "disabled"} and word in _YES + _NO:
+            candidates.append(f"{kind}:{'enabled' if word in _YES else 'disabled'}")
+        guess = did_you_mean(word, options)
+        if guess:
+            candidates.append(f"{kind}:{guess}")
+    candidates.append(f"{kind}:{rest.lower()}")
+    return next((fixed for fixed in candidates if fixed != raw and parse_tag(fixed) is not None), "")
 
 
 def pattern_example(kind: str) -> str:
