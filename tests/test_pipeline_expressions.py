@@ -77,6 +77,7 @@ CASES = [
     ("sieve", {}),
     ("sieve", {"ks": []}),
     ("sieve", {"ks": [2]}),
+    ("built", {}),  # .append() outside any loop: xs = xs + [value]
 ]
 
 

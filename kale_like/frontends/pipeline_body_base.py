@@ -92,6 +92,7 @@ class BodyBase:
         self.returns: Ref | None = None
         self.return_type: TypeName = ANY
         self.loop_fields: dict[str, tuple[Output, ...]] = {}  # loop id -> the fields of its record items
+        self.built_lists: set[str] = set()  # lists filled with .append() outside loops (`xs = xs + [v]`)
 
     def refuse(self, node: cst.CSTNode, message: str, hint: str = "") -> NoReturn:
         self.state.errors.append(KaleLikeError(message, self.module.where(node), hint))
@@ -117,6 +118,10 @@ class BodyBase:
 
     def block(self, statements: Sequence[cst.BaseStatement | cst.BaseSmallStatement], scope: Scope) -> list[Node]:
         """The nodes of a block of statements (pipeline_function.py)."""
+        raise NotImplementedError
+
+    def assign(self, node: cst.Assign, scope: Scope, origin: cst.CSTNode | None = None) -> list[Node]:
+        """The nodes of `name = value`, the name bound to the value (pipeline_function.py)."""
         raise NotImplementedError
 
     def input_type(self, value: Value, annotation: TypeName | None, node: cst.CSTNode) -> TypeName:

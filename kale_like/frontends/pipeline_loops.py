@@ -43,24 +43,50 @@ class LoopCompiler(BodyBase):
         collector.line = self.module.where(node).line or 0
         return []
 
+    def _append_in_place(self, call: cst.Call, owner: cst.Name, scope: Scope) -> list[Node]:
+        """`xs = []` then `xs.append(v)` outside any loop (and branch) is `xs = xs + [v]`, as Python builds it."""
+        if len(call.args) != 1 or call.args[0].keyword is not None or call.args[0].star:
+            self.refuse(call, ".append() takes one value", f"e.g. {owner.value}.append(train(x))")
+        if isinstance(self.env.names.get(owner.value), Collector):
+            self.env.names[owner.value] = Value(Ref("constant", value=[]), "list", scope)
+        self.built_lists.add(owner.value)
+        value = cst.BinaryOperation(owner, cst.Add(), cst.List([cst.Element(call.args[0].value)]))
+        self.module.positions[value] = self.module.positions.get(call)
+        return self.assign(cst.Assign([cst.AssignTarget(owner)], value), scope, call)
+
     def _collecting(self, node: cst.CSTNode, owner: str, scope: Scope, keyed: bool = False) -> Collector:
         """The collector `owner` names, checked to be filled here: inside a loop, once."""
         collector = self.env.names.get(owner)
         made = f"{owner} = {{}}" if keyed else f"{owner} = []"
+        if owner in self.built_lists and not keyed:
+            self.refuse(node, f"'{owner}' already holds values appended outside a loop; a loop collects into a list "
+                              "of its own", f"collect into a new list, then join them: {owner} + collected")
+        if isinstance(collector, Value) and collector.ref.kind == "parameter":
+            self.refuse(node, f"'{owner}' is a parameter, which a pipeline body does not change",
+                        f"make a new value, e.g. more = {owner} + [value]")
         if not isinstance(collector, Collector) or collector.keyed != keyed:
             self.refuse(node, f"'{owner}' is not a {'dict' if keyed else 'list'} created with {made} in this pipeline",
                         f"write {made} before the loop")
         inner = scope[len(collector.scope):]
-        if not inner or any(kind != "loop" for kind, *_ in inner):
-            what = f"{owner}[...] = ..." if keyed else f"{owner}.append(...)"
-            self.refuse(node, f"'{what}' must be inside a for loop (and not inside an if)",
-                        "KFP collects the results of a loop's iterations")
+        what = f"{owner}[...] = ..." if keyed else f"{owner}.append(...)"
+        if not any(kind == "loop" for kind, *_ in inner):
+            self.refuse(node, f"'{what}' is inside an if but outside any loop after {made}",
+                        f"assign the whole value in each branch instead (e.g. {owner} = [a] / else: {owner} = [])")
+        if any(kind != "loop" for kind, *_ in inner):
+            self.refuse(node, f"'{what}' is inside an if in the loop, which kale_like makes a filter of only when "
+                              "that if is the loop's whole body and each branch fills lists of its own",
+                        "make the if the loop's only statement, e.g. for x in xs: if test: "
+                        f"{owner}.append(step(x))")
         if collector.appended is not None:
             self.refuse(node, f"'{owner}' is already filled at line {collector.line}",
                         "fill each list or dict with one statement")
         return collector
 
     def append(self, call: cst.Call, owner: cst.Name, scope: Scope) -> list[Node]:
+        bound = self.env.names.get(owner.value)
+        if (isinstance(bound, Collector) and not bound.keyed and bound.appended is None and bound.scope == scope) \
+                or (isinstance(bound, Value) and owner.value in self.built_lists and bound.scope == scope):
+            return self._append_in_place(call, owner, scope)
         collector = self._collecting(call, owner.value, scope)
         if len(call.args) != 1:
             self.refuse(call, ".append() takes one value", f"e.g. {owner.value}.append(train(x))")
