@@ -16,7 +16,7 @@ import pytest
 
 from conftest import KALE_CASES, REPO
 from kale_like.surfaces.api import load_graph
-from kale_like.surfaces.graph_layout import EXIT_BADGE, NODE_W, SMALL_W, GraphLayout, layout
+from kale_like.surfaces.graph_layout import CHAR_W, EXIT_BADGE, LABEL_H, NODE_W, PROGRESS, SMALL_W, GraphLayout, layout
 
 pytest.importorskip("igraph")
 
@@ -197,3 +197,50 @@ def test_the_150_step_notebook_draws_no_edge_through_a_step(tmp_path):
     placed = layout(graph)
     assert len(placed.nodes) == len(graph["steps"]) and len(placed.edges) == len(graph["edges"])
     assert crossings(placed) == [] and group_problems(placed) == []
+
+
+def label_box(group) -> tuple[float, float, float, float]:
+    """Where a group's label is drawn (x, y, w, h): from 6 px inside its box's top-left corner, one
+    line high, as wide as its text with a run's iteration count (both front-ends draw it there)."""
+    text = len(group.label) + (len(PROGRESS) if group.kind == "loop" else 0)
+    return group.x + 6, group.y + 2, text * CHAR_W, LABEL_H - 2
+
+
+def edges_over_labels(placed: GraphLayout) -> list[str]:
+    """Every edge drawn across a group's label (which hides it there: the label has a white halo)."""
+    found = []
+    for group in placed.groups:
+        x, y, w, h = label_box(group)
+        for edge in placed.edges:
+            for (x1, y1), (x2, y2) in zip(edge.points, edge.points[1:]):
+                if max(y1, y2) > y and min(y1, y2) < y + h and max(x1, x2) > x and min(x1, x2) < x + w:
+                    found.append(f"{edge.source} -> {edge.target} over {group.label!r}")
+    return sorted(set(found))
+
+
+def arrows_short_of_their_step(placed: GraphLayout) -> list[str]:
+    nodes = {n.name: n for n in placed.nodes}
+    found = []
+    for edge in placed.edges:
+        (x, y), end = edge.points[-1], nodes[edge.target]
+        if not (y == round(end.y, 1) and end.x < x < end.x + end.w):
+            found.append(f"{edge.source} -> {edge.target} ends at ({x}, {y}), not on {end.name}")
+    return found
+
+
+def test_fifty_steps_with_loops_and_branches_keep_edges_off_the_group_labels(tmp_path):
+    """The audit's notebook: 8 of its 12 groups had an edge across their label, which hid the arrow."""
+    from groups_notebook import write_groups_notebook
+
+    graph = document(write_groups_notebook(tmp_path / "groups50.ipynb"))
+    placed = layout(graph)
+    assert len(placed.nodes) == 50 and len(placed.groups) >= 12
+    assert edges_over_labels(placed) == []
+    assert arrows_short_of_their_step(placed) == []
+    assert crossings(placed) == [] and group_problems(placed) == []
+
+
+def test_an_edge_into_a_boxed_step_clears_the_label_of_every_box_starting_there():
+    """A loop whose first step is in a branch of its own: the edge passes both labels' line."""
+    placed = layout(document(REPO / "examples" / "pipelines" / "train_many_pick_best.py"))
+    assert placed.groups and edges_over_labels(placed) == [] and arrows_short_of_their_step(placed) == []

@@ -8,7 +8,9 @@ straight down through a band (in its node's or its slot's column) and bends only
 bands, so no edge passes through a node.
 
 Loops and branches are groups: a labelled box (`for seed in seeds`, `if best >= 0.9`, `else`) around
-their steps. Igraph's positions give each item of a layer its wished-for place; the items are then
+their steps. No edge crosses a label (which would hide the arrow under it): an arrow into a step on a
+box's first layer comes down right of the labels of the boxes starting there, and the box leaves the
+room for that (`_label_inset`). Igraph's positions give each item of a layer its wished-for place; the items are then
 placed container by container, a group's contents first, so a group is one block, the same columns
 in every layer it spans, and nothing else is drawn inside it (`_place`). Steps kale_like generates
 itself (an expression's value, a loop's items) are drawn small. The exit handler, which runs after
@@ -28,6 +30,8 @@ GROUP_PAD, LABEL_H = 8, 16  # a group's box: padding around its contents, its la
 COMPACT = 0.6  # igraph's columns drawn at this share of their width: a 47-step notebook 2,197 -> 1,508 px wide
 CHAR_W = 6  # the width of a character of a group's label (10 px sans-serif), as the box leaves room for it
 PROGRESS = "  10/10 done"  # what a run view adds to a loop's label
+LABEL_X, LABEL_GAP, ENTRY_MARGIN = 6, 6, 12  # a label's inset in its box; room between it and an arrow; an
+# arrow's least distance from its step's right end
 EXIT_BADGE = "⚑ runs last, always"
 
 
@@ -146,8 +150,10 @@ def layout(document: dict) -> GraphLayout:
     graph = igraph.Graph(n=len(levels), edges=links, directed=True)
     wished = _columns([x for x, _ in graph.layout_sugiyama(layers=levels, maxiter=200).coords], widths) \
         if names else []
+    entered = {target for _, target in links if target < len(names)}  # steps an arrow comes into
     top_block = _place([v for v in range(len(levels)) if owner[v] is None],
-                       [g for g, group in enumerate(groups) if group.parent is None], groups, levels, widths, wished)
+                       [g for g, group in enumerate(groups) if group.parent is None], groups, levels, widths, wished,
+                       entered)
     left = {v: MARGIN + x for v, x in top_block.left.items()}
     group_left = {g: MARGIN + x for g, x in top_block.group_left.items()}
     group_width = top_block.group_width
@@ -203,7 +209,9 @@ def layout(document: dict) -> GraphLayout:
         for slot in chain:  # a slot in each layer the edge crosses: straight down through the band
             x, level = left[slot] + SLOT_W / 2, levels[slot]
             points += [(x, top[level]), (x, bottom[level])]
-        points += [(end.x + end.w / 2, top[levels[index[edge["target"]]]]), (end.x + end.w / 2, end.y)]
+        target = index[edge["target"]]
+        x = _entry(target, end, owner, groups, spans, group_left, levels[target])
+        points += [(x, top[levels[target]]), (x, end.y)]
         placed_edges.append(_edge(edge, points, near_source=parents[edge["target"]] > 1))
     height = max(cursor - GAP_Y + MARGIN, NODE_H + 2 * MARGIN)
     return GraphLayout(round(width, 1), round(height, 1), tuple(nodes.values()), tuple(placed_edges),
@@ -233,7 +241,7 @@ def below_of(groups: list[_Group], spans: dict[int, tuple[int, int]], g: int, hi
 
 
 def _place(vertices: list[int], children: list[int], groups: list[_Group], levels: list[int], widths: list[float],
-           wished: list[float]) -> _Block:
+           wished: list[float], entered: set[int]) -> _Block:
     """Place a container's own vertices and its groups (each a block placed first, recursively) side
     by side: in the order of their wished-for centres, each as near its wish as the items to its left
     in every layer it spans allow. One order for all layers, so a group keeps its columns throughout."""
@@ -242,12 +250,15 @@ def _place(vertices: list[int], children: list[int], groups: list[_Group], level
         items.append((wished[vertex] - widths[vertex] / 2, widths[vertex], range(levels[vertex], levels[vertex] + 1),
                       vertex, False))
     inner: dict[int, _Block] = {}
+    insets: dict[int, float] = {}
     for g in children:
-        block = _place(groups[g].vertices, groups[g].children, groups, levels, widths, wished)
+        block = _place(groups[g].vertices, groups[g].children, groups, levels, widths, wished, entered)
         inner[g] = block
-        label = len(groups[g].label) + (len(PROGRESS) if groups[g].kind == "loop" else 0)  # a run shows its count
-        width = max(block.width + 2 * GROUP_PAD, label * CHAR_W + 2 * GROUP_PAD)
-        items.append((block.wish - (width - block.width) / 2, width, range(block.low, block.high + 1), g, True))
+        width = max(block.width + 2 * GROUP_PAD, label_width(groups[g]) + 2 * GROUP_PAD)
+        inset = max((width - block.width) / 2, _label_inset(groups[g], block, levels, widths, entered))
+        insets[g] = inset
+        width = max(width, inset + block.width + GROUP_PAD)
+        items.append((block.wish - inset, width, range(block.low, block.high + 1), g, True))
     items.sort(key=lambda item: item[0] + item[1] / 2)
     right: dict[int, tuple[float, bool]] = {}  # per layer: where its last item ends, whether it is a slot
     left: dict[int, float] = {}
@@ -263,7 +274,7 @@ def _place(vertices: list[int], children: list[int], groups: list[_Group], level
             g = what
             block = inner[g]
             group_left[g], group_width[g] = x, width
-            inset = x + (width - block.width) / 2  # the contents in the middle of the box
+            inset = x + insets[g]  # the contents in the middle of the box, or right of its label
             left.update({v: inset + at for v, at in block.left.items()})
             group_left.update({c: inset + at for c, at in block.group_left.items()})
             group_width.update(block.group_width)
@@ -276,6 +287,29 @@ def _place(vertices: list[int], children: list[int], groups: list[_Group], level
     return _Block(end - origin, min(all_layers, default=0), max(all_layers, default=0), start,
                   {v: x - origin for v, x in left.items()}, {g: x - origin for g, x in group_left.items()},
                   group_width)
+
+
+def label_width(group: _Group) -> float:
+    """The width of a group's label as drawn, with the count of iterations a run view adds to a loop's."""
+    return (len(group.label) + (len(PROGRESS) if group.kind == "loop" else 0)) * CHAR_W
+
+
+def _label_inset(group: _Group, block: _Block, levels: list[int], widths: list[float], entered: set[int]) -> float:
+    """How far into the box its contents must start for every arrow into a step on its first layer to
+    come down right of its label (at least ENTRY_MARGIN inside the step's right end)."""
+    ends = [at + widths[v] for v, at in block.left.items() if levels[v] == block.low and v in entered]
+    return max((LABEL_X + label_width(group) + LABEL_GAP + ENTRY_MARGIN - end for end in ends), default=0.0)
+
+
+def _entry(vertex: int, node: PlacedNode, owner: list[int | None], groups: list[_Group],
+           spans: dict[int, tuple[int, int]], group_left: dict[int, float], level: int) -> float:
+    """Where an arrow comes down into a step: its middle, or right of the labels of the boxes that
+    start on its layer and hold it (their label line is above it)."""
+    x = node.x + node.w / 2
+    for g in _ancestors(groups, owner[vertex]):
+        if spans[g][0] == level:
+            x = max(x, group_left[g] + LABEL_X + label_width(groups[g]) + LABEL_GAP)
+    return min(x, node.x + node.w - ENTRY_MARGIN) if x > node.x + node.w / 2 else x
 
 
 def _span(g: int, groups: list[_Group], levels: list[int]) -> tuple[int, int]:
