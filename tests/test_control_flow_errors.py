@@ -57,6 +57,8 @@ REFUSALS = [
      "combine them after the loop"),
     ("bad_impure_call", 11, 10, "'input(...)' waits for input; a pipeline body only wires steps together",
      "do it inside a step function"),
+    ("bad_changed_constant", 14, 14, "'SEEDS' is given a value at module level (line 4) that kale_like cannot "
+     "work out without running the module", "give SEEDS its value in one assignment"),
     ("bad_print", 11, 5, "'print(...)' prints; a pipeline body only wires steps together", "do it inside a step"),
     ("bad_imported_call", 13, 5, "'dumps(...)' calls code imported from json; a pipeline body calls only the @step "
      "and @pipeline functions defined in its own file", "a step written in another module must be defined in this "

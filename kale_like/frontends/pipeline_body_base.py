@@ -236,6 +236,8 @@ class BodyBase:
             known = free in self.env.names or free in self.module.constants
             if not known and expressions.is_builtin(free):
                 continue
+            if not known and free in self.module.changed:
+                self._changed_constant(where.get(free, node), free)
             if not known and self._module_level(free):
                 self.refuse(where.get(free, node), f"'{free}' is module-level code (an import or a function), "
                                                    "which a pipeline body cannot run",
@@ -264,6 +266,13 @@ class BodyBase:
         return (f"'{callee}(...)' cannot run in a pipeline body, which compiles only pure expressions: builtins "
                 "such as len, str, sorted and zip, and the methods of str, dict and list that change nothing",
                 "call it inside a step function")
+
+    def _changed_constant(self, node: cst.CSTNode, name: str) -> NoReturn:
+        line = self.module.changed[name]
+        self.refuse(node, f"'{name}' is given a value at module level (line {line}) that kale_like cannot work out "
+                          "without running the module, so the pipeline body cannot read it",
+                    f"give {name} its value in one assignment of literals and other constants (e.g. "
+                    f"{name} = [1, 2, 3, 4]), or make it a pipeline parameter")
 
     def _module_level(self, name: str) -> bool:
         prelude = self.module.prelude
@@ -299,6 +308,8 @@ class BodyBase:
             if name in self.module.constants:
                 constant = self.module.constants[name]
                 return Value(Ref("constant", value=constant), type_of_value(constant), ())
+            if name in self.module.changed:
+                self._changed_constant(node, name)
             self.refuse(node, f"name '{name}' is not defined in pipeline '{self.decorated.function}'",
                         "use a pipeline parameter, a module-level constant or a step's result")
         if isinstance(bound, Unknown):

@@ -17,6 +17,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from kale_like.errors import KaleLikeError, SourceLocation
 from kale_like.frontends.analysis import CodeSyntaxError, check
+from kale_like.frontends.module_constants import ModuleConstants
 from kale_like.frontends.prelude import Prelude
 from kale_like.graph.overrides import SERVICE_ACCOUNT_PER_RUN
 from kale_like.sdk import PIPELINE_SETTINGS, STEP_SETTINGS
@@ -55,7 +56,8 @@ class PythonModule:
     path: str
     steps: dict[str, Decorated] = field(default_factory=dict)
     pipelines: dict[str, Decorated] = field(default_factory=dict)
-    constants: dict[str, object] = field(default_factory=dict)
+    constants: dict[str, object] = field(default_factory=dict)  # name -> value, as the module's statements make it
+    changed: dict[str, int] = field(default_factory=dict)  # name -> line of a change whose value is unknown
     prelude: Prelude | None = None
     positions: dict = field(default_factory=dict)
     locate: Callable[[int, int], SourceLocation] | None = None  # (line, column) -> SourceLocation, for code
@@ -93,6 +95,7 @@ def read_module(path: str | Path, errors: list[KaleLikeError], text: str | None 
         raise KaleLikeError(message, where, hint) from None
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     result = PythonModule(source, positions=dict(wrapper.resolve(PositionProvider)), locate=locate)
+    known = ModuleConstants(result.constants, result.changed)
     prelude_items = []
     for statement in module.body:
         decorated = _decorated(statement, module, result, errors)
@@ -104,8 +107,8 @@ def read_module(path: str | Path, errors: list[KaleLikeError], text: str | None 
         # (`parallel_map` used in a step needs its import in the step's prelude)
         if _is_sdk_import(statement, KALE_SDK_MODULES) or _is_main_block(statement):
             continue
-        result.constants.update(_constants(statement))
         position = result.positions[statement].start.line
+        known.read(module.code_for_node(statement), position)
         prelude_items.append((module.code_for_node(statement), None, position))
     result.prelude = Prelude.from_statements(prelude_items, source, side_effects=False)
     return result
@@ -242,19 +245,3 @@ def _is_main_block(statement) -> bool:
     text = cst.Module([]).code_for_node(statement.test).replace("'", '"').replace(" ", "")
     return text in ('__name__=="__main__"', '"__main__"==__name__')
 
-
-def _constants(statement) -> dict[str, object]:
-    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
-        return {}
-    small = statement.body[0]
-    if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name):
-        target, value = small.targets[0].target, small.value
-    elif isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name) and small.value is not None:
-        target, value = small.target, small.value
-    else:
-        return {}
-    try:
-        literal = ast.literal_eval(cst.Module([]).code_for_node(value).strip())
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return {}
-    return {target.value: literal}
