@@ -78,6 +78,7 @@ CASES = [
     ("sieve", {"ks": []}),
     ("sieve", {"ks": [2]}),
     ("built", {}),  # .append() outside any loop: xs = xs + [value]
+    ("unpacked", {}),  # low, high = nested_pipeline(n)
     ("module_values", {}),  # SEEDS = list(range(3)); SEEDS.append(7); NAMES = [f"m{i}" for i in SEEDS]
 ]
 

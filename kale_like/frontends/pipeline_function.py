@@ -183,9 +183,10 @@ class _BodyCompiler(LoopCompiler, ConditionCompiler):
             return self.keyed_append(node, target, scope)
         names = self.target_names(target)
         value = node.value
-        if isinstance(value, cst.Call) and self.callee(value) is not None:
+        callee = self.callee(value) if isinstance(value, cst.Call) else None
+        if isinstance(value, cst.Call) and callee is not None and not (callee.kind == "pipeline" and len(names) > 1):
             return self.call(value, scope, names)
-        if len(names) != 1:
+        if len(names) != 1:  # (`x, y = inner()`: a nested pipeline's one value, unpacked by a generated step)
             return self.unpack(value, names, scope)
         name = names[0]
         if isinstance(value, (cst.List, cst.Dict)) and not value.elements:
