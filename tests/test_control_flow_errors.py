@@ -146,3 +146,20 @@ def test_condition_on_a_oneof_value_compiles_or_is_refused(run_cli, tmp_path):
         assert check_pipeline_spec(out.read_text(encoding="utf-8")) == []
     else:
         assert "annotate" not in result.err  # both steps are annotated -> int
+
+
+def test_a_refused_parameter_is_reported_once_not_again_where_it_is_read(run_cli, tmp_path):
+    result = run_cli(PIPELINES / "bad_untyped_parameter.py", "--kfp", "-o", tmp_path / "out.yaml")
+    assert result.code == 2
+    assert result.err.startswith("error: ") and "problems found" not in result.err, result.err
+    assert "pipeline parameter 'tag' of 'main' needs a type hint or a default" in result.err
+    assert "not defined" not in result.err
+
+
+def test_an_optional_parameter_reads_as_its_type_that_may_be_none(run_cli, tmp_path):
+    """`Optional[str] = None` and `str | None` are str parameters whose default is None: refused for
+    that default (KFP cannot pass None), once each, not as parameters without a type."""
+    result = run_cli(PIPELINES / "bad_optional_none.py", "--kfp", "-o", tmp_path / "out.yaml")
+    assert result.code == 2
+    assert "needs a type hint" not in result.err and "not defined" not in result.err, result.err
+    assert "'tag'" in result.err and "'label'" in result.err and "None" in result.err

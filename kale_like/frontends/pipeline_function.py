@@ -60,8 +60,10 @@ def compile_pipeline(state: ProgramState, decorated: Decorated) -> CompiledPipel
         return state.compiled[decorated.function]
     state.compiling.append(decorated.function)
     errors_before = len(state.errors)
-    parameters = _parameters(state, decorated)
+    parameters, refused = _parameters(state, decorated)
     compiler = _BodyCompiler(state, decorated, parameters)
+    for name in refused:  # reported once: the body's uses of it say nothing more
+        compiler.env.names[name] = Unknown(decorated.location.line or 0)
     statements = decorated.node.body.body
     if isinstance(decorated.node.body, cst.IndentedBlock):
         positions = state.module.positions
@@ -82,8 +84,10 @@ def compile_pipeline(state: ProgramState, decorated: Decorated) -> CompiledPipel
     return result
 
 
-def _parameters(state: ProgramState, decorated: Decorated) -> tuple[Parameter, ...]:
+def _parameters(state: ProgramState, decorated: Decorated) -> tuple[tuple[Parameter, ...], list[str]]:
+    """The pipeline's parameters, and the names of those refused (each reported here)."""
     result = []
+    refused = []
     for argument in decorated.arguments:
         where = decorated.location
         kind = argument.annotation or (type_of_value(argument.default) if argument.has_default else None)
@@ -93,6 +97,7 @@ def _parameters(state: ProgramState, decorated: Decorated) -> tuple[Parameter, .
             state.errors.append(KaleLikeError(
                 f"pipeline parameter '{argument.name}' of '{decorated.function}' needs a type hint or a default",
                 where, f"e.g. {argument.name}: int = 3"))
+            refused.append(argument.name)
             continue
         default = argument.default
         if kind == "float" and type(default) is int:
@@ -100,7 +105,7 @@ def _parameters(state: ProgramState, decorated: Decorated) -> tuple[Parameter, .
         if isinstance(default, tuple):
             default = list(default)
         result.append(Parameter(argument.name, kind, default, where, required=not argument.has_default))
-    return tuple(result)
+    return tuple(result), refused
 
 
 class _BodyCompiler(LoopCompiler, ConditionCompiler):

@@ -211,6 +211,12 @@ def _annotation(node: cst.BaseExpression) -> TypeName | None:
         return _SIMPLE.get(node.value)
     if isinstance(node, cst.Attribute):
         return _SIMPLE.get(node.attr.value)
+    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.BitOr):
+        sides = [side for side in (node.left, node.right) if not (isinstance(side, cst.Name) and side.value == "None")]
+        return _annotation(sides[0]) if len(sides) == 1 else None  # `str | None`: a str that may be None
+    if isinstance(node, cst.Subscript) and _annotation_name(node.value) == "Optional" and len(node.slice) == 1 \
+            and isinstance(node.slice[0].slice, cst.Index):
+        return _annotation(node.slice[0].slice.value)  # `Optional[str]`: a str that may be None
     if isinstance(node, cst.Subscript):
         outer = _annotation(node.value)
         if outer == "list" and len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
@@ -223,6 +229,13 @@ def _annotation(node: cst.BaseExpression) -> TypeName | None:
         except Exception:  # a string annotation that is not an expression
             return None
     return None
+
+
+def _annotation_name(node: cst.BaseExpression) -> str:
+    """`Optional` for `Optional` and `typing.Optional`."""
+    if isinstance(node, cst.Name):
+        return node.value
+    return node.attr.value if isinstance(node, cst.Attribute) else ""
 
 
 def _is_sdk_import(statement, modules: tuple[str, ...] = SDK_MODULES) -> bool:
