@@ -16,7 +16,9 @@ from collections.abc import Iterator
 
 from kale_like.errors import KaleLikeError, SourceLocation, raise_collected
 from kale_like.graph.credentials import credential_name, credential_value
-from kale_like.graph.model import Loop, Parameter, Step, StepGraph, walk
+from kale_like.graph.model import (
+    Condition, Expression, Loop, Node, Parameter, PipelineCall, Ref, Step, StepGraph, Test, walk,
+)
 from kale_like.graph.types import TypeName, outer
 
 
@@ -31,7 +33,9 @@ def check_graph(graph: StepGraph, allow_secret_like: bool = False) -> list[str]:
         parameter = clashes[0]
         raise KaleLikeError(f"pipeline parameter '{parameter.name}' has a name the generated KFP module needs",
                             parameter.location or SourceLocation(graph.source), "rename the parameter")
-    raise_collected([e for e in (_default_problem(graph, p) for p in _all_parameters(graph)) if e is not None])
+    read = _parameters_read(graph)
+    raise_collected([e for e in (_default_problem(graph, p, p.name in read) for p in _all_parameters(graph))
+                     if e is not None])
     if not allow_secret_like:
         problems = [_secret_problem(graph, p) for p in _all_parameters(graph)]
         problems += [_secret_env_problem(step, name, value) for step in graph.all_steps
@@ -61,17 +65,86 @@ def _secret_problem(graph: StepGraph, parameter: Parameter) -> KaleLikeError | N
     )
 
 
-def _default_problem(graph: StepGraph, parameter: Parameter) -> KaleLikeError | None:
+def _parameters_read(graph: StepGraph) -> set[str]:
+    """The names of the parameters some task, loop, test or `return` reads (of any pipeline: a nested
+    pipeline's parameter and the main one's alike)."""
+    refs: list[Ref] = [ref for ref in [graph.returns] + [sub.returns for sub in graph.subpipelines] if ref is not None]
+
+    def tested(test: Test) -> None:
+        refs.extend(test.operands)
+        for inner in test.tests:
+            tested(inner)
+
+    extra: list[Node] = [graph.exit_step] if graph.exit_step is not None else []
+    for body in [graph.body] + [sub.body for sub in graph.subpipelines]:
+        for node in list(walk(body)) + extra:
+            if isinstance(node, (Step, PipelineCall, Expression)):
+                refs.extend(value.ref for value in node.inputs)
+            elif isinstance(node, Loop):
+                refs.append(node.items)
+            elif isinstance(node, Condition):
+                for branch in node.branches:
+                    if branch.test is not None:
+                        tested(branch.test)
+        extra = []
+    pending, names = refs, set()
+    while pending:
+        ref = pending.pop()
+        if ref.kind == "parameter":
+            names.add(ref.source)
+        pending.extend(ref.options)
+    return names
+
+
+def _default_problem(graph: StepGraph, parameter: Parameter, read: bool = True) -> KaleLikeError | None:
     """A default the kfp compiler or the KFP server cannot take, or that contradicts the declared type."""
-    if parameter.required or parameter.default is None:
+    where = parameter.location or SourceLocation(graph.source)
+    if parameter.required:
         return None
+    if parameter.default is None:
+        if not read:  # an optional input nothing reads: KFP runs the pipeline without it
+            return None
+        # kfp declares the parameter optional without a default; the step reading it declares a required input,
+        # and the KFP driver fails that task: "neither value nor default value provided for non-optional
+        # parameter" (kubeflow/pipelines backend/src/v2/driver/resolve.go, resolveInputs), where Python passes None
+        empty = _EMPTY.get(outer(parameter.type), "''")
+        return KaleLikeError(
+            f"pipeline parameter '{parameter.name}' has the default None, which KFP cannot pass to a step: a run "
+            "without a value for it fails", where,
+            f"give a default of its type and test for it in the step, e.g. {parameter.name}: {outer(parameter.type)} = "
+            f"{empty} (then `if not {parameter.name}:`), or make it required (no default)")
+    big = _inexact_int(parameter.default)
+    if big is not None:
+        whole = big is parameter.default
+        fix = (f"declare it a str and convert it in the step: {parameter.name}: str = {str(big)!r}, then "
+               f"int({parameter.name})") if whole else "pass such numbers as text (str), converted in the step by int()"
+        return KaleLikeError(
+            f"pipeline parameter '{parameter.name}' has {'the default' if whole else 'a default holding'} {big}, "
+            f"beyond 2**53: KFP stores numbers as doubles and would round it to {float(big):.0f}", where, fix)
     problem = default_value_problem(parameter.default) or _type_mismatch(parameter.type, parameter.default)
     if not problem:
         return None
-    return KaleLikeError(f"pipeline parameter '{parameter.name}' has a default KFP cannot take: {problem}",
-                         parameter.location or SourceLocation(graph.source),
+    return KaleLikeError(f"pipeline parameter '{parameter.name}' has a default KFP cannot take: {problem}", where,
                          "give a JSON value of the declared type (text, a whole or finite number, true/false, "
                          "a list or a dict with text keys, without None inside)")
+
+
+_EMPTY = {"str": "''", "int": "0", "float": "0.0", "bool": "False", "list": "[]", "dict": "{}"}
+LARGEST_EXACT_INT = 2**53  # a double holds every int up to this, and not all beyond it
+
+
+def _inexact_int(value: object) -> int | None:
+    """An int inside `value` that a double cannot hold exactly (the first found), or None."""
+    pending = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, int) and not isinstance(item, bool) and abs(item) > LARGEST_EXACT_INT:
+            return item
+        if depth < 50 and isinstance(item, dict):
+            pending.extend((child, depth + 1) for child in item.values())
+        elif depth < 50 and isinstance(item, list):
+            pending.extend((child, depth + 1) for child in item)
+    return None
 
 
 _KFP_SCALARS = (str, int, float, bool)
