@@ -12,7 +12,10 @@ libyaml, `Compiler.compile` writes the file.
 
 kfp's comment block lists the pipeline's inputs with their defaults; a dict default is printed from
 a protobuf map, whose key order changes from process to process: `_kl_stable_header` orders it, so
-the same pipeline compiled twice gives the same bytes (the YAML body is sorted already).
+the same pipeline compiled twice gives the same bytes (the YAML body is sorted already). kfp writes
+a text default raw between single quotes, so a line break in it ended the comment and made the file
+unreadable YAML: `_kl_comment_header` writes the block again with each text default (and the name)
+as Python's repr writes it (the only bytes that differ from kfp's own, and only for such values).
 
 The generated DSL module embeds the part below (`dsl_codegen.embedded_source`), so that
 `python NAME_kfp.py` writes the bytes kale_like wrote.
@@ -42,7 +45,8 @@ def _kl_stable_header(text):
                 parsed = ast.literal_eval(value[:-1])
             except (ValueError, SyntaxError):
                 continue
-            lines[index] = head + marker + str(ordered(parsed)) + "]"
+            if isinstance(parsed, (dict, list)):  # (a text stays as written: str() would drop its quotes and escapes)
+                lines[index] = head + marker + str(ordered(parsed)) + "]"
     return "\n".join(lines)
 
 
@@ -65,14 +69,37 @@ def _kl_yaml_text(pipeline, scratch_path):
     documents = [json_format.MessageToDict(pipeline.pipeline_spec)]
     if pipeline.platform_spec.platforms:
         documents.append(json_format.MessageToDict(pipeline.platform_spec))
+    header = pipeline_spec_builder.extract_comments_from_pipeline_spec(documents[0], pipeline.description)
     if _kl_libyaml():
-        text = pipeline_spec_builder.extract_comments_from_pipeline_spec(documents[0], pipeline.description)
-        text += yaml.dump_all(documents, Dumper=yaml.CDumper, sort_keys=True)
+        text = header + yaml.dump_all(documents, Dumper=yaml.CDumper, sort_keys=True)
     else:
         compiler.Compiler().compile(pipeline, package_path=scratch_path)
-        with open(scratch_path, encoding="utf-8") as stream:
+        with open(scratch_path, encoding="utf-8", newline="") as stream:  # (a \r in kfp's header stays one)
             text = stream.read()
+    if text.startswith(header):  # kfp's header, with the line breaks of values escaped: every line a comment
+        text = _kl_comment_header(documents[0], pipeline.description) + text[len(header):]
     return _kl_stable_header(text), documents
+
+
+def _kl_comment_header(spec, description):
+    """kfp's comment block for `spec`, each text value written as Python's repr writes it.
+
+    kfp writes a text default as `'` + value + `'`, and the pipeline's name as it is: a line break in
+    either (a newline, a carriage return, or another break YAML knows: NEL, U+2028, U+2029) would end
+    the comment, and the rest of the value would be read as YAML. repr escapes each of them."""
+    import copy
+
+    from kfp.compiler import pipeline_spec_builder
+
+    spec = copy.deepcopy(spec)
+    info = spec.get("pipelineInfo", {})
+    if isinstance(info.get("name"), str):
+        info["name"] = repr(info["name"] + '"')[1:-2]
+    for body in spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {}).values():
+        value = body.get("defaultValue")
+        if isinstance(value, str):  # kfp puts it between single quotes: give it what repr writes between them
+            body["defaultValue"] = repr(value + '"')[1:-2]  # (a `"` inside makes repr choose single quotes)
+    return pipeline_spec_builder.extract_comments_from_pipeline_spec(spec, description)
 
 
 def _kl_yaml(pipeline, path):
