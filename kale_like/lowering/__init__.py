@@ -28,10 +28,11 @@ from kale_like.lowering.returned_values import returned_values_from_tasks
 # items and collected lists like any other reader.
 # plain_nested_results before guard_empty_loops: the step that hands a nested pipeline's collected list
 # on is a reader of that list, which guard_empty_loops then tells when the list was empty
-# constants_made_by_steps after expressions_as_steps: a generated step's constant arguments are arguments too.
-# returned_values_from_tasks before the nested-pipeline passes, which then see a task's output returned
-PASSES = (expressions_as_steps, constants_made_by_steps, returned_values_from_tasks, branch_values_handed_on,
-          conditions_kfp_states, encode_untyped_loop_items, loops_keep_their_list, plain_nested_results,
+# constants_made_by_steps after every pass that makes steps of values (expressions, branch values, tests): their
+# constant arguments are arguments too. returned_values_from_tasks before the nested-pipeline passes, which then
+# see a task's output returned
+PASSES = (expressions_as_steps, branch_values_handed_on, conditions_kfp_states, constants_made_by_steps,
+          returned_values_from_tasks, encode_untyped_loop_items, loops_keep_their_list, plain_nested_results,
           collected_arguments_handed_on, guard_empty_loops, mark_chosen_branches, mark_the_end)
 
 
