@@ -59,6 +59,8 @@ REFUSALS = [
      "do it inside a step function"),
     ("bad_changed_constant", 14, 14, "'SEEDS' is given a value at module level (line 4) that kale_like cannot "
      "work out without running the module", "give SEEDS its value in one assignment"),
+    ("bad_untyped_parameter", 10, 1, "pipeline parameter 'tag' of 'main' needs a type hint or a default",
+     "e.g. tag: int = 3"),
     ("bad_print", 11, 5, "'print(...)' prints; a pipeline body only wires steps together", "do it inside a step"),
     ("bad_imported_call", 13, 5, "'dumps(...)' calls code imported from json; a pipeline body calls only the @step "
      "and @pipeline functions defined in its own file", "a step written in another module must be defined in this "
@@ -159,7 +161,7 @@ def test_a_refused_parameter_is_reported_once_not_again_where_it_is_read(run_cli
 def test_an_optional_parameter_reads_as_its_type_that_may_be_none(run_cli, tmp_path):
     """`Optional[str] = None` and `str | None` are str parameters whose default is None: refused for
     that default (KFP cannot pass None), once each, not as parameters without a type."""
-    result = run_cli(PIPELINES / "bad_optional_none.py", "--kfp", "-o", tmp_path / "out.yaml")
+    result = run_cli(PIPELINES / "bug_optional_none.py", "--kfp", "-o", tmp_path / "out.yaml")
     assert result.code == 2
     assert "needs a type hint" not in result.err and "not defined" not in result.err, result.err
     assert "'tag'" in result.err and "'label'" in result.err and "None" in result.err

@@ -78,6 +78,7 @@ CASES = [
     ("sieve", {"ks": []}),
     ("sieve", {"ks": [2]}),
     ("built", {}),  # .append() outside any loop: xs = xs + [value]
+    ("constant_dicts", {}),  # a literal dict's values of mixed types, number keys, an empty dict
     ("unpacked", {}),  # low, high = nested_pipeline(n)
     ("module_values", {}),  # SEEDS = list(range(3)); SEEDS.append(7); NAMES = [f"m{i}" for i in SEEDS]
 ]

@@ -312,22 +312,10 @@ class LoopCompiler(BodyBase):
         return bind
 
     def _static(self, node, items: list, target, scope: Scope, loop_id: str, parallelism):
+        """A loop over items KFP takes as they are written (`_static_items`: one scalar type, not empty)."""
+        assert _static_items(items)
         name = self.single_target(target)
-        if not items:
-            self.refuse(node, "the loop's list is empty, so KFP cannot build it", "give the loop at least one item")
-        kinds = {type_of_value(i) for i in items}
-        if len(kinds) > 1 and kinds != {"int", "float"}:
-            self.refuse(node, "the loop's items have different types, which KFP cannot type",
-                        "loop over items of one type")
-        element = element_of(type_of_value(items))
-        item_type: TypeName = element if element != ANY else ("dict" if kinds == {"dict"} else ANY)
-        if kinds == {"dict"}:
-            self.refuse(node, "looping over a literal list of dicts is not supported (KFP mistypes their fields)",
-                        "loop over a pipeline parameter holding the list instead")
-        if item_type == ANY:
-            self.refuse(node, "loop items must be ints, floats, strings or bools", "loop over a list of those")
-        if kinds == {"int", "float"}:
-            items = [float(i) for i in items]
+        item_type = element_of(type_of_value(items))
         return Ref("constant", value=items), item_type, parallelism, self._binder(name, Ref("item", loop_id),
                                                                                    item_type)
 
@@ -346,7 +334,8 @@ class LoopCompiler(BodyBase):
         """Loop over a dict: static keys/values when known; otherwise a small step lists them."""
         if owner.ref.kind == "constant" and method in ("keys", "values"):
             values = list(owner.ref.value.keys() if method == "keys" else owner.ref.value.values())
-            return self._static(node, values, target, scope, loop_id, parallelism)
+            if _static_items(values):
+                return self._static(node, values, target, scope, loop_id, parallelism)
         names = [self.single_target(target)] if method != "items" else self._pair(target)
         helper = self._items_step(node, owner, method, scope)
         ref = Ref("task", helper.name, helper.outputs[0].name)
