@@ -33,8 +33,6 @@ def plain_module():
     return module
 
 
-@pytest.mark.xfail(strict=True, reason="needs kale_like/frontends/python_module.py to hand @step functions to the "
-                                        "prelude (read_module)")
 def test_a_file_whose_step_calls_another_step_runs_and_compiles(tmp_path, run_cli):
     result = kale_like.run(SOURCE, store=tmp_path / "store", echo=False)
     assert result.succeeded, result.error

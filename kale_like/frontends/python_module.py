@@ -102,6 +102,8 @@ def read_module(path: str | Path, errors: list[KaleLikeError], text: str | None 
         if decorated is not None:
             table = result.steps if decorated.kind == "step" else result.pipelines
             table[decorated.function] = decorated
+            if decorated.kind == "step":  # a step may call another step's function: a plain call, as in Python
+                prelude_items.append((decorated.code, None, result.positions[statement].start.line))
             continue
         # Kale's SDK imports mean nothing in a step; kale_like's are served there by the step runtime
         # (`parallel_map` used in a step needs its import in the step's prelude)
