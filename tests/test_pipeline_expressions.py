@@ -245,3 +245,23 @@ def test_the_summary_lists_what_the_body_computes_between_the_steps(capsys):
 def test_loops_carry_their_head_as_written_for_whoever_draws_the_graph():
     headers = [loop.header for loop in walk(python_to_graph(SOURCE, "loops").body) if isinstance(loop, Loop)]
     assert headers[:3] == ["for i, k in enumerate(ks)", "for j in range(n)", "for k, name in zip(ks, names)"]
+
+
+@pytest.mark.parametrize(("pipeline", "params"), [
+    ("label", {"name": "m", "version": 2}),  # a str from an f-string
+    ("clamp", {"q": 7.0}), ("clamp", {"q": 0.5}),  # a float chosen by guard clauses (a OneOf)
+    ("bounds", {"n": 3}),  # a list of an int and a step's float, untyped: an artifact
+])
+def test_a_run_returns_what_calling_the_function_returns(pipeline, params, tmp_path):
+    import importlib.util
+
+    import kale_like
+
+    spec = importlib.util.spec_from_file_location("_kl_plain_returns", SOURCE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    expected = getattr(module, pipeline)(**params)
+    result = kale_like.run(SOURCE, params, pipeline=pipeline, store=tmp_path / "store", cache=False, echo=False)
+    assert result.succeeded, result.error
+    assert result.returned == expected and type(result.returned) is type(expected)

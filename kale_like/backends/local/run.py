@@ -88,10 +88,27 @@ class RunResult:
     store: Path
     error: str = ""
     warnings: list[str] = field(default_factory=list)
+    artifact_outputs: frozenset[str] = frozenset()  # the pipeline outputs in `outputs` that are artifact URIs
 
     @property
     def succeeded(self) -> bool:
         return self.status == "SUCCEEDED"
+
+    @property
+    def returned(self) -> Any:
+        """What the pipeline returned, as calling its function in Python returns it (None when it returns
+        nothing): `outputs` holds a returned artifact as the URIs KFP gives it; this loads the value."""
+        from kale_like.runtime.step_runtime import _kl_load_value
+
+        if not self.outputs:
+            return None
+        values = {}
+        for name, value in self.outputs.items():
+            if name in self.artifact_outputs:
+                values[name] = _kl_load_value(value[0]) if len(value) == 1 else [_kl_load_value(u) for u in value]
+            else:
+                values[name] = value
+        return next(iter(values.values())) if len(values) == 1 else values
 
     def task(self, label: str) -> TaskReport:
         """A task's report by label (`train[2]`); step names with `_` match KFP's `-` spelling."""
@@ -196,7 +213,8 @@ def _run(ir: PipelineIR, arguments: dict | None, config: RunConfig,
             tracer.close(status)
     outputs = {**outcome.parameters, **{k: [a["uri"] for a in v] for k, v in outcome.artifacts.items()}}
     ordered = list(reports.values())
-    return RunResult(run_id, ir.name, status, outputs, ordered, root, outcome.error, runner.warnings)
+    return RunResult(run_id, ir.name, status, outputs, ordered, root, outcome.error, runner.warnings,
+                     artifact_outputs=frozenset(outcome.artifacts))
 
 
 def run_name(ir: PipelineIR, run_id: str) -> str:
