@@ -102,13 +102,32 @@ def graph_svg(document: dict, statuses: dict[str, str] | None = None,
                      f'<rect width="{node.w}" height="{node.h}" rx="6" fill="{fill}" stroke="{color}" '
                      f'stroke-width="{1 if node.generated else 2}"{dashed}/>{bar}'
                      f'<text x="{centre}" y="{node.h / 2 + 4}" text-anchor="middle" {text}>'
-                     f'{esc(node.name if len(node.name) <= most else node.name[:most - 1] + "…")}</text>')
+                     f'{esc(_fit(node.name, node.w - (10 if node.generated else 18), 10 if node.generated else 12, most))}'
+                     '</text>')
         for index, badge in enumerate(node.badges):
             parts.append(f'<text x="{node.w / 2 + 3}" y="{NODE_H + index * BADGE_H + 2}" text-anchor="middle" '
                          f'font-size="10" fill="#616161">{esc(badge[:26])}</text>')
         parts.append(f"<title>{esc(node.name)}</title></g>")
     parts.append("</svg>")
     return "".join(parts)
+
+
+_NARROW, _WIDE = set("iljft.,:;|!'()[]rI1 "), set("mwMW@%")
+
+
+def _fit(text: str, width: float, size: int, most: int) -> str:
+    """`text` cut (with …) to fit `width` px at `size` px (bold sans-serif, an estimate per character):
+    a long step name made from a heading stays inside its node."""
+    def wide(part: str) -> float:
+        return sum((0.36 if c in _NARROW else 0.95 if c in _WIDE else 0.72 if c.isupper() else 0.62) * size
+                   for c in part)
+
+    if len(text) <= most and wide(text) <= width:
+        return text
+    keep = min(len(text) - 1, most - 1)
+    while keep > 1 and wide(text[:keep] + "…") > width:
+        keep -= 1
+    return text[:keep] + "…"
 
 
 def show(source: Any, pipeline: str | None = None):

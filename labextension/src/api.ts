@@ -98,7 +98,10 @@ export interface GraphLayout {
 
 export interface AnalyzeResult {
   path: string;
-  graph?: GraphData;
+  /** false: the notebook has problems (`errors`); `graph` is then that of the notebook without the tags they are on, or null. */
+  ok?: boolean;
+  message?: string;
+  graph?: GraphData | null;
   warnings?: string[];
   errors?: Problem[];
 }

@@ -33,6 +33,32 @@ function clip(text: string, max: number): string {
   return text.length > max ? text.slice(0, max - 1) + '…' : text;
 }
 
+let measuring: CanvasRenderingContext2D | null | undefined;
+
+/**
+ * `text` cut (with …) to fit `width` px in the font of the node names (`weight` `size`px in JupyterLab's
+ * UI font), measured as the browser draws it: a long step name made from a heading stays inside its
+ * node. Without a canvas to measure with, at most `fallback` characters.
+ */
+function fit(text: string, width: number, size: number, weight: string, style: string, fallback: number): string {
+  if (measuring === undefined) {
+    measuring = typeof document !== 'undefined' ? document.createElement('canvas').getContext('2d') : null;
+  }
+  if (!measuring) {
+    return clip(text, fallback);
+  }
+  const family = getComputedStyle(document.body).getPropertyValue('--jp-ui-font-family').trim() || 'sans-serif';
+  measuring.font = `${style} ${weight} ${size}px ${family}`;
+  if (measuring.measureText(text).width <= width) {
+    return text;
+  }
+  let keep = text.length - 1;
+  while (keep > 1 && measuring.measureText(text.slice(0, keep) + '…').width > width) {
+    keep -= 1;
+  }
+  return text.slice(0, keep) + '…';
+}
+
 export interface GraphView {
   /** Steps the analyzer has a problem with: outlined in red. */
   failing?: Set<string>;
@@ -136,7 +162,10 @@ export function renderGraph(graph: GraphData, view: GraphView = {}): SVGSVGEleme
       { x: node.generated ? node.w / 2 : node.w / 2 + 3, y: node.generated ? node.h / 2 + 4 : 19, 'text-anchor': 'middle', class: 'kl-GraphNodeName' },
       group
     );
-    name.textContent = clip(node.kind === 'pipelinecall' ? `▣ ${node.name}` : node.name, node.generated ? 16 : 19);
+    const shown = node.kind === 'pipelinecall' ? `▣ ${node.name}` : node.name;
+    name.textContent = node.generated
+      ? fit(shown, node.w - 10, 10, 'normal', 'italic', 16)
+      : fit(shown, node.w - 6 - 12, 12, '600', 'normal', 19); // right of the colour bar, 6 px clear of each side
     node.badges.forEach((badge, index) => {
       const text = el(
         'text',

@@ -33,6 +33,8 @@ export interface Analysis {
   stepOfCell: Map<number, string>;
   /** How long the server took to analyse (ms). */
   serverMs: number;
+  /** With problems: the graph shown is the server's of the notebook without the tags they are on (no earlier good one). */
+  partial: boolean;
 }
 
 function emptyAnalysis(): Analysis {
@@ -44,7 +46,8 @@ function emptyAnalysis(): Analysis {
     message: '',
     byCell: new Map(),
     stepOfCell: new Map(),
-    serverMs: 0
+    serverMs: 0,
+    partial: false
   };
 }
 
@@ -260,22 +263,31 @@ export class NotebookPipeline {
     }
     const analysis = emptyAnalysis();
     analysis.serverMs = (result.data as { analysis_ms?: number }).analysis_ms ?? 0;
-    if (result.ok && result.data.graph) {
+    const stepsOf = (graph: GraphData) => {
+      const found = new Map<number, string>();
+      const exit = graph.exit_step;
+      for (const step of exit ? [...graph.steps, exit] : graph.steps) {
+        for (const cell of step.cells) {
+          found.set(cell, step.name);
+        }
+      }
+      return found;
+    };
+    if (result.ok && result.data.graph && !result.data.errors?.length) {
       analysis.state = 'ok';
       analysis.graph = result.data.graph;
       analysis.warnings = result.data.warnings ?? [];
-      const exit = analysis.graph.exit_step;
-      for (const step of exit ? [...analysis.graph.steps, exit] : analysis.graph.steps) {
-        for (const cell of step.cells) {
-          analysis.stepOfCell.set(cell, step.name);
-        }
-      }
-    } else if (result.status === 400 && result.data.errors) {
+      analysis.stepOfCell = stepsOf(analysis.graph);
+    } else if ((result.ok || result.status === 400) && result.data.errors) {
+      // problems are the analysis' normal answer (200); keep the last good graph on screen, marked
+      // stale, or else the server's graph of the notebook without the tags the problems are on
       analysis.state = 'error';
       analysis.errors = result.data.errors;
       analysis.message = result.data.message ?? '';
-      analysis.graph = this._analysis.graph; // keep the last good graph on screen, marked stale
-      analysis.stepOfCell = this._analysis.stepOfCell;
+      const kept = this._analysis.graph ? this._analysis : null;
+      analysis.graph = kept?.graph ?? result.data.graph ?? null;
+      analysis.partial = kept ? kept.partial : analysis.graph !== null;
+      analysis.stepOfCell = kept ? kept.stepOfCell : analysis.graph ? stepsOf(analysis.graph) : new Map();
       for (const problem of analysis.errors) {
         const cell = problem.location?.cell_index;
         if (cell !== null && cell !== undefined) {

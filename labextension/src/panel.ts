@@ -31,7 +31,7 @@ import { GraphView, renderGraph } from './graph';
 import { GraphTab } from './graphtab';
 import { Analysis, NotebookPipeline } from './notebook';
 import { pipelineIcon } from './icon';
-import { parseTag } from './tags';
+import { parameterProblem, parseTag } from './tags';
 
 export interface PanelSettings {
   defaultImage: string;
@@ -350,7 +350,8 @@ export class PipelinePanel extends Widget {
       this.status.textContent = 'No steps yet.';
     } else if (analysis.state === 'error') {
       const n = analysis.errors.length;
-      this.status.textContent = `${n} problem${n === 1 ? '' : 's'} to fix` + (stale ? ' (graph below is from the last good version)' : '');
+      this.status.textContent = `${n} problem${n === 1 ? '' : 's'} to fix` + (!stale ? ''
+        : analysis.partial ? ' (the graph below leaves out the tags they are on)' : ' (the graph below is from the last good version)');
     } else {
       this.status.textContent = `The analysis did not finish: ${analysis.message}`;
     }
@@ -478,11 +479,36 @@ export class PipelinePanel extends Widget {
         'aria-label': `parameter ${parameter.name}`,
         'data-default': parameterText(parameter)
       });
-      input.addEventListener('input', () => (this.paramValues[parameter.name] = input.value));
+      const message = h('div', { class: 'kl-ParamProblem kl-mod-error', role: 'alert' });
+      const check = () => {
+        const problem = parameterProblem(parameter.type, input.value);
+        message.textContent = problem;
+        message.hidden = !problem;
+        input.classList.toggle('kl-mod-invalid', problem !== '');
+        input.setAttribute('aria-invalid', String(problem !== ''));
+      };
+      input.addEventListener('input', () => {
+        this.paramValues[parameter.name] = input.value;
+        check();
+        this.renderActions();
+      });
       input.addEventListener('keydown', event => event.stopPropagation());
-      table.append(h('tr', {}, h('td', {}, parameter.name), h('td', { class: 'kl-Type' }, parameter.type), h('td', {}, input)));
+      check();
+      table.append(h('tr', {}, h('td', {}, parameter.name), h('td', { class: 'kl-Type' }, parameter.type), h('td', {}, input, message)));
     }
     this.parameters.append(table);
+  }
+
+  /** The first run parameter whose value the server would refuse, in words ('' when none). */
+  private parameterBlocker(): string {
+    for (const parameter of this._pipeline?.analysis.graph?.parameters ?? []) {
+      const value = this.paramValues[parameter.name];
+      const problem = value === undefined ? '' : parameterProblem(parameter.type, value);
+      if (problem) {
+        return `Parameter ${parameter.name}: ${problem}.`;
+      }
+    }
+    return '';
   }
 
   /** Parameter values the user changed (text; the server reads them as the declared types). */
@@ -543,7 +569,7 @@ export class PipelinePanel extends Widget {
   }
 
   get canRun(): boolean {
-    return this.canCompile && !this.isRunning;
+    return this.canCompile && !this.isRunning && this.parameterBlocker() === '';
   }
 
   get isRunning(): boolean {
@@ -557,7 +583,7 @@ export class PipelinePanel extends Widget {
     const blocker = this.localBlocker();
     this.compileButton.disabled = !this.canCompile;
     this.runButton.disabled = !this.canRun;
-    this.actionHint.textContent = blocker;
+    this.actionHint.textContent = blocker || this.parameterBlocker();
     this.renderKfp();
     this.onActionsChanged();
   }
@@ -587,7 +613,7 @@ export class PipelinePanel extends Widget {
     this.kfpBadge.className = `kl-KfpBadge kl-mod-${mode}`;
     const blocker = this.localBlocker();
     const reachable = status?.reachable === true;
-    this.uploadButton.disabled = !reachable || blocker !== '' || this.busy;
+    this.uploadButton.disabled = !reachable || blocker !== '' || this.busy || this.parameterBlocker() !== '';
     this.scheduleButton.disabled = !reachable || blocker !== '' || this.busy || this.cron === null;
     this.uploadButton.title = !reachable ? 'Needs a reachable Kubeflow Pipelines host' : blocker;
     this.scheduleButton.title = !reachable ? 'Needs a reachable Kubeflow Pipelines host' : this.cron === null ? 'Enter a valid cron expression' : blocker;
@@ -725,7 +751,8 @@ export class PipelinePanel extends Widget {
     if (!this.runs.length) {
       return;
     }
-    const when = (run: RunStatus) => (run.started ? new Date(run.started * 1000).toLocaleTimeString() : '');
+    const when = (run: RunStatus) =>
+      run.started ? new Date(run.started * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '';
     const params = (run: RunStatus) => {
       const entries = Object.entries(run.params ?? {});
       return entries.length ? entries.map(([k, v]) => `${k}=${v}`).join(', ') : 'defaults';
@@ -741,7 +768,9 @@ export class PipelinePanel extends Widget {
       h(
         'table',
         { class: 'kl-Runs' },
-        h('tr', {}, h('th', {}, ''), h('th', {}, 'started'), h('th', {}, 'state'), h('th', {}, 'time'), h('th', {}, 'parameters'),
+        // narrow enough for the sidebar's default width: the state is the icon (and its tooltip), the
+        // parameters wrap, so the metrics' columns stay in view
+        h('tr', {}, h('th', {}, ''), h('th', {}, 'started'), h('th', {}, 'time'), h('th', {}, 'parameters'),
           ...metrics.map(name => h('th', { class: 'kl-Metric', title: name }, name))),
         this.runs.map(run =>
           h(
@@ -750,12 +779,11 @@ export class PipelinePanel extends Widget {
               class: `kl-RunItem kl-mod-${run.state}` + (run.id === this.run?.id ? ' kl-mod-selected' : ''),
               'data-run': run.id,
               'data-state': run.state,
-              title: 'Show this run',
+              title: `${run.state}: show this run`,
               onclick: () => this.selectRun(run)
             },
-            h('td', { class: 'kl-TaskIcon' }, STATUS_ICON[run.state === 'succeeded' ? 'done' : run.state] ?? '◔'),
-            h('td', {}, when(run)),
-            h('td', {}, run.state),
+            h('td', { class: 'kl-TaskIcon', 'aria-label': run.state }, STATUS_ICON[run.state === 'succeeded' ? 'done' : run.state] ?? '◔'),
+            h('td', { class: 'kl-RunStarted' }, when(run)),
             h('td', { class: 'kl-Seconds' }, `${run.seconds.toFixed(1)} s`),
             h('td', { class: 'kl-RunParams' }, params(run)),
             ...metrics.map(name => h('td', { class: 'kl-Metric', 'data-metric': name }, metric(run, name)))

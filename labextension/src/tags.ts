@@ -424,3 +424,37 @@ export function whenValueProblem(value: string, parameters: readonly string[]): 
   );
 }
 
+
+const JSON_INT = /^\s*-?(?:0|[1-9]\d*)\s*$/;
+const JSON_FLOAT = /^\s*(?:-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|NaN|-?Infinity)\s*$/;
+const BOOL_WORDS = ['true', 'false', '1', '0', 'yes', 'no'];
+
+/**
+ * Why `text` is no value for a run parameter of `type` ('' when it is): the server reads the text as
+ * the declared type (`typed_arguments` in api.py: a bool's words, else JSON), so a value it would
+ * refuse is refused in the field, with the type named, before the run starts.
+ */
+export function parameterProblem(type: string, text: string): string {
+  const base = type.split(':')[0];
+  const shown = text.length > 40 ? text.slice(0, 39) + '…' : text;
+  if (base === 'int') {
+    return JSON_INT.test(text) ? '' : `'${shown}' is not an int (a whole number, e.g. 3)`;
+  }
+  if (base === 'float') {
+    return JSON_FLOAT.test(text) ? '' : `'${shown}' is not a float (a number, e.g. 0.5)`;
+  }
+  if (base === 'bool') {
+    return BOOL_WORDS.includes(text.trim().toLowerCase()) ? '' : `'${shown}' is not a bool (true or false)`;
+  }
+  if (base === 'list' || base === 'dict') {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      value = undefined;
+    }
+    const fits = base === 'list' ? Array.isArray(value) : typeof value === 'object' && value !== null && !Array.isArray(value);
+    return fits ? '' : `'${shown}' is not a ${base} (JSON, e.g. ${base === 'list' ? '[1, 2]' : '{"a": 1}'})`;
+  }
+  return '';
+}

@@ -19,6 +19,7 @@ import {
   tagKey,
   updateTags,
   whenValueProblem,
+  parameterProblem,
   writeCell
 } from '../src/tags';
 
@@ -246,5 +247,22 @@ describe('the value of a when: condition', () => {
     assert.match(problem, /^'min_scor' is neither a Python literal nor a pipeline parameter \(parameters: min_score, seeds\)/);
     assert.match(problem, /Did you mean min_score\?/);
     assert.match(whenValueProblem('abc', []), /this notebook has no parameters/);
+  });
+});
+
+describe('run parameter values, checked where they are typed', () => {
+  it('accepts what the server reads as the declared type', () => {
+    for (const [type, text] of [['int', '3'], ['int', ' -12 '], ['float', '0.5'], ['float', '3'], ['float', '1e-3'],
+      ['bool', 'True'], ['bool', 'no'], ['str', 'abc'], ['list', '[1, 2]'], ['list:int', '[]'], ['dict', '{"a": 1}']]) {
+      assert.equal(parameterProblem(type, text), '', `${type} ${text}`);
+    }
+  });
+  it('refuses the rest, naming the type', () => {
+    assert.equal(parameterProblem('int', 'abc'), "'abc' is not an int (a whole number, e.g. 3)");
+    assert.match(parameterProblem('int', '1.5'), /not an int/);
+    assert.match(parameterProblem('float', 'abc'), /'abc' is not a float/);
+    assert.match(parameterProblem('bool', 'maybe'), /not a bool/);
+    assert.match(parameterProblem('list', '{"a": 1}'), /not a list/);
+    assert.match(parameterProblem('dict', '[1]'), /not a dict/);
   });
 });

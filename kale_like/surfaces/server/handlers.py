@@ -3,7 +3,7 @@
 | verb | path | does |
 |---|---|---|
 | GET  | `info` | version, the KFP host from the server's environment |
-| POST | `analyze` | `{path, notebook?}`: the step graph, or 400 with the analyzer's messages |
+| POST | `analyze` | `{path, notebook?}`: the step graph, or (still 200, `ok` false) the analyzer's problems and the graph without the tags they are on |
 | POST | `section-tags` | `{path, notebook?, one_step?}`: the tags of each cell (index, id) of a notebook without tags |
 | POST | `compile` | `{path, output_folder?, image?, kfp_version?}`: writes the YAML and DSL module; their paths and a preview |
 | POST | `runs` | `{path, params?, image?, kfp_version?}`: starts a local run (202) |

@@ -75,18 +75,26 @@ def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     from kale_like.errors import InternalError, KaleLikeError
 
+    shown = _shown_as(spec)
     try:
         return _run(spec)
     except KaleLikeError as error:
-        emit({"event": "error", "message": f"error: {error.render()}"})
+        emit({"event": "error", "message": shown(f"error: {error.render()}")})
         return 2
     except InternalError as error:
-        emit({"event": "error", "message": f"internal error: {error}"})
+        emit({"event": "error", "message": shown(f"internal error: {error}")})
         return 1
     except Exception as error:  # a bug: the message, and the traceback on stderr (kept by the server)
         traceback.print_exc()
-        emit({"event": "error", "message": f"internal error: {type(error).__name__}: {error} (a kale_like bug)"})
+        emit({"event": "error", "message": shown(f"internal error: {type(error).__name__}: {error} (a kale_like bug)")})
         return 1
+
+
+def _shown_as(spec: dict):
+    """Messages name the notebook as the panel does (its path under the Jupyter root, `display`), never
+    by the server's absolute path."""
+    source, display = str(spec.get("source", "")), str(spec.get("display") or Path(spec.get("source", "")).name)
+    return lambda text: text.replace(source, display) if source else text
 
 
 def _run(spec: dict) -> int:
@@ -109,13 +117,14 @@ def _run(spec: dict) -> int:
                        kfp_version=ServerVersion.parse(graph.settings.kfp_version),
                        lineage_context=lineage_context(str(source)))
     shown = list(graph.steps) + ([graph.exit_step] if graph.exit_step else [])
-    emit({"event": "started", "pipeline": graph.settings.name, "warnings": warnings,
+    emit({"event": "started", "pipeline": graph.settings.name, "warnings": [_shown_as(spec)(w) for w in warnings],
           "steps": [s.name for s in shown],
           "cells": {s.name: cells_of(s) for s in shown}})
     started = time.perf_counter()
     result = run_pipeline(ir, arguments, config, lambda event: emit(task_event(event)))
-    emit({"event": "finished", "status": result.status, "run_id": result.run_id, "error": result.error or "",
-          "seconds": round(time.perf_counter() - started, 3), "warnings": list(result.warnings),
+    shown = _shown_as(spec)
+    emit({"event": "finished", "status": result.status, "run_id": result.run_id, "error": shown(result.error or ""),
+          "seconds": round(time.perf_counter() - started, 3), "warnings": [shown(w) for w in result.warnings],
           "store": str(result.store), "metrics": run_metrics(result, graph), "outputs": task_outputs(result, graph)})
     return 0 if result.succeeded else 1
 

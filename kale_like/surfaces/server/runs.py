@@ -67,6 +67,7 @@ class LocalRun:
     finished: float | None = None
     kale_run_id: str = ""
     stderr_path: Path | None = None
+    follower: asyncio.Future | None = None  # what follows the run's process to its end (`_follow`)
 
     def record(self) -> dict:
         """What the run store keeps of the run (a task's log tail only for a failure: its log file has the rest)."""
@@ -206,7 +207,7 @@ class RunManager:
     async def start(self, source_path: Path, relative: str, params: dict, image: str = "",
                     max_workers: int | None = None, kfp_version: str = "") -> LocalRun:
         run = LocalRun(uuid.uuid4().hex[:12], relative, source_path.parent / ".kale_like", params=dict(params))
-        spec = {"source": str(source_path), "params": params, "image": image, "store": str(run.store),
+        spec = {"source": str(source_path), "display": relative, "params": params, "image": image, "store": str(run.store),
                 "max_workers": max_workers or os.cpu_count() or 1, "kfp_version": kfp_version}
         spec_path = self.scratch / f"{run.id}.json"
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
@@ -225,6 +226,7 @@ class RunManager:
         run.save()
         self._forget_old()
         follower = asyncio.ensure_future(self._follow(run))
+        run.follower = follower
         self.followers.add(follower)
         follower.add_done_callback(self.followers.discard)
         return run
@@ -297,6 +299,8 @@ class RunManager:
             await asyncio.wait_for(run.process.wait(), 5)
         except asyncio.TimeoutError:
             _signal_group(run.process.pid, signal.SIGKILL)
+        if run.follower is not None:  # its steps' final statuses (stopped, not run) before Stop answers
+            await asyncio.wait([run.follower], timeout=5)
 
     async def shutdown(self) -> None:
         """Stop every run and wait until each is followed to its end."""

@@ -110,16 +110,75 @@ def _analyzed(path: Path, display: str, shown_as: str) -> dict:
         return text.replace(shown_as, display)
 
     try:
+        if path.suffix == ".ipynb":
+            from kale_like.frontends.notebook_reader import read_notebook
+
+            read_notebook(path)  # a file that is no notebook at all is a bad request (400), not a problem
+    except KaleLikeError as error:
+        raise analyzer_error(error, fix) from None
+    try:
         graph = load_graph(path)
         warnings = list(graph.warnings) + check_graph(graph)
     except KaleLikeError as error:
-        raise analyzer_error(error, fix) from None
+        # problems in the notebook are the analysis' normal answer (200), with the graph of the
+        # notebook without the tags they are on, for the panel to show (marked stale) meanwhile
+        problems = analyzer_error(error, fix)
+        return {"ok": False, "path": display, "message": problems.message, **problems.details,
+                "graph": _graph_without_bad_tags(path, error, fix)}
     except InternalError as error:
         raise ServiceError(500, f"internal error: {fix(str(error))}") from None
     except Exception as error:  # a kale_like bug: say so, keep the traceback in the server log
         traceback.print_exc()
         raise ServiceError(500, f"internal error: {type(error).__name__}: {fix(str(error))} (a kale_like bug)")
     return {"ok": True, "path": display, "graph": graph_payload(graph, fix), "warnings": [fix(w) for w in warnings]}
+
+
+_KIND_TAGS = ("step", "imports", "functions", "pipeline-parameters", "pipeline-metrics", "skip", "exit-handler")
+
+
+def _graph_without_bad_tags(path: Path, error: KaleLikeError, fix, rounds: int = 3) -> dict | None:
+    """The graph payload of the notebook with the tags of the cells the problems are on cut to their
+    kind (`step:NAME`, `imports`, ...: `prev:`, `when:`, settings and tags that do not parse go); None
+    when the problems are elsewhere (in code) or the graph still does not load. A problem leaves the
+    rest of the pipeline worth seeing: its graph and parameters."""
+    from kale_like.frontends.tags import parse_tag
+    from kale_like.surfaces.api import load_graph
+
+    if path.suffix != ".ipynb":
+        return None
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+        cells = content["cells"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    with tempfile.TemporaryDirectory(prefix="kale_like_panel_") as scratch:
+        copy = Path(scratch) / path.name
+        for _ in range(rounds):
+            errors = error.errors if isinstance(error, KaleLikeErrors) else [error]
+            changed = False
+            for problem in errors:
+                index = problem.location.cell_index if problem.location else None
+                if index is None or not 0 <= index < len(cells) or not isinstance(cells[index], dict):
+                    return None
+                metadata = cells[index].setdefault("metadata", {})
+                tags = metadata.get("tags") or []
+                kinds = [(tag, parse_tag(tag)) for tag in tags if isinstance(tag, str)]
+                kept = [tag for tag, parsed in kinds if parsed is not None and parsed.kind in _KIND_TAGS][:1]
+                if kept != tags:
+                    metadata["tags"], changed = kept, True
+            if not changed:
+                return None
+            copy.write_text(json.dumps(content), encoding="utf-8")
+            try:
+                graph = load_graph(copy)
+            except KaleLikeError as again:
+                error = again
+                continue
+            except Exception:  # the fallback is a courtesy: never a failure of its own
+                return None
+            shown = str(copy)
+            return graph_payload(graph, lambda text: fix(text.replace(shown, str(path))))
+    return None
 
 
 def analyzer_error(error: KaleLikeError, fix=lambda text: text) -> ServiceError:
