@@ -90,7 +90,8 @@ def _parameters(state: ProgramState, decorated: Decorated) -> tuple[tuple[Parame
     refused = []
     for argument in decorated.arguments:
         where = decorated.location
-        kind = argument.annotation or (type_of_value(argument.default) if argument.has_default else None)
+        kind = argument.annotation or argument.optional_type \
+            or (type_of_value(argument.default) if argument.has_default else None)
         if argument.annotation == "list" and argument.has_default and isinstance(argument.default, list):
             kind = type_of_value(argument.default) if is_list(type_of_value(argument.default)) else "list"
         if kind is None or kind == ANY:

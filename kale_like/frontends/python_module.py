@@ -35,6 +35,7 @@ class Argument:
     annotation: TypeName | None
     default: object
     has_default: bool
+    optional_type: TypeName | None = None  # `Optional[str]` / `str | None`: str (the annotation then reads as none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +200,8 @@ def _arguments(function: cst.FunctionDef, result: PythonModule, errors: list, co
                     f"the default of '{parameter.name.value}' must be a literal value", result.where(parameter),
                     "defaults are read without running the module"))
         annotation = _annotation(parameter.annotation.annotation) if parameter.annotation else None
-        arguments.append(Argument(parameter.name.value, annotation, default, has_default))
+        optional = _optional_type(parameter.annotation.annotation) if parameter.annotation else None
+        arguments.append(Argument(parameter.name.value, annotation, default, has_default, optional))
     return tuple(arguments)
 
 
@@ -213,12 +215,6 @@ def _annotation(node: cst.BaseExpression) -> TypeName | None:
         return _SIMPLE.get(node.value)
     if isinstance(node, cst.Attribute):
         return _SIMPLE.get(node.attr.value)
-    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.BitOr):
-        sides = [side for side in (node.left, node.right) if not (isinstance(side, cst.Name) and side.value == "None")]
-        return _annotation(sides[0]) if len(sides) == 1 else None  # `str | None`: a str that may be None
-    if isinstance(node, cst.Subscript) and _annotation_name(node.value) == "Optional" and len(node.slice) == 1 \
-            and isinstance(node.slice[0].slice, cst.Index):
-        return _annotation(node.slice[0].slice.value)  # `Optional[str]`: a str that may be None
     if isinstance(node, cst.Subscript):
         outer = _annotation(node.value)
         if outer == "list" and len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
@@ -230,6 +226,23 @@ def _annotation(node: cst.BaseExpression) -> TypeName | None:
             return _annotation(cst.parse_expression(ast.literal_eval(node.value)))
         except Exception:  # a string annotation that is not an expression
             return None
+    return None
+
+
+def _optional_type(node: cst.BaseExpression) -> TypeName | None:
+    """The type `Optional[str]` or `str | None` allows besides None (`str`); None for other annotations.
+    (A value that may be None has no KFP parameter type: such an annotation reads as no type.)"""
+    if isinstance(node, cst.SimpleString):
+        try:
+            return _optional_type(cst.parse_expression(ast.literal_eval(node.value)))
+        except Exception:  # a string annotation that is not an expression
+            return None
+    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.BitOr):
+        sides = [side for side in (node.left, node.right) if not (isinstance(side, cst.Name) and side.value == "None")]
+        return _annotation(sides[0]) if len(sides) == 1 else None
+    if isinstance(node, cst.Subscript) and _annotation_name(node.value) == "Optional" and len(node.slice) == 1 \
+            and isinstance(node.slice[0].slice, cst.Index):
+        return _annotation(node.slice[0].slice.value)
     return None
 
 
