@@ -79,6 +79,8 @@ CASES = [
     ("sieve", {"ks": [2]}),
     ("built", {}),  # .append() outside any loop: xs = xs + [value]
     ("constant_dicts", {}),  # a literal dict's values of mixed types, number keys, an empty dict
+    ("deep_loops", {}),  # for i, (a, b) in enumerate(zip(xs, ys)); for ch in word
+    ("deep_loops", {"xs": [], "ys": [], "word": ""}),
     ("unpacked", {}),  # low, high = nested_pipeline(n)
     ("module_values", {}),  # SEEDS = list(range(3)); SEEDS.append(7); NAMES = [f"m{i}" for i in SEEDS]
 ]

@@ -179,6 +179,8 @@ class LoopCompiler(BodyBase):
         if value.ref.kind == "constant":
             if isinstance(value.ref.value, dict):
                 return self.dict_items(node, value, target, scope, loop_id, "keys", parallelism)
+            if isinstance(value.ref.value, str):  # its characters, as Python loops over a str
+                return self.loop_source(node, target, scope, loop_id, parallelism)
             if not isinstance(value.ref.value, (list, tuple)):
                 self.refuse(node, f"cannot loop over a {type(value.ref.value).__name__}", "loop over a list")
             if not _static_items(list(value.ref.value)):
@@ -187,6 +189,8 @@ class LoopCompiler(BodyBase):
         if value.type == "dict":
             return self.dict_items(node, value, target, scope, loop_id, "keys", parallelism)
         if value.ref.kind in ("collected", "oneof"):  # KFP loops over a task's output: an expression lists them
+            return self.loop_source(node, target, scope, loop_id, parallelism)
+        if value.type == "str":  # its characters, as Python loops over a str: an expression lists them
             return self.loop_source(node, target, scope, loop_id, parallelism)
         if value.type in PRIMITIVES:
             self.refuse(node, f"cannot loop over a {value.type}", "loop over a list")
@@ -226,7 +230,8 @@ class LoopCompiler(BodyBase):
             return made.ref, item_type, parallelism, self._binder(names[0], Ref("item", loop_id), item_type)
         # records, one field per name (clear of kfp's own attributes of a loop item: `item.name` is its name)
         fields = ", ".join(f"'field_{name}': {name}" for name in names)
-        code = f"items = [{{{fields}}} for {', '.join(names)} in {text}]\n"
+        unpacked = " ".join(_text(target).split())  # as written: `i, (a, b)`
+        code = f"items = [{{{fields}}} for {unpacked} in {text}]\n"
         made = self._expression_step(node, code, values, (Output("items", "list"),), scope, f"{label}_items")
         self.loop_fields[loop_id] = tuple(Output(f"field_{name}") for name in names)
 
@@ -244,16 +249,18 @@ class LoopCompiler(BodyBase):
         return " ".join(f"for {_text(target).strip()} in {_text(items).strip()}".split())
 
     def _loop_names(self, target) -> list[str]:
+        """The names a loop's target binds, nested ones too (`for i, (a, b) in enumerate(zip(xs, ys))`)."""
         if isinstance(target, cst.Name):
             return [target.value]
-        parts = [e.value for e in target.elements] if isinstance(target, (cst.Tuple, cst.List)) else []
-        names = [part.value for part in parts if isinstance(part, cst.Name)]
-        if parts and len(names) == len(parts):
+        parts = [e.value for e in target.elements if not isinstance(e, cst.StarredElement)] \
+            if isinstance(target, (cst.Tuple, cst.List)) else []
+        if parts and len(parts) == len(target.elements) \
+                and all(isinstance(part, (cst.Name, cst.Tuple, cst.List)) for part in parts):
+            names = [name for part in parts for name in self._loop_names(part)]
             if len(set(names)) == len(names):
                 return names
-        self.refuse(target, "a loop here unpacks each item into plain names only",
-                    "e.g. for i, x in enumerate(xs): (unpack deeper inside a step)")
-        return []
+        self.refuse(target, "a loop here unpacks each item into plain names (nested tuples of names) only",
+                    "e.g. for i, (a, b) in enumerate(zip(xs, ys)): (unpack anything else inside a step)")
 
     def _inner_parallel(self, node: cst.BaseExpression) -> tuple[cst.BaseExpression, int | None]:
         """`enumerate(parallel(xs, parallelism=2))`: the loop source with `parallel(...)` read as its items,
