@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import libcst as cst
 
-from kale_like.frontends.pipeline_body_base import _COMPARE, BodyBase, _NotNative, _text
+from kale_like.frontends.pipeline_body_base import _COMPARE, BodyBase, _NotNative
+from kale_like.frontends.pipeline_expressions import if_arms
 from kale_like.frontends.pipeline_values import PRIMITIVES, Partial, Scope, Value, literal
 from kale_like.graph.conditions import ConditionError, normalize
 from kale_like.graph.model import Branch, Comparison, Condition, Node, Ref, Test, TestOp
@@ -22,15 +23,7 @@ class ConditionCompiler(BodyBase):
 
     def condition(self, node: cst.If, scope: Scope) -> list[Node]:
         condition_id = self.state.next_id("if")
-        arms: list[tuple[cst.BaseExpression | None, cst.BaseSuite]] = []
-        current: cst.If | cst.Else | None = node
-        while current is not None:
-            if isinstance(current, cst.If):
-                arms.append((current.test, current.body))
-                current = current.orelse
-            else:
-                arms.append((None, current.body))
-                current = None
+        arms = if_arms(node)
         saved = dict(self.env.names)
         branches: list[Branch] = []
         bound_per_branch = []

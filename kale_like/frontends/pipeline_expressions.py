@@ -19,7 +19,7 @@ from __future__ import annotations
 import ast
 import builtins
 import symtable
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import libcst as cst
@@ -357,3 +357,37 @@ def calls_any(node: cst.CSTNode, functions: set[str]) -> bool:
 
     node.visit(Find())
     return Find.found
+
+
+def if_arms(node: cst.If) -> list[tuple[cst.BaseExpression | None, cst.BaseSuite]]:
+    """The (test, body) of each branch of an if/elif/else chain, in order; the else's test is None."""
+    arms: list[tuple[cst.BaseExpression | None, cst.BaseSuite]] = []
+    current: cst.If | cst.Else | None = node
+    while current is not None:
+        if isinstance(current, cst.If):
+            arms.append((current.test, current.body))
+            current = current.orelse
+        else:
+            arms.append((None, current.body))
+            current = None
+    return arms
+
+
+def grouped(node: cst.BaseExpression) -> cst.BaseExpression:
+    """The expression in parentheses unless it is a name: code a rewrite builds reads as it means."""
+    if isinstance(node, cst.Name) or node.lpar:
+        return node
+    return node.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+
+
+def names_in(nodes: Sequence[cst.CSTNode]) -> set[str]:
+    """Every name the nodes mention (a rewrite picks new names outside them)."""
+    names: set[str] = set()
+
+    class Names(cst.CSTVisitor):
+        def visit_Name(self, node: cst.Name) -> None:
+            names.add(node.value)
+
+    for node in nodes:
+        node.visit(Names())
+    return names

@@ -24,7 +24,7 @@ from typing import TypeVar
 
 import libcst as cst
 
-from kale_like.frontends.pipeline_expressions import PositionKeeping, calls_any
+from kale_like.frontends.pipeline_expressions import PositionKeeping, calls_any, grouped, if_arms, names_in
 
 
 _Made = TypeVar("_Made", bound=cst.CSTNode)
@@ -33,7 +33,7 @@ _Made = TypeVar("_Made", bound=cst.CSTNode)
 def filtered_loops(statements: Sequence[cst.BaseStatement], steps: set[str],
                    positions: dict) -> Sequence[cst.BaseStatement]:
     """The statements with each filtering loop (and comprehension of calls to `steps`) rewritten."""
-    rewriter = _Filters(steps, positions, _names_in(statements) | steps)
+    rewriter = _Filters(steps, positions, names_in(statements) | steps)
     result: list[cst.BaseStatement] = []
     for statement in statements:
         made = statement.visit(rewriter)
@@ -117,10 +117,10 @@ class _Filters(PositionKeeping):
         for node in (asking, assign, answers):
             self.positions[node] = self.positions.get(where)
         keep = cst.Name(self._fresh("keep"))
-        paired = cst.Tuple([cst.Element(_grouped(target)), cst.Element(keep)], lpar=[], rpar=[])
+        paired = cst.Tuple([cst.Element(grouped(target)), cst.Element(keep)], lpar=[], rpar=[])
         test_kept: cst.BaseExpression = cst.UnaryOperation(cst.Not(), keep) if negated else keep
         zipped = cst.Call(cst.Name("zip"), [cst.Arg(items), cst.Arg(cst.Name(name))])
-        kept = cst.ListComp(elt=_grouped(target), for_in=cst.CompFor(target=paired, iter=zipped,
+        kept = cst.ListComp(elt=grouped(target), for_in=cst.CompFor(target=paired, iter=zipped,
                                                                      ifs=[cst.CompIf(test_kept)]))
         self.positions[kept] = self.positions.get(where)
         return answers, kept
@@ -128,15 +128,7 @@ class _Filters(PositionKeeping):
     def _branches(self, original: cst.For, updated: cst.For, test: cst.If
                   ) -> cst.For | cst.FlattenSentinel[cst.BaseStatement]:
         """An if/elif/else in a loop whose branches collect into lists of their own: a loop per branch."""
-        arms: list[tuple[cst.BaseExpression | None, cst.BaseSuite]] = []
-        current: cst.If | cst.Else | None = test
-        while current is not None:
-            if isinstance(current, cst.If):
-                arms.append((current.test, current.body))
-                current = current.orelse
-            else:
-                arms.append((None, current.body))
-                current = None
+        arms = if_arms(test)
         collectors = [_appended(body) for _, body in arms]
         if any(not names for names in collectors) or any(self._calls_step(t) for t, _ in arms if t is not None) \
                 or sum(len(names) for names in collectors) != len(set().union(*collectors)):
@@ -144,9 +136,9 @@ class _Filters(PositionKeeping):
         loops: list[cst.BaseStatement] = []
         earlier: list[cst.BaseExpression] = []
         for arm_test, body in arms:
-            passes: list[cst.BaseExpression] = [cst.UnaryOperation(cst.Not(), _grouped(t)) for t in earlier]
+            passes: list[cst.BaseExpression] = [cst.UnaryOperation(cst.Not(), grouped(t)) for t in earlier]
             if arm_test is not None:
-                passes.append(_grouped(arm_test))
+                passes.append(grouped(arm_test))
                 earlier.append(arm_test)
             condition: cst.BaseExpression = passes[0]
             for more in passes[1:]:
@@ -212,20 +204,3 @@ def _appended(suite: cst.BaseSuite) -> set[str]:
     suite.visit(Find())
     return names
 
-
-def _grouped(node: cst.BaseExpression) -> cst.BaseExpression:
-    if isinstance(node, cst.Name) or node.lpar:
-        return node
-    return node.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
-
-
-def _names_in(statements: Sequence[cst.CSTNode]) -> set[str]:
-    names: set[str] = set()
-
-    class Names(cst.CSTVisitor):
-        def visit_Name(self, node: cst.Name) -> None:
-            names.add(node.value)
-
-    for statement in statements:
-        statement.visit(Names())
-    return names

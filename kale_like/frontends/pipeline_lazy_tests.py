@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import libcst as cst
 
-from kale_like.frontends.pipeline_expressions import calls_any
+from kale_like.frontends.pipeline_expressions import calls_any, grouped, names_in
 
 
 _ALWAYS = cst.Name("True")  # `when` for a sub-test computed unconditionally, into a name of its own
@@ -129,24 +129,17 @@ class _Rewriter:
 
 
 def _not(test: cst.BaseExpression) -> cst.BaseExpression:
-    return cst.UnaryOperation(cst.Not(), _grouped(test))
+    return cst.UnaryOperation(cst.Not(), grouped(test))
 
 
 def _and(left: cst.BaseExpression, right: cst.BaseExpression) -> cst.BaseExpression:
-    return cst.BooleanOperation(_grouped(left), cst.And(), _grouped(right))
-
-
-def _grouped(test: cst.BaseExpression) -> cst.BaseExpression:
-    """The test in parentheses unless it is a name: the text of a test made here reads as it means."""
-    if isinstance(test, cst.Name) or test.lpar:
-        return test
-    return test.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+    return cst.BooleanOperation(grouped(left), cst.And(), grouped(right))
 
 
 def _any(tests: list[cst.BaseExpression]) -> cst.BaseExpression:
-    joined = _grouped(tests[0])
+    joined = grouped(tests[0])
     for test in tests[1:]:
-        joined = cst.BooleanOperation(joined, cst.Or(), _grouped(test))
+        joined = cst.BooleanOperation(joined, cst.Or(), grouped(test))
     return joined
 
 
@@ -162,18 +155,6 @@ def _callees(node: cst.CSTNode, steps: set[str]):
     return iter(found)
 
 
-def _names_in(statements: Sequence[cst.CSTNode]) -> set[str]:
-    names: set[str] = set()
-
-    class Names(cst.CSTVisitor):
-        def visit_Name(self, node: cst.Name) -> None:
-            names.add(node.value)
-
-    for statement in statements:
-        statement.visit(Names())
-    return names
-
-
 def lazy_tests(statements: Sequence[cst.BaseStatement], steps: set[str], positions: dict) -> list[cst.BaseStatement]:
     """The statements with every step call in an if's tests made to run only when Python runs it."""
-    return _Rewriter(steps, _names_in(statements) | steps, positions).block(statements)
+    return _Rewriter(steps, names_in(statements) | steps, positions).block(statements)
