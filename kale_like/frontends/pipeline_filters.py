@@ -25,6 +25,7 @@ from typing import TypeVar
 import libcst as cst
 
 from kale_like.frontends.pipeline_expressions import PositionKeeping, calls_any, grouped, if_arms, names_in
+from kale_like.graph.model import unique_name
 
 
 _Made = TypeVar("_Made", bound=cst.CSTNode)
@@ -110,13 +111,13 @@ class _Filters(PositionKeeping):
         if not isinstance(call, cst.Call) or not isinstance(call.func, cst.Name) or call.func.value not in self.steps \
                 or any(self._calls_step(argument.value) for argument in call.args):
             return None
-        name = self._fresh(f"{call.func.value}_results")
+        name = unique_name(f"{call.func.value}_results", self.taken)
         asking = cst.ListComp(elt=call, for_in=cst.CompFor(target=target, iter=items))
         assign = cst.Assign([cst.AssignTarget(cst.Name(name))], asking)
         answers = cst.SimpleStatementLine([assign])
         for node in (asking, assign, answers):
             self.positions[node] = self.positions.get(where)
-        keep = cst.Name(self._fresh("keep"))
+        keep = cst.Name(unique_name("keep", self.taken))
         paired = cst.Tuple([cst.Element(grouped(target)), cst.Element(keep)], lpar=[], rpar=[])
         test_kept: cst.BaseExpression = cst.UnaryOperation(cst.Not(), keep) if negated else keep
         zipped = cst.Call(cst.Name("zip"), [cst.Arg(items), cst.Arg(cst.Name(name))])
@@ -146,14 +147,6 @@ class _Filters(PositionKeeping):
             items = self._kept(updated.target, updated.iter, [cst.CompIf(condition)], original.iter)
             loops.append(self._keep(original, updated.with_changes(iter=items, body=body)))
         return cst.FlattenSentinel(loops)
-
-    def _fresh(self, base: str) -> str:
-        name, number = base, 1
-        while name in self.taken:
-            number += 1
-            name = f"{base}_{number}"
-        self.taken.add(name)
-        return name
 
     def _keep(self, original: cst.CSTNode, made: _Made) -> _Made:
         self.positions[made] = self.positions.get(original)

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import libcst as cst
 
 from kale_like.frontends.pipeline_expressions import calls_any, grouped, names_in
+from kale_like.graph.model import unique_name
 
 
 _ALWAYS = cst.Name("True")  # `when` for a sub-test computed unconditionally, into a name of its own
@@ -109,13 +110,7 @@ class _Rewriter:
 
     def _name(self, test: cst.BaseExpression) -> str:
         """A fresh name after the first step the test calls: `is_good_holds`."""
-        base = f"{next(_callees(test, self.steps), 'test')}_holds"
-        name, number = base, 1
-        while name in self.taken:
-            number += 1
-            name = f"{base}_{number}"
-        self.taken.add(name)
-        return name
+        return unique_name(f"{next(_callees(test, self.steps), 'test')}_holds", self.taken)
 
     def _assign(self, name: str, value: cst.BaseExpression, origin: cst.CSTNode) -> cst.SimpleStatementLine:
         small = cst.Assign([cst.AssignTarget(cst.Name(name))], value)
