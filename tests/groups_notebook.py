@@ -1,4 +1,4 @@
-"""A 50-step notebook with loops and branches (the audit's `gen50.py`): steps reading one or two of the
+"""A 50-step notebook with loops and branches: steps reading one or two of the
 last eight, every eighth a `foreach:` loop, every sixth a step under a `when:`. The layout tests and
 the browser tests draw it."""
 

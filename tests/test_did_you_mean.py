@@ -1,4 +1,4 @@
-"""A typo in a tag's name or value is answered with the tag it most likely meant (the audit's cases:
+"""A typo in a tag's name or value is answered with the tag it most likely meant (these cases:
 the same message reaches the panel's chip and the command line)."""
 
 from __future__ import annotations

@@ -229,7 +229,7 @@ def arrows_short_of_their_step(placed: GraphLayout) -> list[str]:
 
 
 def test_fifty_steps_with_loops_and_branches_keep_edges_off_the_group_labels(tmp_path):
-    """The audit's notebook: 8 of its 12 groups had an edge across their label, which hid the arrow."""
+    """A 50-step notebook with loops and branches: 8 of its 12 groups had an edge across their label."""
     from groups_notebook import write_groups_notebook
 
     graph = document(write_groups_notebook(tmp_path / "groups50.ipynb"))

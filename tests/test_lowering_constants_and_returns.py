@@ -27,7 +27,7 @@ from tiny_graphs import call, const, generated, graph, param, reads, run_code, s
 
 pytestmark = pytest.mark.usefixtures("temp_files_in_tmp_path")
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "audit"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "values"
 
 
 def plain(path: Path, pipeline: str, **params):

@@ -264,7 +264,7 @@ def test_a_metric_reassigned_under_a_condition_is_logged_by_both(graph_json, tmp
 
 @pytest.mark.parametrize(("rate", "expected"), [(100, 3.0), (1, 3.0)])
 def test_a_run_keeps_the_metric_when_the_step_reading_it_is_skipped(tmp_path, monkeypatch, rate, expected):
-    """The audit's `live.ipynb`: with rate=100 `report` is skipped, and the run's metrics were {}."""
+    """With rate=100 `report` is skipped: the metric `pick` assigns is still logged (it used to be lost)."""
     from kale_like.surfaces.api import load_graph, run
     from kale_like.surfaces.server.run_worker import run_metrics
 

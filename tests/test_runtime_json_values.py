@@ -18,7 +18,7 @@ from kale_like.runtime.step_runtime import _kl_run_step
 
 pytestmark = pytest.mark.usefixtures("temp_files_in_tmp_path")
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "audit"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "values"
 
 
 @pytest.mark.parametrize(("code", "type_name", "said"), [

@@ -23,7 +23,7 @@ from kale_like import Pipeline
 
 pytestmark = pytest.mark.usefixtures("temp_files_in_tmp_path")
 
-SOURCE = Path(__file__).resolve().parent / "fixtures" / "audit" / "step_in_step.py"
+SOURCE = Path(__file__).resolve().parent / "fixtures" / "values" / "step_in_step.py"
 
 
 def plain_module():
