@@ -97,19 +97,27 @@ def test_stop_marks_a_step_that_never_started_not_run(tmp_path):
     run.state = "stopped"
 
     class Ended:
-        stdout = asyncio.StreamReader()
         pid = 0
+
+        def __init__(self) -> None:
+            self.stdout = asyncio.StreamReader()
+            self.stdout.feed_eof()
 
         async def wait(self):
             return -15
 
     async def follow():
-        Ended.stdout.feed_eof()
         run.process = Ended()  # type: ignore[assignment]
         run.stderr_path = tmp_path / "stderr"
         await RunManager()._follow(run)
 
-    asyncio.run(follow())
+    # a loop of its own, never the thread's: asyncio.run() would leave the thread without one, and the
+    # server tests that run next in this process ask for it
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(follow())
+    finally:
+        loop.close()
     rows = {row["step"]: row["status"] for row in run.rows()}
     assert rows == {"load": "done", "train": "stopped", "pick": "not run"}
 
