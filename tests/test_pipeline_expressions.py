@@ -247,6 +247,8 @@ def test_the_summary_lists_what_the_body_computes_between_the_steps(capsys):
 def test_loops_carry_their_head_as_written_for_whoever_draws_the_graph():
     headers = [loop.header for loop in walk(python_to_graph(SOURCE, "loops").body) if isinstance(loop, Loop)]
     assert headers[:3] == ["for i, k in enumerate(ks)", "for j in range(n)", "for k, name in zip(ks, names)"]
+    grid = [loop.header for loop in walk(python_to_graph(SOURCE, "grid").body) if isinstance(loop, Loop)]
+    assert grid[-1] == "for i, a in enumerate(xs)"  # parallel(xs, parallelism=2) inside: the box says how many
 
 
 @pytest.mark.parametrize(("pipeline", "params"), [

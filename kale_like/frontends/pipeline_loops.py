@@ -246,6 +246,8 @@ class LoopCompiler(BodyBase):
         is shown as `xs`: the graph says how many at a time)."""
         if isinstance(items, cst.Call) and _name(items.func) == "parallel":
             items = self.parallel_arguments(items)[0]
+        else:
+            items = self._inner_parallel(items)[0]  # `enumerate(parallel(xs))` as `enumerate(xs)`
         return " ".join(f"for {_text(target).strip()} in {_text(items).strip()}".split())
 
     def _loop_names(self, target) -> list[str]:
