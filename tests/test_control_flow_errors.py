@@ -61,6 +61,10 @@ REFUSALS = [
      "work out without running the module", "give SEEDS its value in one assignment"),
     ("bad_untyped_parameter", 10, 1, "pipeline parameter 'tag' of 'main' needs a type hint or a default",
      "e.g. tag: int = 3"),
+    ("bad_append_in_if_after_built", 14, 9, "'xs.append(...)' is inside an if, so 'xs' would be changed in only "
+     "some branches", "assign xs in every branch"),
+    ("bad_items_nested_unpack", 11, 9, "a loop over .items() takes two plain names",
+     "unpack the value further inside a step"),
     ("bad_print", 11, 5, "'print(...)' prints; a pipeline body only wires steps together", "do it inside a step"),
     ("bad_imported_call", 13, 5, "'dumps(...)' calls code imported from json; a pipeline body calls only the @step "
      "and @pipeline functions defined in its own file", "a step written in another module must be defined in this "

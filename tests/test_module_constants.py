@@ -29,10 +29,16 @@ def test_literals_computed_values_and_pure_changes_are_worked_out_as_python_runs
     "SEEDS = read_seeds()",
     "SEEDS[0] = int(open('f').read())",
     "SEEDS.append(4 ** 100)",  # not worked out now (it could take any time)
+    "SEEDS = SEEDS * len(SEEDS)",  # repeated by a count that is not a literal
 ])
 def test_a_change_whose_value_is_unknown_makes_the_name_unknown(change):
     known = known_after("SEEDS = [1, 2]", change)
     assert "SEEDS" not in known.values and known.changed == {"SEEDS": 2}
+
+
+def test_a_sequence_repeated_by_a_literal_count_is_worked_out():
+    known = known_after("XS = [1, 2] * 2", "WORD = 'ab' * 2", "N = 3 * 4")
+    assert known.values == {"XS": [1, 2, 1, 2], "WORD": "abab", "N": 12}
 
 
 def test_a_later_plain_assignment_makes_it_known_again_and_other_names_are_untouched():

@@ -86,8 +86,11 @@ class ModuleConstants:
         if not reads - bound <= set(self.values) | BUILTINS:
             return False
         for node in ast.walk(value):
-            if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Pow, ast.LShift, ast.Mult)):
-                return False  # `"x" * 10 ** 9` is Python too, but not for now
+            if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Pow, ast.LShift)):
+                return False  # `2 ** 10 ** 9` is Python too, but not for now
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult) \
+                    and not any(_small_count(side) for side in (node.left, node.right)):
+                return False  # `"x" * n`: only with a literal count, so the value stays small
         return True
 
     def _pure_change(self, node: ast.stmt) -> bool:
@@ -118,6 +121,11 @@ class ModuleConstants:
             return False
         self.values[name] = namespace[name]
         return True
+
+
+def _small_count(node: ast.expr) -> bool:
+    """An int literal small enough to repeat a sequence by (`[1, 2] * 2`, `"ab" * 3`)."""
+    return isinstance(node, ast.Constant) and type(node.value) is int and abs(node.value) <= 10_000
 
 
 def _single_name(node: ast.Assign | ast.AnnAssign) -> str | None:

@@ -317,7 +317,8 @@ class BodyBase:
         if isinstance(bound, Partial):
             if bound.reason:
                 self.refuse(node, f"'{name}' cannot be used after the if at line {bound.line}: {bound.reason}",
-                            "use it inside the branches, or split the test into plain comparisons (if/elif/else)")
+                            "give it a value of one type in every branch: annotate the steps' return types (e.g. "
+                            "-> int), or convert the values (int(...), str(...)), or use it inside the branches")
             self.refuse(node, f"'{name}' is assigned in only some branches of the if at line {bound.line}",
                         "assign it in every branch (with an else), or use it inside the branch")
         if isinstance(bound, Collector) and bound.keyed:

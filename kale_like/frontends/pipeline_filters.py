@@ -47,6 +47,8 @@ class _Filters(PositionKeeping):
         super().__init__(positions)
         self.steps = steps
         self.taken = taken
+        # per simple statement being rewritten (innermost last): the statements to put before it
+        self.statements: list[list[cst.BaseStatement]] = []
 
     def leave_For(self, original: cst.For, updated: cst.For) -> cst.For | cst.FlattenSentinel[cst.BaseStatement]:
         body = list(getattr(updated.body, "body", ()))
@@ -74,38 +76,41 @@ class _Filters(PositionKeeping):
                 or not self._calls_step(call):
             return updated
         if any(self._calls_step(condition.test) for condition in for_in.ifs):
-            return updated  # (one filter calling a step: the statement it stands in is rewritten, leave_Assign)
-        items = self._kept(for_in.target, for_in.iter, list(for_in.ifs), original.for_in.iter)
+            # `[step(x) for x in xs if check(x)]` in a statement: check's answers are collected by a
+            # statement before it, and the comprehension runs over the items they keep
+            asked = self._asked(for_in.target, for_in.iter, for_in.ifs[0].test, original) \
+                if len(for_in.ifs) == 1 and self.statements else None
+            if asked is None:
+                return updated
+            answers, keep = asked
+            self.statements[-1].append(answers)
+            items = keep
+        else:
+            items = self._kept(for_in.target, for_in.iter, list(for_in.ifs), original.for_in.iter)
         result = updated.with_changes(for_in=for_in.with_changes(iter=items, ifs=[]))
         self.positions[result] = self.positions.get(original)
         return result
 
+    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
+        self.statements.append([])
+        return True
+
     def leave_SimpleStatementLine(self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine
                                   ) -> cst.SimpleStatementLine | cst.FlattenSentinel[cst.BaseStatement]:
-        """`name = [step(x) for x in xs if check(x)]`: the answers collected first, then the filtered loop."""
-        if len(updated.body) != 1 or not isinstance(updated.body[0], cst.Assign):
+        """The statement, after the statements collecting the answers its filters need (leave_ListComp)."""
+        before = self.statements.pop()
+        if not before:
             return updated
-        value = updated.body[0].value
-        if not isinstance(value, cst.ListComp) or not self._calls_step(value.elt):
-            return updated
-        for_in = value.for_in
-        if len(for_in.ifs) != 1 or for_in.inner_for_in is not None or not _names_only(for_in.target) \
-                or not self._calls_step(for_in.ifs[0].test):
-            return updated
-        asked = self._asked(for_in.target, for_in.iter, for_in.ifs[0].test, original)
-        if asked is None:
-            return updated
-        answers, keep = asked
-        comprehension = value.with_changes(for_in=for_in.with_changes(iter=keep, ifs=[]))
-        self.positions[comprehension] = self.positions.get(value)
-        assign = updated.body[0].with_changes(value=comprehension)
-        self.positions[assign] = self.positions.get(original.body[0])
-        return cst.FlattenSentinel([answers, self._keep(original, updated.with_changes(body=[assign]))])
+        return cst.FlattenSentinel([*before, self._keep(original, updated)])
 
     def _asked(self, target: cst.BaseAssignTargetExpression, items: cst.BaseExpression, test: cst.BaseExpression,
                where: cst.CSTNode) -> tuple[cst.SimpleStatementLine, cst.ListComp] | None:
-        """For a filter that is one step call (or `not` one): the statement collecting its answers, an
-        item at a time, and the items whose answer keeps them."""
+        """For a filter that is one step call (or `not` one), maybe after a pure test and `and`
+        (`x != 0 and check(x)`: the call is made for the items that pass the test, as in Python): the
+        statement collecting its answers, an item at a time, and the items whose answer keeps them."""
+        if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And) \
+                and not self._calls_step(test.left):
+            return self._asked(target, self._kept(target, items, [cst.CompIf(test.left)], where), test.right, where)
         negated = isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not)
         call = test.expression if isinstance(test, cst.UnaryOperation) and negated else test
         if not isinstance(call, cst.Call) or not isinstance(call.func, cst.Name) or call.func.value not in self.steps \

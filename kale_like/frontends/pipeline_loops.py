@@ -59,6 +59,12 @@ class LoopCompiler(BodyBase):
         collector = self.env.names.get(owner)
         made = f"{owner} = {{}}" if keyed else f"{owner} = []"
         if owner in self.built_lists and not keyed:
+            bound = self.env.names.get(owner)
+            inner = scope[len(bound.scope):] if isinstance(bound, Value) else ()
+            if not any(kind == "loop" for kind, *_ in inner):
+                self.refuse(node, f"'{owner}.append(...)' is inside an if, so '{owner}' would be changed in only some "
+                                  "branches", f"assign {owner} in every branch (e.g. {owner} = {owner} + [value] / "
+                                  f"else: {owner} = {owner})")
             self.refuse(node, f"'{owner}' already holds values appended outside a loop; a loop collects into a list "
                               "of its own", f"collect into a new list, then join them: {owner} + collected")
         if isinstance(collector, Value) and collector.ref.kind == "parameter":
@@ -366,7 +372,8 @@ class LoopCompiler(BodyBase):
             names = [e.value.value for e in target.elements if isinstance(e.value, cst.Name)]
             if len(names) == 2:
                 return names
-        self.refuse(target, "loop over .items() with two names", "for key, value in d.items():")
+        self.refuse(target, "a loop over .items() takes two plain names", "for key, value in d.items(): (unpack the "
+                                                                             "value further inside a step)")
         return []
 
     def _items_step(self, node, owner: Value, method: str, scope: Scope) -> Expression:
