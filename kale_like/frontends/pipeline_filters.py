@@ -131,14 +131,25 @@ class _Filters(PositionKeeping):
         self.positions[kept] = self.positions.get(where)
         return answers, kept
 
+    def _left(self, kept: cst.ListComp) -> cst.ListComp:
+        """The items `_asked` did not keep: the same pairs, the answer's test negated."""
+        condition = kept.for_in.ifs[0].test
+        flipped = condition.expression if isinstance(condition, cst.UnaryOperation) \
+            else cst.UnaryOperation(cst.Not(), condition)
+        left = kept.with_changes(for_in=kept.for_in.with_changes(ifs=[cst.CompIf(flipped)]))
+        self.positions[left] = self.positions.get(kept)
+        return left
+
     def _branches(self, original: cst.For, updated: cst.For, test: cst.If
                   ) -> cst.For | cst.FlattenSentinel[cst.BaseStatement]:
         """An if/elif/else in a loop whose branches collect into lists of their own: a loop per branch."""
         arms = if_arms(test)
         collectors = [_appended(body) for _, body in arms]
-        if any(not names for names in collectors) or any(self._calls_step(t) for t, _ in arms if t is not None) \
+        if any(not names for names in collectors) \
                 or sum(len(names) for names in collectors) != len(set().union(*collectors)):
             return updated  # a list collected by two branches would take Python's interleaving: refused later
+        if any(self._calls_step(t) for t, _ in arms if t is not None):
+            return self._asked_branches(original, updated, arms)
         loops: list[cst.BaseStatement] = []
         earlier: list[cst.BaseExpression] = []
         for arm_test, body in arms:
@@ -152,6 +163,33 @@ class _Filters(PositionKeeping):
             items = self._kept(updated.target, updated.iter, [cst.CompIf(condition)], original.iter)
             loops.append(self._keep(original, updated.with_changes(iter=items, body=body)))
         return cst.FlattenSentinel(loops)
+
+    def _asked_branches(self, original: cst.For, updated: cst.For,
+                        arms: list[tuple[cst.BaseExpression | None, cst.BaseSuite]]
+                        ) -> cst.For | cst.FlattenSentinel[cst.BaseStatement]:
+        """Branches whose tests call a step (`elif is_big(n):`): each test is asked only of the items no
+        earlier test took, as in Python; the items it keeps go to its branch's loop, the others on."""
+        remaining: cst.BaseExpression = updated.iter
+        answers: list[cst.BaseStatement] = []
+        loops: list[cst.BaseStatement] = []
+        for arm_test, body in arms:
+            if arm_test is None:
+                items = remaining
+            elif not self._calls_step(arm_test):
+                items = self._kept(updated.target, remaining, [cst.CompIf(grouped(arm_test))], original.iter)
+                remaining = self._kept(updated.target, remaining,
+                                       [cst.CompIf(cst.UnaryOperation(cst.Not(), grouped(arm_test)))], original.iter)
+            else:
+                if isinstance(arm_test, cst.BooleanOperation):
+                    return updated  # (`t and check(x)` in an elif: its items left over would lose their order)
+                asked = self._asked(updated.target, remaining, arm_test, original)
+                if asked is None:
+                    return updated
+                statement, items = asked
+                answers.append(statement)
+                remaining = self._left(items)
+            loops.append(self._keep(original, updated.with_changes(iter=items, body=body)))
+        return cst.FlattenSentinel(answers + loops)
 
     def _keep(self, original: cst.CSTNode, made: _Made) -> _Made:
         self.positions[made] = self.positions.get(original)
