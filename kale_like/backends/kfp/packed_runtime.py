@@ -77,11 +77,11 @@ def runtime_text() -> str:
 def packed_runtime(parts: frozenset[str]) -> PackedRuntime:
     """The runtime for a step that needs `parts` (the parts in ALWAYS are added)."""
     chosen = tuple(name for name in PARTS if name in parts | ALWAYS)
-    text = runtime_text()
+    functions = _runtime_functions()
     listed = {function for functions in PARTS.values() for function in functions}
-    unlisted = {n.name for n in ast.parse(text).body if isinstance(n, ast.FunctionDef)} - listed  # always carried
+    unlisted = set(functions) - listed  # always carried
     wanted = {function for name in chosen for function in PARTS[name]} | unlisted
-    source = _functions_source(text, wanted)
+    source = _functions_source(functions, wanted)
     digest = hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
     packer = zlib.compressobj(9, zlib.DEFLATED, -15)  # raw deflate: no header or checksum to carry
     blob = base64.b64encode(packer.compress(source.encode("utf-8")) + packer.flush()).decode("ascii")
@@ -104,19 +104,17 @@ def unpacking_lines(runtime: PackedRuntime, indent: str = "    ") -> list[str]:
     ]
 
 
-def _functions_source(text: str, wanted: set[str]) -> str:
-    """The top-level functions of `text` named in `wanted`, in file order, without docstrings,
-    comments and blank lines, indented by one space a level (the line numbers of tracebacks are
-    the unpacked module's own)."""
+@functools.lru_cache(maxsize=1)
+def _runtime_functions() -> dict[str, tuple[str, ...]]:
+    """Each top-level function of the runtime, in file order, as a component carries it: without
+    docstrings, comments and blank lines, indented by one space a level. Read once a process: the
+    packings of several sets of parts (a pipeline's steps need a few) share it."""
+    text = runtime_text()
     lines = _without_comments(text).split("\n")
     tree = ast.parse(text)
-    found = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
-    missing = wanted - found
-    if missing:
-        raise ValueError(f"the step runtime has no function {', '.join(sorted(missing))}")
-    kept: list[str] = []
+    functions: dict[str, tuple[str, ...]] = {}
     for node in tree.body:
-        if not isinstance(node, ast.FunctionDef) or node.name not in wanted:
+        if not isinstance(node, ast.FunctionDef):
             continue
         skip: set[int] = set()
         for inner in ast.walk(node):
@@ -125,6 +123,7 @@ def _functions_source(text: str, wanted: set[str]) -> str:
                     and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
                     and isinstance(body[0].value.value, str):
                 skip.update(range(body[0].lineno, (body[0].end_lineno or body[0].lineno) + 1))
+        kept: list[str] = []
         first = node.lineno - len(node.decorator_list)
         for number in range(first, (node.end_lineno or node.lineno) + 1):
             line = lines[number - 1]
@@ -132,7 +131,17 @@ def _functions_source(text: str, wanted: set[str]) -> str:
                 continue
             stripped = line.lstrip(" ")
             kept.append(" " * ((len(line) - len(stripped)) // 4) + stripped)  # the runtime indents by 4
-    return "\n".join(kept) + "\n"
+        functions[node.name] = tuple(kept)
+    return functions
+
+
+def _functions_source(functions: dict[str, tuple[str, ...]], wanted: set[str]) -> str:
+    """The `functions` named in `wanted`, in file order (the line numbers of tracebacks are the
+    unpacked module's own)."""
+    missing = wanted - set(functions)
+    if missing:
+        raise ValueError(f"the step runtime has no function {', '.join(sorted(missing))}")
+    return "\n".join(line for name, lines in functions.items() if name in wanted for line in lines) + "\n"
 
 
 def _without_comments(text: str) -> str:
