@@ -303,3 +303,26 @@ def test_the_dsl_module_of_shared_steps_writes_the_same_yaml(tmp_path):
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "pipeline.yaml").read_text() == compiled.yaml_text
+
+
+def test_the_runtime_cut_into_functions_is_kept_for_the_next_process_and_a_damaged_copy_is_not_used(
+        tmp_path, monkeypatch):
+    from kale_like.backends.kfp import packed_runtime as packing
+
+    monkeypatch.setenv("KALE_LIKE_CACHE_DIR", str(tmp_path))
+    packing._runtime_functions.cache_clear()
+    packing.packed_runtime.cache_clear()
+    try:
+        made = packing.packed_runtime(frozenset())
+        (kept,) = tmp_path.glob("runtime-functions-*.json")
+        packing._runtime_functions.cache_clear()
+        packing.packed_runtime.cache_clear()
+        assert packing.packed_runtime(frozenset()) == made  # read back from the kept copy
+        for damaged in ("[not json", '{"_kl_run_step": "not lines"}', "[]"):
+            kept.write_text(damaged, encoding="utf-8")
+            packing._runtime_functions.cache_clear()
+            packing.packed_runtime.cache_clear()
+            assert packing.packed_runtime(frozenset()) == made  # cut out again, and kept again
+    finally:
+        packing._runtime_functions.cache_clear()
+        packing.packed_runtime.cache_clear()

@@ -30,12 +30,30 @@ from kale_like.process_role import kale_like_owns_process, owned_by_kale_like
 
 def compile_graph(graph: StepGraph, yaml_name: str = "pipeline.yaml") -> CompiledPipeline:
     """`compile.compile_graph(graph, yaml_name)`, in a forked child where that is safe."""
-    texts = _compiled_in_child(graph, yaml_name) if forkable() else None
-    if texts is None:
-        from kale_like.backends.kfp.compile import compile_graph as compile_here
+    return start_compile(graph, yaml_name).result()
 
-        return compile_here(graph, yaml_name)
-    return CompiledPipeline(*texts)
+
+class Compiling:
+    """A compile started in a forked child (where that is safe): the caller may do other work (import
+    what it needs next) while the child compiles; `result()` waits for it, or compiles here."""
+
+    def __init__(self, graph: StepGraph, yaml_name: str) -> None:
+        self.graph, self.yaml_name = graph, yaml_name
+        self.child = _start_child(graph, yaml_name) if forkable() else None
+
+    def result(self) -> CompiledPipeline:
+        texts = _child_result(*self.child) if self.child is not None else None
+        self.child = None
+        if texts is None:
+            from kale_like.backends.kfp.compile import compile_graph as compile_here
+
+            return compile_here(self.graph, self.yaml_name)
+        return CompiledPipeline(*texts)
+
+
+def start_compile(graph: StepGraph, yaml_name: str = "pipeline.yaml") -> Compiling:
+    """`compile.compile_graph(graph, yaml_name)`, started: in a forked child where that is safe."""
+    return Compiling(graph, yaml_name)
 
 
 def forkable() -> bool:
@@ -45,9 +63,8 @@ def forkable() -> bool:
             and os.environ.get("KALE_LIKE_COMPILE_ASIDE", "1") != "0")
 
 
-def _compiled_in_child(graph: StepGraph, yaml_name: str) -> tuple[str, str] | None:
-    """The YAML and the DSL module, compiled by a forked child; None when the child did not
-    compile (the caller then compiles, and reports what went wrong)."""
+def _start_child(graph: StepGraph, yaml_name: str) -> tuple[int, int] | None:
+    """A forked child compiling the graph, and the pipe it answers on; None when it cannot fork."""
     _flush()  # what the script printed goes out once, not again from the child
     read, write = os.pipe()
     try:
@@ -60,6 +77,12 @@ def _compiled_in_child(graph: StepGraph, yaml_name: str) -> tuple[str, str] | No
         os.close(read)
         _compile_and_exit(graph, yaml_name, write)
     os.close(write)
+    return child, read
+
+
+def _child_result(child: int, read: int) -> tuple[str, str] | None:
+    """The YAML and the DSL module the child compiled; None when it did not compile (the caller then
+    compiles, and reports what went wrong)."""
     with os.fdopen(read, "rb") as stream:
         data = stream.read()
     try:
