@@ -265,9 +265,6 @@ def test_a_metric_reassigned_under_a_condition_is_logged_by_both(graph_json, tmp
 @pytest.mark.parametrize(("rate", "expected"), [(100, 3.0), (1, 3.0)])
 def test_a_run_keeps_the_metric_when_the_step_reading_it_is_skipped(tmp_path, monkeypatch, rate, expected):
     """With rate=100 `report` is skipped: the metric `pick` assigns is still logged (it used to be lost)."""
-    from kale_like.surfaces.api import load_graph, run
-    from kale_like.surfaces.server.run_worker import run_metrics
-
     path = _metric_notebook(
         tmp_path,
         ("rate = 1", "pipeline-parameters"),
@@ -276,17 +273,11 @@ def test_a_run_keeps_the_metric_when_the_step_reading_it_is_skipped(tmp_path, mo
         ("print('ok', best)", "step:report", "when:best:>=:rate"),
         ("best", "pipeline-metrics"),
     )
-    monkeypatch.chdir(tmp_path)
-    result = run(str(path), {"rate": rate}, store=tmp_path / "store", echo=False, backend="thread")
-    assert result.succeeded
-    assert run_metrics(result, load_graph(str(path))) == {"best": expected}
+    assert _run_metrics(path, rate, tmp_path, monkeypatch) == {"best": expected}
 
 
 @pytest.mark.parametrize(("rate", "expected"), [(1, 1.0), (5, 5.0)])
 def test_a_run_takes_the_conditional_reassignment_when_it_ran(tmp_path, monkeypatch, rate, expected):
-    from kale_like.surfaces.api import load_graph, run
-    from kale_like.surfaces.server.run_worker import run_metrics
-
     path = _metric_notebook(
         tmp_path,
         ("rate = 1", "pipeline-parameters"),
@@ -294,7 +285,15 @@ def test_a_run_takes_the_conditional_reassignment_when_it_ran(tmp_path, monkeypa
         ("best = 5.0", "step:maybe", "when:rate:>:2"),
         ("best", "pipeline-metrics"),
     )
+    assert _run_metrics(path, rate, tmp_path, monkeypatch) == {"best": expected}
+
+
+def _run_metrics(path, rate, tmp_path, monkeypatch) -> dict:
+    """The metrics a local run of the notebook with `rate` reports, as the panel reads them."""
+    from kale_like.surfaces.api import load_graph, run
+    from kale_like.surfaces.server.run_worker import run_metrics
+
     monkeypatch.chdir(tmp_path)
     result = run(str(path), {"rate": rate}, store=tmp_path / "store", echo=False, backend="thread")
     assert result.succeeded
-    assert run_metrics(result, load_graph(str(path))) == {"best": expected}
+    return run_metrics(result, load_graph(str(path)))

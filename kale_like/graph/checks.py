@@ -16,9 +16,7 @@ from collections.abc import Iterator
 
 from kale_like.errors import KaleLikeError, SourceLocation, raise_collected
 from kale_like.graph.credentials import credential_name, credential_value
-from kale_like.graph.model import (
-    Condition, Expression, Loop, Node, Parameter, PipelineCall, Ref, Step, StepGraph, Test, walk,
-)
+from kale_like.graph.model import Loop, Parameter, Step, StepGraph, all_refs, walk
 from kale_like.graph.types import TypeName, outer
 
 
@@ -67,27 +65,8 @@ def _secret_problem(graph: StepGraph, parameter: Parameter) -> KaleLikeError | N
 
 def _parameters_read(graph: StepGraph) -> set[str]:
     """The names of the parameters some task, loop, test or `return` reads (of any pipeline: a nested
-    pipeline's parameter and the main one's alike)."""
-    refs: list[Ref] = [ref for ref in [graph.returns] + [sub.returns for sub in graph.subpipelines] if ref is not None]
-
-    def tested(test: Test) -> None:
-        refs.extend(test.operands)
-        for inner in test.tests:
-            tested(inner)
-
-    extra: list[Node] = [graph.exit_step] if graph.exit_step is not None else []
-    for body in [graph.body] + [sub.body for sub in graph.subpipelines]:
-        for node in list(walk(body)) + extra:
-            if isinstance(node, (Step, PipelineCall, Expression)):
-                refs.extend(value.ref for value in node.inputs)
-            elif isinstance(node, Loop):
-                refs.append(node.items)
-            elif isinstance(node, Condition):
-                for branch in node.branches:
-                    if branch.test is not None:
-                        tested(branch.test)
-        extra = []
-    pending, names = refs, set()
+    pipeline's parameter and the main one's alike), a value chosen by an `if` included."""
+    pending, names = all_refs(graph), set()
     while pending:
         ref = pending.pop()
         if ref.kind == "parameter":

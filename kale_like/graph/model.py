@@ -390,6 +390,37 @@ def unique_name(base: str, taken: set[str]) -> str:
     return candidate
 
 
+def all_bodies(graph: StepGraph) -> list[tuple[Node, ...]]:
+    """The main body and each nested pipeline's body."""
+    return [graph.body] + [sub.body for sub in graph.subpipelines]
+
+
+def all_refs(graph: StepGraph) -> list[Ref]:
+    """Every value read anywhere in the graph: task and expression inputs, loop lists, branch tests' operands, and
+    returned values (a `Ref` of a constant list is unhashable: constants are left out)."""
+    found: list[Ref] = []
+
+    def tested(test: Test) -> None:
+        found.extend(test.operands)
+        for inner in test.tests:
+            tested(inner)
+
+    steps = [graph.exit_step] if graph.exit_step is not None else []
+    for body in all_bodies(graph):
+        for node in list(walk(body)) + steps:
+            if isinstance(node, (Step, PipelineCall, Expression)):
+                found.extend(value.ref for value in node.inputs)
+            elif isinstance(node, Loop):
+                found.append(node.items)
+            elif isinstance(node, Condition):
+                for branch in node.branches:
+                    if branch.test is not None:
+                        tested(branch.test)
+        steps = []
+    found += [ref for ref in [graph.returns] + [sub.returns for sub in graph.subpipelines] if ref is not None]
+    return [ref for ref in found if ref.kind != "constant"]
+
+
 def producers(ref: Ref) -> tuple[str, ...]:
     """Tasks a value comes from."""
     if ref.kind in ("task", "collected"):

@@ -17,8 +17,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from kale_like.graph.model import Branch, Condition, Node, PipelineCall, Step, StepGraph, unique_name
+from kale_like.graph.model import all_refs
 from kale_like.lowering.graph_edit import (
-    all_refs, generated_step, name_part, rewrite_bodies, task_names,
+    generated_step, name_part, rewrite_bodies, task_names,
 )
 
 DONE = "pass\n"

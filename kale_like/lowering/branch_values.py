@@ -17,7 +17,8 @@ from kale_like.graph.model import (
     Branch, Condition, Expression, Input, Node, Output, Ref, StepGraph, unique_name, walk,
 )
 from kale_like.lowering.expressions import as_step
-from kale_like.lowering.graph_edit import Types, all_bodies, all_refs, map_refs, rewrite_bodies, task_names
+from kale_like.graph.model import all_bodies, all_refs
+from kale_like.lowering.graph_edit import Types, map_refs, rewrite_bodies, task_names
 
 
 def branch_values_handed_on(graph: StepGraph) -> StepGraph:

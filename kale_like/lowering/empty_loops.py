@@ -32,8 +32,9 @@ from kale_like.graph.model import (
     Input, Loop, Node, Output, Parameter, PipelineCall, Ref, Step, StepGraph, unique_name, walk,
 )
 from kale_like.graph.types import JSON, is_json, is_list, list_of
+from kale_like.graph.model import all_bodies
 from kale_like.lowering.graph_edit import (
-    all_bodies, generated_step, name_part, rewrite_bodies, rewrite_body, rewrite_loops, task_names, Types,
+    generated_step, name_part, rewrite_bodies, rewrite_body, rewrite_loops, task_names, Types,
 )
 
 RUN_IF = "_kl_run_if"  # the step's code runs only when every input named so is true (see _kl_run_step)

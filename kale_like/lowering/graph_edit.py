@@ -8,7 +8,7 @@ from typing import Callable
 from kale_like.errors import SourceLocation
 from kale_like.graph.model import (
     ANY, CodeBlock, Condition, Expression, Input, Loop, Node, Output, PipelineCall, Ref, Step, StepGraph,
-    StepSettings, TakenNames, Test, walk,
+    StepSettings, TakenNames, Test, all_bodies, walk,
 )
 from kale_like.graph.types import PARAMETER_TYPES, TypeName, list_of, type_name
 
@@ -73,37 +73,6 @@ def generated_step(name: str, code: str, inputs: tuple[Input, ...], outputs: tup
     runs in a loop's filler iteration while the user's steps stand still."""
     return Step(name=name, code=(CodeBlock(code, location),), location=location, inputs=inputs, outputs=outputs,
                 settings=StepSettings(cache=cache), generated=True)
-
-
-def all_bodies(graph: StepGraph) -> list[tuple[Node, ...]]:
-    """The main body and each nested pipeline's body."""
-    return [graph.body] + [sub.body for sub in graph.subpipelines]
-
-
-def all_refs(graph: StepGraph) -> list[Ref]:
-    """Every value read anywhere in the graph: task inputs, loop lists, branch tests' operands, and
-    returned values (a `Ref` of a constant list is unhashable: constants are left out)."""
-    found: list[Ref] = []
-
-    def tested(test: Test) -> None:
-        found.extend(test.operands)
-        for inner in test.tests:
-            tested(inner)
-
-    steps = [graph.exit_step] if graph.exit_step is not None else []
-    for body in all_bodies(graph):
-        for node in list(walk(body)) + steps:
-            if isinstance(node, (Step, PipelineCall)):
-                found.extend(value.ref for value in node.inputs)
-            elif isinstance(node, Loop):
-                found.append(node.items)
-            elif isinstance(node, Condition):
-                for branch in node.branches:
-                    if branch.test is not None:
-                        tested(branch.test)
-        steps = []
-    found += [ref for ref in [graph.returns] + [sub.returns for sub in graph.subpipelines] if ref is not None]
-    return [ref for ref in found if ref.kind != "constant"]
 
 
 def map_refs(graph: StepGraph, change: Callable[[Ref], Ref]) -> StepGraph:

@@ -28,7 +28,8 @@ from kale_like.graph.model import (
 )
 from kale_like.graph.types import SCALARS
 from kale_like.lowering.expressions import writable
-from kale_like.lowering.graph_edit import Types, all_refs, generated_step, rewrite_bodies, task_names
+from kale_like.graph.model import all_refs
+from kale_like.lowering.graph_edit import Types, generated_step, rewrite_bodies, task_names
 
 RESULT = "result"
 

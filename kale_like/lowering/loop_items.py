@@ -27,8 +27,9 @@ from dataclasses import replace
 
 from kale_like.graph.model import ANY, Input, Loop, Node, Output, Ref, Step, StepGraph, unique_name
 from kale_like.graph.types import JSON, json_of
+from kale_like.graph.model import all_refs
 from kale_like.lowering.graph_edit import (
-    all_refs, generated_step, map_refs, name_part, rewrite_bodies, rewrite_body, rewrite_loops, task_names,
+    generated_step, map_refs, name_part, rewrite_bodies, rewrite_body, rewrite_loops, task_names,
 )
 
 # (not a list only in a loop's filler iteration, lowering/empty_loops.py: then nothing to loop over)

@@ -22,7 +22,8 @@ from kale_like.errors import SourceLocation
 from kale_like.graph.model import (
     ANY, Input, Loop, Node, Output, PipelineCall, Ref, StepGraph, SubPipeline, unique_name, walk,
 )
-from kale_like.lowering.graph_edit import all_bodies, generated_step, name_part, rewrite_bodies, task_names
+from kale_like.graph.model import all_bodies
+from kale_like.lowering.graph_edit import generated_step, name_part, rewrite_bodies, task_names
 
 HAND_ON = "value = value\n"
 

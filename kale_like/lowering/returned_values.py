@@ -17,7 +17,7 @@ from kale_like.errors import SourceLocation
 from kale_like.graph.model import ANY, Input, Node, Output, Ref, StepGraph, TakenNames, unique_name, walk
 from kale_like.graph.types import TypeName
 from kale_like.lowering.constant_arguments import kfp_constant, value_code
-from kale_like.lowering.graph_edit import generated_step, task_names
+from kale_like.lowering.graph_edit import generated_step, name_part, task_names
 
 HAND_ON = "value = value\n"
 
@@ -38,7 +38,7 @@ def _handed_on(name: str, body: tuple[Node, ...], returns: Ref | None, return_ty
     if returns is None or returns.kind not in ("parameter", "constant"):
         return body, returns
     location = next((getattr(node, "location") for node in reversed(list(walk(body)))), SourceLocation(source))
-    step_name = unique_name(f"{''.join(c if c.isalnum() else '_' for c in name)}_result", taken)
+    step_name = unique_name(f"{name_part(name)}_result", taken)
     if returns.kind == "parameter":
         step = generated_step(step_name, HAND_ON, (Input("value", returns, return_type),),
                               (Output("value", return_type),), location)
