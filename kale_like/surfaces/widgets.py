@@ -305,18 +305,22 @@ class RunProgress:
         if self.picker.value != step and step in self.picker.options:
             self.picker.value = step  # which comes back here: drawn once, below
         labels = self._labels(step)
-        known = [label for _, label in labels]
+        self._offer_iterations(labels, next((label for name, label in labels if iteration in (name, label)),
+                                            self._default(step)))
+        self._render()  # the graph outlines the step; the detail is drawn below
+
+    def _offer_iterations(self, labels: list[tuple[str, str]], wanted: str | None) -> None:
+        """The iteration menu holding `labels` (shown for a loop only), `wanted` picked in it; set
+        here, not by the user, so the menu's change handler draws nothing."""
         self._updating = True
         try:
             if tuple(self.iteration.options) != tuple(labels):
                 self.iteration.options = labels
             self.iteration.layout.display = "" if len(labels) > 1 else "none"
-            wanted = next((label for name, label in labels if iteration in (name, label)), self._default(step))
-            if wanted in known:
+            if wanted in [label for _, label in labels]:
                 self.iteration.value = wanted
         finally:
             self._updating = False
-        self._render()  # the graph outlines the step; the detail is drawn below
 
     def wait(self, timeout: float = 60.0) -> None:
         """Until the shown step's outputs are read (their previews come from a process of their own)."""
@@ -359,16 +363,8 @@ class RunProgress:
         labels = self._labels(step)
         known = [label for _, label in labels]
         if tuple(self.iteration.options) != tuple(labels):  # a loop's iterations appear as they start
-            self._updating = True
-            try:
-                picked = self.iteration.value  # replacing the options resets it: the one picked stays
-                self.iteration.options = labels
-                self.iteration.layout.display = "" if len(labels) > 1 else "none"
-                kept = picked if picked in known else self._default(step)
-                if kept in known:
-                    self.iteration.value = kept
-            finally:
-                self._updating = False
+            picked = self.iteration.value  # replacing the options resets it: the one picked stays
+            self._offer_iterations(labels, picked if picked in known else self._default(step))
         label = self.iteration.value if self.iteration.value in known else self._default(step)
         task = self._task(label)
         row = next((r for r in self._rows() if r["step"] == step), {"status": "pending"})
