@@ -110,16 +110,16 @@ def _analyzed(path: Path, display: str, shown_as: str) -> dict:
         return text.replace(shown_as, display)
 
     try:
-        if path.suffix == ".ipynb":
-            from kale_like.frontends.notebook_reader import read_notebook
-
-            read_notebook(path)  # a file that is no notebook at all is a bad request (400), not a problem
-    except KaleLikeError as error:
-        raise analyzer_error(error, fix) from None
-    try:
         graph = load_graph(path)
         warnings = list(graph.warnings) + check_graph(graph)
     except KaleLikeError as error:
+        if path.suffix == ".ipynb":  # (read again only here: each edit's analysis reads the file once)
+            from kale_like.frontends.notebook_reader import read_notebook
+
+            try:
+                read_notebook(path)
+            except KaleLikeError as unreadable:  # a file that is no notebook at all: a bad request (400)
+                raise analyzer_error(unreadable, fix) from None
         # problems in the notebook are the analysis' normal answer (200), with the graph of the
         # notebook without the tags they are on, for the panel to show (marked stale) meanwhile
         problems = analyzer_error(error, fix)
