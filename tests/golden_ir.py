@@ -26,7 +26,7 @@ def golden_path(example: Path) -> Path:
 
 def writer_versions() -> str:
     """The versions of what writes the YAML (a newer kfp writes other bytes), a line each."""
-    from kale_like.backends.kfp.compile import writer_versions
+    from kale_like.backends.kfp.kept_pipelines import writer_versions
 
     return writer_versions().replace(";", "\n") + "\n"
 

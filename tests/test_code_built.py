@@ -86,9 +86,10 @@ def test_worker_processes_leave_the_parents_objects_to_the_parent(tmp_path):
 def test_a_second_run_reuses_the_compiled_pipeline_and_the_cache(tmp_path, monkeypatch):
     from kale_like.backends.kfp import compile as kfp_compile
 
+    monkeypatch.setenv("KALE_LIKE_CACHE_DIR", str(tmp_path / "cache"))  # nothing kept by earlier tests
     calls = []
-    original = kfp_compile.compile_graph
-    monkeypatch.setattr(kfp_compile, "compile_graph", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = kfp_compile.compile_source
+    monkeypatch.setattr(kfp_compile, "compile_source", lambda *a, **k: calls.append(1) or original(*a, **k))
     pipeline = chunk_pipeline()
     executor = ParallelExecutor(max_workers=2, backend="thread")
     first = pipeline.run(executor=executor, store=tmp_path / "store", echo=False)

@@ -91,3 +91,18 @@ result = kale_like.run({str(step_file)!r}, store={str(tmp_path / "s")!r}, echo=F
 print(json.dumps(result.outputs))
 """)
     assert seen == {"Output": "client=False runtime=true"}
+
+
+def test_a_pipeline_compiled_before_runs_without_importing_kfp_at_all(tmp_path):
+    """The YAML an earlier process kept for the same module is read back without kfp
+    (kale_like/backends/kfp/kept_pipelines.py): even where the compile would run in the script's
+    own process, the second script never imports kfp, and runs the same."""
+    body = f"""
+result = kale_like.run({str(PIPELINE)!r}, {{"marks": {str(tmp_path / "marks")!r}}}, store={str(tmp_path / "s")!r},
+                       echo=False)
+print(json.dumps({{"status": result.status, "output": result.outputs, "kfp": "kfp" in sys.modules}}))
+"""
+    first = script(tmp_path, body, KALE_LIKE_CACHE_DIR=str(tmp_path / "cache"), KALE_LIKE_COMPILE_ASIDE="0")
+    again = script(tmp_path, body, KALE_LIKE_CACHE_DIR=str(tmp_path / "cache"), KALE_LIKE_COMPILE_ASIDE="0")
+    assert first == {"status": "SUCCEEDED", "output": {"Output": 140}, "kfp": True}
+    assert again == {**first, "kfp": False}

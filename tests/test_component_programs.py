@@ -290,7 +290,8 @@ def test_the_dsl_module_of_shared_steps_writes_the_same_yaml(tmp_path):
     """`python <module>.py` merges the shared components as kale_like's compile does."""
     import subprocess
 
-    from kale_like.backends.kfp.compile import compile_graph, write_outputs
+    from kale_like.backends.kfp.compile import compile_graph
+    from kale_like.backends.kfp.output_files import write_outputs
 
     pipeline = Pipeline("chunked")
     for i in range(3):

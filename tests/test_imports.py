@@ -62,6 +62,18 @@ def test_compiling_a_notebook_imports_no_client_and_no_notebook_validator(tmp_pa
     assert _heavy(modules) == []
 
 
+def test_compiling_a_notebook_again_reads_the_kept_pipeline_without_kfp(tmp_path):
+    """The second compile of an unchanged notebook reads the YAML the first kept in the cache
+    folder (kale_like/backends/kfp/kept_pipelines.py): no kfp module at all, and the same bytes."""
+    notebook = str(EXAMPLES / "parallel_branches.ipynb")
+    first = _imported(tmp_path, notebook, "--kfp", "-o", str(tmp_path / "first" / "p.yaml"))
+    again = _imported(tmp_path, notebook, "--kfp", "-o", str(tmp_path / "again" / "p.yaml"))
+    assert "kfp.compiler" in first
+    assert [name for name in again if name == "kfp" or name.startswith("kfp.")] == []
+    for name in ("p.yaml", "p_kfp.py"):
+        assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "first" / name).read_bytes()
+
+
 def test_kubernetes_comes_in_only_with_the_kfp_kubernetes_settings_that_need_it(tmp_path):
     """A step with a pod label is written with kfp-kubernetes, whose package imports the kubernetes
     client's models (kfp/kubernetes/node_affinity.py): that is the only way kubernetes comes in."""
@@ -83,10 +95,10 @@ def test_the_versions_in_the_compile_cache_key_are_those_importlib_metadata_find
     importlib.metadata costs a fifth of a small compile); they must be the installed ones."""
     import importlib.metadata
 
-    from kale_like.backends.kfp import compile as kfp_compile
+    from kale_like.backends.kfp import kept_pipelines
 
     names = ("kfp", "kfp-kubernetes", "kfp-pipeline-spec", "protobuf", "PyYAML")
-    assert kfp_compile._installed_versions(names) == {name: importlib.metadata.version(name) for name in names}
+    assert kept_pipelines._installed_versions(names) == {name: importlib.metadata.version(name) for name in names}
 
 
 def test_a_script_using_kale_like_keeps_kfp_client(tmp_path):

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import EXAMPLES, KALE_CASES, fixture_notebook
 from kale_like.backends.kfp import compile as kfp_compile
+from kale_like.backends.kfp import kept_pipelines
 from kale_like.backends.kfp.validate import check_pipeline_spec
 from kale_like.errors import InternalError
 from kale_like.frontends.notebook import notebook_to_graph
@@ -112,7 +113,7 @@ def test_other_library_versions_settings_or_another_module_compile_again(fresh_c
     kfp_compile.compile_graph(graph, yaml_name="other.yaml")  # the module's __main__ differs
     monkeypatch.setenv("KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT", "true")  # kfp reads it: part of the key
     kfp_compile.compile_graph(graph)
-    monkeypatch.setattr(kfp_compile, "writer_versions", lambda: "kfp=9.9")
+    monkeypatch.setattr(kept_pipelines, "writer_versions", lambda: "kfp=9.9")
     kfp_compile.compile_graph(graph)
     assert len(calls) == 4 and len(list(kept.glob("*.yaml"))) == 4
 
@@ -129,7 +130,7 @@ def test_a_damaged_kept_pipeline_is_compiled_over(fresh_cache):
 
 def test_only_the_most_recently_used_pipelines_are_kept(fresh_cache, monkeypatch):
     kept, calls = fresh_cache
-    monkeypatch.setattr(kfp_compile, "KEPT_PIPELINES", 2)
+    monkeypatch.setattr(kept_pipelines, "KEPT_PIPELINES", 2)
     graph = notebook_to_graph(EXAMPLES / "wine_quality.ipynb")
     for name in ("a.yaml", "b.yaml", "c.yaml"):
         kfp_compile.compile_graph(graph, yaml_name=name)

@@ -429,6 +429,52 @@ def test_independent_steps_run_concurrently(tmp_path, logs):
     assert max_overlap(log) >= 2
 
 
+def test_a_run_started_before_its_pipeline_is_known_runs_as_wide_as_the_pipeline_allows(tmp_path, logs):
+    """`LocalRun` forks its workers before the IR exists (`Pipeline.run` does, while the pipeline
+    compiles): a guess of one task at a time forks more once the IR shows four independent steps,
+    and the four overlap, on max_workers 4."""
+    from kale_like.backends.local.run import LocalRun, RunConfig
+    from kale_like.surfaces.api import pipeline_ir
+
+    log = logs.new()
+    ir = pipeline_ir(TIMING, "four_independent")
+    with LocalRun(RunConfig(store=tmp_path / "store", max_workers=4, echo=False), most_tasks=1) as local:
+        result = local.run(ir, {"log": str(log), "seconds": 0.5})
+    assert result.succeeded, result.error
+    assert max_overlap(log) == 4
+
+
+def test_workers_forked_beyond_what_the_pipeline_can_use_are_let_go():
+    from kale_like.backends.local.workers import ProcessWorkers
+
+    pool = ProcessWorkers(4)
+    first = [worker.process for worker in pool.all]
+    pool.resize(2)
+    kept = [worker.process for worker in pool.all]
+    gone = [process for process in first if process not in kept]
+    for process in gone:
+        process.join(timeout=10)
+    pool.close_soon()
+    assert len(kept) == 2 and len(gone) == 2 and [process.exitcode for process in gone] == [0, 0]
+
+
+def test_a_run_that_never_ran_releases_its_store(tmp_path):
+    """Leaving a `LocalRun` before it ran (the compile it waited for failed) stops its workers and
+    releases the store's lock: the next run of the store removes nothing of it, and runs."""
+    from kale_like.backends.local.run import LocalRun, RunConfig
+
+    config = RunConfig(store=tmp_path / "store", max_workers=2, echo=False)
+    with pytest.raises(KaleLikeError):
+        with LocalRun(config) as local:
+            workers = [worker.process for worker in local.pool.all]
+            raise KaleLikeError("the compile failed", None)
+    for process in workers:
+        process.join(timeout=10)
+    assert [process.exitcode for process in workers] == [0, 0]
+    assert list((tmp_path / "store" / "running").iterdir()) == []
+    assert run(TIMING, tmp_path, pipeline="four_independent", params={"seconds": 0}).succeeded
+
+
 def test_cli_max_workers_1(tmp_path, logs, capsys):
     log = logs.new()
     code = main([str(TIMING), "--pipeline", "four_independent", "--run", "--store", str(tmp_path / "store"),

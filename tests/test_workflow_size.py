@@ -17,6 +17,8 @@ import yaml
 from kale_like import Pipeline
 from kale_like.backends.kfp import workflow_size
 from kale_like.backends.kfp.compile import compile_graph
+from kale_like.backends.kfp.dsl_codegen import generate_module
+from kale_like.backends.kfp.kept_pipelines import read_compiled
 from kale_like.backends.kfp.workflow_size import (DEFAULT_LIMIT, WorkflowShape, estimate_workflow, go_json,
                                                   json_bytes, parse_size)
 from kale_like.errors import KaleLikeError
@@ -102,12 +104,12 @@ def test_a_kept_pipeline_is_checked_against_the_limit_of_the_compile(tmp_path, m
     monkeypatch.setenv("KALE_LIKE_CACHE_DIR", str(tmp_path / "cache"))
     graph = chunk_pipeline(5).graph()
     compile_graph(graph)
-    assert len(list((tmp_path / "cache").rglob("*.workflow.json"))) == 1
+    (kept,) = (tmp_path / "cache").rglob("*.yaml")
     small = replace(graph, settings=replace(graph.settings, max_workflow_bytes=10_000))
     with pytest.raises(KaleLikeError, match="more than the cluster stores"):
         compile_graph(small)  # read back from the cache folder, and refused all the same
-    for kept in (tmp_path / "cache").rglob("*.workflow.json"):
-        kept.unlink()  # kept by an older kale_like: the shape is made from the YAML
+    assert read_compiled(graph, generate_module(graph, "pipeline.yaml")) is not None  # it was read back
+    kept.with_suffix(".json").unlink()  # its record gone: compiled again, and refused all the same
     with pytest.raises(KaleLikeError, match="more than the cluster stores"):
         compile_graph(small)
 
@@ -184,7 +186,7 @@ def test_the_documents_kfp_wrote_are_what_the_yaml_holds():
     from kale_like.backends.kfp import compile as kfp_compile
 
     graph = chunk_pipeline(4).graph()
-    source = kfp_compile.generate_module(graph)
+    source = generate_module(graph)
     text, shape, converted = kfp_compile._compile_source(source)
     assert converted == [d for d in yaml.safe_load_all(text) if d]
     assert shape == workflow_size.workflow_shape(*documents(text))

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 import kale_like
-from kale_like.backends.kfp import compile as kfp_compile
 from kale_like.backends.kfp import yaml_writer
+from kale_like.backends.kfp.dsl_codegen import generate_module
 from kale_like.surfaces.api import load_graph
 from test_yaml_writer import pipeline_of
 
@@ -47,7 +47,7 @@ def header(text: str) -> list[str]:
 def test_the_yaml_parses_and_holds_the_ir(tmp_path, monkeypatch, default, libyaml):
     source = tmp_path / "defaults.py"
     source.write_text(SOURCE.format(default=default), encoding="utf-8")
-    pipeline = pipeline_of(kfp_compile.generate_module(load_graph(source)), tmp_path)
+    pipeline = pipeline_of(generate_module(load_graph(source)), tmp_path)
     if not libyaml:
         monkeypatch.setattr(yaml, "__with_libyaml__", False)
     text, documents = yaml_writer._kl_yaml_text(pipeline, str(tmp_path / "scratch.yaml"))

@@ -18,8 +18,8 @@ import yaml
 from conftest import fixture_notebook
 from golden_ir import EXAMPLES
 
-from kale_like.backends.kfp import compile as kfp_compile
 from kale_like.backends.kfp import yaml_writer
+from kale_like.backends.kfp.dsl_codegen import generate_module
 from kale_like.surfaces.api import load_graph
 
 CASES = EXAMPLES + [fixture_notebook(name) for name in ("kubernetes", "parameters", "dict_parameter_order")]
@@ -49,7 +49,7 @@ def comments(text: str) -> list[str]:
 def test_the_yaml_holds_the_comments_and_documents_kfp_writes(source, tmp_path):
     copy = tmp_path / source.name
     shutil.copyfile(source, copy)
-    pipeline = pipeline_of(kfp_compile.generate_module(load_graph(copy)), tmp_path)
+    pipeline = pipeline_of(generate_module(load_graph(copy)), tmp_path)
     ours, documents = yaml_writer._kl_yaml_text(pipeline, str(tmp_path / "scratch.yaml"))
     yaml_writer._kl_yaml(pipeline, str(tmp_path / "ours.yaml"))  # what the DSL module's `__main__` writes
     theirs = kfp_writes(pipeline, tmp_path / "kfp.yaml")
@@ -60,7 +60,7 @@ def test_the_yaml_holds_the_comments_and_documents_kfp_writes(source, tmp_path):
 
 
 def test_without_libyaml_the_bytes_are_kfps_own(tmp_path, monkeypatch):
-    pipeline = pipeline_of(kfp_compile.generate_module(load_graph(fixture_notebook("kubernetes"))), tmp_path)
+    pipeline = pipeline_of(generate_module(load_graph(fixture_notebook("kubernetes"))), tmp_path)
     monkeypatch.setattr(yaml, "__with_libyaml__", False)
     ours, _ = yaml_writer._kl_yaml_text(pipeline, str(tmp_path / "ours.yaml"))
     assert ours == kfp_writes(pipeline, tmp_path / "kfp.yaml")

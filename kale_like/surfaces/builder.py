@@ -63,42 +63,44 @@ class Pipeline:
 
     def compile(self, path: str | Path | None = None) -> str:
         """The KFP v2 IR YAML (also written to `path` when given)."""
-        compiled = self._compile_started(Path(path).name if path else "pipeline.yaml")()
+        compiled = self._compile_started(Path(path).name if path else "pipeline.yaml")[1]()
         if path is not None:
-            from kale_like.backends.kfp.compile import write_outputs
+            from kale_like.backends.kfp.output_files import write_outputs
 
             write_outputs(compiled, Path(path), None)
         return compiled.yaml_text
 
-    def _compile_started(self, name: str) -> Callable[[], CompiledPipeline]:
-        """The compile of the steps as they stand, started (in a forked child where it may be, so the
-        caller can do other work meanwhile); calling what it returns waits for the result."""
+    def _compile_started(self, name: str) -> tuple[str, Callable[[], CompiledPipeline]]:
+        """The DSL module of the steps as they stand, and their compile, started (in a forked child
+        where it may be, so the caller can do other work meanwhile): calling what it returns waits
+        for the result."""
         from kale_like.backends.kfp.compile_aside import start_compile  # kfp stays out of the caller
 
         graph = self.graph()
         key = (graph.to_json(), name)  # compiling costs ~25 ms a step: a re-run of the same steps reuses it
         known = self._compiled.get(key)
         if known is not None:
-            return lambda: known
+            return known.dsl_source, lambda: known
         compiling = start_compile(graph, name)
 
         def result() -> CompiledPipeline:
             compiled = self._compiled[key] = compiling.result()
             return compiled
 
-        return result
+        return compiling.source, result
 
     def run(self, executor: ParallelExecutor | None = None, **options):
         """Run locally; returns the RunResult (`.value(step)` loads a step's result)."""
-        compiled = self._compile_started("pipeline.yaml")
-        # the runner is imported while the child compiles (about 35 ms of yaml, sqlite3, multiprocessing)
+        module, compiled = self._compile_started("pipeline.yaml")
+        # while the child compiles: the runner is imported (about 35 ms of yaml, sqlite3,
+        # multiprocessing), and the run's workers fork, with the step runtime the module carries
         from kale_like.backends.local.ir import PipelineIR
-        from kale_like.backends.local.run import RunConfig, run_pipeline
+        from kale_like.backends.local.run import LocalRun, RunConfig
         import os
 
         executor = executor or ParallelExecutor()
-        ir = PipelineIR.from_text(compiled().yaml_text, self.name)
         options.setdefault("kfp_version", self.kfp_version)
         config = RunConfig(max_workers=executor.max_workers or os.cpu_count() or 1, backend=executor.backend,
                            **options)
-        return run_pipeline(ir, {}, config)
+        with LocalRun(config, most_tasks=len(self._steps), program=module) as run:
+            return run.run(PipelineIR.from_text(compiled().yaml_text, self.name), {})

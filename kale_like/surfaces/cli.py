@@ -303,7 +303,8 @@ def _size(text: str | None) -> int | None:
 
 
 def _compile(graph, source: Path, args: argparse.Namespace):
-    from kale_like.backends.kfp.compile import compile_graph, write_outputs
+    from kale_like.backends.kfp.compile_aside import compile_graph  # a module compiled before: no kfp
+    from kale_like.backends.kfp.output_files import write_outputs
     from kale_like.backends.kfp.server_checks import server_warnings
 
     output = Path(args.output) if args.output else source.with_suffix(".yaml")

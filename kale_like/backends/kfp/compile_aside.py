@@ -9,6 +9,11 @@ YAML back. The script's process then has no kfp at all: its own later `import kf
 SDK, client included, and the worker processes of a local run import kfp as a KFP step container
 does (`backends/local/workers.py`).
 
+The work is split where kfp starts: the child imports kfp while this process writes the DSL module
+(lowering and code generation need no kfp) and looks for a pipeline an earlier compile of the same
+module kept (`kept_pipelines.py`, no kfp either). A kept one is used at once, and the child is
+stopped; else the module goes to the child, which by then has kfp loaded, and it compiles.
+
 Only where forking is safe and gains something: on Linux, in a process with one thread, that is
 not an IPython kernel, has not imported kfp yet and is not the command line's (which imports kfp
 without its client itself). Anywhere else, and whenever the child fails (a refused pipeline, an
@@ -18,10 +23,19 @@ the error with its own type and text.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import pickle
+import signal
 import sys
 import threading
+from dataclasses import dataclass
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: nothing forks there (`forkable`)
+    fcntl = None  # type: ignore[assignment]
 
 from kale_like.backends.kfp.compiled import CompiledPipeline
 from kale_like.graph.model import StepGraph
@@ -34,21 +48,38 @@ def compile_graph(graph: StepGraph, yaml_name: str = "pipeline.yaml") -> Compile
 
 
 class Compiling:
-    """A compile started in a forked child (where that is safe): the caller may do other work (import
-    what it needs next) while the child compiles; `result()` waits for it, or compiles here."""
+    """A compile started: the DSL module written here, and compiled in a forked child (where that is
+    safe) unless an earlier compile kept it; the caller may do other work (import what it needs
+    next) while the child compiles, and `result()` waits for it, or compiles here."""
 
     def __init__(self, graph: StepGraph, yaml_name: str) -> None:
-        self.graph, self.yaml_name = graph, yaml_name
-        self.child = _start_child(graph, yaml_name) if forkable() else None
+        self.graph = graph
+        child = _start_child(graph) if forkable() else None  # importing kfp while the module is written
+        try:  # imported after the fork (~30 ms, with yaml), as the child imports kfp
+            from kale_like.backends.kfp.dsl_codegen import generate_module
+            from kale_like.backends.kfp.kept_pipelines import read_compiled
+
+            self.source = generate_module(graph, yaml_name)
+            self.kept = read_compiled(graph, self.source)
+
+        except BaseException:
+            if child is not None:
+                _stop(child)
+            raise
+        self.child = child if self.kept is None and child is not None and _send(child, self.source) else None
+        if child is not None and self.child is None:
+            _stop(child)
 
     def result(self) -> CompiledPipeline:
-        texts = _child_result(*self.child) if self.child is not None else None
+        if self.kept is not None:
+            return self.kept
+        text = _child_result(self.child) if self.child is not None else None
         self.child = None
-        if texts is None:
-            from kale_like.backends.kfp.compile import compile_graph as compile_here
+        if text is None:
+            from kale_like.backends.kfp.compile import compile_source
 
-            return compile_here(self.graph, self.yaml_name)
-        return CompiledPipeline(*texts)
+            return compile_source(self.graph, self.source)
+        return CompiledPipeline(text, self.source)
 
 
 def start_compile(graph: StepGraph, yaml_name: str = "pipeline.yaml") -> Compiling:
@@ -63,49 +94,99 @@ def forkable() -> bool:
             and os.environ.get("KALE_LIKE_COMPILE_ASIDE", "1") != "0")
 
 
-def _start_child(graph: StepGraph, yaml_name: str) -> tuple[int, int] | None:
-    """A forked child compiling the graph, and the pipe it answers on; None when it cannot fork."""
+@dataclass(frozen=True)
+class _Child:
+    pid: int
+    to_child: int  # the DSL module goes down this pipe (closed without it: the child just exits)
+    from_child: int  # the YAML comes back up this one (nothing when the child did not compile)
+
+
+def _start_child(graph: StepGraph) -> _Child | None:
+    """A forked child that loads kfp and waits for the module to compile; None when it cannot fork."""
     _flush()  # what the script printed goes out once, not again from the child
-    read, write = os.pipe()
+    source_read, source_write = os.pipe()
+    result_read, result_write = os.pipe()
+    with contextlib.suppress(OSError, AttributeError):  # Linux: the module fits, the caller never waits
+        fcntl.fcntl(source_write, getattr(fcntl, "F_SETPIPE_SZ"), _PIPE_BYTES)
     try:
-        child = os.fork()
+        pid = os.fork()
     except OSError:
-        os.close(read)
-        os.close(write)
+        for descriptor in (source_read, source_write, result_read, result_write):
+            os.close(descriptor)
         return None
-    if child == 0:
-        os.close(read)
-        _compile_and_exit(graph, yaml_name, write)
-    os.close(write)
-    return child, read
+    if pid == 0:
+        os.close(source_write)
+        os.close(result_read)
+        _compile_and_exit(graph, source_read, result_write)
+    os.close(source_read)
+    os.close(result_write)
+    return _Child(pid, source_write, result_read)
 
 
-def _child_result(child: int, read: int) -> tuple[str, str] | None:
-    """The YAML and the DSL module the child compiled; None when it did not compile (the caller then
-    compiles, and reports what went wrong)."""
-    with os.fdopen(read, "rb") as stream:
-        data = stream.read()
+_PIPE_BYTES = 1 << 20  # Linux's default most a process may ask for (/proc/sys/fs/pipe-max-size)
+
+
+def _send(child: _Child, source: str) -> bool:
+    """Hand the module to the child; False when the child is gone."""
     try:
-        os.waitpid(child, 0)
+        with os.fdopen(child.to_child, "wb") as pipe:
+            pipe.write(source.encode("utf-8"))
+        return True
+    except OSError:  # BrokenPipeError: it died (it compiles nothing; the caller does)
+        return False
+
+
+def _stop(child: _Child) -> None:
+    """Stop a child that has nothing to compile (it has only been importing kfp)."""
+    with contextlib.suppress(OSError):
+        os.close(child.to_child)
+    with contextlib.suppress(OSError):
+        os.kill(child.pid, signal.SIGKILL)
+    _reap(child)
+
+
+def _reap(child: _Child) -> None:
+    with contextlib.suppress(OSError):
+        os.close(child.from_child)
+    try:
+        os.waitpid(child.pid, 0)
     except ChildProcessError:  # reaped already (a process that ignores SIGCHLD)
         pass
+
+
+def _child_result(child: _Child) -> str | None:
+    """The YAML the child compiled; None when it did not compile (the caller then compiles, and
+    reports what went wrong)."""
+    with os.fdopen(child.from_child, "rb") as stream:
+        data = stream.read()
     try:
-        texts = pickle.loads(data) if data else None
+        os.waitpid(child.pid, 0)
+    except ChildProcessError:
+        pass
+    try:
+        text = pickle.loads(data) if data else None
     except (pickle.UnpicklingError, EOFError, ValueError):
         return None
-    return texts if isinstance(texts, tuple) and len(texts) == 2 else None
+    return text if isinstance(text, str) else None
 
 
-def _compile_and_exit(graph: StepGraph, yaml_name: str, write: int) -> None:
-    """The child: compile, send the texts (nothing when it fails), and leave without running the
-    script's exit handlers."""
+def _compile_and_exit(graph: StepGraph, source_in: int, result_out: int) -> None:
+    """The child: load kfp (without its client) and what the module will import, read the module,
+    compile it, send the YAML (nothing when it fails), and leave without running the script's exit
+    handlers."""
     try:
         owned_by_kale_like()
-        from kale_like.backends.kfp.compile import compile_graph as compile_here
+        from kale_like.backends.kfp.compile import compile_source
 
-        compiled = compile_here(graph, yaml_name)
-        with os.fdopen(write, "wb") as pipe:
-            pipe.write(pickle.dumps((compiled.yaml_text, compiled.dsl_source)))
+        for name in ("kfp.dsl", "kfp.compiler"):  # what the module and the YAML writer import
+            importlib.import_module(name)
+
+        with os.fdopen(source_in, "rb") as pipe:
+            data = pipe.read()
+        if data:
+            compiled = compile_source(graph, data.decode("utf-8"))
+            with os.fdopen(result_out, "wb") as pipe:
+                pipe.write(pickle.dumps(compiled.yaml_text))
     except BaseException:  # noqa: BLE001 - the parent compiles again and reports it
         pass
     finally:

@@ -37,16 +37,19 @@ def compile_program(program: str, filename: str) -> types.CodeType:
     return compile(program, filename, "exec", dont_inherit=True)
 
 
-def preload(program: str, cache_dir: Path | None = None) -> None:
-    """Provide the runtime `program` carries now (before worker processes are forked, so they
-    inherit it): read from `cache_dir` if a run compiled it before, else compiled and kept there;
-    and import kfp's executor, which every step is called through (~40 ms, once here rather than
-    in every worker, all at once, as the first steps start), where this process has kfp already or
-    may import it without its client. A user's script that has not imported kfp keeps it out: its
-    workers import it as a KFP step container does (`workers.py`), 0.3-0.4 s sooner than an import
-    with the client here (`sdk_import.py`)."""
-    provide_runtime(program, cache_dir)
-    if program:
+def preload(text: str, cache_dir: Path | None = None) -> None:
+    """Provide every runtime `text` carries now (a component program, or the DSL module of them
+    all), before worker processes are forked, so they inherit it: read from `cache_dir` if a run
+    compiled it before, else compiled and kept there; and import kfp's executor, which every step
+    is called through (~40 ms, once here rather than in every worker, all at once, as the first
+    steps start), where this process has kfp already or may import it without its client. A
+    user's script that has not imported kfp keeps it out: its workers import it as a KFP step
+    container does (`workers.py`), 0.3-0.4 s sooner than an import with the client here
+    (`sdk_import.py`)."""
+    for match in RUNTIME_PATTERN.finditer(text):
+        name, blob = match.groups()
+        _provide(name, blob, cache_dir)
+    if text:
         import_executor()
 
 
@@ -65,8 +68,13 @@ def provide_runtime(program: str, cache_dir: Path | None = None) -> str | None:
     if match is None:
         return None
     name, blob = match.groups()
+    _provide(name, blob, cache_dir)
+    return name
+
+
+def _provide(name: str, blob: str, cache_dir: Path | None) -> None:
     if name in sys.modules:
-        return name
+        return
     with _LOCK:
         if name not in sys.modules:
             source = unpack(blob)
@@ -74,7 +82,6 @@ def provide_runtime(program: str, cache_dir: Path | None = None) -> str | None:
             module = types.ModuleType(name)
             exec(_compiled(source, filename, cache_dir), module.__dict__)
             sys.modules[name] = module
-    return name
 
 
 def _compiled(source: str, filename: str, cache_dir: Path | None) -> types.CodeType:

@@ -138,83 +138,130 @@ def run_pipeline(ir: PipelineIR, arguments: dict | None = None, config: RunConfi
                  observer: Callable[[TaskEvent], None] | None = None) -> RunResult:
     """Run a compiled pipeline to completion on this machine."""
     config = config or RunConfig()
-    if config.backend == "process" and "fork" not in multiprocessing.get_all_start_methods():
-        raise KaleLikeError("the process backend forks its workers, and this platform cannot fork", None,
-                            "use the thread backend (--backend thread, backend='thread')")
-    run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-    store = Path(config.store).resolve()
-    try:
-        remove_leftovers(store)
-        alive = RunLock(store, run_id)  # before the workers fork: they hold it too, until they die
-    except OSError as error:  # the store cannot be written: say why before anything runs
-        message, fix = explained(error)
-        raise KaleLikeError(f"the run's store: {message}", None, f"{fix} (--store DIR chooses another)") from None
-    try:
-        return _run(ir, arguments, config, observer, store / "runs" / run_id)
-    finally:
-        alive.release()
+    program = _first_program(ir)  # the step runtime it carries, compiled before the workers fork
+    with LocalRun(config, most_tasks=most_at_once(ir), program=program) as run:
+        return run.run(ir, arguments, observer)
 
 
-def _run(ir: PipelineIR, arguments: dict | None, config: RunConfig,
-         observer: Callable[[TaskEvent], None] | None, root: Path) -> RunResult:
-    run_id = root.name
-    root.mkdir(parents=True, exist_ok=True)
-    parameters = {**ir.parameter_defaults(), **(arguments or {})}
-    lineage = Lineage(Path(config.store) / "lineage.sqlite")
-    lineage.start_run(run_id, ir, parameters, config.lineage_context)
-    reports: dict[str, TaskReport] = {}
-    lock = threading.Lock()
+class LocalRun:
+    """A local run made ready before its pipeline is known: the store checked and locked, and the
+    worker processes forked (they fork now, while this process has no other thread). A caller whose
+    IR is still being compiled elsewhere (`Pipeline.run`: in a forked child, 0.1-0.2 s) starts the
+    run first, so the workers start (and import kfp's executor) during the compile instead of after
+    it; `run_pipeline` is the same with the IR known first. `run` runs it once; leaving the `with`
+    block (or `close`) stops the workers and releases the lock, whether or not it ran.
 
-    def observe(event: TaskEvent) -> None:
-        if event.status == "pending":  # known, not started: for the progress display only
+    `most_tasks`: at most how many tasks can run at once, when the caller knows (no more workers
+    fork than that; `run` forks more if the IR allows more); `program`: a component program, or
+    the DSL module, whose step runtimes the workers should inherit (compiled here before they fork:
+    else each worker compiles them on its first step, 3-8 ms each with no compiled copy kept)."""
+
+    def __init__(self, config: RunConfig, most_tasks: int | None = None, program: str = "") -> None:
+        if config.backend == "process" and "fork" not in multiprocessing.get_all_start_methods():
+            raise KaleLikeError("the process backend forks its workers, and this platform cannot fork", None,
+                                "use the thread backend (--backend thread, backend='thread')")
+        self.config = config
+        self.run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        self.store = Path(config.store).resolve()
+        try:
+            remove_leftovers(self.store)
+            self.alive = RunLock(self.store, self.run_id)  # before the workers fork: they hold it too, until they die
+        except OSError as error:  # the store cannot be written: say why before anything runs
+            message, fix = explained(error)
+            raise KaleLikeError(f"the run's store: {message}", None, f"{fix} (--store DIR chooses another)") from None
+        self.workers = max(1, config.max_workers)
+        self.pool: ProcessWorkers | ThreadWorkers | None = None
+        if config.backend == "process":  # no more processes than tasks can run at once (each costs a fork)
+            self.workers = min(self.workers, most_tasks or self.workers)
+            try:
+                preload(program, cache_folder())
+                self.pool = ProcessWorkers(self.workers)
+            except BaseException:
+                self.alive.release()
+                raise
+        self.cancelled = self.ran = False
+
+    def __enter__(self) -> LocalRun:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the workers (those busy too, after a cancelled run) and release the store's lock."""
+        if self.pool is not None:
+            self.pool.close_soon(cancel=self.cancelled)
+            self.pool = None
+        self.alive.release()
+
+    def run(self, ir: PipelineIR, arguments: dict | None = None,
+            observer: Callable[[TaskEvent], None] | None = None) -> RunResult:
+        """Run `ir` to completion (once)."""
+        if self.ran:
+            raise RuntimeError("a LocalRun runs one pipeline once: start another for the next run")
+        self.ran = True
+        config = self.config
+        if self.pool is None:  # the thread backend: the run's own threads, as many as it can use
+            preload(_first_program(ir), cache_folder())
+            self.pool = ThreadWorkers(self.workers)
+        elif isinstance(self.pool, ProcessWorkers):  # forked before the IR was known: as many as it can use
+            self.pool.resize(min(max(1, config.max_workers), most_at_once(ir) or config.max_workers))
+        pool = self.pool
+        root = self.store / "runs" / self.run_id
+        run_id = self.run_id
+        root.mkdir(parents=True, exist_ok=True)
+        parameters = {**ir.parameter_defaults(), **(arguments or {})}
+        lineage = Lineage(Path(config.store) / "lineage.sqlite")
+        lineage.start_run(run_id, ir, parameters, config.lineage_context)
+        reports: dict[str, TaskReport] = {}
+        lock = threading.Lock()
+
+        def observe(event: TaskEvent) -> None:
+            if event.status == "pending":  # known, not started: for the progress display only
+                if observer is not None:
+                    observer(event)
+                return
+            with lock:
+                report = reports.setdefault(event.path, TaskReport(event.path, event.label))
+                report.status = event.status
+                report.error = "" if event.status in ("done", "cached") else (event.error or report.error)
+                report.seconds = event.seconds or report.seconds
+                report.log_path = event.log_path or report.log_path
+                report.outputs = event.outputs or report.outputs
+            if event.status in ("done", "cached", "failed"):
+                lineage.record_task(run_id, event)
             if observer is not None:
                 observer(event)
-            return
-        with lock:
-            report = reports.setdefault(event.path, TaskReport(event.path, event.label))
-            report.status = event.status
-            report.error = "" if event.status in ("done", "cached") else (event.error or report.error)
-            report.seconds = event.seconds or report.seconds
-            report.log_path = event.log_path or report.log_path
-            report.outputs = event.outputs or report.outputs
-        if event.status in ("done", "cached", "failed"):
-            lineage.record_task(run_id, event)
-        if observer is not None:
-            observer(event)
 
-    tracer = tracer_for(ir.name, run_id, config.span_processor)
-    if tracer is not None:
-        observer = chained(observer, tracer.observe)
-    workers = max(1, config.max_workers)
-    if config.backend == "process":  # no more processes than tasks can run at once (each costs a fork)
-        workers = min(workers, most_at_once(ir) or workers)
-    preload(_first_program(ir), cache_folder())
-    pool = ProcessWorkers(workers) if config.backend == "process" else ThreadWorkers(workers)
-    executor = _TaskExecutor(ir, root, config, pool, observe)
-    runner = DagRunner(ir, executor.execute, observe, max_in_flight=max(1, config.max_workers) * 4,
-                       collect_failed_iterations=config.collect_failed_iterations,
-                       kfp_version=ServerVersion.parse(config.kfp_version), run_name=run_name(ir, run_id))
-    try:
-        outcome = runner.run_dag("root", parameters, {}, "root")
-    except KeyboardInterrupt:
-        runner.cancelled.set()
-        outcome = Outcome("failed", error="interrupted")
-        raise
-    finally:
-        pool.close_soon(cancel=runner.cancelled.is_set())  # workers exit while the last outputs are
-        # hashed and recorded, and after the run returns
-        late = executor.drain()
-        if late and outcome_status(locals().get("outcome")):
-            outcome = Outcome("failed", error="; ".join(late))
-        status = "SUCCEEDED" if outcome_status(locals().get("outcome")) else "FAILED"
-        lineage.finish_run(run_id, status)
-        lineage.close()
+        tracer = tracer_for(ir.name, run_id, config.span_processor)
         if tracer is not None:
-            tracer.close(status)
-    outputs = {**outcome.parameters, **{k: [a["uri"] for a in v] for k, v in outcome.artifacts.items()}}
-    ordered = list(reports.values())
-    return RunResult(run_id, ir.name, status, outputs, ordered, root, outcome.error, runner.warnings,
-                     artifact_outputs=frozenset(outcome.artifacts))
+            observer = chained(observer, tracer.observe)
+        executor = _TaskExecutor(ir, root, config, pool, observe)
+        runner = DagRunner(ir, executor.execute, observe, max_in_flight=max(1, config.max_workers) * 4,
+                           collect_failed_iterations=config.collect_failed_iterations,
+                           kfp_version=ServerVersion.parse(config.kfp_version), run_name=run_name(ir, run_id))
+        try:
+            outcome = runner.run_dag("root", parameters, {}, "root")
+        except KeyboardInterrupt:
+            runner.cancelled.set()
+            outcome = Outcome("failed", error="interrupted")
+            raise
+        finally:
+            self.cancelled = runner.cancelled.is_set()
+            pool.close_soon(cancel=self.cancelled)  # workers exit while the last outputs are hashed and
+            self.pool = None  # recorded, and after the run returns
+            late = executor.drain()
+            if late and outcome_status(locals().get("outcome")):
+                outcome = Outcome("failed", error="; ".join(late))
+            status = "SUCCEEDED" if outcome_status(locals().get("outcome")) else "FAILED"
+            lineage.finish_run(run_id, status)
+            lineage.close()
+            if tracer is not None:
+                tracer.close(status)
+        outputs = {**outcome.parameters, **{k: [a["uri"] for a in v] for k, v in outcome.artifacts.items()}}
+        ordered = list(reports.values())
+        return RunResult(run_id, ir.name, status, outputs, ordered, root, outcome.error, runner.warnings,
+                         artifact_outputs=frozenset(outcome.artifacts))
 
 
 def run_name(ir: PipelineIR, run_id: str) -> str:

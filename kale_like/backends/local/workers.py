@@ -153,6 +153,29 @@ class ProcessWorkers:
             self.all[self.all.index(dead)] = fresh
         return dead.process.exitcode, fresh
 
+    def resize(self, count: int) -> None:
+        """Have `count` workers (at least one), before the run starts: forked before the run knew
+        how many tasks can run at once (`run.LocalRun`), idle ones beyond it would only hold memory,
+        and too few would hold tasks back. Called while this process has no other thread."""
+        count = max(1, count)
+        with self.available:
+            extra = self.idle[:max(0, len(self.all) - count)]
+            for worker in extra:
+                self.idle.remove(worker)
+                self.all.remove(worker)
+            missing = count - len(self.all)
+        for worker in extra:
+            with contextlib.suppress(OSError):
+                worker.connection.send(None)
+        with _CLOSING_LOCK:
+            _CLOSING.extend(extra)
+        if missing > 0:
+            with _frozen_heap():
+                fresh = [_Worker(self.context, self.lifeline, self.owner) for _ in range(missing)]
+            with self.available:
+                self.idle.extend(fresh)
+                self.all.extend(fresh)
+
     def close_soon(self, cancel: bool = False) -> None:
         """Tell every worker to stop once idle (`cancel`: stop the busy ones now), and return: the
         caller need not wait for processes to exit (tearing down their memory takes a few ms). The

@@ -302,7 +302,8 @@ def compile_source(root: str, source: Path, output_folder: str = "", image: str 
     """Compile the saved source to KFP YAML (and the DSL module) next to it; paths and a preview.
 
     What the target KFP server cannot run is a 400 naming the task; what it may get wrong is a warning."""
-    from kale_like.backends.kfp.compile import compile_graph, write_outputs
+    from kale_like.backends.kfp.compile import compile_graph
+    from kale_like.backends.kfp.output_files import write_outputs
     from kale_like.backends.kfp.server_checks import server_warnings
 
     yaml_path, dsl_path = output_paths(root, source, output_folder)
