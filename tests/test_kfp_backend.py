@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from conftest import EXAMPLES, KALE_CASES, fixture_notebook
+from kale_like.backends.kfp import checks_aside
 from kale_like.backends.kfp import compile as kfp_compile
 from kale_like.backends.kfp import kept_pipelines
 from kale_like.backends.kfp.validate import check_pipeline_spec
@@ -56,8 +57,7 @@ def test_dict_parameter_header_lists_keys_in_a_stable_order(compiled):
 
 
 def test_structural_check_failure_is_an_internal_error_and_writes_nothing(run_cli, tmp_path, monkeypatch):
-    monkeypatch.setattr(kfp_compile, "check_pipeline_spec", lambda text: ["root/load: injected problem"])
-    monkeypatch.setattr(kfp_compile, "check_pipeline_documents", lambda docs: ["root/load: injected problem"])
+    monkeypatch.setattr(checks_aside, "check_pipeline_documents", lambda docs: ["root/load: injected problem"])
     out = tmp_path / "out.yaml"
     result = run_cli(fixture_notebook("step_tags"), "--kfp", "-o", out)
     assert result.code == 1
@@ -76,7 +76,7 @@ def test_compile_graph_raises_internal_error_when_the_check_fails(monkeypatch):
         return ["root: injected problem"]
 
     # a fresh compile checks the documents kfp wrote the YAML from (the same data, not parsed again)
-    monkeypatch.setattr(kfp_compile, "check_pipeline_documents", failing_check)
+    monkeypatch.setattr(checks_aside, "check_pipeline_documents", failing_check)
     monkeypatch.setenv("KALE_LIKE_COMPILE_CACHE", "0")  # the check of a fresh compile, alone
     graph = notebook_to_graph(fixture_notebook("step_tags"))
     with pytest.raises(InternalError, match="injected problem"):

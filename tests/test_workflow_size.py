@@ -8,6 +8,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -187,6 +188,10 @@ def test_the_documents_kfp_wrote_are_what_the_yaml_holds():
 
     graph = chunk_pipeline(4).graph()
     source = generate_module(graph)
-    text, shape, converted = kfp_compile._compile_source(source)
-    assert converted == [d for d in yaml.safe_load_all(text) if d]
-    assert shape == workflow_size.workflow_shape(*documents(text))
+    handed: list = []
+    with tempfile.TemporaryDirectory() as scratch:
+        module_path = Path(scratch) / "generated_pipeline.py"
+        module_path.write_text(source, encoding="utf-8")
+        text, converted = kfp_compile._compile_module(module_path, handed.append)
+    assert converted == [d for d in yaml.safe_load_all(text) if d] and handed == [converted]
+    assert kfp_compile._compile_source(source)[1] == workflow_size.workflow_shape(*documents(text))

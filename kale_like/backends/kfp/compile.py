@@ -18,12 +18,13 @@ import tempfile
 import threading
 import uuid
 from pathlib import Path
+from typing import Callable
 
 from kale_like.backends.kfp.compiled import CompiledPipeline
 from kale_like.backends.kfp.kept_pipelines import keep_compiled, kept_path, read_compiled
 from kale_like.backends.kfp.target_checks import checked
-from kale_like.backends.kfp.validate import check_pipeline_documents, check_pipeline_spec
-from kale_like.backends.kfp.workflow_size import WorkflowShape, workflow_shape
+from kale_like.backends.kfp.checks_aside import ChecksAside
+from kale_like.backends.kfp.workflow_size import WorkflowShape
 from kale_like.backends.kfp.yaml_writer import _kl_yaml_text
 from kale_like.errors import InternalError
 from kale_like.graph.model import StepGraph
@@ -46,8 +47,7 @@ def compile_source(graph: StepGraph, source: str) -> CompiledPipeline:
     kept = read_compiled(graph, source)
     if kept is not None:
         return kept
-    text, shape, documents = _compile_source(source)
-    problems = check_pipeline_documents(documents) if documents else check_pipeline_spec(text)
+    text, shape, problems = _compile_source(source)
     if problems:
         kept_in = _keep_for_bug_report(source, text)
         raise InternalError(
@@ -60,15 +60,17 @@ def compile_source(graph: StepGraph, source: str) -> CompiledPipeline:
     return checked(graph, text, shape, source)
 
 
-def _compile_source(source: str) -> tuple[str, WorkflowShape, list]:
-    """The YAML, the shape of the Workflow the KFP backend will make of it, and the documents kfp
-    wrote (converted from the pipeline's spec as kfp's writer converts it)."""
+def _compile_source(source: str) -> tuple[str, WorkflowShape, list[str]]:
+    """The YAML, the shape of the Workflow the KFP backend will make of it, and the structural
+    check's problems with the documents kfp wrote (a large pipeline's made while the YAML is
+    written: `checks_aside.py`)."""
+    aside = ChecksAside()
     with tempfile.TemporaryDirectory(prefix="kale_like_") as scratch:
         module_path = Path(scratch) / "generated_pipeline.py"
         module_path.write_text(source, encoding="utf-8")
-        text, documents = _compile_module(module_path)
-    platform = next((d for d in documents[1:] if isinstance(d, dict) and "platforms" in d), None)
-    return text, workflow_shape(documents[0], platform), documents
+        text, documents = _compile_module(module_path, aside.start)
+    shape, problems = aside.result(documents)
+    return text, shape, problems
 
 
 # kfp keeps the pipeline being defined in process-wide state (`Pipeline._default_pipeline` and
@@ -78,8 +80,9 @@ def _compile_source(source: str) -> tuple[str, WorkflowShape, list]:
 _DEFINING = threading.Lock()
 
 
-def _compile_module(module_path: Path) -> tuple[str, list]:
-    """Import the module; the YAML of its pipeline (`yaml_writer.py`), and the documents in it.
+def _compile_module(module_path: Path, documents_ready: Callable[[list], None] | None = None) -> tuple[str, list]:
+    """Import the module; the YAML of its pipeline (`yaml_writer.py`), and the documents in it
+    (handed to `documents_ready` first, before the YAML is written).
 
     Importing the module has kfp build the pipeline's IR (`pipeline_spec`, `platform_spec`); the
     module repairs what it must. kfp's functions that build it run as kfp wrote them: nothing of kfp
@@ -94,7 +97,7 @@ def _compile_module(module_path: Path) -> tuple[str, list]:
     try:
         with _DEFINING:
             spec.loader.exec_module(module)
-        return _kl_yaml_text(module.pipeline, str(module_path.with_suffix(".yaml")))
+        return _kl_yaml_text(module.pipeline, str(module_path.with_suffix(".yaml")), documents_ready)
     except Exception as error:  # kfp raises many types while defining the pipeline
         kept = _keep_for_bug_report(module_path.read_text(encoding="utf-8"), "")
         raise InternalError(

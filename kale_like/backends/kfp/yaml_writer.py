@@ -57,11 +57,12 @@ def _kl_libyaml():
     return bool(getattr(yaml, "__with_libyaml__", False)) and hasattr(yaml, "CDumper")
 
 
-def _kl_yaml_text(pipeline, scratch_path):
+def _kl_yaml_text(pipeline, scratch_path, documents_ready=None):
     """`pipeline`'s YAML and the documents it holds. The comments and documents are those
     `kfp.compiler.Compiler().compile(pipeline, path)` writes; where PyYAML has libyaml they go
     through its emitter (~8x faster for a large pipeline, long strings folded elsewhere), else
-    kfp's compiler writes them (to `scratch_path`)."""
+    kfp's compiler writes them (to `scratch_path`). `documents_ready(documents)` is called before
+    the YAML is written (kale_like checks a large pipeline meanwhile)."""
     import yaml
     from google.protobuf import json_format
     from kfp.compiler import compiler, pipeline_spec_builder
@@ -69,6 +70,8 @@ def _kl_yaml_text(pipeline, scratch_path):
     documents = [json_format.MessageToDict(pipeline.pipeline_spec)]
     if pipeline.platform_spec.platforms:
         documents.append(json_format.MessageToDict(pipeline.platform_spec))
+    if documents_ready is not None:
+        documents_ready(documents)
     header = pipeline_spec_builder.extract_comments_from_pipeline_spec(documents[0], pipeline.description)
     if _kl_libyaml():
         text = header + yaml.dump_all(documents, Dumper=yaml.CDumper, sort_keys=True)
