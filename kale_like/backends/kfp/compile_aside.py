@@ -61,7 +61,6 @@ class Compiling:
 
             self.source = generate_module(graph, yaml_name)
             self.kept = read_compiled(graph, self.source)
-
         except BaseException:
             if child is not None:
                 _stop(child)
