@@ -57,12 +57,15 @@ def output_argument(variable: str, taken: set[str]) -> str:
     return candidate
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")  # the characters below 32 other than tab and newline
+
+
 def python_string(text: str) -> str:
     """A readable literal for embedded code: a raw triple-quoted block when that is exact."""
     safe = (
         "'''" not in text
         and text.endswith("\n")
-        and not any(ord(ch) < 32 and ch not in "\n\t" for ch in text)
+        and _CONTROL.search(text) is None
         and "\\\n" not in text
     )
     return f"r'''{text}'''" if safe else repr(text)
