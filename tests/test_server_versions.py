@@ -267,11 +267,11 @@ def captured_config(monkeypatch):
 
     seen: list = []
 
-    def fake_run_pipeline(ir, arguments=None, config=None, observer=None):
-        seen.append(config)
+    def fake_run(self, ir, arguments=None, observer=None):
+        seen.append(self.config)
         return local_run.RunResult("run-1", ir.name, "SUCCEEDED", {}, [], Path("."))
 
-    monkeypatch.setattr(local_run, "run_pipeline", fake_run_pipeline)
+    monkeypatch.setattr(local_run.LocalRun, "run", fake_run)  # what every way of running locally calls
     return seen
 
 

@@ -104,12 +104,29 @@ def run(source: Any, params: dict | None = None, *, max_workers: int | None = No
         raise KaleLikeError("max_workers must be at least 1", None)
     graph = None if _is_yaml(source) else targeting(load_graph(source, pipeline), kfp_version)
     version = ServerVersion.parse(graph.settings.kfp_version if graph else kfp_version, "kfp_version=")
-    ir = pipeline_ir(source, pipeline, graph=graph, allow_secret_like=allow_secret_like, kfp_version=str(version))
-    arguments = typed_arguments(ir, params or {}, allow_secret_like)
-    config = RunConfig(store=Path(store), max_workers=max_workers or os.cpu_count() or 1, backend=backend,
-                       cache=cache, echo=echo, collect_failed_iterations=collect_failed_iterations,
-                       kfp_version=version, lineage_context=lineage_context(ir.source))
-    return run_pipeline(ir, arguments, config, observer)
+
+    def configured(source_path: str) -> RunConfig:
+        return RunConfig(store=Path(store), max_workers=max_workers or os.cpu_count() or 1, backend=backend,
+                         cache=cache, echo=echo, collect_failed_iterations=collect_failed_iterations,
+                         kfp_version=version, lineage_context=lineage_context(source_path))
+
+    if graph is None:  # a compiled pipeline
+        ir = pipeline_ir(source, pipeline, allow_secret_like=allow_secret_like, kfp_version=str(version))
+        return run_pipeline(ir, typed_arguments(ir, params or {}, allow_secret_like), configured(ir.source),
+                            observer)
+    # Compiled in a forked child where it may be (compile_aside.py): meanwhile the run's source is
+    # looked up in git, the runner imported and its workers forked (`LocalRun`), as in `Pipeline.run`
+    from kale_like.backends.kfp.compile_aside import start_compile
+    from kale_like.backends.local.ir import PipelineIR
+    from kale_like.backends.local.run import LocalRun
+    from kale_like.graph.checks import check_graph
+
+    check_graph(graph, allow_secret_like)
+    compiling = start_compile(graph)
+    config = configured(str(graph.source))
+    with LocalRun(config, most_tasks=len(graph.all_steps), program=compiling.source) as local:
+        ir = PipelineIR.from_text(compiling.result().yaml_text, str(graph.source))
+        return local.run(ir, typed_arguments(ir, params or {}, allow_secret_like), observer)
 
 
 def typed_arguments(ir, params: dict, allow_secret_like: bool = False) -> dict:
