@@ -33,9 +33,13 @@ with open(sys.argv[1], "w") as out:
 """
 
 
-def _imported(tmp_path: Path, *args: str) -> list[str]:
+def _imported(tmp_path: Path, *args: str, aside: bool = False, cache: str = "cache") -> list[str]:
+    """The modules the command imports; the compile in its own process unless `aside` (the child
+    forked for it, kale_like/backends/kfp/compile_aside.py, imports what this process would, and
+    its list is not this process's)."""
     listing = tmp_path / "modules.json"
-    environment = {**os.environ, "KALE_LIKE_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
+    environment = {**os.environ, "KALE_LIKE_CACHE_DIR": str(tmp_path / cache), "PYTHONPATH": str(REPO),
+                   "KALE_LIKE_COMPILE_ASIDE": "1" if aside else "0"}
     environment.pop("_KFP_RUNTIME", None)
     done = subprocess.run([sys.executable, "-c", _LISTING, str(listing), *args], cwd=tmp_path, env=environment,
                           capture_output=True, text=True, timeout=120)
@@ -67,11 +71,23 @@ def test_compiling_a_notebook_again_reads_the_kept_pipeline_without_kfp(tmp_path
     folder (kale_like/backends/kfp/kept_pipelines.py): no kfp module at all, and the same bytes."""
     notebook = str(EXAMPLES / "parallel_branches.ipynb")
     first = _imported(tmp_path, notebook, "--kfp", "-o", str(tmp_path / "first" / "p.yaml"))
-    again = _imported(tmp_path, notebook, "--kfp", "-o", str(tmp_path / "again" / "p.yaml"))
+    again = _imported(tmp_path, notebook, "--kfp", "-o", str(tmp_path / "again" / "p.yaml"), aside=True)
     assert "kfp.compiler" in first
     assert [name for name in again if name == "kfp" or name.startswith("kfp.")] == []
     for name in ("p.yaml", "p_kfp.py"):
         assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "first" / name).read_bytes()
+
+
+def test_the_command_line_compiles_in_a_child_that_imports_kfp_while_the_notebook_is_read(tmp_path):
+    """The command line forks a child as it starts, which imports kfp while the notebook is read
+    and analysed, then compiles it (kale_like/backends/kfp/compile_aside.py): the process itself
+    imports no kfp, and writes the same files as a compile in the process."""
+    notebook = str(EXAMPLES / "parallel_branches.ipynb")
+    aside = _imported(tmp_path, notebook, "--kfp", "-o", str(tmp_path / "aside" / "p.yaml"), aside=True)
+    _imported(tmp_path, notebook, "--kfp", "-o", str(tmp_path / "here" / "p.yaml"), cache="cache-here")
+    assert [name for name in aside if name == "kfp" or name.startswith("kfp.")] == []
+    for name in ("p.yaml", "p_kfp.py"):
+        assert (tmp_path / "aside" / name).read_bytes() == (tmp_path / "here" / name).read_bytes()
 
 
 def test_kubernetes_comes_in_only_with_the_kfp_kubernetes_settings_that_need_it(tmp_path):

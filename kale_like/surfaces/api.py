@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
 import os
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +61,7 @@ def targeting(graph: StepGraph, kfp_version: str | None) -> StepGraph:
 
 
 def pipeline_ir(source: Any, pipeline: str | None = None, graph: StepGraph | None = None,
-                allow_secret_like: bool = False, kfp_version: str | None = None):
+                allow_secret_like: bool = False, kfp_version: str | None = None, child=None):
     """The compiled pipeline a local run executes: the YAML file itself, or compiled in memory.
 
     Either way it is checked against the target KFP server (a YAML file: `kfp_version`, else 2.14)."""
@@ -77,7 +79,7 @@ def pipeline_ir(source: Any, pipeline: str | None = None, graph: StepGraph | Non
 
     graph = targeting(graph or load_graph(source, pipeline), kfp_version)
     check_graph(graph, allow_secret_like)
-    return PipelineIR.from_text(compile_graph(graph).yaml_text, str(graph.source))
+    return PipelineIR.from_text(compile_graph(graph, child=child).yaml_text, str(graph.source))
 
 
 def _is_yaml(source: Any) -> bool:
@@ -95,38 +97,58 @@ def run(source: Any, params: dict | None = None, *, max_workers: int | None = No
     `kfp_version`: the KFP server release whose behaviour the run follows (and whose compile-time
     checks apply); it overrides the pipeline's own (notebook metadata, `@pipeline`), default 2.14.
     """
-    from kale_like.backends.local.run import BACKENDS, RunConfig, run_pipeline
+    if _is_yaml(source):  # a compiled pipeline
+        return _run_compiled(source, params, pipeline, observer, allow_secret_like, kfp_version, store=store,
+                             max_workers=max_workers, backend=backend, cache=cache, echo=echo,
+                             collect_failed_iterations=collect_failed_iterations)
+    # A forked child (where it may be: compile_aside.py) imports kfp while the source is read, and
+    # compiles while the run's source is looked up in git, the runner imported and its workers
+    # forked (`LocalRun`), as in `Pipeline.run`
+    from kale_like.backends.kfp.compile_aside import CompileChild, start_compile
+
+    with CompileChild.start() or contextlib.nullcontext() as child:  # stopped if anything below fails
+        from kale_like.backends.local.ir import PipelineIR
+        from kale_like.backends.local.run import LocalRun
+        from kale_like.graph.checks import check_graph
+        from kale_like.kfp_server import ServerVersion
+
+        config = _run_config(None, store, max_workers, backend, cache, echo, collect_failed_iterations)
+        graph = targeting(load_graph(source, pipeline), kfp_version)
+        version = ServerVersion.parse(graph.settings.kfp_version, "kfp_version=")
+        check_graph(graph, allow_secret_like)
+        compiling = start_compile(graph, child=child)  # the child is the compile's now
+    with compiling:
+        config = replace(config, kfp_version=version, lineage_context=lineage_context(str(graph.source)))
+        with LocalRun(config, most_tasks=len(graph.all_steps), program=compiling.source) as local:
+            ir = PipelineIR.from_text(compiling.result().yaml_text, str(graph.source))
+            return local.run(ir, typed_arguments(ir, params or {}, allow_secret_like), observer)
+
+
+def _run_compiled(source: Any, params: dict | None, pipeline: str | None, observer, allow_secret_like: bool,
+                  kfp_version: str | None, **options: Any):
+    """`run` of a compiled pipeline (a .yaml file)."""
+    from kale_like.backends.local.run import run_pipeline
     from kale_like.kfp_server import ServerVersion
+
+    version = ServerVersion.parse(kfp_version, "kfp_version=")
+    config = _run_config(version, **options)
+    ir = pipeline_ir(source, pipeline, allow_secret_like=allow_secret_like, kfp_version=str(version))
+    config = replace(config, lineage_context=lineage_context(ir.source))
+    return run_pipeline(ir, typed_arguments(ir, params or {}, allow_secret_like), config, observer)
+
+
+def _run_config(version: Any, store: str | Path, max_workers: int | None, backend: str,
+                cache: bool, echo: bool, collect_failed_iterations: bool):
+    """The run's configuration, its options checked (before anything is read)."""
+    from kale_like.backends.local.run import BACKENDS, RunConfig
 
     if backend not in BACKENDS:
         raise KaleLikeError(f"unknown backend '{backend}'", None, "use process or thread")
     if max_workers is not None and max_workers < 1:
         raise KaleLikeError("max_workers must be at least 1", None)
-    graph = None if _is_yaml(source) else targeting(load_graph(source, pipeline), kfp_version)
-    version = ServerVersion.parse(graph.settings.kfp_version if graph else kfp_version, "kfp_version=")
-
-    def configured(source_path: str) -> RunConfig:
-        return RunConfig(store=Path(store), max_workers=max_workers or os.cpu_count() or 1, backend=backend,
-                         cache=cache, echo=echo, collect_failed_iterations=collect_failed_iterations,
-                         kfp_version=version, lineage_context=lineage_context(source_path))
-
-    if graph is None:  # a compiled pipeline
-        ir = pipeline_ir(source, pipeline, allow_secret_like=allow_secret_like, kfp_version=str(version))
-        return run_pipeline(ir, typed_arguments(ir, params or {}, allow_secret_like), configured(ir.source),
-                            observer)
-    # Compiled in a forked child where it may be (compile_aside.py): meanwhile the run's source is
-    # looked up in git, the runner imported and its workers forked (`LocalRun`), as in `Pipeline.run`
-    from kale_like.backends.kfp.compile_aside import start_compile
-    from kale_like.backends.local.ir import PipelineIR
-    from kale_like.backends.local.run import LocalRun
-    from kale_like.graph.checks import check_graph
-
-    check_graph(graph, allow_secret_like)
-    compiling = start_compile(graph)
-    config = configured(str(graph.source))
-    with LocalRun(config, most_tasks=len(graph.all_steps), program=compiling.source) as local:
-        ir = PipelineIR.from_text(compiling.result().yaml_text, str(graph.source))
-        return local.run(ir, typed_arguments(ir, params or {}, allow_secret_like), observer)
+    return RunConfig(store=Path(store), max_workers=max_workers or os.cpu_count() or 1, backend=backend,
+                     cache=cache, echo=echo, collect_failed_iterations=collect_failed_iterations,
+                     **({"kfp_version": version} if version is not None else {}))
 
 
 def typed_arguments(ir, params: dict, allow_secret_like: bool = False) -> dict:

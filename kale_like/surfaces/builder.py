@@ -14,6 +14,7 @@ from kale_like.errors import KaleLikeError
 from kale_like.graph.model import PipelineSettings, StepGraph
 
 if TYPE_CHECKING:
+    from kale_like.backends.kfp.compile_aside import Compiling
     from kale_like.backends.kfp.compiled import CompiledPipeline
 
 
@@ -63,44 +64,43 @@ class Pipeline:
 
     def compile(self, path: str | Path | None = None) -> str:
         """The KFP v2 IR YAML (also written to `path` when given)."""
-        compiled = self._compile_started(Path(path).name if path else "pipeline.yaml")[1]()
+        key, compiling = self._compile_started(Path(path).name if path else "pipeline.yaml")
+        with compiling:
+            compiled = self._finished(key, compiling)
         if path is not None:
             from kale_like.backends.kfp.output_files import write_outputs
 
             write_outputs(compiled, Path(path), None)
         return compiled.yaml_text
 
-    def _compile_started(self, name: str) -> tuple[str, Callable[[], CompiledPipeline]]:
-        """The DSL module of the steps as they stand, and their compile, started (in a forked child
-        where it may be, so the caller can do other work meanwhile): calling what it returns waits
-        for the result."""
-        from kale_like.backends.kfp.compile_aside import start_compile  # kfp stays out of the caller
+    def _compile_started(self, name: str) -> tuple[tuple[str, str], Compiling]:
+        """The compile of the steps as they stand, started (in a forked child where it may be, so the
+        caller can do other work meanwhile), or finished by an earlier call; and its key in
+        `_compiled` (`_finished` waits for it and keeps it there)."""
+        from kale_like.backends.kfp.compile_aside import Compiling  # kfp stays out of the caller
 
         graph = self.graph()
         key = (graph.to_json(), name)  # compiling costs ~25 ms a step: a re-run of the same steps reuses it
         known = self._compiled.get(key)
-        if known is not None:
-            return known.dsl_source, lambda: known
-        compiling = start_compile(graph, name)
+        return key, Compiling.done(known, graph) if known is not None else Compiling(graph, name)
 
-        def result() -> CompiledPipeline:
-            compiled = self._compiled[key] = compiling.result()
-            return compiled
-
-        return compiling.source, result
+    def _finished(self, key: tuple[str, str], compiling: Compiling) -> CompiledPipeline:
+        compiled = self._compiled[key] = compiling.result()
+        return compiled
 
     def run(self, executor: ParallelExecutor | None = None, **options):
         """Run locally; returns the RunResult (`.value(step)` loads a step's result)."""
-        module, compiled = self._compile_started("pipeline.yaml")
-        # while the child compiles: the runner is imported (about 35 ms of yaml, sqlite3,
-        # multiprocessing), and the run's workers fork, with the step runtime the module carries
-        from kale_like.backends.local.ir import PipelineIR
-        from kale_like.backends.local.run import LocalRun, RunConfig
-        import os
+        key, compiling = self._compile_started("pipeline.yaml")
+        with compiling:
+            # while the child compiles: the runner is imported (about 35 ms of yaml, sqlite3,
+            # multiprocessing), and the run's workers fork, with the step runtime the module carries
+            from kale_like.backends.local.ir import PipelineIR
+            from kale_like.backends.local.run import LocalRun, RunConfig
+            import os
 
-        executor = executor or ParallelExecutor()
-        options.setdefault("kfp_version", self.kfp_version)
-        config = RunConfig(max_workers=executor.max_workers or os.cpu_count() or 1, backend=executor.backend,
-                           **options)
-        with LocalRun(config, most_tasks=len(self._steps), program=module) as run:
-            return run.run(PipelineIR.from_text(compiled().yaml_text, self.name), {})
+            executor = executor or ParallelExecutor()
+            options.setdefault("kfp_version", self.kfp_version)
+            config = RunConfig(max_workers=executor.max_workers or os.cpu_count() or 1, backend=executor.backend,
+                               **options)
+            with LocalRun(config, most_tasks=len(self._steps), program=compiling.source) as run:
+                return run.run(PipelineIR.from_text(self._finished(key, compiling).yaml_text, self.name), {})

@@ -7,6 +7,7 @@ Exit codes: 0 success, 2 a problem in the user's input (the message says where a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import traceback
@@ -136,32 +137,38 @@ def _run(args: argparse.Namespace) -> int:
         version = ServerVersion.parse(args.kfp_version)
         _print_warnings(checked_spec(ir.spec, version, str(source), ir.platform), args)
         return _local_run(ir, typed_arguments(ir, _param_pairs(args), args.allow_secret_like_params), args, version)
-    graph = _load(source, args.pipeline, args.one_step)
-    graph = _apply_cli_overrides(graph, args)
-    from kale_like.graph.checks import check_graph
+    from kale_like.backends.kfp.compile_aside import CompileChild
 
-    _print_warnings(list(graph.warnings) + check_graph(graph, args.allow_secret_like_params), args)
-    if args.graph_json:
-        print(graph.to_json())
-    if args.host and not args.kfp:
-        raise KaleLikeError("--host uploads a compiled pipeline", None, "add --kfp")
-    schedule = _checked_schedule(args)
-    compiled = _compile(graph, source, args) if args.kfp else None
-    if args.host:
-        return _deploy(graph, args, schedule)
-    if args.run:
-        from kale_like.backends.kfp.server_checks import checked_spec
-        from kale_like.backends.local.ir import PipelineIR
-        from kale_like.surfaces.api import pipeline_ir
+    # a child forked now imports kfp while the source is read and analysed, then compiles it
+    # (compile_aside.py); stopped unless handed the module
+    with (CompileChild.start() if args.kfp or args.run else None) or contextlib.nullcontext() as child:
+        graph = _load(source, args.pipeline, args.one_step)
+        graph = _apply_cli_overrides(graph, args)
+        from kale_like.graph.checks import check_graph
 
-        version = ServerVersion.parse(graph.settings.kfp_version)
-        if compiled is None:  # compiling refused what the version cannot run; say what it may get wrong
-            ir = pipeline_ir(source, graph=graph)
-            _print_warnings(checked_spec(ir.spec, version, str(source), ir.platform), args)
-        else:
-            ir = PipelineIR.from_text(compiled.yaml_text, str(source))
-        steps = [s.name for s in graph.steps if not s.generated] + ([graph.exit_step.name] if graph.exit_step else [])
-        return _local_run(ir, {}, args, version, steps)
+        _print_warnings(list(graph.warnings) + check_graph(graph, args.allow_secret_like_params), args)
+        if args.graph_json:
+            print(graph.to_json())
+        if args.host and not args.kfp:
+            raise KaleLikeError("--host uploads a compiled pipeline", None, "add --kfp")
+        schedule = _checked_schedule(args)
+        compiled = _compile(graph, source, args, child) if args.kfp else None
+        if args.host:
+            return _deploy(graph, args, schedule)
+        if args.run:
+            from kale_like.backends.kfp.server_checks import checked_spec
+            from kale_like.backends.local.ir import PipelineIR
+            from kale_like.surfaces.api import pipeline_ir
+
+            version = ServerVersion.parse(graph.settings.kfp_version)
+            if compiled is None:  # compiling refused what the version cannot run; say what it may get wrong
+                ir = pipeline_ir(source, graph=graph, child=child)
+                _print_warnings(checked_spec(ir.spec, version, str(source), ir.platform), args)
+            else:
+                ir = PipelineIR.from_text(compiled.yaml_text, str(source))
+            steps = ([s.name for s in graph.steps if not s.generated]
+                     + ([graph.exit_step.name] if graph.exit_step else []))
+            return _local_run(ir, {}, args, version, steps)
     if not args.kfp and not args.graph_json:
         _summary(graph)
     return 0
@@ -302,7 +309,7 @@ def _size(text: str | None) -> int | None:
     return parse_size(text, "--max-workflow-size")
 
 
-def _compile(graph, source: Path, args: argparse.Namespace):
+def _compile(graph, source: Path, args: argparse.Namespace, child=None):
     from kale_like.backends.kfp.compile_aside import compile_graph  # a module compiled before: no kfp
     from kale_like.backends.kfp.output_files import write_outputs
     from kale_like.backends.kfp.server_checks import server_warnings
@@ -311,7 +318,7 @@ def _compile(graph, source: Path, args: argparse.Namespace):
     if output.suffix not in (".yaml", ".yml"):
         raise KaleLikeError(f"output '{output}' must end in .yaml", None, "e.g. -o pipeline.yaml")
     dsl = None if args.no_dsl else Path(args.dsl) if args.dsl else output.with_name(output.stem + "_kfp.py")
-    compiled = compile_graph(graph, output.name)  # refuses what the target KFP server cannot run
+    compiled = compile_graph(graph, output.name, child)  # refuses what the target KFP server cannot run
     _print_warnings(server_warnings(compiled.yaml_text, graph), args)
     write_outputs(compiled, output, dsl)
     print(f"wrote {output} ({len(graph.all_steps)} steps)" + (f" and {dsl}" if dsl else ""))

@@ -47,6 +47,14 @@ def compile_source(graph: StepGraph, source: str) -> CompiledPipeline:
     kept = read_compiled(graph, source)
     if kept is not None:
         return kept
+    text, shape = compile_module(source)
+    return checked(graph, text, shape, source)
+
+
+def compile_module(source: str) -> tuple[str, WorkflowShape]:
+    """kfp's YAML of a generated DSL module and the shape of its Workflow, structurally checked
+    (InternalError if not) and kept in the cache folder; the checks against the graph's target are
+    the caller's (`target_checks.py`: they need the graph, this needs only the module)."""
     text, shape, problems = _compile_source(source)
     if problems:
         kept_in = _keep_for_bug_report(source, text)
@@ -57,7 +65,7 @@ def compile_source(graph: StepGraph, source: str) -> CompiledPipeline:
     path = kept_path(source)
     if path is not None:
         keep_compiled(path, text, shape)
-    return checked(graph, text, shape, source)
+    return text, shape
 
 
 def _compile_source(source: str) -> tuple[str, WorkflowShape, list[str]]:
