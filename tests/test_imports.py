@@ -1,7 +1,9 @@
 """What compiling and running locally import: nothing a command does not use.
 
 Each case runs the command line in a fresh interpreter (as `python -m kale_like` does) and lists the
-modules it imported. Reading a notebook must not import nbformat's validator (jsonschema's format
+modules it imported, with the compile in that process (`KALE_LIKE_COMPILE_ASIDE=0`: the child the
+command line forks to compile, kale_like/backends/kfp/compile_aside.py, is a fork of it doing the
+same work, and its imports are not in this process's list). Reading a notebook must not import nbformat's validator (jsonschema's format
 checkers, which build a grammar at import where JupyterLab is installed); compiling and running
 locally must not import the kfp client, the KFP API client or kubernetes (nothing talks to a
 server); no command outside a kernel imports IPython or the Jupyter server. Import lists only: how
