@@ -106,3 +106,43 @@ print(json.dumps({{"status": result.status, "output": result.outputs, "kfp": "kf
     again = script(tmp_path, body, KALE_LIKE_CACHE_DIR=str(tmp_path / "cache"), KALE_LIKE_COMPILE_ASIDE="0")
     assert first == {"status": "SUCCEEDED", "output": {"Output": 140}, "kfp": True}
     assert again == {**first, "kfp": False}
+
+
+_CHILDREN = """
+import json, os, sys
+from kale_like.surfaces.cli import main
+
+def children():
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == os.getpid():
+                found.append((int(entry), fields[0]))
+    return found
+
+codes = [main(args.split("|")) for args in sys.argv[1:]]
+print(json.dumps({"codes": codes, "children": children()}))
+"""
+
+
+def test_the_command_lines_compile_child_is_gone_when_it_returns(tmp_path):
+    """The command line forks its compile child as it starts (compile_aside.py): a source refused
+    before anything compiles stops it, a compile reaps it; neither leaves a process, not even a
+    zombie, behind."""
+    bad = tmp_path / "bad.ipynb"
+    bad.write_text('{"cells": [', encoding="utf-8")
+    good = TESTS.parent / "examples" / "notebooks" / "parallel_branches.ipynb"
+    environment = {**os.environ, "KALE_LIKE_CACHE_DIR": str(tmp_path / "cache")}
+    environment.pop("KALE_LIKE_COMPILE_ASIDE", None)
+    done = subprocess.run([sys.executable, "-c", _CHILDREN, f"{bad}|--kfp|-q",
+                           f"{good}|--kfp|-o|{tmp_path / 'p.yaml'}|-q"],
+                          capture_output=True, text=True, timeout=180, cwd=tmp_path, env=environment)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen == {"codes": [2, 0], "children": []}
+    assert (tmp_path / "p.yaml").exists()
