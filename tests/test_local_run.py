@@ -460,7 +460,7 @@ def test_workers_forked_beyond_what_the_pipeline_can_use_are_let_go():
     for process in kept:
         process.join(timeout=10)
     assert len(kept) == 2 and len(gone) == 2 and [process.exitcode for process in first] == [0, 0, 0, 0]
-    assert os.sched_getscheduler(0) == policy  # workers exit at the lowest priority; this process keeps its own
+    assert os.sched_getscheduler(0) == policy  # workers exit as batch processes; this process keeps its own
 
 
 def test_a_run_that_never_ran_releases_its_store(tmp_path):
