@@ -10,10 +10,13 @@ import os
 import subprocess
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kale_like.errors import KaleLikeError, SourceLocation
 from kale_like.graph.model import StepGraph
+
+if TYPE_CHECKING:
+    from kale_like.backends.kfp.compile_aside import CompileChild
 
 _KFP_TYPES = {"NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "STRING": str, "BOOLEAN": bool, "LIST": list,
               "STRUCT": dict}
@@ -61,8 +64,10 @@ def targeting(graph: StepGraph, kfp_version: str | None) -> StepGraph:
 
 
 def pipeline_ir(source: Any, pipeline: str | None = None, graph: StepGraph | None = None,
-                allow_secret_like: bool = False, kfp_version: str | None = None, child=None):
-    """The compiled pipeline a local run executes: the YAML file itself, or compiled in memory.
+                allow_secret_like: bool = False, kfp_version: str | None = None,
+                child: CompileChild | None = None):
+    """The compiled pipeline a local run executes: the YAML file itself, or compiled in memory
+    (by `child`, when the caller started one: compile_aside.py).
 
     Either way it is checked against the target KFP server (a YAML file: `kfp_version`, else 2.14)."""
     from kale_like.backends.local.ir import PipelineIR
@@ -97,10 +102,10 @@ def run(source: Any, params: dict | None = None, *, max_workers: int | None = No
     `kfp_version`: the KFP server release whose behaviour the run follows (and whose compile-time
     checks apply); it overrides the pipeline's own (notebook metadata, `@pipeline`), default 2.14.
     """
+    options: dict[str, Any] = {"store": store, "max_workers": max_workers, "backend": backend, "cache": cache,
+                               "echo": echo, "collect_failed_iterations": collect_failed_iterations}
     if _is_yaml(source):  # a compiled pipeline
-        return _run_compiled(source, params, pipeline, observer, allow_secret_like, kfp_version, store=store,
-                             max_workers=max_workers, backend=backend, cache=cache, echo=echo,
-                             collect_failed_iterations=collect_failed_iterations)
+        return _run_compiled(source, params, pipeline, observer, allow_secret_like, kfp_version, options)
     # A forked child (where it may be: compile_aside.py) imports kfp while the source is read, and
     # compiles while the run's source is looked up in git, the runner imported and its workers
     # forked (`LocalRun`), as in `Pipeline.run`
@@ -112,7 +117,7 @@ def run(source: Any, params: dict | None = None, *, max_workers: int | None = No
         from kale_like.graph.checks import check_graph
         from kale_like.kfp_server import ServerVersion
 
-        config = _run_config(None, store, max_workers, backend, cache, echo, collect_failed_iterations)
+        config = _run_config(**options)
         graph = targeting(load_graph(source, pipeline), kfp_version)
         version = ServerVersion.parse(graph.settings.kfp_version, "kfp_version=")
         check_graph(graph, allow_secret_like)
@@ -125,21 +130,22 @@ def run(source: Any, params: dict | None = None, *, max_workers: int | None = No
 
 
 def _run_compiled(source: Any, params: dict | None, pipeline: str | None, observer, allow_secret_like: bool,
-                  kfp_version: str | None, **options: Any):
+                  kfp_version: str | None, options: dict[str, Any]):
     """`run` of a compiled pipeline (a .yaml file)."""
     from kale_like.backends.local.run import run_pipeline
     from kale_like.kfp_server import ServerVersion
 
+    config = _run_config(**options)
     version = ServerVersion.parse(kfp_version, "kfp_version=")
-    config = _run_config(version, **options)
     ir = pipeline_ir(source, pipeline, allow_secret_like=allow_secret_like, kfp_version=str(version))
-    config = replace(config, lineage_context=lineage_context(ir.source))
+    config = replace(config, kfp_version=version, lineage_context=lineage_context(ir.source))
     return run_pipeline(ir, typed_arguments(ir, params or {}, allow_secret_like), config, observer)
 
 
-def _run_config(version: Any, store: str | Path, max_workers: int | None, backend: str,
-                cache: bool, echo: bool, collect_failed_iterations: bool):
-    """The run's configuration, its options checked (before anything is read)."""
+def _run_config(store: str | Path, max_workers: int | None, backend: str, cache: bool, echo: bool,
+                collect_failed_iterations: bool):
+    """The run's configuration, its options checked (before anything is read); the caller adds the
+    server version and the lineage context once it has read the source."""
     from kale_like.backends.local.run import BACKENDS, RunConfig
 
     if backend not in BACKENDS:
@@ -147,8 +153,7 @@ def _run_config(version: Any, store: str | Path, max_workers: int | None, backen
     if max_workers is not None and max_workers < 1:
         raise KaleLikeError("max_workers must be at least 1", None)
     return RunConfig(store=Path(store), max_workers=max_workers or os.cpu_count() or 1, backend=backend,
-                     cache=cache, echo=echo, collect_failed_iterations=collect_failed_iterations,
-                     **({"kfp_version": version} if version is not None else {}))
+                     cache=cache, echo=echo, collect_failed_iterations=collect_failed_iterations)
 
 
 def typed_arguments(ir, params: dict, allow_secret_like: bool = False) -> dict:

@@ -82,7 +82,7 @@ class Pipeline:
         graph = self.graph()
         key = (graph.to_json(), name)  # compiling costs ~25 ms a step: a re-run of the same steps reuses it
         known = self._compiled.get(key)
-        return key, Compiling.done(known, graph) if known is not None else Compiling(graph, name)
+        return key, Compiling(graph, name, finished=known)
 
     def _finished(self, key: tuple[str, str], compiling: Compiling) -> CompiledPipeline:
         compiled = self._compiled[key] = compiling.result()

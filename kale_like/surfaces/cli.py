@@ -12,10 +12,14 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kale_like.errors import InternalError, KaleLikeError, SourceLocation
 from kale_like.kfp_server import ServerVersion
 from kale_like.process_role import owned_by_kale_like
+
+if TYPE_CHECKING:
+    from kale_like.backends.kfp.compile_aside import CompileChild
 
 EXIT_USER_ERROR = 2
 EXIT_FAILURE = 1
@@ -309,7 +313,7 @@ def _size(text: str | None) -> int | None:
     return parse_size(text, "--max-workflow-size")
 
 
-def _compile(graph, source: Path, args: argparse.Namespace, child=None):
+def _compile(graph, source: Path, args: argparse.Namespace, child: CompileChild | None = None):
     from kale_like.backends.kfp.compile_aside import compile_graph  # a module compiled before: no kfp
     from kale_like.backends.kfp.output_files import write_outputs
     from kale_like.backends.kfp.server_checks import server_warnings

@@ -156,8 +156,14 @@ class Compiling:
     next) while the child compiles, and `result()` waits for it, or compiles here. Leaving a `with`
     block without the result (an error meanwhile) stops the child."""
 
-    def __init__(self, graph: StepGraph, yaml_name: str, child: CompileChild | None = None) -> None:
+    def __init__(self, graph: StepGraph, yaml_name: str, child: CompileChild | None = None,
+                 finished: CompiledPipeline | None = None) -> None:
+        """`finished`: the compile of `graph` the caller kept from an earlier call (nothing to do)."""
         self.graph = graph
+        self.kept: CompiledPipeline | None = finished
+        if finished is not None:
+            self.source, self.child = finished.dsl_source, None
+            return
         child = child or CompileChild.start()  # importing kfp while the module is written
         try:  # imported after the fork (~30 ms, with yaml), as the child imports kfp
             from kale_like.backends.kfp.dsl_codegen import generate_module
@@ -172,13 +178,6 @@ class Compiling:
         self.child = child if self.kept is None and child is not None and child.send(self.source) else None
         if child is not None and self.child is None:
             child.abandon()
-
-    @classmethod
-    def done(cls, compiled: CompiledPipeline, graph: StepGraph) -> Compiling:
-        """A compile finished before (kept by the caller)."""
-        known = cls.__new__(cls)
-        known.graph, known.source, known.kept, known.child = graph, compiled.dsl_source, compiled, None
-        return known
 
     def __enter__(self) -> Compiling:
         return self
